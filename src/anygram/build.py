@@ -1,0 +1,357 @@
+"""Index construction: corpus readers -> tokenizer -> shard writer -> suffix arrays -> manifest.
+
+The build writes into ``<out>.partial`` and renames it to ``<out>`` only after the manifest,
+the completion marker, is written; a half-built index never opens. ``progress.json`` in the
+partial directory records every finished shard (tokens and suffix array written), so
+``resume=True`` continues an interrupted build from the first unfinished shard.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict
+from itertools import islice
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+from tqdm import tqdm
+
+from . import __version__, sa
+from .corpus import Document, expand_inputs, iter_documents
+from .errors import BuildError
+from .format import (
+    MANIFEST_NAME,
+    PARTIAL_SUFFIX,
+    Manifest,
+    ShardInfo,
+    describe_shard_files,
+    ptr_width_for,
+    separator,
+    shard_file_names,
+    write_manifest,
+)
+from .tokenization import Tokenizer, load_tokenizer, token_width_for
+
+PROGRESS_NAME = "progress.json"
+# Peak bytes per token byte while sorting: the bytes themselves + an int32 SA entry per byte.
+_SORT_BYTES_PER_BYTE = 5
+_INT32_SORT_LIMIT = 2**31 - 1
+_BATCH_DOCS = 512
+
+
+def default_shard_positions(token_width: int, memory_bytes: int | None = None) -> int:
+    """Largest shard (token positions) whose suffix array sorts in 32-bit and in memory.
+
+    The memory budget defaults to 60% of physical RAM; 32-bit sorting needs fewer than 2**31
+    bytes per shard (1.07B u16 tokens), which keeps peak RAM at ~5 bytes per byte.
+    """
+    if memory_bytes is None:
+        memory_bytes = int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.6)
+    by_memory = memory_bytes // (_SORT_BYTES_PER_BYTE * token_width)
+    return max(1, min(by_memory, _INT32_SORT_LIMIT // token_width))
+
+
+# ----------------------------------------------------------------------------- tokenizing
+
+_worker_tokenizer: Tokenizer | None = None
+_worker_dtype: np.dtype | None = None
+
+
+def _init_worker(tokenizer: Tokenizer, dtype: str) -> None:
+    global _worker_tokenizer, _worker_dtype
+    _worker_tokenizer = tokenizer
+    _worker_dtype = np.dtype(dtype)
+
+
+def _encode_texts(texts: list[str]) -> list[bytes]:
+    assert _worker_tokenizer is not None and _worker_dtype is not None
+    return [np.asarray(ids, dtype=_worker_dtype).tobytes()
+            for ids in _worker_tokenizer.encode_batch(texts)]
+
+
+def _batches(docs: Iterable[Document], size: int) -> Iterator[list[Document]]:
+    it = iter(docs)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+def _tokenized(docs: Iterable[Document], tokenizer: Tokenizer, width: int, workers: int
+               ) -> Iterator[tuple[Document, bytes]]:
+    """Documents with their token bytes, in input order; tokenized by ``workers`` processes."""
+    dtype = f"<u{width}"
+    if tokenizer.kind == "bytes":
+        for doc in docs:  # UTF-8 bytes are the tokens: nothing to parallelize
+            yield doc, doc.text.encode("utf-8")
+        return
+    batches = _batches(docs, _BATCH_DOCS)
+    if workers <= 1:
+        _init_worker(tokenizer, dtype)
+        for batch in batches:
+            yield from zip(batch, _encode_texts([d.text for d in batch]))
+        return
+    # spawn: forking a process that holds tokenizer thread pools can deadlock.
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(tokenizer, dtype)) as pool:
+        pending: list[tuple[list[Document], Any]] = []
+        for batch in batches:
+            pending.append((batch, pool.apply_async(_encode_texts, ([d.text for d in batch],))))
+            if len(pending) >= 4 * workers:
+                done_batch, res = pending.pop(0)
+                yield from zip(done_batch, res.get())
+        for done_batch, res in pending:
+            yield from zip(done_batch, res.get())
+
+
+# ----------------------------------------------------------------------------- writing shards
+
+
+class _ShardWriter:
+    """Appends documents to one shard's tokenized/offset/metadata/metaoff files."""
+
+    def __init__(self, directory: Path, name: str, width: int, with_metadata: bool) -> None:
+        self.directory = directory
+        self.name = name
+        self.width = width
+        names = shard_file_names(name)
+        self.files: dict[str, BinaryIO] = {
+            k: open(directory / names[k], "wb")
+            for k in ("tokenized", "offset") + (("metadata", "metaoff") if with_metadata else ())
+        }
+        self.sep = separator(width)
+        self.ds_bytes = 0
+        self.meta_bytes = 0
+        self.num_docs = 0
+
+    @property
+    def positions(self) -> int:
+        return self.ds_bytes // self.width
+
+    def add(self, doc: Document | None, token_bytes: bytes) -> None:
+        f = self.files
+        f["offset"].write(self.ds_bytes.to_bytes(8, "little"))
+        f["tokenized"].write(self.sep)
+        f["tokenized"].write(token_bytes)
+        self.ds_bytes += len(self.sep) + len(token_bytes)
+        if "metadata" in f and doc is not None:
+            line = (json.dumps({"path": doc.path, "linenum": doc.linenum,
+                                "metadata": doc.metadata}, ensure_ascii=False) + "\n")
+            data = line.encode("utf-8")
+            f["metaoff"].write(self.meta_bytes.to_bytes(8, "little"))
+            f["metadata"].write(data)
+            self.meta_bytes += len(data)
+        self.num_docs += 1
+
+    def close(self) -> None:
+        for f in self.files.values():
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
+
+
+def _finish_shard(writer: _ShardWriter) -> ShardInfo:
+    """Sort the shard's suffixes into its table file and describe its files."""
+    names = shard_file_names(writer.name)
+    ptr_width = ptr_width_for(writer.ds_bytes)
+    sa.build_table(writer.directory / names["tokenized"], writer.directory / names["table"],
+                   writer.width, ptr_width)
+    return ShardInfo(name=writer.name, num_docs=writer.num_docs,
+                     num_tokens=writer.positions - writer.num_docs, ds_bytes=writer.ds_bytes,
+                     ptr_width=ptr_width, files=describe_shard_files(writer.directory,
+                                                                     writer.name))
+
+
+# ----------------------------------------------------------------------------- the build
+
+
+def _load_progress(partial: Path, params: dict[str, Any]) -> tuple[list[ShardInfo], int]:
+    path = partial / PROGRESS_NAME
+    if not path.exists():
+        return [], 0
+    state = json.loads(path.read_text(encoding="utf-8"))
+    if state.get("params") != params:
+        raise BuildError(f"{partial} holds an interrupted build with other inputs or options: "
+                         "run without --resume to start over")
+    return [ShardInfo(**s) for s in state["shards"]], int(state["docs_done"])
+
+
+def _save_progress(partial: Path, params: dict[str, Any], shards: list[ShardInfo],
+                   docs_done: int) -> None:
+    tmp = partial / (PROGRESS_NAME + ".tmp")
+    tmp.write_text(json.dumps({"params": params, "shards": [asdict(s) for s in shards],
+                               "docs_done": docs_done}), encoding="utf-8")
+    os.replace(tmp, partial / PROGRESS_NAME)
+
+
+def build_index(inputs: str | Path | Sequence[str | Path], out_dir: str | Path, *,
+                tokenizer: str | Path | Tokenizer = "bytes", shard_tokens: int | None = None,
+                workers: int | None = None, text_field: str = "text",
+                txt_mode: str = "file", metadata: bool = True, resume: bool = False,
+                overwrite: bool = False, eos_id: int | None = None,
+                progress: bool = True) -> Manifest:
+    """Build an index over text corpora.
+
+    Args:
+        inputs: files, directories or globs (.jsonl[.gz|.zst], .txt, .parquet).
+        out_dir: the index directory to create.
+        tokenizer: ``"bytes"``, or a path to a ``tokenizer.json`` / ``.tiktoken`` / ``.model``.
+        shard_tokens: token positions per shard (separators included); default: what fits
+            in 60% of RAM and in a 32-bit suffix sort.
+        workers: tokenizer processes (default: all cores).
+        text_field: the JSON/Parquet field holding the text.
+        txt_mode: ``"file"`` (one document per .txt file) or ``"line"`` (one per line).
+        metadata: store each document's other fields, path and line number.
+        resume: continue an interrupted build of the same inputs and options.
+        overwrite: replace an existing index at ``out_dir``.
+        eos_id: the id recorded as end-of-document (default: the tokenizer's).
+        progress: show a progress bar with tokens/s on stderr.
+
+    Returns:
+        The manifest of the finished index.
+    """
+    paths = expand_inputs([inputs] if isinstance(inputs, (str, Path)) else list(inputs))
+    tok = load_tokenizer(tokenizer) if isinstance(tokenizer, (str, Path, dict)) else tokenizer
+    width = token_width_for(tok.max_id)
+    n_workers = workers or os.cpu_count() or 1
+    params = {"inputs": [str(p) for p in paths], "tokenizer": tok.spec(),
+              "text_field": text_field, "txt_mode": txt_mode, "metadata": metadata}
+
+    def items(skip: int) -> Iterator[tuple[Document, bytes]]:
+        def documents() -> Iterator[Document]:
+            for p in paths:
+                yield from iter_documents(p, text_field=text_field,
+                                          txt_mode=txt_mode)  # type: ignore[arg-type]
+        # Skip what finished shards already hold: re-reading is cheap, tokenizing is not.
+        return _tokenized(islice(documents(), skip, None), tok, width, n_workers)
+
+    return _build(items, Path(out_dir), params=params, width=width, vocab_size=tok.max_id + 1,
+                  eos_id=eos_id if eos_id is not None else tok.eos_id, tokenizer=tok,
+                  shard_tokens=shard_tokens, metadata=metadata, resume=resume,
+                  overwrite=overwrite, progress=progress)
+
+
+def build_index_from_ids(docs: Iterable[Sequence[int] | np.ndarray], out_dir: str | Path, *,
+                         vocab_size: int, shard_tokens: int | None = None,
+                         eos_id: int | None = None, overwrite: bool = False,
+                         progress: bool = False) -> Manifest:
+    """Build an index from documents that are already token ids (no tokenizer, no metadata).
+
+    The token width is the smallest of 1, 2, 4 bytes whose all-0xff separator id is at
+    least ``vocab_size``.
+    """
+    width = token_width_for(vocab_size - 1)
+    dtype = np.dtype(f"<u{width}")
+
+    def items(skip: int) -> Iterator[tuple[Document | None, bytes]]:
+        for ids in islice(docs, skip, None):
+            arr = np.asarray(ids)
+            if arr.size and (arr.min() < 0 or arr.max() >= vocab_size):
+                raise BuildError(f"token id {int(arr.max()) if arr.max() >= vocab_size else int(arr.min())} "
+                                 f"is outside 0..{vocab_size - 1}")
+            yield None, arr.astype(dtype).tobytes()
+
+    return _build(items, Path(out_dir), params={"from_ids": True}, width=width,
+                  vocab_size=vocab_size, eos_id=eos_id, tokenizer=None,
+                  shard_tokens=shard_tokens, metadata=False, resume=False,
+                  overwrite=overwrite, progress=progress)
+
+
+def _build(items: Callable[[int], Iterator[tuple[Document | None, bytes]]], out: Path, *,
+           params: dict[str, Any], width: int, vocab_size: int, eos_id: int | None,
+           tokenizer: Tokenizer | None, shard_tokens: int | None, metadata: bool,
+           resume: bool, overwrite: bool, progress: bool) -> Manifest:
+    """Write shards from ``items(skip)`` (documents with token bytes), sort, write manifest."""
+    started = time.time()
+    if out.exists() and not overwrite:
+        raise BuildError(f"{out} already exists: choose another output, or pass --overwrite")
+    budget = shard_tokens if shard_tokens is not None else default_shard_positions(width)
+    if budget < 1:
+        raise BuildError(f"shard_tokens must be positive, not {budget}")
+    params = {**params, "shard_tokens": budget, "token_width": width}
+    partial = out.with_name(out.name + PARTIAL_SUFFIX)
+    if partial.exists() and not resume:
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True, exist_ok=True)
+    shards, docs_done = _load_progress(partial, params) if resume else ([], 0)
+    done_names = {n for s in shards for n in shard_file_names(s.name).values()}
+    for leftover in partial.iterdir():  # files of shards that did not finish
+        if leftover.is_file() and leftover.name not in done_names | {PROGRESS_NAME}:
+            leftover.unlink()
+
+    bar = tqdm(total=None, unit="tok", unit_scale=True, disable=not progress,
+               desc="tokenizing", initial=sum(s.num_tokens for s in shards))
+    # One background thread sorts the previous shard (ctypes releases the GIL) while the
+    # next one is tokenized; only one sort runs at a time, which bounds peak memory.
+    sorter = ThreadPoolExecutor(max_workers=1)
+    pending: Future[ShardInfo] | None = None
+    pending_docs = docs_done
+
+    def settle() -> None:
+        nonlocal pending
+        if pending is not None:
+            shards.append(pending.result())
+            _save_progress(partial, params, shards, pending_docs)
+            pending = None
+
+    def submit(w: _ShardWriter) -> None:
+        nonlocal pending, pending_docs
+        w.close()
+        settle()
+        pending_docs = docs_done
+        pending = sorter.submit(_finish_shard, w)
+
+    writer: _ShardWriter | None = None
+    try:
+        for doc, token_bytes in items(docs_done):
+            n_pos = 1 + len(token_bytes) // width
+            if writer is not None and writer.num_docs and writer.positions + n_pos > budget:
+                submit(writer)
+                writer = None
+            if writer is None:
+                writer = _ShardWriter(partial, str(len(shards) + (pending is not None)), width,
+                                      metadata)
+            writer.add(doc, token_bytes)
+            docs_done += 1
+            bar.update(n_pos - 1)
+        if writer is None and not shards and pending is None:
+            writer = _ShardWriter(partial, "0", width, metadata)  # empty corpus: one empty shard
+        if writer is not None:
+            submit(writer)
+        settle()
+    finally:
+        bar.close()
+        sorter.shutdown(wait=True)
+
+    tok_spec: dict[str, Any] | None = None
+    if tokenizer is not None:
+        tok_spec = tokenizer.spec()
+        tok_files = tokenizer.files()
+        if tok_files:
+            (partial / "tokenizer").mkdir(exist_ok=True)
+            for f in tok_files:
+                shutil.copyfile(f, partial / "tokenizer" / f.name)
+            tok_spec = {**tok_spec, "file": f"tokenizer/{tok_files[0].name}"}
+    manifest = Manifest(
+        token_width=width, vocab_size=vocab_size, eos_id=eos_id, tokenizer=tok_spec,
+        shards=tuple(shards), has_metadata=metadata, created_by=f"anygram {__version__}",
+        build={"inputs": params.get("inputs", []), "shard_tokens": budget,
+               "seconds": round(time.time() - started, 3)})
+    (partial / PROGRESS_NAME).unlink(missing_ok=True)
+    write_manifest(partial, manifest)  # the completion marker: written last
+    if out.exists():
+        trash = out.with_name(out.name + ".old")
+        os.replace(out, trash)
+        os.replace(partial, out)
+        shutil.rmtree(trash)
+    else:
+        os.replace(partial, out)
+    return manifest
+
+
+__all__ = ["build_index", "build_index_from_ids", "default_shard_positions", "MANIFEST_NAME"]

@@ -1,0 +1,321 @@
+"""The query engine: validates input once, fans out over shards, merges, builds results."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import kernels
+from .errors import InvalidQueryError, TokenizerError, TokenOutOfRangeError
+from .format import DTYPE_OF_WIDTH, LoadMethod, OpenedIndex, Shard, open_index
+from .results import (
+    CountResult,
+    FindResult,
+    InfGramNextTokenDist,
+    InfGramProbResult,
+    NextTokenDist,
+    ProbResult,
+)
+from .tokenization import Tokenizer, load_tokenizer
+
+TokenIds = Sequence[int] | np.ndarray
+Query = TokenIds | str
+
+_LE_DTYPE = {1: np.dtype("<u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4")}
+
+
+class Engine:
+    """Exact n-gram and ∞-gram queries over an index of one or more shards.
+
+    Open with :meth:`Engine.open`. Queries take token ids (a list or a numpy array), or
+    text when the index has a tokenizer. Results are frozen dataclasses.
+
+    >>> eng = Engine.open("idx/")                       # doctest: +SKIP
+    >>> eng.count([5, 6, 7])                            # doctest: +SKIP
+    CountResult(count=76, approx=False)
+    """
+
+    def __init__(self, index: OpenedIndex, *, vocab_size: int | None = None,
+                 eos_id: int | None = None, tokenizer: Tokenizer | None = None) -> None:
+        self._index = index
+        self._shards: tuple[Shard, ...] = index.shards
+        self.token_width: int = index.token_width
+        manifest = index.manifest
+        separator_id = (1 << (8 * self.token_width)) - 1
+        if vocab_size is None:
+            vocab_size = manifest.vocab_size if manifest else separator_id
+        if not 0 < vocab_size <= separator_id:
+            raise InvalidQueryError(
+                f"vocab_size must be in 1..{separator_id} for a {self.token_dtype} index "
+                f"(id {separator_id} is the document separator), not {vocab_size}")
+        self.vocab_size: int = vocab_size
+        self.eos_id: int | None = eos_id if eos_id is not None else (
+            manifest.eos_id if manifest else None)
+        self.tokenizer: Tokenizer | None = tokenizer
+        self._dtype = _LE_DTYPE[self.token_width]
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    def open(cls, path: str | Path | Sequence[str | Path], *, token_dtype: str | None = None,
+             load: LoadMethod = "mmap", tokenizer: str | Path | Tokenizer | None = None,
+             vocab_size: int | None = None, eos_id: int | None = None) -> Engine:
+        """Open an index: an anygram directory, or infini-gram v4/v6 directories.
+
+        Args:
+            path: one index directory or a list of them (all their shards are queried).
+            token_dtype: ``"u8"``/``"u16"``/``"u32"``; only needed for an infini-gram index
+                whose width cannot be inferred from its file sizes.
+            load: ``"mmap"`` (default, pages are read on demand) or ``"ram"``.
+            tokenizer: a tokenizer spec for text queries; defaults to the manifest's.
+            vocab_size: valid ids are ``0..vocab_size-1``; defaults to the manifest's value,
+                or everything but the separator id for an index without a manifest.
+            eos_id: the id that stands for a document end (used by the compat layer).
+
+        Raises:
+            IndexNotFoundError, IncompleteIndexError, IndexFormatError, TokenizerError.
+        """
+        index = open_index(path, token_dtype=token_dtype, load=load)
+        tok: Tokenizer | None
+        if tokenizer is None and index.manifest is not None and index.manifest.tokenizer:
+            tok = load_tokenizer(index.manifest.tokenizer, base_dir=index.directories[0])
+        elif tokenizer is None or isinstance(tokenizer, (str, Path, dict)):
+            tok = load_tokenizer(tokenizer) if tokenizer is not None else None
+        else:
+            tok = tokenizer
+        return cls(index, vocab_size=vocab_size, eos_id=eos_id, tokenizer=tok)
+
+    def close(self) -> None:
+        """Drop the references to the shard arrays (the maps close when unreferenced)."""
+        self._shards = ()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle by path: a worker process re-opens the maps instead of copying them.
+        return (_reopen, ([str(d) for d in self._index.directories], self.token_dtype,
+                          self.vocab_size, self.eos_id))
+
+    def __repr__(self) -> str:
+        dirs = ", ".join(str(d) for d in self._index.directories)
+        return (f"<Engine {dirs}: {self.num_shards} shard(s), {self.num_tokens:,} tokens, "
+                f"{self.num_docs:,} docs, {self.token_dtype}>")
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def token_dtype(self) -> str:
+        return DTYPE_OF_WIDTH[self.token_width]
+
+    @property
+    def num_shards(self) -> int:
+        return len(self._shards)
+
+    @property
+    def num_docs(self) -> int:
+        return sum(s.num_docs for s in self._shards)
+
+    @property
+    def num_tokens(self) -> int:
+        """Document tokens in the index, separators excluded."""
+        return sum(s.num_tokens for s in self._shards)
+
+    @property
+    def shards(self) -> tuple[Shard, ...]:
+        return self._shards
+
+    # ------------------------------------------------------------------ input
+
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of ``text`` with the index's tokenizer."""
+        if self.tokenizer is None:
+            raise TokenizerError("this index has no tokenizer: pass token ids, or open it with "
+                                 "tokenizer=... (e.g. 'bytes' or a tokenizer.json path)")
+        if not isinstance(text, str):
+            raise InvalidQueryError(f"text must be a str, not {type(text).__name__}")
+        return self.tokenizer.encode(text)
+
+    def decode(self, ids: TokenIds) -> str:
+        """Text of token ids with the index's tokenizer (lenient on cut characters)."""
+        if self.tokenizer is None:
+            raise TokenizerError("this index has no tokenizer to decode with")
+        return self.tokenizer.decode(list(ids))
+
+    def _as_ids(self, query: Query, what: str, allow_empty: bool) -> np.ndarray:
+        """Validate a query and return it as an int64 array of ids."""
+        if isinstance(query, str):
+            query = self.tokenize(query)
+        if isinstance(query, np.ndarray):
+            if query.ndim != 1 or not (np.issubdtype(query.dtype, np.integer)
+                                       and query.dtype != np.bool_):
+                raise InvalidQueryError(f"{what} must be a 1-d array of integer token ids, "
+                                        f"not {query.dtype}[{query.shape}]")
+            arr = query.astype(np.int64, copy=False)
+        elif isinstance(query, (list, tuple)):
+            for x in query:
+                if type(x) is not int and not isinstance(x, np.integer):
+                    raise InvalidQueryError(f"{what} must contain integer token ids; found "
+                                            f"{type(x).__name__} {x!r}")
+            try:
+                arr = np.asarray(query, dtype=np.int64)
+            except OverflowError:
+                arr = None
+            if arr is None or (len(query) and arr.ndim != 1):
+                raise TokenOutOfRangeError(f"{what} has an id outside 0..{self.vocab_size - 1}")
+        else:
+            raise InvalidQueryError(f"{what} must be a list of token ids or a str, not "
+                                    f"{type(query).__name__}")
+        if arr.shape[0] == 0:
+            if not allow_empty:
+                raise InvalidQueryError(f"{what} must not be empty")
+            return arr.reshape(0)
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0 or hi >= self.vocab_size:
+            bad = lo if lo < 0 else hi
+            raise TokenOutOfRangeError(f"{what} has token id {bad}; valid ids are "
+                                       f"0..{self.vocab_size - 1} for this index")
+        return arr
+
+    def _as_id(self, token: int, what: str) -> int:
+        if type(token) is not int and not isinstance(token, np.integer):
+            raise InvalidQueryError(f"{what} must be an int token id, not "
+                                    f"{type(token).__name__}")
+        if not 0 <= int(token) < self.vocab_size:
+            raise TokenOutOfRangeError(f"{what} is {token}; valid ids are "
+                                       f"0..{self.vocab_size - 1} for this index")
+        return int(token)
+
+    def _bytes(self, ids: np.ndarray) -> np.ndarray:
+        return ids.astype(self._dtype).view(np.uint8)
+
+    # ------------------------------------------------------------------ core searches
+
+    def _ranges(self, q: np.ndarray) -> list[tuple[int, int]]:
+        return [kernels.find_range(s.ds, s.sa, s.ptr_width, q, 0, s.num_positions)
+                for s in self._shards]
+
+    def _narrow(self, q: np.ndarray, ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Ranges of ``q`` searched inside the ranges of one of its prefixes."""
+        return [kernels.find_range(s.ds, s.sa, s.ptr_width, q, a, b) if b > a else (a, a)
+                for s, (a, b) in zip(self._shards, ranges)]
+
+    def _dist(self, qlen: int, ranges: list[tuple[int, int]],
+              max_support: int | None) -> NextTokenDist:
+        total = sum(b - a for a, b in ranges)
+        sample = max_support is not None and total > max_support
+        counts: dict[int, int] = {}
+        end_count = 0
+        w = self.token_width
+        for s, (a, b) in zip(self._shards, ranges):
+            if b <= a:
+                continue
+            if sample:
+                assert max_support is not None
+                n = max(1, -(-max_support * (b - a) // total))
+                ids, cnts, end = kernels.sample_next_token_counts(
+                    s.ds, s.sa, s.ptr_width, qlen, w, a, b, n)
+            else:
+                ids, cnts, end = kernels.next_token_counts(s.ds, s.sa, s.ptr_width, qlen, w,
+                                                           a, b)
+            end_count += end
+            for t, c in zip(ids.tolist(), cnts.tolist()):
+                counts[t] = counts.get(t, 0) + c
+        return NextTokenDist(prompt_count=total, counts=counts, end_count=end_count,
+                             approx=sample)
+
+    def _longest_suffix(self, q: np.ndarray) -> tuple[int, list[tuple[int, int]]]:
+        """Length (tokens) of the longest suffix of ``q`` that occurs, and its ranges."""
+        w = self.token_width
+        found = [kernels.longest_suffix(s.ds, s.sa, s.ptr_width, q, w) for s in self._shards]
+        best = max((f[0] for f in found), default=0)
+        # Occurrence is monotone in suffix length, so a shard whose own longest suffix is
+        # shorter than `best` has no occurrence of the best suffix.
+        return best, [(f[1], f[2]) if f[0] == best else (0, 0) for f in found]
+
+    # ------------------------------------------------------------------ public queries
+
+    def find(self, query_ids: Query) -> FindResult:
+        """Rank ranges of ``query_ids`` in each shard's suffix array, and the total count.
+
+        The empty query matches every position: separators included (as infini-gram).
+        """
+        q = self._bytes(self._as_ids(query_ids, "query_ids", allow_empty=True))
+        ranges = self._ranges(q)
+        return FindResult(count=sum(b - a for a, b in ranges), ranges=tuple(ranges))
+
+    def count(self, query_ids: Query) -> CountResult:
+        """Exact number of occurrences of ``query_ids`` (any length) in the corpus.
+
+        ``count([])`` is the number of token positions, document separators included.
+        O(|query| log N) per shard.
+        """
+        q = self._bytes(self._as_ids(query_ids, "query_ids", allow_empty=True))
+        return CountResult(count=sum(b - a for a, b in self._ranges(q)))
+
+    def prob(self, prompt_ids: Query, cont_id: int) -> ProbResult:
+        """``P(cont_id | prompt_ids) = count(prompt + [cont]) / count(prompt)``.
+
+        ``prob`` is None when the prompt never occurs. An empty prompt gives the unigram
+        probability over all positions (separators included, as infini-gram).
+        """
+        prompt = self._as_ids(prompt_ids, "prompt_ids", allow_empty=True)
+        cont = self._as_id(cont_id, "cont_id")
+        ranges = self._ranges(self._bytes(prompt))
+        prompt_count = sum(b - a for a, b in ranges)
+        full = self._bytes(np.append(prompt, cont))
+        cont_count = sum(b - a for a, b in self._narrow(full, ranges))
+        return ProbResult(prompt_count=prompt_count, cont_count=cont_count,
+                          prob=cont_count / prompt_count if prompt_count else None)
+
+    def ntd(self, prompt_ids: Query, *, max_support: int | None = None) -> NextTokenDist:
+        """Exact distribution of the tokens that follow ``prompt_ids``.
+
+        Args:
+            max_support: when given and the prompt occurs more often than this, count only
+                ``max_support`` evenly spaced occurrences (``approx=True``).
+        """
+        _check_max_support(max_support)
+        q = self._bytes(self._as_ids(prompt_ids, "prompt_ids", allow_empty=True))
+        return self._dist(q.shape[0], self._ranges(q), max_support)
+
+    def infgram_prob(self, prompt_ids: Query, cont_id: int) -> InfGramProbResult:
+        """∞-gram probability of ``cont_id``: backs off to the longest occurring suffix.
+
+        ``suffix_len`` is the length of that suffix in tokens (0: the unigram distribution).
+        """
+        prompt = self._as_ids(prompt_ids, "prompt_ids", allow_empty=True)
+        cont = self._as_id(cont_id, "cont_id")
+        q = self._bytes(prompt)
+        suffix_len, ranges = self._longest_suffix(q)
+        suffix = prompt[prompt.shape[0] - suffix_len:]
+        prompt_count = sum(b - a for a, b in ranges)
+        full = self._bytes(np.append(suffix, cont))
+        cont_count = sum(b - a for a, b in self._narrow(full, ranges))
+        return InfGramProbResult(prompt_count=prompt_count, cont_count=cont_count,
+                                 prob=cont_count / prompt_count if prompt_count else None,
+                                 suffix_len=suffix_len)
+
+    def infgram_ntd(self, prompt_ids: Query, *,
+                    max_support: int | None = None) -> InfGramNextTokenDist:
+        """Next-token distribution of the longest occurring suffix of ``prompt_ids``."""
+        _check_max_support(max_support)
+        prompt = self._as_ids(prompt_ids, "prompt_ids", allow_empty=True)
+        suffix_len, ranges = self._longest_suffix(self._bytes(prompt))
+        dist = self._dist(suffix_len * self.token_width, ranges, max_support)
+        return InfGramNextTokenDist(dist=dist, suffix_len=suffix_len)
+
+
+def _check_max_support(max_support: int | None) -> None:
+    if max_support is not None and (type(max_support) is not int or max_support < 1):
+        raise InvalidQueryError(f"max_support must be a positive int or None, not {max_support!r}")
+
+
+def _reopen(dirs: list[str], token_dtype: str, vocab_size: int, eos_id: int | None) -> Engine:
+    return Engine.open(dirs, token_dtype=token_dtype, vocab_size=vocab_size, eos_id=eos_id)

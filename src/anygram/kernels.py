@@ -1,0 +1,229 @@
+"""Numba kernels over one shard's raw arrays. Arrays in, arrays (or ints) out.
+
+Every kernel works on bytes, so one compiled kernel serves u8, u16 and u32 indexes:
+
+- ``ds``: the shard's token bytes (uint8), tokens little-endian, documents preceded by
+  ``w`` bytes of 0xff;
+- ``sa``: the suffix array as uint8, ``k`` bytes per little-endian pointer; each pointer is a
+  byte offset into ``ds``; suffixes are ordered by ``memcmp`` of their bytes, a suffix that is
+  a proper prefix of another sorting first;
+- ``q``: a query as little-endian token bytes (uint8).
+
+Because the order is bytewise, all suffixes that start with a byte string ``q`` form one
+contiguous rank range, and inside it, the suffixes that continue with the same next token
+are contiguous too. Each kernel has a naive twin in ``tests/reference.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_JIT = {"cache": True, "nogil": True}
+
+
+@njit(**_JIT, inline="always")
+def _ptr(sa: np.ndarray, k: int, rank: int) -> int:
+    """The byte offset stored at ``rank`` (k-byte little-endian)."""
+    base = rank * k
+    p = 0
+    for i in range(k):
+        p |= np.int64(sa[base + i]) << (8 * i)
+    return p
+
+
+@njit(**_JIT, inline="always")
+def _cmp_at(ds: np.ndarray, p: int, q: np.ndarray, start: int) -> int:
+    """Compare ``ds[p+start : p+len(q)]`` with ``q[start:]``: -1, 0 (q is a prefix), or 1.
+
+    A suffix that ends before ``q`` does is smaller (it is a proper prefix).
+    """
+    n = ds.shape[0]
+    for i in range(start, q.shape[0]):
+        j = p + i
+        if j >= n:
+            return -1
+        a = ds[j]
+        b = q[i]
+        if a != b:
+            return -1 if a < b else 1
+    return 0
+
+
+@njit(**_JIT)
+def _lower_bound(ds, sa, k, q, start, lo, hi):
+    # Invariant: every rank < lo compares < q; every rank >= hi compares >= q.
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if _cmp_at(ds, _ptr(sa, k, mid), q, start) < 0:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(**_JIT)
+def _upper_bound(ds, sa, k, q, start, lo, hi):
+    # Invariant: every rank < lo compares <= q; every rank >= hi compares > q.
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if _cmp_at(ds, _ptr(sa, k, mid), q, start) <= 0:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(**_JIT)
+def find_range(ds: np.ndarray, sa: np.ndarray, k: int, q: np.ndarray, lo: int,
+               hi: int) -> tuple[int, int]:
+    """The rank range ``[start, end)`` of suffixes starting with ``q``, searched in ``[lo, hi)``.
+
+    ``[lo, hi)`` must contain the answer (the whole table, or the range of a prefix of ``q``).
+    O(|q| log(hi - lo)) byte compares.
+    """
+    # Narrow to one matching rank first; both bounds then search only the remaining sides.
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        c = _cmp_at(ds, _ptr(sa, k, mid), q, 0)
+        if c < 0:
+            lo = mid + 1
+        elif c > 0:
+            hi = mid
+        else:
+            start = _lower_bound(ds, sa, k, q, 0, lo, mid)
+            end = _upper_bound(ds, sa, k, q, 0, mid + 1, hi)
+            return start, end
+    return lo, lo
+
+
+@njit(**_JIT)
+def _group_end(ds, sa, k, buf, start, r, hi):
+    """First rank in ``(r, hi]`` whose suffix differs from ``buf`` at bytes ``[start, len)``.
+
+    Rank ``r`` matches ``buf``. Gallops forward (groups are usually short), then bisects.
+    """
+    step = 1
+    prev = r
+    while r + step < hi and _cmp_at(ds, _ptr(sa, k, r + step), buf, start) == 0:
+        prev = r + step
+        step <<= 1
+    return _upper_bound(ds, sa, k, buf, start, prev + 1, min(r + step, hi))
+
+
+@njit(**_JIT)
+def _read_token(ds, pos, w):
+    t = 0
+    for i in range(w):
+        t |= np.int64(ds[pos + i]) << (8 * i)
+    return t
+
+
+@njit(**_JIT)
+def next_token_counts(ds: np.ndarray, sa: np.ndarray, k: int, qlen: int, w: int, lo: int,
+                      hi: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Exact counts of the tokens that follow a query in its rank range ``[lo, hi)``.
+
+    ``qlen`` is the query length in bytes. Returns ``(token_ids, counts, end_count)``, ids in
+    the table's (bytewise) order; ``end_count`` counts occurrences followed by a document
+    separator or by the end of the shard. O(distinct next tokens x log(hi - lo)).
+    """
+    n = ds.shape[0]
+    cap = 64
+    ids = np.empty(cap, dtype=np.int64)
+    counts = np.empty(cap, dtype=np.int64)
+    m = 0
+    end_count = 0
+    buf = np.empty(qlen + w, dtype=np.uint8)
+    r = lo
+    while r < hi:
+        p = _ptr(sa, k, r)
+        if p + qlen >= n:
+            # The suffix ends with the query: the shortest suffix, so it sorts first.
+            end_count += 1
+            r += 1
+            continue
+        for i in range(qlen + w):
+            buf[i] = ds[p + i]
+        r2 = _group_end(ds, sa, k, buf, qlen, r, hi)
+        t = _read_token(ds, p + qlen, w)
+        if t == (np.int64(1) << (8 * w)) - 1:
+            end_count += r2 - r
+        else:
+            if m == cap:
+                cap *= 2
+                ids2 = np.empty(cap, dtype=np.int64)
+                counts2 = np.empty(cap, dtype=np.int64)
+                ids2[:m] = ids[:m]
+                counts2[:m] = counts[:m]
+                ids = ids2
+                counts = counts2
+            ids[m] = t
+            counts[m] = r2 - r
+            m += 1
+        r = r2
+    return ids[:m], counts[:m], end_count
+
+
+@njit(**_JIT)
+def sample_next_token_counts(ds: np.ndarray, sa: np.ndarray, k: int, qlen: int, w: int,
+                             lo: int, hi: int, samples: int
+                             ) -> tuple[np.ndarray, np.ndarray, int]:
+    """Approximate next-token counts from ``samples`` evenly spaced ranks of ``[lo, hi)``.
+
+    The range is cut into ``samples`` strata of near-equal size; the middle rank of each
+    stratum stands for the whole stratum. Counts therefore sum to ``hi - lo`` exactly, and a
+    token's estimate is off by less than two strata per contiguous run of that token.
+    Same outputs as :func:`next_token_counts`.
+    """
+    n = ds.shape[0]
+    length = hi - lo
+    ids = np.empty(samples, dtype=np.int64)
+    counts = np.empty(samples, dtype=np.int64)
+    m = 0
+    end_count = 0
+    sep = (np.int64(1) << (8 * w)) - 1
+    for i in range(samples):
+        a = lo + (i * length) // samples
+        b = lo + ((i + 1) * length) // samples
+        if b <= a:
+            continue
+        p = _ptr(sa, k, (a + b) >> 1)
+        t = sep if p + qlen >= n else _read_token(ds, p + qlen, w)
+        if t == sep:
+            end_count += b - a
+        elif m > 0 and ids[m - 1] == t:
+            counts[m - 1] += b - a  # samples come in table order: equal tokens are adjacent
+        else:
+            ids[m] = t
+            counts[m] = b - a
+            m += 1
+    return ids[:m], counts[:m], end_count
+
+
+@njit(**_JIT)
+def longest_suffix(ds: np.ndarray, sa: np.ndarray, k: int, q: np.ndarray, w: int
+                   ) -> tuple[int, int, int]:
+    """The longest suffix of ``q`` (in whole tokens) that occurs in the shard, and its range.
+
+    Returns ``(suffix_len_tokens, start, end)``; the empty suffix (length 0) always occurs
+    and its range is the whole table. Occurrence is monotone in the suffix length, so the
+    length is found by bisection: O(log |q|) range searches.
+    """
+    n_tok = q.shape[0] // w
+    total = sa.shape[0] // k if k > 0 else 0
+    # Invariant: the suffix of length `good` occurs (range [gs, ge)); length `bad` does not.
+    good = 0
+    gs = 0
+    ge = total
+    bad = n_tok + 1
+    while bad - good > 1:
+        mid = (good + bad) >> 1
+        s, e = find_range(ds, sa, k, q[(n_tok - mid) * w:], 0, total)
+        if e > s:
+            good = mid
+            gs = s
+            ge = e
+        else:
+            bad = mid
+    return good, gs, ge

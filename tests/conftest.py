@@ -1,0 +1,18 @@
+"""Shared fixtures and hypothesis settings.
+
+``ANYGRAM_MAX_EXAMPLES`` sets how many random cases each property test tries (default 150).
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "default",
+    max_examples=int(os.environ.get("ANYGRAM_MAX_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile("default")
