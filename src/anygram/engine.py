@@ -56,6 +56,8 @@ class Engine:
             manifest.eos_id if manifest else None)
         self.tokenizer: Tokenizer | None = tokenizer
         self._dtype = _LE_DTYPE[self.token_width]
+        # What the kernels take, per shard, looked up once instead of on every query.
+        self._arrays = [(s.ds, s.sa, s.ptr_width, s.num_positions) for s in self._shards]
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -91,6 +93,7 @@ class Engine:
     def close(self) -> None:
         """Drop the references to the shard arrays (the maps close when unreferenced)."""
         self._shards = ()
+        self._arrays = []
 
     def __enter__(self) -> Engine:
         return self
@@ -148,8 +151,8 @@ class Engine:
             raise TokenizerError("this index has no tokenizer to decode with")
         return self.tokenizer.decode(list(ids))
 
-    def _as_ids(self, query: Query, what: str, allow_empty: bool) -> np.ndarray:
-        """Validate a query and return it as an int64 array of ids."""
+    def _as_ids(self, query: Query, what: str, allow_empty: bool) -> list[int]:
+        """Validate a query and return it as a list of ids."""
         if isinstance(query, str):
             query = self.tokenize(query)
         if isinstance(query, np.ndarray):
@@ -157,31 +160,29 @@ class Engine:
                                        and query.dtype != np.bool_):
                 raise InvalidQueryError(f"{what} must be a 1-d array of integer token ids, "
                                         f"not {query.dtype}[{query.shape}]")
-            arr = query.astype(np.int64, copy=False)
-        elif isinstance(query, (list, tuple)):
-            for x in query:
-                if type(x) is not int and not isinstance(x, np.integer):
-                    raise InvalidQueryError(f"{what} must contain integer token ids; found "
-                                            f"{type(x).__name__} {x!r}")
-            try:
-                arr = np.asarray(query, dtype=np.int64)
-            except OverflowError:
-                arr = None
-            if arr is None or (len(query) and arr.ndim != 1):
-                raise TokenOutOfRangeError(f"{what} has an id outside 0..{self.vocab_size - 1}")
-        else:
+            query = query.tolist()
+        elif isinstance(query, tuple):
+            query = list(query)
+        if type(query) is not list:
             raise InvalidQueryError(f"{what} must be a list of token ids or a str, not "
                                     f"{type(query).__name__}")
-        if arr.shape[0] == 0:
+        for x in query:
+            if type(x) is not int:  # the common case is checked first: it is the fast one
+                if isinstance(x, np.integer):
+                    query = [int(y) for y in query]
+                    break
+                raise InvalidQueryError(f"{what} must contain integer token ids; found "
+                                        f"{type(x).__name__} {x!r}")
+        if not query:
             if not allow_empty:
                 raise InvalidQueryError(f"{what} must not be empty")
-            return arr.reshape(0)
-        lo, hi = int(arr.min()), int(arr.max())
+            return query
+        lo, hi = min(query), max(query)
         if lo < 0 or hi >= self.vocab_size:
             bad = lo if lo < 0 else hi
             raise TokenOutOfRangeError(f"{what} has token id {bad}; valid ids are "
                                        f"0..{self.vocab_size - 1} for this index")
-        return arr
+        return query
 
     def _as_id(self, token: int, what: str) -> int:
         if type(token) is not int and not isinstance(token, np.integer):
@@ -192,14 +193,14 @@ class Engine:
                                        f"0..{self.vocab_size - 1} for this index")
         return int(token)
 
-    def _bytes(self, ids: np.ndarray) -> np.ndarray:
-        return ids.astype(self._dtype).view(np.uint8)
+    def _bytes(self, ids: list[int]) -> np.ndarray:
+        """Ids as the little-endian token bytes the kernels compare."""
+        return np.array(ids, dtype=self._dtype).view(np.uint8)
 
     # ------------------------------------------------------------------ core searches
 
     def _ranges(self, q: np.ndarray) -> list[tuple[int, int]]:
-        return [kernels.find_range(s.ds, s.sa, s.ptr_width, q, 0, s.num_positions)
-                for s in self._shards]
+        return [kernels.find_range(ds, sa, k, q, 0, n) for ds, sa, k, n in self._arrays]
 
     def _narrow(self, q: np.ndarray, ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """Ranges of ``q`` searched inside the ranges of one of its prefixes."""
@@ -269,7 +270,7 @@ class Engine:
         cont = self._as_id(cont_id, "cont_id")
         ranges = self._ranges(self._bytes(prompt))
         prompt_count = sum(b - a for a, b in ranges)
-        full = self._bytes(np.append(prompt, cont))
+        full = self._bytes(prompt + [cont])
         cont_count = sum(b - a for a, b in self._narrow(full, ranges))
         return ProbResult(prompt_count=prompt_count, cont_count=cont_count,
                           prob=cont_count / prompt_count if prompt_count else None)
@@ -294,9 +295,9 @@ class Engine:
         cont = self._as_id(cont_id, "cont_id")
         q = self._bytes(prompt)
         suffix_len, ranges = self._longest_suffix(q)
-        suffix = prompt[prompt.shape[0] - suffix_len:]
+        suffix = prompt[len(prompt) - suffix_len:]
         prompt_count = sum(b - a for a, b in ranges)
-        full = self._bytes(np.append(suffix, cont))
+        full = self._bytes(suffix + [cont])
         cont_count = sum(b - a for a, b in self._narrow(full, ranges))
         return InfGramProbResult(prompt_count=prompt_count, cont_count=cont_count,
                                  prob=cont_count / prompt_count if prompt_count else None,
