@@ -139,3 +139,11 @@ def test_hf_tokenizer_build_u16_and_parallel_workers_agree(tmp_path):
     assert eng.tokenize(" the lazy dog") == ids
     assert eng.count(" the lazy dog").count == eng.count(ids).count == len(TEXTS)
     assert "lazy dog" in eng.decode(ids)
+
+
+def test_bad_eos_id_is_refused(tmp_path):
+    src = _write_jsonl(tmp_path / "c.jsonl")
+    for bad in (-5, 255, 10**6):
+        with pytest.raises(BuildError, match="eos_id"):
+            build_index(src, tmp_path / "idx", progress=False, eos_id=bad)
+    assert not (tmp_path / "idx").exists()

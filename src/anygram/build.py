@@ -270,6 +270,9 @@ def _build(items: Callable[[int], Iterator[tuple[Document | None, bytes]]], out:
     started = time.time()
     if out.exists() and not overwrite:
         raise BuildError(f"{out} already exists: choose another output, or pass --overwrite")
+    if eos_id is not None and not 0 <= eos_id < vocab_size:
+        raise BuildError(f"eos_id {eos_id} is not a token id of this vocabulary "
+                         f"(0..{vocab_size - 1})")
     budget = shard_tokens if shard_tokens is not None else default_shard_positions(width)
     if budget < 1:
         raise BuildError(f"shard_tokens must be positive, not {budget}")

@@ -337,7 +337,7 @@ def open_index(paths: str | Path | Sequence[str | Path], *, token_dtype: str | N
     if not paths:
         raise IndexNotFoundError("no index directory given")
     if load not in ("mmap", "ram"):
-        raise ValueError(f"load must be 'mmap' or 'ram', not {load!r}")
+        raise IndexFormatError(f"load must be 'mmap' or 'ram', not {load!r}")
     want_width = None
     if token_dtype is not None:
         if token_dtype not in WIDTH_OF_DTYPE:
