@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .errors import TokenizerError, TokenOutOfRangeError
+from .format import sha256_file
 
 __all__ = [
     "Tokenizer",
@@ -78,15 +78,6 @@ def token_width_for(max_id: int) -> int:
         f"token id {max_id} does not fit in 4 bytes (the largest usable id is {2**32 - 2}); "
         "use a tokenizer with a smaller vocabulary"
     )
-
-
-def _sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks so a large file is never held in RAM at once."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _rebuild(
@@ -219,7 +210,7 @@ class _FileTokenizer(Tokenizer):
                 f"check the path ({SUPPORTED_TOKENIZERS_HINT})"
             )
         try:
-            self.sha256 = _sha256_file(self.path)
+            self.sha256 = sha256_file(self.path)
         except OSError as exc:
             raise TokenizerError(
                 f"cannot read tokenizer file {str(path)!r}: {exc}; check its permissions"
