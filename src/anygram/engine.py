@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,10 @@ class Engine:
         self._dtype = _LE_DTYPE[self.token_width]
         # What the kernels take, per shard, looked up once instead of on every query.
         self._arrays = [(s.ds, s.sa, s.ptr_width, s.num_positions) for s in self._shards]
+        # Global id of each shard's first document (doc ids run through shards in order).
+        self._doc_base = np.cumsum([0] + [s.num_docs for s in self._shards]).tolist()
+        # Per shard, the sorted local indices of taken-down documents (see takedown).
+        self._removed: list[np.ndarray] = [np.zeros(0, dtype=np.int64) for _ in self._shards]
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -239,6 +244,50 @@ class Engine:
         # Occurrence is monotone in suffix length, so a shard whose own longest suffix is
         # shorter than `best` has no occurrence of the best suffix.
         return best, [(f[1], f[2]) if f[0] == best else (0, 0) for f in found]
+
+    # ------------------------------------------------------------------ documents
+
+    def locate_doc(self, doc_id: int) -> tuple[int, int]:
+        """``(shard, local index)`` of a global document id."""
+        if type(doc_id) is not int and not isinstance(doc_id, np.integer):
+            raise InvalidQueryError(f"doc_id must be an int, not {type(doc_id).__name__}")
+        if not 0 <= doc_id < self._doc_base[-1]:
+            raise InvalidQueryError(f"doc_id {doc_id} is out of range: this index has "
+                                    f"{self._doc_base[-1]} documents (0..{self._doc_base[-1] - 1})")
+        shard = bisect.bisect_right(self._doc_base, int(doc_id)) - 1
+        return shard, int(doc_id) - self._doc_base[shard]
+
+    def doc_id(self, shard: int, local: int) -> int:
+        """Global id of document ``local`` of ``shard``."""
+        return self._doc_base[shard] + local
+
+    def doc_span(self, shard: int, local: int) -> tuple[int, int]:
+        """Token positions ``[start, end)`` of a document's tokens (its separator excluded)."""
+        s = self._shards[shard]
+        w = s.token_width
+        start = int(s.offsets[local]) // w + 1
+        end = (int(s.offsets[local + 1]) // w if local + 1 < s.num_docs else s.num_positions)
+        return start, end
+
+    def docs_at(self, shard: int, positions: np.ndarray) -> np.ndarray:
+        """Local index of the document holding each token position of ``shard``."""
+        s = self._shards[shard]
+        byte_pos = np.asarray(positions, dtype=np.uint64) * np.uint64(s.token_width)
+        return np.searchsorted(s.offsets, byte_pos, side="right").astype(np.int64) - 1
+
+    def is_removed(self, shard: int, local_docs: np.ndarray) -> np.ndarray:
+        """Whether each local document of ``shard`` has been taken down (bool array)."""
+        removed = self._removed[shard]
+        local_docs = np.asarray(local_docs, dtype=np.int64)
+        if removed.shape[0] == 0:
+            return np.zeros(local_docs.shape, dtype=bool)
+        i = np.minimum(np.searchsorted(removed, local_docs), removed.shape[0] - 1)
+        return removed[i] == local_docs
+
+    def positions(self, shard: int, start: int, end: int) -> np.ndarray:
+        """Token positions of suffix-array ranks ``[start, end)`` of ``shard`` (rank order)."""
+        s = self._shards[shard]
+        return kernels.rank_positions(s.sa, s.ptr_width, s.token_width, start, end)
 
     # ------------------------------------------------------------------ public queries
 

@@ -8,7 +8,8 @@ from .search import (
     find_range,
     longest_suffix,
     next_token_counts,
+    rank_positions,
     sample_next_token_counts,
 )
 
-__all__ = ["find_range", "longest_suffix", "next_token_counts", "sample_next_token_counts"]
+__all__ = ["find_range", "longest_suffix", "next_token_counts", "rank_positions", "sample_next_token_counts"]

@@ -227,3 +227,12 @@ def longest_suffix(ds: np.ndarray, sa: np.ndarray, k: int, q: np.ndarray, w: int
         else:
             bad = mid
     return good, gs, ge
+
+
+@njit(**_JIT)
+def rank_positions(sa: np.ndarray, k: int, w: int, lo: int, hi: int) -> np.ndarray:
+    """Token positions (byte offset / w) stored at ranks ``[lo, hi)``, in rank order."""
+    out = np.empty(max(hi - lo, 0), dtype=np.int64)
+    for r in range(lo, hi):
+        out[r - lo] = _ptr(sa, k, r) // w
+    return out
