@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 
 from . import kernels
+from .cnf import CnfQueries
+from .documents import DocumentQueries
 from .errors import InvalidQueryError, TokenizerError, TokenOutOfRangeError
 from .format import DTYPE_OF_WIDTH, LoadMethod, OpenedIndex, Shard, open_index
 from .results import (
@@ -28,7 +30,7 @@ Query = TokenIds | str
 _LE_DTYPE = {1: np.dtype("<u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4")}
 
 
-class Engine:
+class Engine(DocumentQueries, CnfQueries):
     """Exact n-gram and ∞-gram queries over an index of one or more shards.
 
     Open with :meth:`Engine.open`. Queries take token ids (a list or a numpy array), or

@@ -1,0 +1,172 @@
+"""The tokenizer interface shared by all adapters, and the file handling of file-backed ones.
+
+See the package docstring of :mod:`anygram.tokenization` for the contract every adapter follows.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..errors import TokenizerError, TokenOutOfRangeError
+from ..format import sha256_file
+
+#: Appended to "cannot load" messages so the user knows what is accepted.
+SUPPORTED_TOKENIZERS_HINT = (
+    'supported tokenizers are "bytes", a Hugging Face tokenizer.json (*.json), '
+    "a tiktoken rank file (*.tiktoken) and a sentencepiece model (*.model)"
+)
+
+#: Largest id representable by each token width; the all-ones value of a width is kept free
+#: because the index uses it as the document separator.
+_WIDTH_LIMITS: tuple[tuple[int, int], ...] = ((1, 0xFF - 1), (2, 0xFFFF - 1), (4, 0xFFFFFFFF - 1))
+
+
+def token_width_for(max_id: int) -> int:
+    """Return the number of bytes (1, 2 or 4) needed to store ids ``0..max_id`` in an index.
+
+    The all-ones value of the chosen width (0xFF, 0xFFFF, 0xFFFFFFFF) is the document separator,
+    so it must stay unused: 254 still fits one byte, 255 needs two.
+
+    Raises:
+        TokenizerError: ``max_id`` is negative or larger than ``2**32 - 2``.
+    """
+    if isinstance(max_id, bool) or not isinstance(max_id, int) or max_id < 0:
+        raise TokenizerError(
+            f"max_id must be a non-negative integer, got {max_id!r}; "
+            "pass the largest token id the tokenizer can produce"
+        )
+    for width, limit in _WIDTH_LIMITS:
+        if max_id <= limit:
+            return width
+    raise TokenizerError(
+        f"token id {max_id} does not fit in 4 bytes (the largest usable id is {2**32 - 2}); "
+        "use a tokenizer with a smaller vocabulary"
+    )
+
+
+def _rebuild(
+    cls: type[_FileTokenizer], path: str, options: dict[str, Any], sha256: str
+) -> Tokenizer:
+    """Unpickling hook: re-load an adapter from its file, insisting on the pickled hash."""
+    return cls(Path(path), expected_sha256=sha256, **options)
+
+
+class Tokenizer(ABC):
+    """What the engine needs from a tokenizer; see the module docstring for the contract.
+
+    Attributes:
+        kind: ``"bytes"``, ``"hf"``, ``"tiktoken"`` or ``"sentencepiece"``.
+        max_id: the largest id the tokenizer can ever produce, special tokens included.
+        eos_id: the tokenizer's end-of-text id, or ``None`` if it has none.
+    """
+
+    kind: ClassVar[str]
+    max_id: int
+    eos_id: int | None
+
+    @abstractmethod
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text``; no BOS/EOS or other special tokens are added."""
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        """``[self.encode(t) for t in texts]``; adapters override this with a faster batch call."""
+        return [self.encode(text) for text in texts]
+
+    @abstractmethod
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of ``ids``; bytes that are not valid UTF-8 become U+FFFD instead of raising.
+
+        Raises:
+            TokenOutOfRangeError: an id is negative or larger than :attr:`max_id`.
+        """
+
+    @abstractmethod
+    def spec(self) -> dict[str, Any]:
+        """JSON-safe description for an index manifest; :func:`load_tokenizer` accepts it back.
+
+        Always has ``"kind"``, ``"file"`` (basename, or ``None``) and ``"sha256"`` (hex, or
+        ``None``), plus any adapter options.
+        """
+
+    @abstractmethod
+    def files(self) -> list[Path]:
+        """Files to copy into an index directory so the index is self-contained."""
+
+    def _check_ids(self, ids: Sequence[int]) -> list[int]:
+        """Return ``ids`` as a list of ints, raising if any lies outside ``0..max_id``.
+
+        Checked here because the libraries disagree: some raise their own errors, some silently
+        skip unknown ids, and bytes() would raise a bare ValueError.
+        """
+        # numpy arrays (index slices) convert much faster through tolist() than element by element.
+        tolist = getattr(ids, "tolist", None)
+        id_list = [int(i) for i in (tolist() if callable(tolist) else ids)]
+        if id_list:
+            lo, hi = min(id_list), max(id_list)
+            if lo < 0 or hi > self.max_id:
+                bad = lo if lo < 0 else hi
+                raise TokenOutOfRangeError(
+                    f"token id {bad} is outside this {self.kind} tokenizer's range "
+                    f"0..{self.max_id}; "
+                    "check that the ids come from the same tokenizer"
+                )
+        return id_list
+
+    def __repr__(self) -> str:
+        spec = self.spec()
+        return (
+            f"<{type(self).__name__} file={spec['file']!r} "
+            f"max_id={self.max_id} eos_id={self.eos_id}>"
+        )
+
+
+class _FileTokenizer(Tokenizer):
+    """Shared file handling of the adapters backed by a tokenizer file."""
+
+    def __init__(self, path: Path, *, expected_sha256: str | None = None) -> None:
+        self.path = path.resolve()
+        if not self.path.is_file():
+            raise TokenizerError(
+                f"tokenizer file {str(path)!r} does not exist or is not a file; "
+                f"check the path ({SUPPORTED_TOKENIZERS_HINT})"
+            )
+        try:
+            self.sha256 = sha256_file(self.path)
+        except OSError as exc:
+            raise TokenizerError(
+                f"cannot read tokenizer file {str(path)!r}: {exc}; check its permissions"
+            ) from exc
+        if expected_sha256 is not None and expected_sha256 != self.sha256:
+            raise TokenizerError(
+                f"tokenizer file {str(self.path)!r} changed since the index was built "
+                f"(sha256 {self.sha256[:12]}..., expected {expected_sha256[:12]}...), so queries "
+                "would tokenize differently from the corpus; restore the original file "
+                "or rebuild the index"
+            )
+
+    def _options(self) -> dict[str, Any]:
+        """Constructor keyword options (besides the path) that spec() and pickling must keep."""
+        return {}
+
+    def spec(self) -> dict[str, Any]:
+        """Kind, file basename, file hash and the adapter's options."""
+        return {"kind": self.kind, "file": self.path.name, "sha256": self.sha256, **self._options()}
+
+    def files(self) -> list[Path]:
+        """The tokenizer file itself."""
+        return [self.path]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The wrapped library objects (Rust/C++) do not all pickle, so a worker re-loads the file;
+        # passing the hash makes the worker refuse a file that changed after the parent loaded it.
+        return (_rebuild, (type(self), str(self.path), self._options(), self.sha256))
+
+    def _load_failed(self, exc: BaseException, what: str) -> TokenizerError:
+        """The error raised when the library rejects the file."""
+        return TokenizerError(
+            f"cannot load {str(self.path)!r} as {what}: {exc}; check that the file is not "
+            f"truncated or of another kind ({SUPPORTED_TOKENIZERS_HINT})"
+        )

@@ -1,0 +1,53 @@
+"""The built-in byte-level tokenizer (``kind="bytes"``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..errors import TokenizerError
+from .base import Tokenizer
+
+
+class ByteTokenizer(Tokenizer):
+    """UTF-8 bytes as token ids 0..254.
+
+    ``max_id`` is 254 because byte 0xFF is the document separator of a one-byte index; valid UTF-8
+    never contains 0xFF, so no text is lost.
+    """
+
+    kind: ClassVar[str] = "bytes"
+
+    def __init__(self) -> None:
+        self.max_id = 0xFF - 1
+        self.eos_id = None
+
+    def encode(self, text: str) -> list[int]:
+        """The UTF-8 bytes of ``text``.
+
+        Raises:
+            TokenizerError: ``text`` contains lone surrogates, which have no UTF-8 encoding.
+        """
+        try:
+            return list(text.encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            raise TokenizerError(
+                f"text cannot be encoded as UTF-8 ({exc.reason} at position {exc.start}); "
+                "remove lone surrogate characters from the text"
+            ) from exc
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Decode the bytes as UTF-8, replacing invalid sequences with U+FFFD."""
+        return bytes(self._check_ids(ids)).decode("utf-8", errors="replace")
+
+    def spec(self) -> dict[str, Any]:
+        """``{"kind": "bytes", "file": None, "sha256": None}``."""
+        return {"kind": self.kind, "file": None, "sha256": None}
+
+    def files(self) -> list[Path]:
+        """No files: the byte tokenizer is built in."""
+        return []
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ByteTokenizer, ())

@@ -1,0 +1,41 @@
+"""Adapter for sentencepiece ``.model`` files (``kind="sentencepiece"``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+from .base import _FileTokenizer
+
+
+class SentencePieceTokenizer(_FileTokenizer):
+    """A sentencepiece model loaded from a ``.model`` file."""
+
+    kind: ClassVar[str] = "sentencepiece"
+
+    def __init__(self, path: Path, *, expected_sha256: str | None = None) -> None:
+        super().__init__(path, expected_sha256=expected_sha256)
+        import sentencepiece
+
+        try:
+            self._sp = sentencepiece.SentencePieceProcessor(model_file=str(self.path))
+        except Exception as exc:  # OSError / RuntimeError from the C++ parser
+            raise self._load_failed(exc, "a sentencepiece model") from exc
+        self.max_id = int(self._sp.GetPieceSize()) - 1
+        eos = int(self._sp.eos_id())
+        self.eos_id = eos if eos >= 0 else None
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids without BOS/EOS (explicitly off, whatever the model's defaults)."""
+        return list(self._sp.encode(text, out_type=int, add_bos=False, add_eos=False))
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        """Encode a list in one call (sentencepiece parallelizes lists internally)."""
+        return [
+            list(ids) for ids in self._sp.encode(texts, out_type=int, add_bos=False, add_eos=False)
+        ]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Decode; byte-fallback pieces cut inside a character become U+FFFD in the library."""
+        return str(self._sp.DecodeIds(self._check_ids(ids)))
