@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from . import kernels
+from . import kernels, takedown
 from .cnf import CnfQueries
 from .documents import DocumentQueries
-from .errors import InvalidQueryError, TokenizerError, TokenOutOfRangeError
+from .errors import IndexFormatError, InvalidQueryError, TokenizerError, TokenOutOfRangeError
 from .format import DTYPE_OF_WIDTH, LoadMethod, OpenedIndex, Shard, open_index
 from .results import (
     CountResult,
@@ -65,13 +65,16 @@ class Engine(DocumentQueries, CnfQueries):
         self._doc_base = np.cumsum([0] + [s.num_docs for s in self._shards]).tolist()
         # Per shard, the sorted local indices of taken-down documents (see takedown).
         self._removed: list[np.ndarray] = [np.zeros(0, dtype=np.int64) for _ in self._shards]
+        # Kernel arrays of the takedown index (the removed documents), subtracted from counts.
+        self._minus: list[tuple[np.ndarray, np.ndarray, int, int]] = []
 
     # ------------------------------------------------------------------ lifecycle
 
     @classmethod
     def open(cls, path: str | Path | Sequence[str | Path], *, token_dtype: str | None = None,
              load: LoadMethod = "mmap", tokenizer: str | Path | Tokenizer | None = None,
-             vocab_size: int | None = None, eos_id: int | None = None) -> Engine:
+             vocab_size: int | None = None, eos_id: int | None = None,
+             takedown: bool = True) -> Engine:
         """Open an index: an anygram directory, or infini-gram v4/v6 directories.
 
         Args:
@@ -83,6 +86,8 @@ class Engine(DocumentQueries, CnfQueries):
             vocab_size: valid ids are ``0..vocab_size-1``; defaults to the manifest's value,
                 or everything but the separator id for an index without a manifest.
             eos_id: the id that stands for a document end (used by the compat layer).
+            takedown: honour the documents taken down with :mod:`anygram.takedown` (the
+                default); False shows the index as built.
 
         Raises:
             IndexNotFoundError, IncompleteIndexError, IndexFormatError, TokenizerError.
@@ -95,7 +100,30 @@ class Engine(DocumentQueries, CnfQueries):
             tok = load_tokenizer(tokenizer) if tokenizer is not None else None
         else:
             tok = tokenizer
-        return cls(index, vocab_size=vocab_size, eos_id=eos_id, tokenizer=tok)
+        engine = cls(index, vocab_size=vocab_size, eos_id=eos_id, tokenizer=tok)
+        if takedown:
+            engine._load_takedowns(load)
+        return engine
+
+    def _load_takedowns(self, load: LoadMethod) -> None:
+        """Read each directory's takedown record: the removed-doc masks and the minus index."""
+        for directory in self._index.directories:
+            record = takedown.read_record(directory)
+            if record is None:
+                continue
+            first = next(i for i, s in enumerate(self._shards) if s.directory == directory)
+            base = self._doc_base[first]  # global id of this directory's first document
+            removed: list[list[int]] = [[] for _ in self._shards]
+            for doc_id in record["doc_ids"]:
+                shard, local = self.locate_doc(base + doc_id)
+                removed[shard].append(local)
+            self._removed = [np.union1d(old, np.array(new, dtype=np.int64))
+                             for old, new in zip(self._removed, removed)]
+            minus = open_index(takedown.takedown_dir(directory, record), load=load)
+            if minus.token_width != self.token_width:
+                raise IndexFormatError(f"the takedown index of {directory} does not match it: "
+                                       "take the documents down again")
+            self._minus += [(s.ds, s.sa, s.ptr_width, s.num_positions) for s in minus.shards]
 
     def close(self) -> None:
         """Drop the references to the shard arrays (the maps close when unreferenced)."""
@@ -205,47 +233,96 @@ class Engine(DocumentQueries, CnfQueries):
         return np.array(ids, dtype=self._dtype).view(np.uint8)
 
     # ------------------------------------------------------------------ core searches
+    #
+    # With a takedown, every count is (occurrences in the main shards) minus (occurrences in
+    # the takedown index, which holds exactly the removed documents): n-grams never cross a
+    # document, so that difference is the count over the documents that remain.
 
     def _ranges(self, q: np.ndarray) -> list[tuple[int, int]]:
         return [kernels.find_range(ds, sa, k, q, 0, n) for ds, sa, k, n in self._arrays]
 
     def _narrow(self, q: np.ndarray, ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """Ranges of ``q`` searched inside the ranges of one of its prefixes."""
-        return [kernels.find_range(s.ds, s.sa, s.ptr_width, q, a, b) if b > a else (a, a)
-                for s, (a, b) in zip(self._shards, ranges)]
+        return [kernels.find_range(ds, sa, k, q, a, b) if b > a else (a, a)
+                for (ds, sa, k, _), (a, b) in zip(self._arrays, ranges)]
 
-    def _dist(self, qlen: int, ranges: list[tuple[int, int]],
+    def _removed_count(self, q: np.ndarray) -> int:
+        """Occurrences of ``q`` inside taken-down documents."""
+        return sum(b - a for a, b in (kernels.find_range(ds, sa, k, q, 0, n)
+                                      for ds, sa, k, n in self._minus))
+
+    def _count(self, q: np.ndarray, ranges: list[tuple[int, int]]) -> int:
+        """Occurrences of ``q`` in the documents that remain, given its main ranges."""
+        total = sum(b - a for a, b in ranges)
+        return total - self._removed_count(q) if self._minus else total
+
+    def _next_tokens(self, arrays: list[tuple[np.ndarray, np.ndarray, int, int]], qlen: int,
+                     ranges: list[tuple[int, int]], samples: int | None,
+                     counts: dict[int, int], sign: int) -> int:
+        """Add ``sign`` x next-token counts of ``ranges`` into ``counts``; return end count.
+
+        With ``samples``, each shard reads its share of that many evenly spaced ranks.
+        """
+        w = self.token_width
+        total = sum(b - a for a, b in ranges)
+        end_count = 0
+        for (ds, sa, k, _), (a, b) in zip(arrays, ranges):
+            if b <= a:
+                continue
+            if samples is not None:
+                n = max(1, -(-samples * (b - a) // total))
+                ids, cnts, end = kernels.sample_next_token_counts(ds, sa, k, qlen, w, a, b, n)
+            else:
+                ids, cnts, end = kernels.next_token_counts(ds, sa, k, qlen, w, a, b)
+            end_count += end
+            for t, c in zip(ids.tolist(), cnts.tolist()):
+                counts[t] = counts.get(t, 0) + sign * c
+        return sign * end_count
+
+    def _dist(self, q: np.ndarray, ranges: list[tuple[int, int]],
               max_support: int | None) -> NextTokenDist:
         total = sum(b - a for a, b in ranges)
         sample = max_support is not None and total > max_support
         counts: dict[int, int] = {}
-        end_count = 0
-        w = self.token_width
-        for s, (a, b) in zip(self._shards, ranges):
-            if b <= a:
-                continue
-            if sample:
-                assert max_support is not None
-                n = max(1, -(-max_support * (b - a) // total))
-                ids, cnts, end = kernels.sample_next_token_counts(
-                    s.ds, s.sa, s.ptr_width, qlen, w, a, b, n)
-            else:
-                ids, cnts, end = kernels.next_token_counts(s.ds, s.sa, s.ptr_width, qlen, w,
-                                                           a, b)
-            end_count += end
-            for t, c in zip(ids.tolist(), cnts.tolist()):
-                counts[t] = counts.get(t, 0) + c
+        end_count = self._next_tokens(self._arrays, q.shape[0], ranges,
+                                      max_support if sample else None, counts, 1)
+        if self._minus:
+            removed = [kernels.find_range(ds, sa, k, q, 0, n) for ds, sa, k, n in self._minus]
+            total -= sum(b - a for a, b in removed)
+            end_count += self._next_tokens(self._minus, q.shape[0], removed, None, counts, -1)
+            # Sampled counts minus exact removed counts can dip below zero: clip, it is approx.
+            counts = {t: c for t, c in counts.items() if c > 0} if sample else {
+                t: c for t, c in counts.items() if c}
+            end_count = max(end_count, 0)
         return NextTokenDist(prompt_count=total, counts=counts, end_count=end_count,
                              approx=sample)
 
     def _longest_suffix(self, q: np.ndarray) -> tuple[int, list[tuple[int, int]]]:
         """Length (tokens) of the longest suffix of ``q`` that occurs, and its ranges."""
         w = self.token_width
-        found = [kernels.longest_suffix(s.ds, s.sa, s.ptr_width, q, w) for s in self._shards]
+        found = [kernels.longest_suffix(ds, sa, k, q, w) for ds, sa, k, _ in self._arrays]
         best = max((f[0] for f in found), default=0)
+        if self._minus and best > 0:
+            return self._longest_remaining_suffix(q, best)
         # Occurrence is monotone in suffix length, so a shard whose own longest suffix is
         # shorter than `best` has no occurrence of the best suffix.
         return best, [(f[1], f[2]) if f[0] == best else (0, 0) for f in found]
+
+    def _longest_remaining_suffix(self, q: np.ndarray, upper: int
+                                  ) -> tuple[int, list[tuple[int, int]]]:
+        """Like :meth:`_longest_suffix`, counting only documents that were not taken down."""
+        w = self.token_width
+        n_tok = q.shape[0] // w
+        # Invariant: the suffix of length `good` remains (count > 0); `bad` does not.
+        good, bad = 0, upper + 1
+        while bad - good > 1:
+            mid = (good + bad) >> 1
+            suffix = q[(n_tok - mid) * w:]
+            if self._count(suffix, self._ranges(suffix)) > 0:
+                good = mid
+            else:
+                bad = mid
+        return good, self._ranges(q[(n_tok - good) * w:])
 
     # ------------------------------------------------------------------ documents
 
@@ -300,7 +377,7 @@ class Engine(DocumentQueries, CnfQueries):
         """
         q = self._bytes(self._as_ids(query_ids, "query_ids", allow_empty=True))
         ranges = self._ranges(q)
-        return FindResult(count=sum(b - a for a, b in ranges), ranges=tuple(ranges))
+        return FindResult(count=self._count(q, ranges), ranges=tuple(ranges))
 
     def count(self, query_ids: Query) -> CountResult:
         """Exact number of occurrences of ``query_ids`` (any length) in the corpus.
@@ -309,7 +386,7 @@ class Engine(DocumentQueries, CnfQueries):
         O(|query| log N) per shard.
         """
         q = self._bytes(self._as_ids(query_ids, "query_ids", allow_empty=True))
-        return CountResult(count=sum(b - a for a, b in self._ranges(q)))
+        return CountResult(count=self._count(q, self._ranges(q)))
 
     def prob(self, prompt_ids: Query, cont_id: int) -> ProbResult:
         """``P(cont_id | prompt_ids) = count(prompt + [cont]) / count(prompt)``.
@@ -319,10 +396,11 @@ class Engine(DocumentQueries, CnfQueries):
         """
         prompt = self._as_ids(prompt_ids, "prompt_ids", allow_empty=True)
         cont = self._as_id(cont_id, "cont_id")
-        ranges = self._ranges(self._bytes(prompt))
-        prompt_count = sum(b - a for a, b in ranges)
+        q = self._bytes(prompt)
+        ranges = self._ranges(q)
+        prompt_count = self._count(q, ranges)
         full = self._bytes(prompt + [cont])
-        cont_count = sum(b - a for a, b in self._narrow(full, ranges))
+        cont_count = self._count(full, self._narrow(full, ranges))
         return ProbResult(prompt_count=prompt_count, cont_count=cont_count,
                           prob=cont_count / prompt_count if prompt_count else None)
 
@@ -335,7 +413,7 @@ class Engine(DocumentQueries, CnfQueries):
         """
         _check_max_support(max_support)
         q = self._bytes(self._as_ids(prompt_ids, "prompt_ids", allow_empty=True))
-        return self._dist(q.shape[0], self._ranges(q), max_support)
+        return self._dist(q, self._ranges(q), max_support)
 
     def infgram_prob(self, prompt_ids: Query, cont_id: int) -> InfGramProbResult:
         """∞-gram probability of ``cont_id``: backs off to the longest occurring suffix.
@@ -347,9 +425,9 @@ class Engine(DocumentQueries, CnfQueries):
         q = self._bytes(prompt)
         suffix_len, ranges = self._longest_suffix(q)
         suffix = prompt[len(prompt) - suffix_len:]
-        prompt_count = sum(b - a for a, b in ranges)
+        prompt_count = self._count(self._bytes(suffix), ranges)
         full = self._bytes(suffix + [cont])
-        cont_count = sum(b - a for a, b in self._narrow(full, ranges))
+        cont_count = self._count(full, self._narrow(full, ranges))
         return InfGramProbResult(prompt_count=prompt_count, cont_count=cont_count,
                                  prob=cont_count / prompt_count if prompt_count else None,
                                  suffix_len=suffix_len)
@@ -359,8 +437,9 @@ class Engine(DocumentQueries, CnfQueries):
         """Next-token distribution of the longest occurring suffix of ``prompt_ids``."""
         _check_max_support(max_support)
         prompt = self._as_ids(prompt_ids, "prompt_ids", allow_empty=True)
-        suffix_len, ranges = self._longest_suffix(self._bytes(prompt))
-        dist = self._dist(suffix_len * self.token_width, ranges, max_support)
+        q = self._bytes(prompt)
+        suffix_len, ranges = self._longest_suffix(q)
+        dist = self._dist(q[q.shape[0] - suffix_len * self.token_width:], ranges, max_support)
         return InfGramNextTokenDist(dist=dist, suffix_len=suffix_len)
 
 
