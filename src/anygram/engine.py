@@ -313,8 +313,12 @@ class Engine(DocumentQueries, CnfQueries):
         """Like :meth:`_longest_suffix`, counting only documents that were not taken down."""
         w = self.token_width
         n_tok = q.shape[0] // w
+        longest = q[(n_tok - upper) * w:]
+        ranges = self._ranges(longest)
+        if self._count(longest, ranges) > 0:  # the usual case: the match is not all removed
+            return upper, ranges
         # Invariant: the suffix of length `good` remains (count > 0); `bad` does not.
-        good, bad = 0, upper + 1
+        good, bad = 0, upper
         while bad - good > 1:
             mid = (good + bad) >> 1
             suffix = q[(n_tok - mid) * w:]
