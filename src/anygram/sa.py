@@ -9,6 +9,7 @@ Peak memory: the token bytes plus a 4-byte (8-byte above 2 GiB) entry per byte.
 from __future__ import annotations
 
 import ctypes
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ import numpy as np
 from .errors import BuildError
 
 _INT32_LIMIT = 2**31 - 1
-_CHUNK = 1 << 24  # entries per pass when compacting and writing
+_CHUNK = 1 << 22  # entries per pass when compacting and writing: bounds the temporaries
 
 
 def _libraries() -> tuple[ctypes.CDLL, ctypes.CDLL]:
@@ -70,6 +71,9 @@ def token_suffix_array(data: np.ndarray, token_width: int, *, force64: bool = Fa
 def write_pointers(sa: np.ndarray, ptr_width: int, path: Path) -> None:
     """Write ``sa`` as ``ptr_width``-byte little-endian integers (infini-gram's table file)."""
     with open(path, "wb") as f:
+        if sa.dtype.itemsize == ptr_width and sys.byteorder == "little":
+            sa.tofile(f)  # already the file's layout (entries are non-negative): no copy
+            return
         for start in range(0, sa.shape[0], _CHUNK):
             chunk = sa[start:start + _CHUNK].astype("<u8")
             f.write(np.ascontiguousarray(chunk.view(np.uint8).reshape(-1, 8)[:, :ptr_width])
