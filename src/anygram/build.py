@@ -252,8 +252,8 @@ def build_index_from_ids(docs: Iterable[Sequence[int] | np.ndarray], out_dir: st
         for ids in islice(docs, skip, None):
             arr = np.asarray(ids)
             if arr.size and (arr.min() < 0 or arr.max() >= vocab_size):
-                raise BuildError(f"token id {int(arr.max()) if arr.max() >= vocab_size else int(arr.min())} "
-                                 f"is outside 0..{vocab_size - 1}")
+                bad = int(arr.max()) if arr.max() >= vocab_size else int(arr.min())
+                raise BuildError(f"token id {bad} is outside 0..{vocab_size - 1}")
             yield None, arr.astype(dtype).tobytes()
 
     return _build(items, Path(out_dir), params={"from_ids": True}, width=width,

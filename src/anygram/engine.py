@@ -27,7 +27,7 @@ from .tokenization import Tokenizer, load_tokenizer
 TokenIds = Sequence[int] | np.ndarray
 Query = TokenIds | str
 
-_LE_DTYPE = {1: np.dtype("<u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4")}
+_LE_DTYPE: dict[int, np.dtype[Any]] = {1: np.dtype("<u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4")}
 
 
 class Engine(DocumentQueries, CnfQueries):

@@ -11,7 +11,7 @@
     │   └── TokenOutOfRangeError      an id outside the index's vocabulary
     ├── TokenizerError                tokenizer file missing/unreadable, or no tokenizer for text
     ├── CorpusError                   an input file cannot be read or parsed
-    └── BuildError                    index construction failed (e.g. the SA library returned an error)
+    └── BuildError                    index construction failed (e.g. the SA library failed)
 
 Every message says what to do next.
 """

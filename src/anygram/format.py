@@ -124,7 +124,8 @@ class Manifest:
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: Path) -> Manifest:
         if d.get("format") != FORMAT_NAME:
-            raise IndexFormatError(f"{where} is not an anygram manifest (format={d.get('format')!r})")
+            raise IndexFormatError(
+                f"{where} is not an anygram manifest (format={d.get('format')!r})")
         version = d.get("format_version")
         if version != FORMAT_VERSION:
             raise IndexVersionError(
@@ -387,6 +388,6 @@ def open_index(paths: str | Path | Sequence[str | Path], *, token_dtype: str | N
         raise IndexFormatError("the directories hold different token widths "
                                f"({sorted(widths)} bytes): open them separately")
     width = widths.pop() if widths else (want_width or 1)
-    manifest = manifests[0] if len(manifests) == 1 and len(dirs) == 1 else None
-    return OpenedIndex(shards=tuple(shards), token_width=width, manifest=manifest,
+    return OpenedIndex(shards=tuple(shards), token_width=width,
+                       manifest=manifests[0] if len(manifests) == 1 and len(dirs) == 1 else None,
                        directories=tuple(dirs))
