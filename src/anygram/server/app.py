@@ -1,0 +1,349 @@
+"""The ASGI app: ``create_app(engines, limits)``, routes, error handlers and the web page.
+
+The app is thin: each route validates the request with its model, runs the matching
+handler of :mod:`anygram.server.ops` in the :class:`~anygram.server.pool.WorkPool`, and
+answers its dict. All errors go through :func:`_error_response` (one shape, real status).
+"""
+
+# No ``from __future__ import annotations`` here: FastAPI reads the route signatures made in
+# the loops below, whose annotations name local variables.
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import unquote
+
+from fastapi import Body, FastAPI, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .. import __version__
+from ..engine import Engine
+from . import models as m
+from .errors import (
+    UnknownIndexError,
+    body_of,
+    error_body,
+    validation_message,
+)
+from .limits import ServerLimits
+from .ops import HAS_GET_DOC, OPERATIONS, Operation, ServedIndex, op_get_doc, run_compat
+from .pool import WorkPool
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": m.ErrorBody, "description": text} for code, text in (
+    (400, "Bad input (invalid query, token id out of range, text without a tokenizer)."),
+    (404, "Unknown index (or document)."),
+    (413, "Request body too large."),
+    (422, "Request over a server limit, or not matching the schema."),
+    (503, "Too many requests in flight: retry later."),
+    (504, "The request ran out of its time budget."),
+)}
+
+_HTTP_TYPES = {404: "NotFoundError", 405: "MethodNotAllowedError", 413: "BodyTooLargeError"}
+
+
+def _json(payload: Any, status: int = 200) -> JSONResponse:
+    return JSONResponse(payload, status_code=status)
+
+
+def _error_response(exc: BaseException) -> JSONResponse:
+    body = body_of(exc)
+    return _json(body, body["status"])
+
+
+class _BodyTooLarge(StarletteHTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is over this server's limit of {limit} bytes")
+
+
+class BodyLimitMiddleware:
+    """Refuses a request body over ``max_bytes`` (413): by its Content-Length, or as it streams."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for key, value in scope.get("headers", ()):
+            if key == b"content-length":
+                try:
+                    too_large = int(value) > self.max_bytes
+                except ValueError:
+                    too_large = False
+                if too_large:
+                    exc = _BodyTooLarge(self.max_bytes)
+                    await JSONResponse(error_body(413, exc.detail, "BodyTooLargeError"),
+                                       status_code=413)(scope, receive, send)
+                    return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge(self.max_bytes)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _warm_up(indexes: list[ServedIndex]) -> None:
+    """Load the compiled kernels of every route (a few tiny queries per index)."""
+    for ix in indexes:
+        _warm_up_engine(ix.engine)
+
+
+def _warm_up_engine(e: Engine) -> None:
+    calls: list[Callable[[], object]] = [
+        lambda: e.find([0]), lambda: e.ntd([0]), lambda: e.ntd([0], max_support=1),
+        lambda: e.infgram_prob([0], 0), lambda: e.infgram_ntd([0])]
+    if "search" in OPERATIONS:
+        calls.append(lambda: e.search_docs([0], max_docs=1))
+    if "cnf/search" in OPERATIONS:
+        calls += [lambda: e.count_cnf([[[0]], [[0]]]),
+                  lambda: e.search_docs_cnf([[[0]], [[0]]], max_docs=1)]
+    for call in calls:
+        with contextlib.suppress(Exception):
+            call()
+
+
+def create_app(engines: Mapping[str, Engine], limits: ServerLimits | None = None) -> FastAPI:
+    """The HTTP API and web page over named, opened engines (read-only).
+
+    Args:
+        engines: index name -> :class:`~anygram.Engine`. Names appear in the URLs
+            (``/v1/{name}/count``).
+        limits: per-request bounds, the time budget and the concurrency (defaults:
+            :class:`ServerLimits`).
+    """
+    limits = limits if limits is not None else ServerLimits()
+    if not engines:
+        raise ValueError("create_app needs at least one index")
+    served = {name: ServedIndex(name, engine) for name, engine in engines.items()}
+    pool = WorkPool(limits.workers, limits.max_pending, limits.timeout_s)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Load the compiled kernels before the first request, not during it.
+        await asyncio.get_running_loop().run_in_executor(None, _warm_up, list(served.values()))
+        yield
+        pool.shutdown()
+
+    app = FastAPI(
+        title="anygram",
+        version=__version__,
+        description=(
+            "Exact n-gram and ∞-gram queries over suffix-array indexes. Every route answers "
+            "JSON; errors are `{\"ok\": false, \"error\", \"type\", \"status\"}` with a real "
+            "HTTP status. `POST /` takes infini-gram's API payload. See docs/http-api.md."),
+        lifespan=lifespan,
+    )
+    app.state.pool = pool
+    app.state.limits = limits
+    app.state.indexes = served
+    app.add_middleware(BodyLimitMiddleware, max_bytes=limits.max_body_bytes)
+
+    # ------------------------------------------------------------------ errors: one place
+
+    @app.exception_handler(RequestValidationError)
+    async def _on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        status, message, type_ = validation_message(list(exc.errors()))
+        return _json(error_body(status, message, type_), status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        status = exc.status_code
+        message = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+        if status == 404 and message == "Not Found":
+            message = "no such route: see /docs for the routes of this server"
+        type_ = _HTTP_TYPES.get(status, "HTTPError" if status < 500 else "ServerError")
+        headers = dict(getattr(exc, "headers", None) or {})
+        if status == 405:
+            # GET and POST of a path are two routes: Allow lists the methods of both.
+            allowed = set()
+            for route in app.router.routes:
+                match, _ = route.matches(request.scope)
+                if match != Match.NONE:
+                    allowed |= set(getattr(route, "methods", None) or ())
+            if allowed:
+                headers["Allow"] = ", ".join(sorted(allowed))
+            message = f"{request.method} is not allowed here; allowed: {headers.get('Allow')}"
+        return JSONResponse(error_body(status, message, type_), status_code=status,
+                            headers=headers or None)
+
+    @app.exception_handler(Exception)
+    async def _on_exception(_: Request, exc: Exception) -> JSONResponse:
+        return _error_response(exc)
+
+    def index_of(name: str) -> ServedIndex:
+        try:
+            return served[name]
+        except KeyError:
+            raise UnknownIndexError(f"no index named {name!r}; this server has: "
+                                    f"{', '.join(sorted(served))}") from None
+
+    async def run(fn: Callable[..., dict[str, Any]], *args: Any,
+                  latency_key: str = "latency_ms") -> JSONResponse:
+        try:
+            return _json(await pool.run(fn, *args, latency_key=latency_key))
+        except Exception as exc:  # noqa: BLE001 - every error becomes the one shape
+            return _error_response(exc)
+
+    # ------------------------------------------------------------------ meta
+
+    operations = list(OPERATIONS) + (["docs"] if HAS_GET_DOC else [])
+
+    @app.get("/v1/indexes", response_model=m.IndexesAnswer, tags=["meta"],
+             summary="The indexes this server answers for")
+    async def indexes() -> JSONResponse:
+        return _json({"ok": True, "indexes": [ix.info(operations) for ix in served.values()]})
+
+    @app.get("/v1/limits", tags=["meta"], summary="This server's limits (ServerLimits)")
+    async def get_limits() -> JSONResponse:
+        return _json({"ok": True, "limits": limits.to_dict()})
+
+    # ------------------------------------------------------------------ one route per operation
+
+    index_param = Annotated[str, PathParam(description="Index name (see /v1/indexes).",
+                                           examples=sorted(served)[:1])]
+
+    def add(op: Operation) -> None:
+        model = op.request
+        responses: dict[int | str, Any] = {200: {"model": op.answer}, **_ERRORS}
+
+        async def get_route(index: index_param,  # type: ignore[valid-type]
+                            params: Annotated[model, Query()]  # type: ignore[valid-type]
+                            ) -> JSONResponse:
+            try:
+                ix = index_of(index)
+            except UnknownIndexError as exc:
+                return _error_response(exc)
+            return await run(op.handler, ix, params, limits)
+
+        async def post_route(index: index_param,  # type: ignore[valid-type]
+                             body: Annotated[model, Body()]  # type: ignore[valid-type]
+                             ) -> JSONResponse:
+            try:
+                ix = index_of(index)
+            except UnknownIndexError as exc:
+                return _error_response(exc)
+            return await run(op.handler, ix, body, limits)
+
+        for method, fn in (("GET", get_route), ("POST", post_route)):
+            app.add_api_route(f"/v1/{{index}}/{op.path}", fn, methods=[method],
+                              summary=op.summary, description=op.description,
+                              responses=responses, tags=["queries"],
+                              operation_id=f"{method.lower()}_"
+                                           f"{op.path.replace('-', '_').replace('/', '_')}",
+                              response_class=JSONResponse)
+
+    for op in OPERATIONS.values():
+        add(op)
+
+    if HAS_GET_DOC:
+        @app.get("/v1/{index}/docs/{doc_id}", tags=["queries"], summary="Get a document",
+                 responses={200: {"model": m.DocAnswer}, **_ERRORS},
+                 operation_id="get_doc", response_class=JSONResponse)
+        async def get_doc(index: index_param,  # type: ignore[valid-type]
+                          doc_id: Annotated[int, PathParam(description="Global document id "
+                                                                       "(0..num_docs-1).")],
+                          params: Annotated[m.DocRequest, Query()]) -> JSONResponse:
+            """A document's tokens (its first `max_tokens`), text and metadata.
+
+            A taken-down document answers `removed: true` with no content.
+            """
+            try:
+                ix = index_of(index)
+            except UnknownIndexError as exc:
+                return _error_response(exc)
+            return await run(op_get_doc, ix, doc_id, params, limits)
+
+    # ------------------------------------------------------------------ infini-gram API
+
+    @app.post("/", tags=["infini-gram API"], summary="infini-gram's API payload",
+              responses={200: {"description": "infini-gram's response for the query type, "
+                                              "plus `latency` (ms), `token_ids`, `tokens`."},
+                         **_ERRORS,
+                         501: {"model": m.ErrorBody,
+                               "description": "A query type not implemented yet."}})
+    async def infini_gram_api(payload: m.InfiniGramRequest) -> JSONResponse:
+        """Takes ``{"index" (or "corpus"), "query_type", "query" | "query_ids", ...}``.
+
+        Answers as api.infini-gram.io does, so infini-gram API clients can point here;
+        errors have the one error shape (which has infini-gram's ``error`` key).
+        """
+        name = payload.index if payload.index is not None else payload.corpus
+        if name is None:
+            return _error_response(UnknownIndexError(
+                "give the index name as index (or corpus); this server has: "
+                f"{', '.join(sorted(served))}"))
+        try:
+            ix = index_of(name)
+        except UnknownIndexError as exc:
+            return _error_response(exc)
+        return await run(run_compat, ix, payload, limits, latency_key="latency")
+
+    # ------------------------------------------------------------------ the web page
+
+    @app.get("/", tags=["infini-gram API"], summary="The web page, or the index names",
+             responses={200: {"description": "The web page when the request accepts "
+                                             "text/html (a browser); otherwise infini-gram's "
+                                             "JSON list of index names.",
+                              "content": {"application/json": {"schema": {
+                                  "type": "array", "items": {"type": "string"}}},
+                                  "text/html": {"schema": {"type": "string"}}}}})
+    async def home(request: Request) -> Response:
+        """The web page for a browser; infini-gram's list of index names for a program."""
+        if "text/html" in request.headers.get("accept", ""):
+            return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+        return _json(sorted(served))
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+async def _asgi_get(app: ASGIApp, target: str) -> tuple[int, bytes]:
+    path, _, query = target.partition("?")
+    scope: Scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": unquote(path), "raw_path": path.encode(), "root_path": "",
+        "query_string": query.encode(), "client": ("127.0.0.1", 0),
+        "server": ("127.0.0.1", 80),
+        "headers": [(b"host", b"localhost"), (b"accept", b"application/json")],
+    }
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    status = next(msg["status"] for msg in sent if msg["type"] == "http.response.start")
+    body = b"".join(msg.get("body", b"") for msg in sent if msg["type"] == "http.response.body")
+    return status, body
+
+
+def get_in_process(app: ASGIApp, target: str) -> tuple[int, bytes]:
+    """Answer one ``GET target`` (path and query string) without a socket: ``(status, body)``."""
+    return asyncio.run(_asgi_get(app, target))
+
+
+__all__ = ["create_app", "get_in_process", "BodyLimitMiddleware"]

@@ -1,0 +1,416 @@
+"""Request and response models of the HTTP API (they make the OpenAPI schema and its examples).
+
+A request model serves both methods of a route: the JSON body of ``POST`` and the query
+string of ``GET`` (where ``query_ids`` may be written ``1,2,3`` or repeated).
+Bounds that depend on :class:`~anygram.server.ServerLimits` are checked by the handlers
+(``422 LimitExceededError``); the models check types and signs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+_IDS_SPLIT = re.compile(r"[,\s]+")
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("expected an integer, not a boolean")
+    return value
+
+
+#: An int that is not a JSON boolean (pydantic's lax mode would take true as 1).
+Int = Annotated[int, BeforeValidator(_not_bool)]
+
+
+def _split_ids(value: Any) -> Any:
+    """``"1,2,3"`` or ``["1,2", "3"]`` (a query string) -> ``["1", "2", "3"]``; else unchanged."""
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list) and value and all(isinstance(x, str) for x in value):
+        out: list[str] = []
+        for item in value:
+            out.extend(p for p in _IDS_SPLIT.split(item.strip()) if p)
+        return out
+    return value
+
+
+# ----------------------------------------------------------------------------- requests
+
+
+def _one_of(a: str, a_type: str, b: str, b_type: str) -> dict[str, Any]:
+    """JSON schema: exactly one of two optional fields is given (not null)."""
+    return {"oneOf": [{"required": [a], "properties": {a: {"type": a_type}}},
+                      {"required": [b], "properties": {b: {"type": b_type}}}]}
+
+
+_QUERY_ONE_OF = _one_of("query", "string", "query_ids", "array")
+_CONT_ONE_OF = _one_of("cont", "string", "cont_id", "integer")
+
+
+class QueryRequest(BaseModel):
+    """A query given as text (``query``) or as token ids (``query_ids``): exactly one."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"query": "natural language"}, {"query_ids": [110, 97, 116]}], **_QUERY_ONE_OF})
+
+    query: str | None = Field(
+        None, description="Text, tokenized with the index's tokenizer. \"\" is the empty "
+                          "query (it matches every position). Give exactly one of `query` "
+                          "and `query_ids`.")
+    query_ids: list[Int] | None = Field(
+        None, description="Token ids. In a query string: `query_ids=1,2,3` (empty: the "
+                          "empty query). Give exactly one of `query` and `query_ids`.")
+
+    @field_validator("query_ids", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return _split_ids(value)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> QueryRequest:
+        if (self.query is None) == (self.query_ids is None):
+            raise ValueError("give exactly one of query (text) or query_ids (token ids)")
+        return self
+
+
+class ProbRequest(QueryRequest):
+    """A prompt (text or ids) and the next token (``cont``: text of one token, or ``cont_id``)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"query": "natural languag", "cont": "e"},
+        {"query_ids": [110, 97, 116], "cont_id": 117}], "allOf": [_QUERY_ONE_OF, _CONT_ONE_OF]})
+
+    cont: str | None = Field(None, description="The next token as text (exactly one token). "
+                                               "Give exactly one of `cont` and `cont_id`.")
+    cont_id: Int | None = Field(None, description="The next token as a token id.")
+
+    @model_validator(mode="after")
+    def _one_cont(self) -> ProbRequest:
+        if (self.cont is None) == (self.cont_id is None):
+            raise ValueError("give exactly one of cont (text of one token) or cont_id")
+        return self
+
+
+class NtdRequest(QueryRequest):
+    """A prompt (text or ids), and how many next tokens to return."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"query": "natural languag", "top": 10},
+        {"query_ids": [110, 97, 116], "max_support": 1000}], **_QUERY_ONE_OF})
+
+    top: Int | None = Field(None, ge=0, description="Return the `top` most frequent next "
+                                                    "tokens (default and maximum: see "
+                                                    "/v1/limits).")
+    max_support: Int | None = Field(
+        None, ge=1, description="Count only this many evenly spaced occurrences when the "
+                                "prompt occurs more often (`approx: true`). Default: exact.")
+
+
+class InfiniGramRequest(BaseModel):
+    """infini-gram's public API payload (``POST https://api.infini-gram.io/``).
+
+    Other fields infini-gram clients send (``engine``, ``source``, ``timestamp``, ...) are
+    accepted and ignored.
+    """
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"index": "v4_pileval_llama", "query_type": "count", "query": "University of Washington"},
+        {"index": "v4_pileval_llama", "query_type": "ntd", "query_ids": [5, 6, 7],
+         "max_support": 1000},
+        {"corpus": "v4_pileval_llama", "query_type": "infgram_prob", "query": "natural language"},
+    ]})
+
+    index: str | None = Field(None, description="The index name (see GET /v1/indexes).")
+    corpus: str | None = Field(None, description="Old name of `index`.")
+    query_type: str = Field(description="count, find, prob, ntd, infgram_prob, infgram_ntd.")
+    query: str | None = Field(None, description="Text query. For prob and infgram_prob the "
+                                                "last token is the continuation.")
+    query_ids: list[Int] | list[list[list[Int]]] | None = Field(
+        None, description="Token ids (or a triply nested CNF, not supported yet).")
+    max_support: Int | None = None
+    max_clause_freq: Int | None = None
+    max_diff_tokens: Int | None = None
+    maxnum: Int | None = None
+    max_disp_len: Int | None = None
+    s: Int | None = None
+    rank: Int | None = None
+    ptr: Int | None = None
+
+
+# ----------------------------------------------------------------------------- responses
+
+
+class ErrorBody(BaseModel):
+    """The one error shape of every route."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"ok": False, "error": "query_ids has token id 300; valid ids are 0..254 for this "
+                               "index", "type": "TokenOutOfRangeError", "status": 400}]})
+
+    ok: bool = Field(description="Always false.")
+    error: str = Field(description="What went wrong, and what to do.")
+    type: str = Field(description="The exception class.")
+    status: int = Field(description="The HTTP status code, repeated.")
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    ok: bool = Field(description="Always true.")
+    index: str = Field(description="The index name.")
+    token_ids: list[int] = Field(description="The query's token ids.")
+    tokens: list[str] | None = Field(None, description="Each token decoded (indexes with a "
+                                                       "tokenizer only).")
+    latency_ms: float = Field(description="Time spent answering (engine and decoding), ms.")
+
+
+class CountAnswer(_Answer):
+    count: int
+    approx: bool
+
+
+class FindAnswer(_Answer):
+    count: int
+    ranges: list[list[int]] = Field(description="Per shard, the suffix-array rank range "
+                                                "[start, end) of the query.")
+
+
+class ProbAnswer(_Answer):
+    prompt_count: int
+    cont_count: int
+    prob: float | None = Field(description="null when the prompt never occurs.")
+    cont_id: int
+    cont_token: str | None = None
+
+
+class InfgramProbAnswer(ProbAnswer):
+    suffix_len: int = Field(description="Tokens of the longest suffix of the prompt that "
+                                        "occurs (0: unigram).")
+    suffix_ids: list[int]
+    longest_suffix: str | None = Field(None, description="That suffix decoded.")
+
+
+class NextToken(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    token_id: int
+    count: int
+    prob: float
+    token: str | None = None
+
+
+class NtdAnswer(_Answer):
+    prompt_count: int
+    end_count: int = Field(description="Occurrences of the prompt at a document end.")
+    approx: bool
+    distinct_next_tokens: int
+    next_tokens: list[NextToken] = Field(description="By decreasing count, cut to `top`.")
+
+
+class InfgramNtdAnswer(NtdAnswer):
+    suffix_len: int
+    suffix_ids: list[int]
+    longest_suffix: str | None = None
+
+
+class IndexInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    token_dtype: str
+    vocab_size: int
+    eos_id: int | None
+    tokenizer: dict[str, Any] | None
+    num_shards: int
+    num_docs: int
+    num_tokens: int
+    operations: list[str] = Field(description="The routes /v1/{index}/... this server has.")
+
+
+class IndexesAnswer(BaseModel):
+    ok: bool
+    indexes: list[IndexInfo]
+
+
+# ----------------------------------------------------------------------------- documents
+
+
+class SearchRequest(QueryRequest):
+    """A phrase (text or ids) and which page of its occurrences to show, with what window."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"query": "natural language", "max_docs": 5},
+        {"query_ids": [110, 97, 116], "order": "position", "offset": 10, "max_ctx_len": 50}],
+        **_QUERY_ONE_OF})
+
+    max_docs: Int | None = Field(None, ge=0, description="Hits per page (default and maximum: "
+                                                         "see /v1/limits).")
+    offset: Int = Field(0, ge=0, description="First hit of the page (`next_offset` of the "
+                                             "previous page).")
+    order: Literal["random", "position", "rank"] = Field(
+        "random", description="random: a pseudo-random order fixed by `seed` (cheap); "
+                              "position: corpus order (sorts every occurrence: refused above "
+                              "max_sorted); rank: suffix-array order.")
+    seed: Int = Field(0, ge=0, le=2**63 - 1, description="Seed of order=random.")
+    max_disp_len: Int | None = Field(None, ge=1, description="Window of this many tokens "
+                                                             "around the match start.")
+    max_ctx_len: Int | None = Field(None, ge=0, description="Or: this many tokens on each side "
+                                                            "of the match (default 100).")
+
+
+class DocRequest(BaseModel):
+    """How much of a document to return."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_tokens: Int | None = Field(None, ge=0, description="The document's first `max_tokens` "
+                                                           "tokens (default and maximum: "
+                                                           "default_disp_len / max_disp_len).")
+
+
+def _parse_nested(value: Any) -> Any:
+    """A CNF given as JSON text in a query string (``query_ids=[[[1,2]],[[3]]]``)."""
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str):
+        value = value[0]
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ValueError("query_ids must be a JSON list of clauses, e.g. "
+                             "[[[1, 2], [3]], [[4]]]") from None
+    return value
+
+
+class CnfRequest(BaseModel):
+    """A CNF query: text with AND / OR (OR binds tighter), or clauses of phrases of ids."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"query": "natural language AND model OR models", "max_diff_tokens": 100},
+        {"query_ids": [[[110, 97, 116]], [[109, 111], [108, 97]]]}], **_QUERY_ONE_OF})
+
+    query: str | None = Field(None, description="Text: `A AND B OR C` is A and (B or C). "
+                                                "Give exactly one of `query` and "
+                                                "`query_ids`.")
+    query_ids: list[list[list[Int]]] | None = Field(
+        None, description="Clauses (AND) of phrases (OR) of token ids. In a query string: "
+                          "JSON, `query_ids=[[[1,2]],[[3]]]`.")
+    max_diff_tokens: Int | None = Field(None, ge=0, description="Every other clause within "
+                                                                "this many tokens of the first "
+                                                                "(default 100).")
+    max_clause_freq: Int | None = Field(None, ge=1, description="Exact while the rarest "
+                                                                "clause occurs at most this "
+                                                                "often, else an unbiased "
+                                                                "estimate (default 50,000).")
+    seed: Int = Field(0, ge=0, le=2**63 - 1, description="Seeds the sample (and the order).")
+
+    @field_validator("query_ids", mode="before")
+    @classmethod
+    def _nested(cls, value: Any) -> Any:
+        return _parse_nested(value)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> CnfRequest:
+        if (self.query is None) == (self.query_ids is None):
+            raise ValueError("give exactly one of query (text) or query_ids (clauses of ids)")
+        return self
+
+
+class CnfSearchRequest(CnfRequest):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"query": "natural language AND model OR models", "max_docs": 5}], **_QUERY_ONE_OF})
+
+    max_docs: Int | None = Field(None, ge=0, description="Hits per page.")
+    offset: Int = Field(0, ge=0, description="First hit of the page.")
+    order: Literal["random", "position"] = Field("random", description="Hit order.")
+
+
+class DocsWithAllRequest(CnfRequest):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"query": "natural AND language", "max_ids": 10}], **_QUERY_ONE_OF})
+
+    max_ids: Int = Field(0, ge=0, description="Also return the first `max_ids` matching "
+                                              "document ids (at most max_docs x 100).")
+
+
+class Span(BaseModel):
+    text: str
+    clause: int | None = Field(description="Which clause the span matches (0 for a phrase "
+                                           "search), null outside matches.")
+    hit: bool = Field(False, description="The search hit's own match (absent: false).")
+
+
+class Hit(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    doc_id: int
+    shard: int
+    token_ids: list[int] | None = None
+    text: str | None = None
+    match_offset: int | None = None
+    match_len: int | None = None
+    spans: list[Span] | None = Field(None, description="The window cut into matched and "
+                                                       "unmatched text (with a tokenizer).")
+
+
+class SearchAnswer(_Answer):
+    count: int
+    approx: bool
+    offset: int
+    next_offset: int | None
+    hits: list[Hit]
+
+
+class DocAnswer(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    ok: bool
+    index: str
+    doc_id: int
+    doc_len: int
+    token_ids: list[int]
+    text: str | None
+    metadata: dict[str, Any] | None
+    removed: bool
+    latency_ms: float
+
+
+class _CnfAnswer(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    ok: bool
+    index: str
+    count: int
+    approx: bool
+    estimate: float
+    token_ids: list[list[list[int]]] = Field(description="The CNF as token ids.")
+    clauses: list[list[str]] | None = Field(None, description="Its phrases decoded.")
+    latency_ms: float
+
+
+class CnfCountAnswer(_CnfAnswer):
+    stderr: float
+    anchor_count: int
+    clause_counts: list[int]
+
+
+class CnfSearchAnswer(_CnfAnswer):
+    total_hits: int
+    offset: int
+    next_offset: int | None
+    hits: list[Hit]
+
+
+class DocsWithAllAnswer(_CnfAnswer):
+    doc_ids: list[int] | None = None

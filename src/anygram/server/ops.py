@@ -1,0 +1,602 @@
+"""The operations behind the routes: parse a request, call the engine, build a JSON dict.
+
+Handlers are plain functions ``(index, request, limits) -> dict`` that run in a worker
+thread; they raise, and :mod:`anygram.server.errors` turns what they raise into an answer.
+:data:`OPERATIONS` is the allow-list of the ``/v1/{index}/...`` routes and
+:data:`COMPAT_QUERY_TYPES` the allow-list of infini-gram's ``query_type`` values: nothing is
+ever looked up by a name the client sent.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from ..cnf import DEFAULT_MAX_CLAUSE_FREQ, DEFAULT_MAX_DIFF_TOKENS
+from ..compat import InfiniGramEngine
+from ..engine import Engine
+from ..errors import AnygramError, InvalidQueryError, TokenizerError
+from ..query_text import parse_query
+from . import models as m
+from .errors import (
+    BadRequestError,
+    DocumentNotFoundError,
+    LimitExceededError,
+    QueryTypeNotImplementedError,
+)
+from .limits import ServerLimits
+
+# ----------------------------------------------------------------------------- indexes
+
+
+class ServedIndex:
+    """One named index: its engine and, made on first use, an infini-gram compat engine."""
+
+    def __init__(self, name: str, engine: Engine) -> None:
+        self.name = name
+        self.engine = engine
+        self._compat: InfiniGramEngine | None = None
+        self._compat_lock = threading.Lock()
+
+    @property
+    def has_tokenizer(self) -> bool:
+        return self.engine.tokenizer is not None
+
+    def token_text(self, token_id: int) -> str | None:
+        """One token decoded (None without a tokenizer)."""
+        if self.engine.tokenizer is None:
+            return None
+        try:
+            return self.engine.decode([token_id])
+        except AnygramError:
+            return None
+
+    def token_texts(self, ids: Sequence[int]) -> list[str] | None:
+        """Each token decoded on its own (None without a tokenizer)."""
+        if self.engine.tokenizer is None:
+            return None
+        return [self.token_text(t) or "" for t in ids]
+
+    def text(self, ids: Sequence[int]) -> str | None:
+        if self.engine.tokenizer is None:
+            return None
+        try:
+            return self.engine.decode(list(ids))
+        except AnygramError:
+            return None
+
+    def info(self, operations: Sequence[str]) -> dict[str, Any]:
+        e = self.engine
+        tok = e.tokenizer
+        return {"name": self.name, "token_dtype": e.token_dtype, "vocab_size": e.vocab_size,
+                "eos_id": e.eos_id, "tokenizer": tok.spec() if tok is not None else None,
+                "num_shards": e.num_shards, "num_docs": e.num_docs, "num_tokens": e.num_tokens,
+                "operations": list(operations)}
+
+    def compat(self) -> InfiniGramEngine:
+        """infini-gram's engine API over the same index directories (opened once, lazily)."""
+        with self._compat_lock:
+            if self._compat is None:
+                e = self.engine
+                dirs = list(dict.fromkeys(str(s.directory) for s in e.shards))
+                id_max = (1 << (8 * e.token_width)) - 1
+                eos = e.eos_id if e.eos_id is not None else 0
+                self._compat = InfiniGramEngine(
+                    index_dir=dirs, eos_token_id=eos, token_dtype=e.token_dtype,
+                    vocab_size=min(max(e.vocab_size, eos + 1), id_max))
+            return self._compat
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _check_text(text: str, limits: ServerLimits, what: str = "query") -> None:
+    if len(text) > limits.max_query_chars:
+        raise LimitExceededError(f"{what} is {len(text)} characters; this server takes at most "
+                                 f"{limits.max_query_chars}")
+
+
+def _check_tokens(n: int, limits: ServerLimits, what: str = "query") -> None:
+    if n > limits.max_query_tokens:
+        raise LimitExceededError(f"{what} is {n} tokens; this server takes at most "
+                                 f"{limits.max_query_tokens}")
+
+
+def _check_max(name: str, value: int | None, most: int) -> None:
+    if value is not None and value > most:
+        raise LimitExceededError(f"{name}={value} is over this server's limit of {most}")
+
+
+def query_ids(ix: ServedIndex, req: m.QueryRequest, limits: ServerLimits) -> list[int]:
+    """The request's query as token ids, within the size limits."""
+    if req.query is not None:
+        _check_text(req.query, limits)
+        ids = ix.engine.tokenize(req.query)
+    else:
+        ids = list(req.query_ids or [])
+    _check_tokens(len(ids), limits)
+    return ids
+
+
+def _answer(ix: ServedIndex, ids: list[int], result: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"ok": True, "index": ix.name, **result, "token_ids": ids}
+    tokens = ix.token_texts(ids)
+    if tokens is not None:
+        out["tokens"] = tokens
+    return out
+
+
+def _cont_id(ix: ServedIndex, req: m.ProbRequest, limits: ServerLimits) -> int:
+    if req.cont_id is not None:
+        return req.cont_id
+    assert req.cont is not None
+    _check_text(req.cont, limits, "cont")
+    ids = ix.engine.tokenize(req.cont)
+    if len(ids) != 1:
+        raise InvalidQueryError(f"cont {req.cont!r} is {len(ids)} tokens {ids}, not exactly "
+                                "one: give the text of a single token, or cont_id")
+    return ids[0]
+
+
+def _with_token_texts(ix: ServedIndex, d: dict[str, Any], top: int) -> dict[str, Any]:
+    entries = d["next_tokens"]
+    d["distinct_next_tokens"] = len(entries)
+    entries = entries[:top]
+    if ix.has_tokenizer:
+        entries = [{**e, "token": ix.token_text(e["token_id"])} for e in entries]
+    d["next_tokens"] = entries
+    return d
+
+
+# ----------------------------------------------------------------------------- operations
+
+
+def op_count(ix: ServedIndex, req: m.QueryRequest, limits: ServerLimits) -> dict[str, Any]:
+    ids = query_ids(ix, req, limits)
+    return _answer(ix, ids, ix.engine.count(ids).to_dict())
+
+
+def op_find(ix: ServedIndex, req: m.QueryRequest, limits: ServerLimits) -> dict[str, Any]:
+    ids = query_ids(ix, req, limits)
+    return _answer(ix, ids, ix.engine.find(ids).to_dict())
+
+
+def op_prob(ix: ServedIndex, req: m.ProbRequest, limits: ServerLimits) -> dict[str, Any]:
+    ids = query_ids(ix, req, limits)
+    cont = _cont_id(ix, req, limits)
+    out = {**ix.engine.prob(ids, cont).to_dict(), "cont_id": cont,
+           "cont_token": ix.token_text(cont)}
+    return _answer(ix, ids, out)
+
+
+def op_infgram_prob(ix: ServedIndex, req: m.ProbRequest,
+                    limits: ServerLimits) -> dict[str, Any]:
+    ids = query_ids(ix, req, limits)
+    cont = _cont_id(ix, req, limits)
+    r = ix.engine.infgram_prob(ids, cont)
+    suffix = ids[len(ids) - r.suffix_len:]
+    out = {**r.to_dict(), "cont_id": cont, "cont_token": ix.token_text(cont),
+           "suffix_ids": suffix, "longest_suffix": ix.text(suffix)}
+    return _answer(ix, ids, out)
+
+
+def _top(req: m.NtdRequest, limits: ServerLimits) -> int:
+    top = limits.default_top if req.top is None else req.top
+    _check_max("top", top, limits.max_top)
+    _check_max("max_support", req.max_support, limits.max_support)
+    return top
+
+
+def op_ntd(ix: ServedIndex, req: m.NtdRequest, limits: ServerLimits) -> dict[str, Any]:
+    top = _top(req, limits)
+    ids = query_ids(ix, req, limits)
+    d = ix.engine.ntd(ids, max_support=req.max_support).to_dict()
+    return _answer(ix, ids, _with_token_texts(ix, d, top))
+
+
+def op_infgram_ntd(ix: ServedIndex, req: m.NtdRequest, limits: ServerLimits) -> dict[str, Any]:
+    top = _top(req, limits)
+    ids = query_ids(ix, req, limits)
+    r = ix.engine.infgram_ntd(ids, max_support=req.max_support)
+    suffix = ids[len(ids) - r.suffix_len:]
+    d = {**r.to_dict(), "suffix_ids": suffix, "longest_suffix": ix.text(suffix)}
+    return _answer(ix, ids, _with_token_texts(ix, d, top))
+
+
+# ----------------------------------------------------------------------------- documents
+
+
+def _check_window(req: Any, limits: ServerLimits) -> None:
+    _check_max("max_disp_len", req.max_disp_len, limits.max_disp_len)
+    _check_max("max_ctx_len", req.max_ctx_len, limits.max_ctx_len)
+
+
+def _page_size(req: Any, limits: ServerLimits) -> int:
+    max_docs = limits.default_docs if req.max_docs is None else req.max_docs
+    _check_max("max_docs", max_docs, limits.max_docs)
+    _check_max("offset", req.offset, limits.max_offset)
+    return max_docs
+
+
+def spans(ix: ServedIndex, ids: list[int], clauses: Sequence[Sequence[Sequence[int]]],
+          marked: tuple[int, int] | None = None) -> list[dict[str, Any]] | None:
+    """``ids`` cut into decoded spans, each labelled with the clause it matches (or None).
+
+    ``marked`` (offset, length) is a search hit's own match (maybe clipped by the window):
+    labelled clause 0 with ``hit: true``. Then every other occurrence of a phrase is
+    labelled, longest phrase first. None without a tokenizer.
+    """
+    if not ix.has_tokenizer:
+        return None
+    labels: list[tuple[int, bool] | None] = [None] * len(ids)
+    if marked is not None:
+        start, length = marked
+        labels[start:start + length] = [(0, True)] * length
+    phrases = sorted(((list(p), c) for c, clause in enumerate(clauses) for p in clause if p),
+                     key=lambda pc: -len(pc[0]))
+    i = 0
+    while i < len(ids):
+        for p, c in phrases:
+            if ids[i] == p[0] and ids[i:i + len(p)] == p:
+                for j in range(i, i + len(p)):
+                    if labels[j] is None:
+                        labels[j] = (c, False)
+                i += len(p)
+                break
+        else:
+            i += 1
+    out: list[dict[str, Any]] = []
+    start = 0
+    for k in range(1, len(ids) + 1):
+        if k == len(ids) or labels[k] != labels[start]:
+            label = labels[start]
+            span: dict[str, Any] = {"text": ix.text(ids[start:k]) or "",
+                                    "clause": None if label is None else label[0]}
+            if label is not None and label[1]:
+                span["hit"] = True
+            out.append(span)
+            start = k
+    return out
+
+
+def op_search(ix: ServedIndex, req: m.SearchRequest, limits: ServerLimits) -> dict[str, Any]:
+    max_docs = _page_size(req, limits)
+    _check_window(req, limits)
+    ids = query_ids(ix, req, limits)
+    if req.order == "position" and ids:
+        n = ix.engine.count(ids).count
+        if n > limits.max_sorted:
+            raise LimitExceededError(f"the query occurs {n:,} times; order=position sorts at "
+                                     f"most {limits.max_sorted:,} on this server: use "
+                                     "order=random or order=rank")
+    r = ix.engine.search_docs(ids, max_docs=max_docs, offset=req.offset, order=req.order,
+                              seed=req.seed, max_disp_len=req.max_disp_len,
+                              max_ctx_len=req.max_ctx_len)
+    d = r.to_dict()
+    for hit, h in zip(r.hits, d["hits"]):
+        mark = (hit.match_offset, hit.match_len) if hit.match_offset is not None else None
+        h["spans"] = spans(ix, hit.token_ids, [[ids]], mark)
+    return _answer(ix, ids, d)
+
+
+def op_get_doc(ix: ServedIndex, doc_id: int, req: m.DocRequest,
+               limits: ServerLimits) -> dict[str, Any]:
+    if not 0 <= doc_id < ix.engine.num_docs:
+        raise DocumentNotFoundError(f"no document {doc_id} in index {ix.name!r}: its "
+                                    f"documents are 0..{ix.engine.num_docs - 1}")
+    max_tokens = limits.default_disp_len if req.max_tokens is None else req.max_tokens
+    _check_max("max_tokens", max_tokens, limits.max_disp_len)
+    return {"ok": True, "index": ix.name,
+            **ix.engine.get_doc(doc_id, max_tokens=max_tokens).to_dict()}
+
+
+# ----------------------------------------------------------------------------- CNF
+
+
+def cnf_ids(ix: ServedIndex, req: m.CnfRequest, limits: ServerLimits) -> list[list[list[int]]]:
+    """The request's CNF as token ids, within the shape and size limits."""
+    if req.query is not None:
+        _check_text(req.query, limits)
+        if ix.engine.tokenizer is None:
+            raise TokenizerError("this index has no tokenizer: give the CNF as query_ids")
+        cnf = parse_query(req.query, ix.engine.tokenizer)  # type: ignore[arg-type]
+    else:
+        cnf = [[list(p) for p in clause] for clause in req.query_ids or []]
+    if len(cnf) > limits.max_cnf_clauses:
+        raise LimitExceededError(f"the query has {len(cnf)} clauses (AND); this server takes "
+                                 f"at most {limits.max_cnf_clauses}")
+    for i, clause in enumerate(cnf):
+        if len(clause) > limits.max_cnf_terms:
+            raise LimitExceededError(f"clause {i + 1} has {len(clause)} terms (OR); this "
+                                     f"server takes at most {limits.max_cnf_terms} per clause")
+    _check_tokens(sum(len(p) for clause in cnf for p in clause), limits)
+    return cnf
+
+
+def _cnf_options(req: m.CnfRequest, limits: ServerLimits) -> dict[str, Any]:
+    freq = (min(DEFAULT_MAX_CLAUSE_FREQ, limits.max_clause_freq) if req.max_clause_freq is None
+            else req.max_clause_freq)
+    _check_max("max_clause_freq", freq, limits.max_clause_freq)
+    return {"max_clause_freq": freq, "seed": req.seed}
+
+
+def _diff(req: m.CnfRequest, limits: ServerLimits) -> int:
+    d = (min(DEFAULT_MAX_DIFF_TOKENS, limits.max_diff_tokens) if req.max_diff_tokens is None
+         else req.max_diff_tokens)
+    _check_max("max_diff_tokens", d, limits.max_diff_tokens)
+    return d
+
+
+def _cnf_answer(ix: ServedIndex, cnf: list[list[list[int]]],
+                result: dict[str, Any]) -> dict[str, Any]:
+    clauses = ([[ix.text(p) or "" for p in clause] for clause in cnf]
+               if ix.has_tokenizer else None)
+    return {"ok": True, "index": ix.name, **result, "token_ids": cnf, "clauses": clauses}
+
+
+def op_cnf_count(ix: ServedIndex, req: m.CnfRequest, limits: ServerLimits) -> dict[str, Any]:
+    opts = _cnf_options(req, limits)
+    diff = _diff(req, limits)
+    cnf = cnf_ids(ix, req, limits)
+    return _cnf_answer(ix, cnf, ix.engine.count_cnf(cnf, max_diff_tokens=diff, **opts).to_dict())
+
+
+def op_cnf_search(ix: ServedIndex, req: m.CnfSearchRequest,
+                  limits: ServerLimits) -> dict[str, Any]:
+    opts = _cnf_options(req, limits)
+    diff = _diff(req, limits)
+    max_docs = _page_size(req, limits)
+    cnf = cnf_ids(ix, req, limits)
+    r = ix.engine.search_docs_cnf(cnf, max_docs=max_docs, offset=req.offset, order=req.order,
+                                  max_diff_tokens=diff, **opts)
+    d = r.to_dict()
+    need = [h for h in r.hits if h.window is None]
+    # Hits come with their document window, or (older engines) are fetched here.
+    windows = iter(ix.engine.get_docs_by_pos([(h.shard, h.pos) for h in need], query_len=1,
+                                             max_ctx_len=min(diff + 50, limits.max_ctx_len))
+                   if need else [])
+    hits = []
+    for hit in r.hits:
+        window = hit.window if hit.window is not None else next(windows)
+        w = window.to_dict()
+        mark = ((w["match_offset"], w["match_len"]) if w.get("match_offset") is not None
+                else None)
+        hits.append({**w, "shard": hit.shard, "pos": hit.pos, "doc_id": hit.doc_id,
+                     "spans": spans(ix, w["token_ids"], cnf, mark)})
+    d["hits"] = hits
+    return _cnf_answer(ix, cnf, d)
+
+
+def op_docs_with_all(ix: ServedIndex, req: m.DocsWithAllRequest,
+                     limits: ServerLimits) -> dict[str, Any]:
+    opts = _cnf_options(req, limits)
+    _check_max("max_ids", req.max_ids, limits.max_docs * 100)
+    cnf = cnf_ids(ix, req, limits)
+    r = ix.engine.count_docs_with_all(cnf, return_ids=req.max_ids > 0, **opts)
+    d = r.to_dict()
+    if req.max_ids:
+        d["doc_ids"] = list(d["doc_ids"] or [])[:req.max_ids]
+    return _cnf_answer(ix, cnf, d)
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One ``/v1/{index}/<path>`` route (GET and POST)."""
+
+    path: str
+    request: type[BaseModel]
+    handler: Callable[[ServedIndex, Any, ServerLimits], dict[str, Any]]
+    answer: type[BaseModel]
+    summary: str
+    description: str
+
+
+OPERATIONS: dict[str, Operation] = {op.path: op for op in (
+    Operation("count", m.QueryRequest, op_count, m.CountAnswer,
+              "Count an n-gram",
+              "Exact number of occurrences of the query. The empty query counts every "
+              "token position, document separators included."),
+    Operation("prob", m.ProbRequest, op_prob, m.ProbAnswer,
+              "Probability of the next token",
+              "P(cont | query) = count(query + cont) / count(query); null when the query "
+              "never occurs."),
+    Operation("ntd", m.NtdRequest, op_ntd, m.NtdAnswer,
+              "Next-token distribution",
+              "The tokens that follow the query, counted (exact unless max_support is "
+              "given), by decreasing count, cut to `top`. end_count counts occurrences at a "
+              "document end."),
+    Operation("infgram-prob", m.ProbRequest, op_infgram_prob, m.InfgramProbAnswer,
+              "∞-gram probability of the next token",
+              "Backs off to the longest suffix of the query that occurs (suffix_len tokens, "
+              "0: unigram) and gives P(cont | that suffix)."),
+    Operation("infgram-ntd", m.NtdRequest, op_infgram_ntd, m.InfgramNtdAnswer,
+              "∞-gram next-token distribution",
+              "The next-token distribution after the longest suffix of the query that "
+              "occurs."),
+    Operation("find", m.QueryRequest, op_find, m.FindAnswer,
+              "Locate an n-gram",
+              "The query's count and, per shard, its suffix-array rank range [start, end)."),
+)}
+
+#: Document and CNF operations, served when the engine has them (checked by our own fixed
+#: method names, once, at import).
+OPTIONAL_OPERATIONS: tuple[tuple[str, Operation], ...] = (
+    ("search_docs", Operation(
+        "search", m.SearchRequest, op_search, m.SearchAnswer, "Search documents",
+        "The exact count of a phrase and one page of its occurrences, each with its "
+        "document window; `spans` cut the window into matched and unmatched text. Pages "
+        "are distinct and reproducible (order=random is seeded).")),
+    ("count_cnf", Operation(
+        "cnf/count", m.CnfRequest, op_cnf_count, m.CnfCountAnswer, "Count a CNF query",
+        "Matches of `A AND B OR C`: occurrences of the first clause with every other clause "
+        "in the same document within max_diff_tokens tokens. Exact, or an unbiased "
+        "estimate (approx) when the rarest clause occurs over max_clause_freq times.")),
+    ("search_docs_cnf", Operation(
+        "cnf/search", m.CnfSearchRequest, op_cnf_search, m.CnfSearchAnswer,
+        "Search documents with a CNF query",
+        "One page of the matches of a CNF query with their documents; `spans` label each "
+        "matched phrase with its clause.")),
+    ("count_docs_with_all", Operation(
+        "cnf/docs-with-all", m.DocsWithAllRequest, op_docs_with_all, m.DocsWithAllAnswer,
+        "Count the documents containing every clause",
+        "Documents in which every clause occurs anywhere (no proximity limit); optionally "
+        "their first ids.")),
+)
+for _method, _op in OPTIONAL_OPERATIONS:
+    if hasattr(Engine, _method):
+        OPERATIONS[_op.path] = _op
+
+#: ``/v1/{index}/docs/{doc_id}`` is served when the engine has ``get_doc``.
+HAS_GET_DOC = hasattr(Engine, "get_doc")
+
+
+# ----------------------------------------------------------------------------- infini-gram API
+
+
+def _compat_ids(ix: ServedIndex, p: m.InfiniGramRequest, limits: ServerLimits) -> list[int]:
+    if (p.query is None) == (p.query_ids is None):
+        raise BadRequestError("Exactly one of query and query_ids must be present")
+    if p.query is not None:
+        _check_text(p.query, limits)
+        if " AND " in p.query or " OR " in p.query:
+            raise QueryTypeNotImplementedError(
+                "CNF queries (with AND / OR) are not supported by this server yet")
+        ids = ix.engine.tokenize(p.query)
+    else:
+        raw = p.query_ids or []
+        if raw and isinstance(raw[0], list):
+            raise QueryTypeNotImplementedError(
+                "CNF queries (triply nested query_ids) are not supported by this server yet")
+        ids = [int(x) for x in raw]  # type: ignore[arg-type]
+    _check_tokens(len(ids), limits)
+    return ids
+
+
+def _checked(result: dict[str, Any]) -> dict[str, Any]:
+    if "error" in result:
+        raise InvalidQueryError(result["error"])
+    return result
+
+
+def _support(p: m.InfiniGramRequest, limits: ServerLimits) -> int | None:
+    if p.max_support is not None and not 0 < p.max_support <= limits.max_support:
+        raise LimitExceededError(f"max_support must be an integer in [1, {limits.max_support}]")
+    return p.max_support
+
+
+def _non_empty(ids: list[int]) -> None:
+    if not ids:
+        raise InvalidQueryError("Please provide a non-empty query: for prob and infgram_prob "
+                                "the last token is the continuation")
+
+
+def _tokens_of_entries(ix: ServedIndex, result: dict[str, Any]) -> dict[str, Any]:
+    for token_id, entry in result["result_by_token_id"].items():
+        entry["token"] = ix.token_text(token_id)
+    return result
+
+
+def compat_count(ix: ServedIndex, ids: list[int], p: m.InfiniGramRequest,
+                 limits: ServerLimits) -> dict[str, Any]:
+    return _checked(ix.compat().count(input_ids=ids))
+
+
+def compat_find(ix: ServedIndex, ids: list[int], p: m.InfiniGramRequest,
+                limits: ServerLimits) -> dict[str, Any]:
+    r = _checked(ix.compat().find(input_ids=ids))
+    r["segment_by_shard"] = [list(seg) for seg in r["segment_by_shard"]]
+    return r
+
+
+def compat_prob(ix: ServedIndex, ids: list[int], p: m.InfiniGramRequest,
+                limits: ServerLimits) -> dict[str, Any]:
+    _non_empty(ids)
+    return _checked(ix.compat().prob(prompt_ids=ids[:-1], cont_id=ids[-1]))
+
+
+def compat_ntd(ix: ServedIndex, ids: list[int], p: m.InfiniGramRequest,
+               limits: ServerLimits) -> dict[str, Any]:
+    r = _checked(ix.compat().ntd(prompt_ids=ids, max_support=_support(p, limits)))
+    return _tokens_of_entries(ix, r)
+
+
+def compat_infgram_prob(ix: ServedIndex, ids: list[int], p: m.InfiniGramRequest,
+                        limits: ServerLimits) -> dict[str, Any]:
+    _non_empty(ids)
+    r = _checked(ix.compat().infgram_prob(prompt_ids=ids[:-1], cont_id=ids[-1]))
+    prompt = ids[:-1]
+    r["longest_suffix"] = ix.text(prompt[len(prompt) - r["suffix_len"]:])
+    return r
+
+
+def compat_infgram_ntd(ix: ServedIndex, ids: list[int], p: m.InfiniGramRequest,
+                       limits: ServerLimits) -> dict[str, Any]:
+    r = _checked(ix.compat().infgram_ntd(prompt_ids=ids, max_support=_support(p, limits)))
+    r["longest_suffix"] = ix.text(ids[len(ids) - r["suffix_len"]:])
+    return _tokens_of_entries(ix, r)
+
+
+CompatHandler = Callable[[ServedIndex, list[int], m.InfiniGramRequest, ServerLimits],
+                         dict[str, Any]]
+
+#: infini-gram ``query_type`` -> handler: the only query types the ``POST /`` route runs.
+COMPAT_QUERY_TYPES: dict[str, CompatHandler] = {
+    "count": compat_count,
+    "find": compat_find,
+    "prob": compat_prob,
+    "ntd": compat_ntd,
+    "infgram_prob": compat_infgram_prob,
+    "infgram_ntd": compat_infgram_ntd,
+}
+
+#: infini-gram query types this server knows of but does not implement yet (501).
+COMPAT_NOT_YET = ("search_docs", "search_docs_cnf", "find_cnf",
+                  "get_doc_by_rank", "get_doc_by_ptr", "creativity", "attribute")
+
+
+def _is_cnf(p: m.InfiniGramRequest) -> bool:
+    if p.query is not None:
+        return " AND " in p.query or " OR " in p.query
+    return bool(p.query_ids) and isinstance(p.query_ids[0], list)  # type: ignore[index]
+
+
+def _compat_count_cnf(ix: ServedIndex, p: m.InfiniGramRequest,
+                      limits: ServerLimits) -> dict[str, Any]:
+    """infini-gram's ``count`` of a CNF query: ``{"count", "approx"}`` (from count_cnf)."""
+    for name, value, most in (("max_clause_freq", p.max_clause_freq, limits.max_clause_freq),
+                              ("max_diff_tokens", p.max_diff_tokens, limits.max_diff_tokens)):
+        if value is not None and not 0 < value <= most:
+            raise LimitExceededError(f"{name} must be an integer in [1, {most}]")
+    req = m.CnfRequest(query=p.query,
+                       query_ids=None if p.query is not None else p.query_ids,  # type: ignore[arg-type]
+                       max_clause_freq=p.max_clause_freq, max_diff_tokens=p.max_diff_tokens,
+                       seed=0)
+    cnf = cnf_ids(ix, req, limits)
+    c = ix.engine.count_cnf(cnf, max_diff_tokens=_diff(req, limits),
+                            **_cnf_options(req, limits))
+    tokens = ([[ix.token_texts(t) for t in clause] for clause in cnf]
+              if ix.has_tokenizer else None)
+    return {"count": c.count, "approx": c.approx, "token_ids": cnf, "tokens": tokens}
+
+
+def run_compat(ix: ServedIndex, p: m.InfiniGramRequest, limits: ServerLimits) -> dict[str, Any]:
+    """Answer an infini-gram API payload in infini-gram's response shape."""
+    handler = COMPAT_QUERY_TYPES.get(p.query_type)
+    if handler is None:
+        if p.query_type in COMPAT_NOT_YET:
+            raise QueryTypeNotImplementedError(
+                f"query_type {p.query_type!r} is not supported by this server yet; supported: "
+                f"{', '.join(COMPAT_QUERY_TYPES)}")
+        raise BadRequestError(f"Invalid query_type: {p.query_type!r}; supported: "
+                              f"{', '.join(COMPAT_QUERY_TYPES)}")
+    if p.query_type == "count" and "cnf/count" in OPERATIONS and _is_cnf(p):
+        return _compat_count_cnf(ix, p, limits)
+    ids = _compat_ids(ix, p, limits)
+    result = handler(ix, ids, p, limits)
+    result["token_ids"] = ids
+    result["tokens"] = ix.token_texts(ids)
+    return result

@@ -1,0 +1,296 @@
+// anygram web page: plain JS, no build step. Talks to the JSON API under /v1/.
+"use strict";
+
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const state = { indexes: {}, searchOffset: 0, lastQuery: null };
+
+  // ------------------------------------------------------------------ helpers
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "class") node.className = v;
+      else if (k === "style") node.setAttribute("style", v);
+      else node.setAttribute(k, v);
+    }
+    for (const c of children) {
+      if (c === null || c === undefined) continue;
+      node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return node;
+  }
+
+  // Whitespace made visible in token labels: " the" -> "␣the".
+  const visible = (s) => (s === "" ? "∅" : s.replace(/ /g, "␣").replace(/\n/g, "↵").replace(/\t/g, "⇥"));
+  const fmt = (n) => (typeof n === "number" ? n.toLocaleString("en-US") : String(n));
+  const pct = (p) => (p === null || p === undefined ? "n/a" : (100 * p).toPrecision(3) + "%");
+
+  class ApiError extends Error {
+    constructor(body) {
+      super(body && body.error ? body.error : "request failed");
+      this.body = body;
+    }
+  }
+
+  async function api(path, payload) {
+    const init = payload === undefined
+      ? { headers: { Accept: "application/json" } }
+      : { method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" },
+          body: JSON.stringify(payload) };
+    const res = await fetch(path, init);
+    let body;
+    try { body = await res.json(); } catch (e) { body = { error: `HTTP ${res.status}` }; }
+    if (!res.ok || (body && body.ok === false)) throw new ApiError(body);
+    return body;
+  }
+
+  function showError(message) {
+    const box = $("error");
+    box.textContent = message;
+    box.hidden = !message;
+  }
+
+  function currentIndex() { return state.indexes[$("index").value]; }
+  function mode() { return $("mode-ids").checked ? "ids" : "text"; }
+  function has(op) { const ix = currentIndex(); return !!ix && ix.operations.includes(op); }
+
+  function parseIds(text) {
+    const parts = text.split(/[\s,]+/).filter(Boolean);
+    const ids = parts.map((p) => Number(p));
+    if (ids.some((x) => !Number.isInteger(x))) {
+      throw new Error("token ids must be integers separated by commas or spaces, e.g. 1,2,3");
+    }
+    return ids;
+  }
+
+  function queryPayload() {
+    const q = $("query").value;
+    return mode() === "ids" ? { query_ids: parseIds(q) } : { query: q };
+  }
+
+  function tokenChips(container, tokens, ids, highlightFrom) {
+    container.replaceChildren();
+    ids.forEach((id, i) => {
+      const label = tokens ? visible(tokens[i]) : String(id);
+      const chip = el("span", { class: "tok" + (i >= highlightFrom ? " in-suffix" : ""),
+                                title: `token id ${id}` }, label);
+      container.append(chip);
+    });
+    if (!ids.length) container.append(el("span", { class: "muted small" }, "(empty query)"));
+  }
+
+  function bars(container, entries, total) {
+    container.replaceChildren();
+    const max = Math.max(1, ...entries.map((e) => e.count));
+    for (const e of entries) {
+      const label = e.token !== undefined && e.token !== null ? visible(e.token) : String(e.token_id);
+      container.append(el("div", { class: "bar-row", title: `token id ${e.token_id}` },
+        el("span", { class: "bar-label" }, label),
+        el("span", { class: "bar-track" },
+          el("span", { class: "bar", style: `width:${(100 * e.count / max).toFixed(2)}%;display:block` })),
+        el("span", { class: "bar-value" }, `${fmt(e.count)} · ${pct(total ? e.count / total : null)}`)));
+    }
+    if (!entries.length) container.append(el("p", { class: "muted small" }, "no next tokens"));
+  }
+
+  // ------------------------------------------------------------------ renderers
+
+  function renderCount(r) {
+    const v = $("count-value");
+    v.textContent = fmt(r.count);
+    v.dataset.count = String(r.count);
+    $("count-approx").textContent = r.approx ? "(estimate)" : (r.clauses !== undefined ? "matches" : "occurrences");
+    if (r.token_ids.length && Array.isArray(r.token_ids[0])) {
+      renderClauses($("count-tokens"), r);
+      $("count-meta").textContent = `${r.token_ids.length} clause(s) · ${r.latency_ms} ms`;
+    } else {
+      tokenChips($("count-tokens"), r.tokens, r.token_ids, Infinity);
+      $("count-meta").textContent = `${r.token_ids.length} token(s) · ${r.latency_ms} ms`;
+    }
+  }
+
+  // A CNF query: its clauses (AND) of phrases (OR), each phrase coloured like its matches.
+  function renderClauses(container, r) {
+    container.replaceChildren();
+    r.token_ids.forEach((clause, i) => {
+      if (i) container.append(el("span", { class: "op" }, "AND"));
+      clause.forEach((phrase, j) => {
+        if (j) container.append(el("span", { class: "op" }, "OR"));
+        const label = r.clauses ? visible(r.clauses[i][j]) : phrase.join(",");
+        container.append(el("mark", { class: `tok c${i % 4}`, title: `clause ${i + 1}: ids ${phrase.join(",")}` }, label));
+      });
+    });
+  }
+
+  function renderNtd(r) {
+    $("ntd-meta").textContent =
+      `${fmt(r.prompt_count)} occurrence(s) · ${fmt(r.distinct_next_tokens)} distinct next token(s)` +
+      (r.end_count ? ` · ${fmt(r.end_count)} at a document end` : "") +
+      (r.approx ? " · approximate" : "") + ` · ${r.latency_ms} ms`;
+    bars($("ntd-bars"), r.next_tokens, r.prompt_count);
+  }
+
+  function renderInfgram(r) {
+    const n = r.token_ids.length;
+    tokenChips($("infgram-tokens"), r.tokens, r.token_ids, n - r.suffix_len);
+    $("infgram-meta").textContent = r.suffix_len
+      ? `Longest matching suffix: ${r.suffix_len} of ${n} token(s), ${fmt(r.prompt_count)} occurrence(s).`
+      : "No token of the query's end occurs: the ∞-gram backs off to the unigram distribution.";
+    bars($("infgram-bars"), r.next_tokens, r.prompt_count);
+  }
+
+  function renderInfgramProb(r) {
+    const box = $("infgram-prob");
+    const token = r.cont_token !== null && r.cont_token !== undefined ? visible(r.cont_token) : `#${r.cont_id}`;
+    box.replaceChildren(
+      "P(", el("strong", {}, token), " | suffix) = ", el("strong", {}, pct(r.prob)),
+      ` (${fmt(r.cont_count)} / ${fmt(r.prompt_count)}, suffix of ${r.suffix_len} token(s))`);
+    box.hidden = false;
+  }
+
+  function renderHits(r, append) {
+    const list = $("docs-hits");
+    if (!append) list.replaceChildren();
+    const total = r.total_hits !== undefined ? r.total_hits : r.count;
+    $("docs-meta").textContent = `${fmt(r.count)} ${r.total_hits !== undefined ? "match(es)" : "occurrence(s)"}` +
+      (r.approx ? " (estimate)" : "") +
+      (r.hits.length ? ` · showing ${fmt(r.offset + 1)}–${fmt(r.offset + r.hits.length)} of ${fmt(total)}` : "") +
+      ` · ${r.latency_ms} ms`;
+    for (const h of r.hits) {
+      const text = el("p", { class: "hit-text" });
+      if (h.spans) {
+        for (const s of h.spans) {
+          text.append(s.clause === null ? document.createTextNode(s.text)
+            : el("mark", { class: `c${s.clause % 4}${s.hit ? " hit" : ""}` }, s.text));
+        }
+      } else {
+        text.textContent = (h.token_ids || []).join(" ");
+      }
+      const before = h.start ? "… " : "";
+      const after = h.token_ids && h.doc_len !== undefined && h.start + h.token_ids.length < h.doc_len ? " …" : "";
+      if (before) text.prepend(before);
+      if (after) text.append(after);
+      const meta = [`document ${h.doc_id}`];
+      if (h.doc_len !== undefined) meta.push(`${fmt(h.doc_len)} tokens`);
+      if (h.metadata && h.metadata.path) meta.push(`${h.metadata.path}${h.metadata.linenum !== undefined ? ":" + h.metadata.linenum : ""}`);
+      list.append(el("li", {}, el("div", { class: "hit-meta" }, meta.join(" · ")), text));
+    }
+    const more = $("docs-more");
+    more.hidden = r.next_offset === null || r.next_offset === undefined;
+    state.searchOffset = r.next_offset;
+    $("card-docs").hidden = false;
+  }
+
+  // ------------------------------------------------------------------ actions
+
+  function isCnf(text) { return mode() === "text" && (/ AND | OR /).test(text); }
+
+  async function run(event) {
+    if (event) event.preventDefault();
+    const ix = currentIndex();
+    if (!ix) return;
+    showError("");
+    let payload;
+    try { payload = queryPayload(); } catch (e) { showError(e.message); return; }
+    state.lastQuery = payload;
+    const base = `/v1/${encodeURIComponent(ix.name)}`;
+    const cnf = isCnf($("query").value) && has("cnf/count");
+    const runBtn = $("run");
+    runBtn.disabled = true;
+    document.body.classList.add("busy");
+    try {
+      const jobs = [];
+      if (cnf) {
+        jobs.push(api(`${base}/cnf/count`, payload).then(renderCount));
+      } else {
+        jobs.push(api(`${base}/count`, payload).then(renderCount));
+        jobs.push(api(`${base}/ntd`, { ...payload, top: 20 }).then(renderNtd));
+        jobs.push(api(`${base}/infgram-ntd`, { ...payload, top: 10 }).then(renderInfgram));
+        const cont = $("cont").value;
+        $("infgram-prob").hidden = true;
+        if (cont !== "") {
+          const c = mode() === "ids" ? { cont_id: Number(cont) } : { cont };
+          jobs.push(api(`${base}/infgram-prob`, { ...payload, ...c }).then(renderInfgramProb));
+        }
+      }
+      $("card-ntd").hidden = cnf;
+      $("card-infgram").hidden = cnf;
+      $("card-docs").hidden = true;
+      const searchRoute = cnf ? "cnf/search" : "search";
+      const empty = payload.query === "" || (payload.query_ids && !payload.query_ids.length);
+      if (has(searchRoute) && !empty) {
+        jobs.push(api(`${base}/${searchRoute}`, { ...payload }).then((r) => renderHits(r, false)));
+      }
+      $("results").hidden = false;
+      const results = await Promise.allSettled(jobs);
+      const failed = results.find((x) => x.status === "rejected");
+      if (failed) showError(failed.reason.message);
+      const url = new URL(window.location.href);
+      url.searchParams.set("index", ix.name);
+      url.searchParams.set(mode() === "ids" ? "ids" : "q", $("query").value);
+      url.searchParams.delete(mode() === "ids" ? "q" : "ids");
+      history.replaceState(null, "", url);
+    } finally {
+      runBtn.disabled = false;
+      document.body.classList.remove("busy");
+      document.body.dataset.ready = "1";
+    }
+  }
+
+  async function more() {
+    const ix = currentIndex();
+    if (!ix || state.searchOffset === null || !state.lastQuery) return;
+    const cnf = isCnf($("query").value) && has("cnf/search");
+    try {
+      const r = await api(`/v1/${encodeURIComponent(ix.name)}/${cnf ? "cnf/search" : "search"}`,
+        { ...state.lastQuery, offset: state.searchOffset });
+      renderHits(r, true);
+    } catch (e) { showError(e.message); }
+  }
+
+  function onIndexChange() {
+    const ix = currentIndex();
+    if (!ix) return;
+    const tok = ix.tokenizer ? (ix.tokenizer.kind || "tokenizer") : "no tokenizer (ids only)";
+    $("index-info").textContent =
+      `${fmt(ix.num_tokens)} tokens · ${fmt(ix.num_docs)} documents · ${ix.num_shards} shard(s) · ` +
+      `${ix.token_dtype} · ${tok}`;
+    const textOk = !!ix.tokenizer;
+    $("mode-text").disabled = !textOk;
+    if (!textOk) $("mode-ids").checked = true;
+    const cnfHint = $("cnf-hint");
+    cnfHint.hidden = false;
+    cnfHint.textContent = has("cnf/count")
+      ? "Text queries with AND / OR (OR binds tighter) search for documents matching all clauses."
+      : "AND / OR queries are not available on this server: text is matched literally.";
+    cnfHint.hidden = !textOk;
+  }
+
+  async function init() {
+    try {
+      const r = await api("/v1/indexes");
+      const select = $("index");
+      for (const ix of r.indexes) {
+        state.indexes[ix.name] = ix;
+        select.append(el("option", { value: ix.name }, ix.name));
+      }
+      const params = new URLSearchParams(window.location.search);
+      if (params.get("index") && state.indexes[params.get("index")]) select.value = params.get("index");
+      onIndexChange();
+      if (params.has("ids")) { $("mode-ids").checked = true; $("query").value = params.get("ids"); }
+      else if (params.has("q")) { $("query").value = params.get("q"); }
+      document.body.dataset.ready = "1";
+      if (params.has("q") || params.has("ids")) run();
+    } catch (e) {
+      showError(`could not list the indexes: ${e.message}`);
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    $("query-form").addEventListener("submit", run);
+    $("index").addEventListener("change", onIndexChange);
+    $("docs-more").addEventListener("click", more);
+    init();
+  });
+})();

@@ -1,0 +1,179 @@
+"""The web page end to end: a real server on 127.0.0.1, driven in headless Chromium.
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them) and the
+``selenium`` package; skipped with the reason when they are missing. Screenshots go to
+``artifacts/`` at the repository root (or ``$ANYGRAM_ARTIFACTS``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver") or (
+    "/usr/bin/chromedriver" if os.path.exists("/usr/bin/chromedriver") else None)
+if CHROMIUM is None or CHROMEDRIVER is None:
+    pytest.skip("headless browser test: needs chromium and chromedriver (Debian: apt-get "
+                "install chromium chromium-driver; .ci/run installs them)",
+                allow_module_level=True)
+webdriver = pytest.importorskip("selenium.webdriver", reason="needs the selenium package")
+
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from test_server import build_ids_index, build_text_index, running_server  # noqa: E402
+
+from anygram import Engine  # noqa: E402
+from anygram.server import create_app  # noqa: E402
+
+ARTIFACTS = Path(os.environ.get("ANYGRAM_ARTIFACTS",
+                                Path(__file__).resolve().parents[2] / "artifacts"))
+
+
+@pytest.fixture(scope="module")
+def engines(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Engine]:
+    base = tmp_path_factory.mktemp("e2e")
+    return {"tiny": Engine.open(build_text_index(base)),
+            "ids": Engine.open(build_ids_index(base))}
+
+
+@pytest.fixture(scope="module")
+def base_url(engines: dict[str, Engine]) -> Iterator[str]:
+    with running_server(create_app(engines)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    profile = tempfile.mkdtemp(prefix="anygram-chromium-")
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                 f"--user-data-dir={profile}", "--window-size=1280,900"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(20)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _open(driver: Any, url: str) -> None:
+    driver.get(url)
+    WebDriverWait(driver, 15).until(
+        lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1")
+
+
+def _count_shown(driver: Any, previous: str = "") -> str:
+    WebDriverWait(driver, 15).until(
+        lambda d: d.find_element(By.ID, "count-value").get_attribute("data-count")
+        not in ("", previous))
+    return driver.find_element(By.ID, "count-value").get_attribute("data-count")
+
+
+def _screenshot(driver: Any, name: str, width: int) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    driver.set_window_size(width, 900)
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(width, min(int(height) + 120, 4000))
+    path = ARTIFACTS / name
+    assert driver.save_screenshot(str(path)), path
+    return path
+
+
+def test_type_a_query_and_see_the_count(browser: Any, base_url: str,
+                                        engines: dict[str, Engine]) -> None:
+    eng = engines["tiny"]
+    _open(browser, base_url + "/")
+    assert browser.find_element(By.ID, "index").get_attribute("value") in ("tiny", "ids")
+    browser.execute_script("const s = document.getElementById('index'); s.value = 'tiny';"
+                           "s.dispatchEvent(new Event('change'));")
+    box = browser.find_element(By.ID, "query")
+    box.send_keys("the ")
+    browser.find_element(By.ID, "cont").send_keys("c")
+    browser.find_element(By.ID, "run").click()
+    assert int(_count_shown(browser)) == eng.count("the ").count
+    shown = browser.find_element(By.ID, "count-value").text.replace(",", "")
+    assert shown == str(eng.count("the ").count)
+    # Next-token bars: one per distinct next token (all of them fit in the top 20 here).
+    WebDriverWait(browser, 10).until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, "#ntd-bars .bar-row")) > 0)
+    bars = browser.find_elements(By.CSS_SELECTOR, "#ntd-bars .bar-row")
+    assert len(bars) == len(eng.ntd("the ").counts)
+    # ∞-gram: the whole query occurs, so every token is highlighted; its prob is shown.
+    WebDriverWait(browser, 10).until(
+        lambda d: d.find_element(By.ID, "infgram-prob").is_displayed())
+    suffix = browser.find_elements(By.CSS_SELECTOR, "#infgram-tokens .tok.in-suffix")
+    assert len(suffix) == eng.infgram_ntd("the ").suffix_len == 4
+    assert "%" in browser.find_element(By.ID, "infgram-prob").text
+    assert not browser.find_element(By.ID, "error").is_displayed()
+    if hasattr(Engine, "search_docs"):  # document hits, the match highlighted
+        WebDriverWait(browser, 10).until(
+            lambda d: len(d.find_elements(By.CSS_SELECTOR, "#docs-hits li mark")) > 0)
+        marks = [m.get_attribute("textContent")
+                 for m in browser.find_elements(By.CSS_SELECTOR, "#docs-hits li mark")]
+        assert marks and all(m == "the " for m in marks), marks
+    _screenshot(browser, "web-page-desktop.png", 1280)
+
+    # A query that backs off: only its occurring suffix is highlighted.
+    box.clear()
+    box.send_keys("qqq the c")
+    before = browser.find_element(By.ID, "count-value").get_attribute("data-count")
+    browser.find_element(By.ID, "run").click()
+    assert _count_shown(browser, before) == "0"
+    WebDriverWait(browser, 10).until(lambda d: len(d.find_elements(
+        By.CSS_SELECTOR, "#infgram-tokens .tok.in-suffix")) == eng.infgram_ntd(
+            "qqq the c").suffix_len)
+    _screenshot(browser, "web-page-phone.png", 390)
+    width = browser.execute_script("return document.documentElement.scrollWidth")
+    assert width <= 400, "the page scrolls sideways on a phone"
+
+
+def test_ids_on_an_index_without_tokenizer_and_errors(browser: Any, base_url: str,
+                                                      engines: dict[str, Engine]) -> None:
+    browser.set_window_size(1280, 900)
+    _open(browser, base_url + "/?index=ids")
+    assert not browser.find_element(By.ID, "mode-text").is_enabled()
+    assert browser.find_element(By.ID, "mode-ids").is_selected()
+    browser.find_element(By.ID, "query").send_keys("2, 3")
+    browser.find_element(By.ID, "run").click()
+    assert int(_count_shown(browser)) == engines["ids"].count([2, 3]).count == 3
+    # A bad id: the API's error message is shown.
+    box = browser.find_element(By.ID, "query")
+    box.clear()
+    box.send_keys("5000")
+    browser.find_element(By.ID, "run").click()
+    WebDriverWait(browser, 10).until(lambda d: d.find_element(By.ID, "error").is_displayed())
+    assert "5000" in browser.find_element(By.ID, "error").text
+
+
+@pytest.mark.skipif(not hasattr(Engine, "count_cnf"), reason="no CNF queries in the engine")
+def test_cnf_query(browser: Any, base_url: str, engines: dict[str, Engine]) -> None:
+    eng = engines["tiny"]
+    browser.set_window_size(1280, 900)
+    _open(browser, base_url + "/?index=tiny")
+    browser.find_element(By.ID, "query").send_keys("cat AND dog OR mat")
+    browser.find_element(By.ID, "run").click()
+    expect = eng.count_cnf("cat AND dog OR mat").count
+    assert int(_count_shown(browser)) == expect > 0
+    assert [m.text for m in browser.find_elements(By.CSS_SELECTOR, "#count-tokens mark")] == [
+        "cat", "dog", "mat"]
+    assert not browser.find_element(By.ID, "card-ntd").is_displayed()
+    if hasattr(Engine, "search_docs_cnf"):
+        WebDriverWait(browser, 10).until(
+            lambda d: len(d.find_elements(By.CSS_SELECTOR, "#docs-hits li mark.c1")) > 0)
+    _screenshot(browser, "web-page-cnf.png", 1280)

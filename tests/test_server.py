@@ -1,0 +1,697 @@
+"""The HTTP server (``anygram.server``), in process: every route, every error class.
+
+Answers are checked against the Python API on a tiny byte-level index (and an ids-only
+index without a tokenizer). ``tests/test_server_schema.py`` fuzzes the OpenAPI schema,
+``tests/test_server_load.py`` runs a real uvicorn server and ``tests/e2e/`` drives the page in
+headless Chromium; they import the fixtures' builders from here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+
+import httpx  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+
+from anygram import Engine, build_index  # noqa: E402
+from anygram.build import build_index_from_ids  # noqa: E402
+from anygram.cli import main  # noqa: E402
+from anygram.compat import InfiniGramEngine  # noqa: E402
+from anygram.server import ServerLimits, create_app  # noqa: E402
+
+CORPUS = [
+    "the cat sat on the mat",
+    "the dog sat on the log",
+    "a cat and a dog met the other cat",
+    "naïve café, the end",
+    "natural language processing is fun; natural languages are many",
+]
+ID_DOCS = [[1, 2, 3, 4], [2, 3, 4, 5, 2, 3], [7, 7, 7], [3, 4]]
+ERROR_KEYS = {"ok", "error", "type", "status"}
+
+
+def build_text_index(directory: Path) -> Path:
+    """A byte-level index of :data:`CORPUS` in ``directory/tiny``."""
+    corpus = directory / "tiny.jsonl"
+    corpus.write_text("".join(json.dumps({"text": t, "n": i}) + "\n"
+                              for i, t in enumerate(CORPUS)), encoding="utf-8")
+    out = directory / "tiny"
+    build_index(corpus, out, tokenizer="bytes", progress=False, workers=1)
+    return out
+
+
+@contextlib.contextmanager
+def running_server(app: Any) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on 127.0.0.1 (a free port) in a thread; yield its base URL."""
+    import uvicorn
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+                            lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def build_ids_index(directory: Path) -> Path:
+    out = directory / "ids"
+    build_index_from_ids(ID_DOCS, out, vocab_size=1000)
+    return out
+
+
+@pytest.fixture(scope="module")
+def dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("server")
+    return {"tiny": build_text_index(base), "ids": build_ids_index(base)}
+
+
+@pytest.fixture(scope="module")
+def engines(dirs: dict[str, Path]) -> dict[str, Engine]:
+    return {name: Engine.open(path) for name, path in dirs.items()}
+
+
+@pytest.fixture(scope="module")
+def client(engines: dict[str, Engine]) -> TestClient:
+    with TestClient(create_app(engines)) as c:
+        yield c
+
+
+def ok(response: httpx.Response) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["ok"] is True
+    return body
+
+
+def error(response: httpx.Response, status: int, type_: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == ERROR_KEYS, body
+    assert body["ok"] is False and body["status"] == status and body["error"]
+    if type_ is not None:
+        assert body["type"] == type_, body
+    return body
+
+
+def both(client: TestClient, route: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """POST the payload as JSON and GET it as a query string; both must answer the same."""
+    posted = ok(client.post(route, json=payload))
+    params = {k: ",".join(map(str, v)) if isinstance(v, list) else v for k, v in payload.items()}
+    got = ok(client.get(route, params=params))
+    for body in (posted, got):
+        assert isinstance(body.pop("latency_ms"), float)
+    assert posted == got
+    return posted
+
+
+# ----------------------------------------------------------------------------- meta routes
+
+
+def test_indexes_lists_every_index_with_its_info(client: TestClient,
+                                                 engines: dict[str, Engine]) -> None:
+    body = ok(client.get("/v1/indexes"))
+    by_name = {ix["name"]: ix for ix in body["indexes"]}
+    assert set(by_name) == {"tiny", "ids"}
+    tiny = by_name["tiny"]
+    assert tiny["num_docs"] == len(CORPUS) == engines["tiny"].num_docs
+    assert tiny["num_tokens"] == engines["tiny"].num_tokens
+    assert tiny["token_dtype"] == "u8" and tiny["tokenizer"]["kind"] == "bytes"
+    assert by_name["ids"]["tokenizer"] is None and by_name["ids"]["token_dtype"] == "u16"
+    assert {"count", "prob", "ntd", "infgram-prob", "infgram-ntd", "find"} <= set(
+        tiny["operations"])
+
+
+def test_limits_route_shows_the_limits(client: TestClient) -> None:
+    assert ok(client.get("/v1/limits"))["limits"] == ServerLimits().to_dict()
+
+
+def test_home_is_the_page_for_browsers_and_the_index_list_for_programs(
+        client: TestClient) -> None:
+    page = client.get("/", headers={"Accept": "text/html,application/xhtml+xml"})
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'name="viewport"' in page.text and "/static/app.js" in page.text
+    assert client.get("/", headers={"Accept": "application/json"}).json() == ["ids", "tiny"]
+    for asset in ("app.js", "style.css", "index.html"):
+        assert client.get(f"/static/{asset}").status_code == 200
+
+
+def test_openapi_has_every_route_with_examples(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    for op in ("count", "prob", "ntd", "infgram-prob", "infgram-ntd", "find"):
+        item = spec["paths"][f"/v1/{{index}}/{op}"]
+        assert set(item) == {"get", "post"}
+        assert {"200", "400", "404", "413", "422", "503", "504"} <= set(item["post"]["responses"])
+    assert "post" in spec["paths"]["/"]
+    schemas = spec["components"]["schemas"]
+    assert schemas["QueryRequest"]["examples"] and schemas["InfiniGramRequest"]["examples"]
+
+
+# ----------------------------------------------------------------------------- query routes
+
+
+@pytest.mark.parametrize("text", ["the", "cat", "at", "natural language", "zzz", "", "é"])
+def test_count_and_find_match_the_engine(client: TestClient, engines: dict[str, Engine],
+                                         text: str) -> None:
+    eng = engines["tiny"]
+    ids = eng.tokenize(text)
+    for payload in ({"query": text}, {"query_ids": ids}):
+        body = both(client, "/v1/tiny/count", payload)
+        assert body == {"ok": True, "index": "tiny", **eng.count(ids).to_dict(),
+                        "token_ids": ids, "tokens": [eng.decode([t]) for t in ids]}
+        found = both(client, "/v1/tiny/find", payload)
+        assert found["count"] == eng.find(ids).count
+        assert found["ranges"] == [list(r) for r in eng.find(ids).ranges]
+
+
+def test_empty_ids_in_a_query_string_are_the_empty_query(client: TestClient,
+                                                         engines: dict[str, Engine]) -> None:
+    body = ok(client.get("/v1/tiny/count?query_ids="))
+    assert body["count"] == engines["tiny"].count([]).count and body["token_ids"] == []
+    repeated = ok(client.get("/v1/tiny/count?query_ids=116&query_ids=104,101"))
+    assert repeated["token_ids"] == [116, 104, 101]
+
+
+def test_prob_and_infgram_prob_match_the_engine(client: TestClient,
+                                                engines: dict[str, Engine]) -> None:
+    eng = engines["tiny"]
+    for prompt, cont in (("the ", "c"), ("sat on th", "e"), ("qqq the ", "m"), ("zz", "z")):
+        ids, cont_id = eng.tokenize(prompt), eng.tokenize(cont)[0]
+        for payload in ({"query": prompt, "cont": cont}, {"query_ids": ids, "cont_id": cont_id}):
+            body = both(client, "/v1/tiny/prob", payload)
+            assert {k: body[k] for k in ("prompt_count", "cont_count", "prob")} == eng.prob(
+                ids, cont_id).to_dict()
+            assert body["cont_id"] == cont_id and body["cont_token"] == cont
+            inf = both(client, "/v1/tiny/infgram-prob", payload)
+            expect = eng.infgram_prob(ids, cont_id)
+            assert {k: inf[k] for k in expect.to_dict()} == expect.to_dict()
+            suffix = ids[len(ids) - expect.suffix_len:]
+            assert inf["suffix_ids"] == suffix and inf["longest_suffix"] == eng.decode(suffix)
+
+
+def test_ntd_and_infgram_ntd_match_the_engine(client: TestClient,
+                                              engines: dict[str, Engine]) -> None:
+    eng = engines["tiny"]
+    for prompt in ("the ", "a", "", "xx at"):
+        ids = eng.tokenize(prompt)
+        body = both(client, "/v1/tiny/ntd", {"query": prompt})
+        d = eng.ntd(ids)
+        assert body["prompt_count"] == d.prompt_count and body["end_count"] == d.end_count
+        assert body["distinct_next_tokens"] == len(d.counts)
+        assert [(e["token_id"], e["count"]) for e in body["next_tokens"]] == d.most_common(100)
+        assert all(e["token"] == eng.decode([e["token_id"]]) for e in body["next_tokens"])
+        inf = both(client, "/v1/tiny/infgram-ntd", {"query_ids": ids, "top": 2})
+        r = eng.infgram_ntd(ids)
+        assert inf["suffix_len"] == r.suffix_len and inf["prompt_count"] == r.prompt_count
+        assert [(e["token_id"], e["count"]) for e in inf["next_tokens"]] == r.dist.most_common(2)
+        assert inf["suffix_ids"] == ids[len(ids) - r.suffix_len:]
+
+
+def test_ntd_max_support_samples(client: TestClient, engines: dict[str, Engine]) -> None:
+    body = ok(client.post("/v1/tiny/ntd", json={"query": "", "max_support": 5}))
+    expect = engines["tiny"].ntd([], max_support=5)
+    assert body["approx"] is True and body["prompt_count"] == expect.prompt_count
+
+
+def test_an_index_without_tokenizer_takes_ids(client: TestClient,
+                                              engines: dict[str, Engine]) -> None:
+    body = both(client, "/v1/ids/count", {"query_ids": [2, 3]})
+    assert body["count"] == engines["ids"].count([2, 3]).count == 3
+    assert "tokens" not in body
+    ntd = ok(client.post("/v1/ids/ntd", json={"query_ids": [2, 3]}))
+    assert all("token" not in e for e in ntd["next_tokens"])
+    inf = ok(client.post("/v1/ids/infgram-prob", json={"query_ids": [9, 2, 3], "cont_id": 4}))
+    assert inf["suffix_len"] == 2 and inf["longest_suffix"] is None
+    error(client.post("/v1/ids/count", json={"query": "the"}), 400, "TokenizerError")
+    error(client.post("/v1/ids/prob", json={"query_ids": [2], "cont": "x"}), 400,
+          "TokenizerError")
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def test_bad_input_is_400(client: TestClient) -> None:
+    error(client.post("/v1/tiny/count", json={"query_ids": [300]}), 400, "TokenOutOfRangeError")
+    error(client.get("/v1/tiny/count?query_ids=-1"), 400, "TokenOutOfRangeError")
+    error(client.post("/v1/tiny/prob", json={"query": "the", "cont": "ab"}), 400,
+          "InvalidQueryError")
+    error(client.post("/v1/tiny/prob", json={"query": "the", "cont_id": 10**30}), 400)
+    error(client.post("/v1/tiny/count", content=b"{not json",
+                      headers={"content-type": "application/json"}), 400, "BadRequestError")
+
+
+def test_unknown_index_route_and_method(client: TestClient) -> None:
+    body = error(client.get("/v1/nope/count?query=a"), 404, "UnknownIndexError")
+    assert "tiny" in body["error"]
+    error(client.post("/v1/nope/ntd", json={"query": "a"}), 404, "UnknownIndexError")
+    error(client.get("/v2/whatever"), 404, "NotFoundError")
+    error(client.get("/v1/tiny/not-an-operation"), 404, "NotFoundError")
+    r = client.delete("/v1/tiny/count")
+    error(r, 405, "MethodNotAllowedError")
+    assert r.headers["allow"] == "GET, POST"
+
+
+def test_validation_errors_are_422(client: TestClient) -> None:
+    for payload in ({}, {"query": "a", "query_ids": [1]}, {"query_ids": "x"},
+                    {"query_ids": [1.5]}, {"query": 3}, {"query": "a", "extra": 1}):
+        error(client.post("/v1/tiny/count", json=payload), 422, "ValidationError")
+    error(client.post("/v1/tiny/count", json=[1, 2]), 422, "ValidationError")
+    error(client.post("/v1/tiny/prob", json={"query": "a"}), 422, "ValidationError")
+    error(client.post("/v1/tiny/ntd", json={"query": "a", "top": -1}), 422, "ValidationError")
+    error(client.get("/v1/tiny/count"), 422, "ValidationError")
+    error(client.get("/v1/tiny/count?query=a&bogus=1"), 422, "ValidationError")
+    error(client.get("/v1/tiny/count?query_ids=1,x"), 422, "ValidationError")
+
+
+def test_limits_are_422(engines: dict[str, Engine]) -> None:
+    limits = ServerLimits(max_query_chars=10, max_query_tokens=4, max_top=5, default_top=5,
+                          max_support=7)
+    with TestClient(create_app(engines, limits)) as c:
+        body = error(c.post("/v1/tiny/count", json={"query": "x" * 11}), 422,
+                     "LimitExceededError")
+        assert "10" in body["error"]
+        error(c.post("/v1/tiny/count", json={"query": "abcde"}), 422, "LimitExceededError")
+        error(c.post("/v1/tiny/count", json={"query_ids": [1] * 5}), 422, "LimitExceededError")
+        ok(c.post("/v1/tiny/count", json={"query_ids": [1] * 4}))
+        error(c.post("/v1/tiny/ntd", json={"query": "a", "top": 6}), 422, "LimitExceededError")
+        error(c.post("/v1/tiny/ntd", json={"query": "a", "max_support": 8}), 422,
+              "LimitExceededError")
+        assert len(ok(c.post("/v1/tiny/ntd", json={"query": ""}))["next_tokens"]) == 5
+        error(c.post("/", json={"index": "tiny", "query_type": "ntd", "query": "a",
+                                "max_support": 8}), 422, "LimitExceededError")
+
+
+def test_body_too_large_is_413(engines: dict[str, Engine]) -> None:
+    with TestClient(create_app(engines, ServerLimits(max_body_bytes=100))) as c:
+        big = {"query": "a" * 200}
+        error(c.post("/v1/tiny/count", json=big), 413, "BodyTooLargeError")
+        error(c.post("/", json={"index": "tiny", "query_type": "count", **big}), 413)
+
+        def chunks():  # no Content-Length: the limit is enforced as the body streams
+            yield b'{"query": "'
+            for _ in range(20):
+                yield b"aaaaaaaaaa"
+            yield b'"}'
+
+        error(c.post("/v1/tiny/count", content=chunks(),
+                     headers={"content-type": "application/json"}), 413, "BodyTooLargeError")
+        ok(c.post("/v1/tiny/count", json={"query": "a"}))
+
+
+GARBAGE: list[Any] = [
+    {"query_ids": [[[1]], []]}, {"query_ids": [[[]]]}, {"query": " AND "}, {"query": "a OR OR b"},
+    {"query": "x", "max_docs": 2**70}, {"query": "x", "offset": -1}, {"query": "x", "seed": -5},
+    {"query": "x", "max_clause_freq": 0}, {"query": "x", "max_diff_tokens": 2**65},
+    None, 0, "", "x", [], [[]], {"query": None}, {"query_ids": None}, {"query_ids": [[1]]},
+    {"query_ids": [True]}, {"query_ids": [2**64]}, {"query_ids": [-(2**70)]},
+    {"query": "\x00\ud7ff\U0010ffff"}, {"query": "the", "cont": ""},
+    {"query": "the", "cont_id": -1},
+    {"query_ids": [1], "top": 2**80}, {"query_ids": [1], "max_support": 0},
+    {"query_ids": [1], "max_support": 2**70}, {"query": "a" * 5000},
+]
+
+
+ALL_OPS = ["count", "prob", "ntd", "infgram-prob", "infgram-ntd", "find"] + (
+    ["search"] if hasattr(Engine, "search_docs") else []) + (
+    ["cnf/count", "cnf/search", "cnf/docs-with-all"] if hasattr(Engine, "count_cnf") else [])
+
+
+@pytest.mark.parametrize("op", ALL_OPS)
+@pytest.mark.parametrize("index", ["tiny", "ids"])
+def test_bad_input_never_gives_500(client: TestClient, op: str, index: str) -> None:
+    for payload in GARBAGE:
+        r = client.post(f"/v1/{index}/{op}", json=payload)
+        assert r.status_code in (200, 400, 422), (payload, r.text)
+        if r.status_code != 200:
+            assert set(r.json()) == ERROR_KEYS
+    for compat in ({"index": index, "query_type": op.replace("-", "_"), "query_ids": [2**40]},
+                   {"index": index, "query_type": op.replace("-", "_"), "query": "x" * 2000}):
+        r = client.post("/", json=compat)
+        assert r.status_code in (200, 400, 422), (compat, r.text)
+    # A lone surrogate (valid JSON, not encodable text), in the query and in cont.
+    for raw in ('{"query": "a\\udcff"}', '{"query": "a", "cont": "\\ud800"}',
+                '{"index": "' + index + '", "query_type": "count", "query": "\\udcff"}'):
+        r = client.post(f"/v1/{index}/{op}" if "index" not in raw else "/", content=raw,
+                        headers={"content-type": "application/json"})
+        assert r.status_code in (200, 400, 422), (raw, r.text)
+
+
+def test_an_unexpected_fault_is_500_without_details(engines: dict[str, Engine]) -> None:
+    class Broken:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(engines["tiny"], name)
+
+        def count(self, ids: Any) -> Any:
+            raise RuntimeError("secret detail")
+
+    with TestClient(create_app({"b": Broken()})) as c:  # type: ignore[dict-item]
+        body = error(c.post("/v1/b/count", json={"query_ids": [1]}), 500, "InternalServerError")
+        assert "secret" not in body["error"]
+        ok(c.post("/v1/b/ntd", json={"query_ids": [1]}))
+
+
+# ----------------------------------------------------------------------------- concurrency
+
+
+class _Blocking:
+    """An engine whose ``count`` waits for ``release`` (the kernels of a slow query)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.release = threading.Event()
+        self.started = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    def count(self, ids: Any) -> Any:
+        self.started += 1
+        self.release.wait(10)
+        return self._engine.count(ids)
+
+
+async def _wait_for(predicate: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.005)
+
+
+def test_overload_answers_503_at_once(engines: dict[str, Engine]) -> None:
+    slow = _Blocking(engines["tiny"])
+    app = create_app({"slow": slow}, ServerLimits(workers=1, max_pending=2))  # type: ignore[dict-item]
+    pool = app.state.pool
+
+    async def scenario() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            first = [asyncio.create_task(c.post("/v1/slow/count", json={"query": "the"}))
+                     for _ in range(2)]
+            await _wait_for(lambda: pool.pending == 2)
+            started = time.perf_counter()
+            r = await c.post("/v1/slow/count", json={"query": "the"})
+            assert time.perf_counter() - started < 1.0
+            error(r, 503, "OverloadedError")
+            slow.release.set()
+            for t in first:
+                assert (await t).json()["count"] == engines["tiny"].count("the").count
+            await _wait_for(lambda: pool.pending == 0)
+            ok(await c.post("/v1/slow/count", json={"query": "the"}))
+
+    asyncio.run(scenario())
+    pool.shutdown()
+
+
+def test_time_budget_answers_504_and_frees_the_slot(engines: dict[str, Engine]) -> None:
+    slow = _Blocking(engines["tiny"])
+    app = create_app({"slow": slow}, ServerLimits(workers=1, max_pending=4,  # type: ignore[dict-item]
+                                                  timeout_s=0.2))
+    pool = app.state.pool
+
+    async def scenario() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            started = time.perf_counter()
+            r = await c.post("/v1/slow/count", json={"query": "the"})
+            assert 0.15 < time.perf_counter() - started < 2.0
+            error(r, 504, "TimeBudgetExceededError")
+            assert pool.pending == 1  # the engine call cannot be interrupted: it still counts
+            slow.release.set()
+            await _wait_for(lambda: pool.pending == 0)
+            ok(await c.post("/v1/slow/count", json={"query": "the"}))
+
+    asyncio.run(scenario())
+    pool.shutdown()
+
+
+# ----------------------------------------------------------------------------- infini-gram API
+
+
+def test_infini_gram_payload_gives_the_engine_numbers(client: TestClient,
+                                                      engines: dict[str, Engine],
+                                                      dirs: dict[str, Path]) -> None:
+    eng = engines["tiny"]
+    ref = InfiniGramEngine(index_dir=str(dirs["tiny"]), eos_token_id=0, vocab_size=255,
+                           token_dtype="u8")
+    for text in ("the ", "cat", "zz the c", "natural languag"):
+        ids = eng.tokenize(text)
+        for key, value in (("query", text), ("query_ids", ids)):
+            def ask(query_type: str, _key: str = key, _value: Any = value,
+                    _ids: list[int] = ids, **extra: Any) -> dict[str, Any]:
+                r = client.post("/", json={"index": "tiny", "query_type": query_type,
+                                           _key: _value, **extra})
+                assert r.status_code == 200, r.text
+                body = r.json()
+                assert isinstance(body.pop("latency"), float)
+                assert body.pop("token_ids") == _ids
+                assert body.pop("tokens") == [eng.decode([t]) for t in _ids]
+                return body
+
+            assert ask("count") == ref.count(input_ids=ids) == {
+                "count": eng.count(ids).count, "approx": False}
+            found = ask("find")
+            assert found["cnt"] == eng.find(ids).count
+            assert found["segment_by_shard"] == [list(s) for s in
+                                                 ref.find(input_ids=ids)["segment_by_shard"]]
+            prob = ask("prob")
+            assert prob == ref.prob(prompt_ids=ids[:-1], cont_id=ids[-1])
+            p = eng.prob(ids[:-1], ids[-1])
+            assert (prob["prompt_cnt"], prob["cont_cnt"]) == (p.prompt_count, p.cont_count)
+            inf = ask("infgram_prob")
+            q = eng.infgram_prob(ids[:-1], ids[-1])
+            assert inf["suffix_len"] == q.suffix_len and inf["cont_cnt"] == q.cont_count
+            prompt = ids[:-1]
+            assert inf.pop("longest_suffix") == eng.decode(prompt[len(prompt) - q.suffix_len:])
+            assert inf == ref.infgram_prob(prompt_ids=ids[:-1], cont_id=ids[-1])
+            ntd = ask("ntd", max_support=1000)
+            expect = ref.ntd(prompt_ids=ids)
+            assert ntd["prompt_cnt"] == expect["prompt_cnt"] == eng.ntd(ids).prompt_count
+            assert {int(t): (e["cont_cnt"], e["token"]) for t, e in
+                    ntd["result_by_token_id"].items()} == {
+                t: (e["cont_cnt"], eng.decode([t])) for t, e in
+                expect["result_by_token_id"].items()}
+            ingram = ask("infgram_ntd")
+            r = eng.infgram_ntd(ids)
+            assert ingram["suffix_len"] == r.suffix_len and ingram["prompt_cnt"] == r.prompt_count
+            assert ingram["longest_suffix"] == eng.decode(ids[len(ids) - r.suffix_len:])
+
+
+def test_infini_gram_payload_errors(client: TestClient, engines: dict[str, Engine]) -> None:
+    base = {"index": "tiny", "query_type": "count"}
+    # `corpus` is infini-gram's old name of `index`; unknown extra fields are ignored.
+    assert ok_compat(client.post("/", json={"corpus": "tiny", "query_type": "count",
+                                            "query": "the", "source": "x"}))["count"] == (
+        engines["tiny"].count("the").count)
+    error(client.post("/", json={**base}), 400, "BadRequestError")
+    error(client.post("/", json={**base, "query": "a", "query_ids": [1]}), 400)
+    error(client.post("/", json={"query_type": "count", "query": "a"}), 404, "UnknownIndexError")
+    error(client.post("/", json={**base, "index": "nope", "query": "a"}), 404)
+    error(client.post("/", json={**base, "query_type": "__class__", "query": "a"}), 400,
+          "BadRequestError")
+    error(client.post("/", json={**base, "query_type": "search_docs", "query": "a"}), 501,
+          "QueryTypeNotImplementedError")
+    if hasattr(Engine, "count_cnf"):  # infini-gram's count of a CNF query
+        eng = engines["tiny"]
+        cnf = [[eng.tokenize("cat")], [eng.tokenize("dog")]]
+        for key, value in (("query", "cat AND dog"), ("query_ids", cnf)):
+            body = ok_compat(client.post("/", json={**base, key: value}))
+            assert body["count"] == eng.count_cnf(cnf).count and body["approx"] is False
+            assert body["token_ids"] == cnf and body["tokens"] == [[list("cat")], [list("dog")]]
+        error(client.post("/", json={**base, "query": "a AND b", "max_diff_tokens": 0}), 422)
+    else:
+        error(client.post("/", json={**base, "query": "cat AND dog"}), 501)
+    error(client.post("/", json={**base, "query_type": "ntd", "query_ids": [[[1]], [[2]]]}),
+          501)
+    error(client.post("/", json={**base, "query_type": "prob", "query_ids": []}), 400,
+          "InvalidQueryError")
+    body = error(client.post("/", json={**base, "query_ids": [70000]}), 400,
+                 "InvalidQueryError")
+    assert "range" in body["error"]
+    error(client.post("/", json={**base, "query_type": "ntd", "query": "a",
+                                 "max_support": 0}), 422)
+    error(client.post("/", json={"index": "ids", "query_type": "count", "query": "a"}), 400,
+          "TokenizerError")
+
+
+def ok_compat(response: httpx.Response) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def test_serve_get_answers_in_process(dirs: dict[str, Path], engines: dict[str, Engine]) -> None:
+    runner = CliRunner()
+    r = runner.invoke(main, ["serve", str(dirs["tiny"]), "--name", f"other={dirs['ids']}",
+                             "--get", "/v1/tiny/count?query=the"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["count"] == engines["tiny"].count("the").count
+    r = runner.invoke(main, ["serve", "--name", f"other={dirs['ids']}", "--get",
+                             "/v1/other/count?query_ids=2,3"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["count"] == 3
+    r = runner.invoke(main, ["serve", str(dirs["tiny"]), "--get", "/v1/tiny/count?query_ids=999"])
+    assert r.exit_code == 1 and json.loads(r.stdout)["type"] == "TokenOutOfRangeError"
+
+
+@pytest.mark.parametrize("args", [
+    [], ["--name", "noequals"], ["--name", "bad name=x"], ["--name", "a=x", "--name", "a=y"],
+])
+def test_serve_rejects_bad_names(args: list[str]) -> None:
+    r = CliRunner().invoke(main, ["serve", *args, "--get", "/"])
+    assert r.exit_code == 2, r.output
+
+
+def test_serve_help_says_loopback() -> None:
+    r = CliRunner().invoke(main, ["serve", "--help"])
+    assert r.exit_code == 0 and "127.0.0.1" in r.output
+
+
+def test_limits_validate() -> None:
+    with pytest.raises(ValueError):
+        ServerLimits(max_docs=0)
+    with pytest.raises(ValueError):
+        ServerLimits(default_top=10, max_top=5)
+    with pytest.raises(ValueError):
+        create_app({})
+
+
+# ----------------------------------------------------------------------------- documents, CNF
+
+needs_docs = pytest.mark.skipif(not hasattr(Engine, "search_docs"),
+                                reason="the engine has no document search yet")
+needs_cnf = pytest.mark.skipif(not hasattr(Engine, "count_cnf"),
+                               reason="the engine has no CNF queries yet")
+
+
+@needs_docs
+def test_search_matches_the_engine_and_highlights(client: TestClient,
+                                                  engines: dict[str, Engine]) -> None:
+    eng = engines["tiny"]
+    body = both(client, "/v1/tiny/search", {"query": "the", "max_docs": 3, "order": "position"})
+    expect = eng.search_docs("the", max_docs=3, order="position")
+    assert body["count"] == expect.count == eng.count("the").count
+    assert [h["doc_id"] for h in body["hits"]] == [h.doc_id for h in expect.hits]
+    assert body["next_offset"] == 3
+    for hit in body["hits"]:
+        assert "".join(s["text"] for s in hit["spans"]) == hit["text"]
+        assert any(s["clause"] == 0 and s["text"] == "the" for s in hit["spans"])
+    page2 = ok(client.post("/v1/tiny/search", json={"query": "the", "max_docs": 3,
+                                                    "order": "position", "offset": 3}))
+    seen = {(h["doc_id"], h["match_pos"]) for h in body["hits"] + page2["hits"]}
+    assert len(seen) == len(body["hits"]) + len(page2["hits"])
+    rnd = ok(client.post("/v1/tiny/search", json={"query": "the", "seed": 7}))
+    assert len(rnd["hits"]) == ServerLimits().default_docs
+    assert rnd == {**ok(client.post("/v1/tiny/search", json={"query": "the", "seed": 7})),
+                   "latency_ms": rnd["latency_ms"]}
+    ids = ok(client.post("/v1/ids/search", json={"query_ids": [2, 3], "max_ctx_len": 1}))
+    assert ids["count"] == 3 and all(h["spans"] is None for h in ids["hits"])
+
+
+@needs_docs
+def test_search_errors_and_limits(engines: dict[str, Engine]) -> None:
+    limits = ServerLimits(max_docs=3, default_docs=2, max_offset=5, max_sorted=2,
+                          max_ctx_len=10, max_disp_len=20, default_disp_len=20)
+    with TestClient(create_app(engines, limits)) as c:
+        error(c.post("/v1/tiny/search", json={"query": ""}), 400, "InvalidQueryError")
+        error(c.post("/v1/tiny/search", json={"query": "a", "max_docs": 4}), 422,
+              "LimitExceededError")
+        error(c.post("/v1/tiny/search", json={"query": "a", "offset": 6}), 422,
+              "LimitExceededError")
+        error(c.post("/v1/tiny/search", json={"query": "the", "order": "position"}), 422,
+              "LimitExceededError")
+        ok(c.post("/v1/tiny/search", json={"query": "naïve", "order": "position"}))
+        error(c.post("/v1/tiny/search", json={"query": "a", "max_ctx_len": 11}), 422)
+        error(c.post("/v1/tiny/search", json={"query": "a", "max_disp_len": 21}), 422)
+        error(c.post("/v1/tiny/search", json={"query": "a", "max_disp_len": 5,
+                                               "max_ctx_len": 5}), 400, "InvalidQueryError")
+        error(c.post("/v1/tiny/search", json={"query": "a", "order": "best"}), 422,
+              "ValidationError")
+        assert len(ok(c.post("/v1/tiny/search", json={"query": "a"}))["hits"]) == 2
+        error(c.get("/v1/tiny/docs/0?max_tokens=21"), 422, "LimitExceededError")
+
+
+@needs_docs
+def test_get_doc(client: TestClient, engines: dict[str, Engine]) -> None:
+    eng = engines["tiny"]
+    body = ok(client.get("/v1/tiny/docs/1"))
+    assert isinstance(body.pop("latency_ms"), float)
+    assert body == {"ok": True, "index": "tiny", **eng.get_doc(1, max_tokens=1000).to_dict()}
+    assert body["text"] == CORPUS[1] and body["metadata"]["metadata"] == {"n": 1}
+    short = ok(client.get("/v1/tiny/docs/0?max_tokens=3"))
+    assert short["text"] == CORPUS[0][:3]
+    assert ok(client.get("/v1/ids/docs/2"))["token_ids"] == ID_DOCS[2]
+    for bad in (len(CORPUS), -1, 10**12):
+        error(client.get(f"/v1/tiny/docs/{bad}"), 404, "DocumentNotFoundError")
+    error(client.get("/v1/tiny/docs/x"), 422, "ValidationError")
+    error(client.get("/v1/nope/docs/0"), 404, "UnknownIndexError")
+
+
+@needs_cnf
+def test_cnf_routes_match_the_engine(client: TestClient, engines: dict[str, Engine]) -> None:
+    eng = engines["tiny"]
+    text = "cat AND dog OR mat"
+    cnf = [[eng.tokenize("cat")], [eng.tokenize("dog"), eng.tokenize("mat")]]
+    for payload in ({"query": text}, {"query_ids": cnf}):
+        body = ok(client.post("/v1/tiny/cnf/count", json={**payload, "max_diff_tokens": 30}))
+        expect = eng.count_cnf(cnf, max_diff_tokens=30)
+        assert body["count"] == expect.count and body["approx"] is False
+        assert body["token_ids"] == cnf and body["clauses"] == [["cat"], ["dog", "mat"]]
+    got = ok(client.get("/v1/tiny/cnf/count", params={"query_ids": json.dumps(cnf)}))
+    assert got["count"] == eng.count_cnf(cnf).count
+    found = ok(client.post("/v1/tiny/cnf/search", json={"query": text, "order": "position"}))
+    expect_s = eng.search_docs_cnf(cnf, order="position", max_docs=5)
+    assert found["count"] == expect_s.count
+    assert [h["doc_id"] for h in found["hits"]] == [h.doc_id for h in expect_s.hits]
+    for hit in found["hits"]:
+        labels = {s["clause"] for s in hit["spans"]}
+        assert {0, 1} <= labels
+    docs = ok(client.post("/v1/tiny/cnf/docs-with-all", json={"query": "cat AND dog",
+                                                              "max_ids": 10}))
+    all_expect = eng.count_docs_with_all([[eng.tokenize("cat")], [eng.tokenize("dog")]],
+                                         return_ids=True)
+    assert docs["count"] == all_expect.count
+    assert docs["doc_ids"] == list(all_expect.doc_ids or [])
+    ok(client.post("/v1/ids/cnf/count", json={"query_ids": [[[2, 3]], [[7]]]}))
+    error(client.post("/v1/ids/cnf/count", json={"query": "a AND b"}), 400, "TokenizerError")
+
+
+@needs_cnf
+def test_cnf_limits_and_errors(engines: dict[str, Engine]) -> None:
+    limits = ServerLimits(max_cnf_clauses=2, max_cnf_terms=2, max_query_tokens=10,
+                          max_clause_freq=100, max_diff_tokens=50)
+    with TestClient(create_app(engines, limits)) as c:
+        for payload in ({"query": "a AND b AND c"}, {"query": "a OR b OR c"},
+                        {"query_ids": [[[1] * 6], [[2] * 5]]},
+                        {"query": "a AND b", "max_clause_freq": 101},
+                        {"query": "a AND b", "max_diff_tokens": 51}):
+            error(c.post("/v1/tiny/cnf/count", json=payload), 422, "LimitExceededError")
+        error(c.post("/v1/tiny/cnf/count", json={"query": "a AND "}), 400, "InvalidQueryError")
+        error(c.post("/v1/tiny/cnf/count", json={"query_ids": []}), 400)
+        error(c.post("/v1/tiny/cnf/count", json={"query_ids": [[[999]]]}), 400,
+              "TokenOutOfRangeError")
+        error(c.post("/v1/tiny/cnf/count", json={"query_ids": [[1]]}), 422, "ValidationError")
+        error(c.get("/v1/tiny/cnf/count?query_ids=[[["), 422, "ValidationError")
+        error(c.post("/v1/tiny/cnf/search", json={"query": "a AND b", "order": "rank"}), 422,
+              "ValidationError")
