@@ -1,7 +1,5 @@
 """The HTTP API and web page (``anygram serve``): FastAPI over :class:`anygram.Engine`.
 
-Needs the ``serve`` extra (``pip install 'anygram[serve]'``).
-
 >>> from anygram.server import create_app, ServerLimits        # doctest: +SKIP
 >>> app = create_app({"wiki": Engine.open("idx/")}, ServerLimits(timeout_s=5))  # doctest: +SKIP
 """
