@@ -27,6 +27,7 @@ from .tokenization import Tokenizer, load_tokenizer
 TokenIds = Sequence[int] | np.ndarray
 Query = TokenIds | str
 
+_FIRST_TOKEN_TABLE_MAX = 1 << 21
 _LE_DTYPE: dict[int, np.dtype[Any]] = {1: np.dtype("<u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4")}
 
 
@@ -61,6 +62,10 @@ class Engine(DocumentQueries, CnfQueries):
         self._dtype = _LE_DTYPE[self.token_width]
         # What the kernels take, per shard, looked up once instead of on every query.
         self._arrays = [(s.ds, s.sa, s.ptr_width, s.num_positions) for s in self._shards]
+        # Per shard, the rank range of each first token, filled in lazily (-1 = not yet):
+        # searches start inside it. Skipped for huge vocabularies (16 bytes per id).
+        table_rows = self.vocab_size if self.vocab_size <= _FIRST_TOKEN_TABLE_MAX else 0
+        self._first = [np.full((table_rows, 2), -1, dtype=np.int64) for _ in self._shards]
         # Global id of each shard's first document (doc ids run through shards in order).
         self._doc_base = np.cumsum([0] + [s.num_docs for s in self._shards]).tolist()
         # Per shard, the sorted local indices of taken-down documents (see takedown).
@@ -239,7 +244,9 @@ class Engine(DocumentQueries, CnfQueries):
     # document, so that difference is the count over the documents that remain.
 
     def _ranges(self, q: np.ndarray) -> list[tuple[int, int]]:
-        return [kernels.find_range(ds, sa, k, q, 0, n) for ds, sa, k, n in self._arrays]
+        w = self.token_width
+        return [kernels.find_range_cached(ds, sa, k, q, w, first)
+                for (ds, sa, k, _), first in zip(self._arrays, self._first)]
 
     def _narrow(self, q: np.ndarray, ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """Ranges of ``q`` searched inside the ranges of one of its prefixes."""

@@ -236,3 +236,31 @@ def rank_positions(sa: np.ndarray, k: int, w: int, lo: int, hi: int) -> np.ndarr
     for r in range(lo, hi):
         out[r - lo] = _ptr(sa, k, r) // w
     return out
+
+
+@njit(**_JIT)
+def find_range_cached(ds: np.ndarray, sa: np.ndarray, k: int, q: np.ndarray, w: int,
+                      first: np.ndarray) -> tuple[int, int]:
+    """:func:`find_range` over the whole table, starting from the first token's range.
+
+    ``first`` is an int64 ``[V, 2]`` table of rank ranges by first token, -1 where not yet
+    known; it is filled in as tokens are met. Starting inside the first token's range skips
+    the top ``log2(N / count(token))`` levels of the search. Writers store the end before
+    the start and readers fall back to a plain search unless both are set, so concurrent
+    queries may share the table without a lock.
+    """
+    n = sa.shape[0] // k if k > 0 else 0
+    if q.shape[0] < w or first.shape[0] == 0:
+        return find_range(ds, sa, k, q, 0, n)
+    t = _read_token(q, 0, w)
+    if t >= first.shape[0]:
+        return find_range(ds, sa, k, q, 0, n)
+    lo = first[t, 0]
+    hi = first[t, 1]
+    if lo < 0 or hi < 0:
+        lo, hi = find_range(ds, sa, k, q[:w], 0, n)
+        first[t, 1] = hi
+        first[t, 0] = lo
+    if q.shape[0] == w or hi <= lo:
+        return lo, hi
+    return find_range(ds, sa, k, q, lo, hi)
