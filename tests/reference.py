@@ -88,3 +88,180 @@ def naive_infgram_ntd(corpus: Corpus, prompt: list[int]) -> tuple[int, Counter[i
     n = naive_suffix_len(corpus, prompt)
     pc, nxt, end = naive_ntd(corpus, prompt[len(prompt) - n:])
     return pc, nxt, end, n
+
+
+# ---------------------------------------------------------------- CNF queries (docs/cnf.md)
+# ``removed`` is a set of (shard, local document index) pairs: taken-down documents.
+
+
+def doc_index(shard: list[list[int]]) -> list[int]:
+    """For each position of the shard's stream, the local index of its document (a
+    separator belongs to the document it opens)."""
+    out: list[int] = []
+    for i, doc in enumerate(shard):
+        out.extend([i] * (len(doc) + 1))
+    return out
+
+
+def clause_occurrences(corpus: Corpus, clause: list[list[int]],
+                       removed: frozenset[tuple[int, int]] = frozenset()) -> set[tuple[int, int]]:
+    """Distinct (shard, position) where some phrase of the clause starts, outside removed docs."""
+    docs = [doc_index(shard) for shard in corpus]
+    return {(s, i) for p in clause for s, i in occurrences(corpus, p)
+            if (s, docs[s][i]) not in removed}
+
+
+def naive_cnf_matches(corpus: Corpus, cnf: list[list[list[int]]], d: int,
+                      removed: frozenset[tuple[int, int]] = frozenset()) -> list[tuple[int, int]]:
+    """The anchor occurrences (of the first clause) such that every other clause occurs in the
+    same document with its start within ``d`` tokens of the anchor's start."""
+    others = [clause_occurrences(corpus, c, removed) for c in cnf[1:]]
+    docs = [doc_index(shard) for shard in corpus]
+    out = []
+    for s, a in sorted(clause_occurrences(corpus, cnf[0], removed)):
+        if all(any(s2 == s and docs[s][c] == docs[s][a] and abs(c - a) <= d for s2, c in occ)
+               for occ in others):
+            out.append((s, a))
+    return out
+
+
+def contains(doc: list[int], phrase: list[int]) -> bool:
+    return any(doc[i:i + len(phrase)] == phrase for i in range(len(doc)))
+
+
+def naive_docs_with_all(corpus: Corpus, cnf: list[list[list[int]]],
+                        removed: frozenset[tuple[int, int]] = frozenset()) -> list[int]:
+    """Global ids of the documents in which every clause has some phrase."""
+    out, g = [], 0
+    for s, shard in enumerate(corpus):
+        for i, doc in enumerate(shard):
+            if (s, i) not in removed and all(any(contains(doc, p) for p in c) for c in cnf):
+                out.append(g)
+            g += 1
+    return out
+
+
+def naive_phrase_hits(data: bytes, w: int, windows: list[tuple[int, int]],
+                      phrases: list[tuple[bytes, int]]) -> list[tuple[int, int]]:
+    """Twin of kernels.phrase_hits: (position, OR of clause bits) for each token position in
+    the union of the windows where some phrase (bytes, bit) starts."""
+    starts = sorted({t for lo, hi in windows for t in range(lo, hi)})
+    out = []
+    for t in starts:
+        mask = 0
+        for q, bit in phrases:
+            if data[t * w:t * w + len(q)] == q:
+                mask |= bit
+        if mask:
+            out.append((t, mask))
+    return out
+
+
+def naive_verify_anchors(anchors: list[tuple[int, int, int]], occ: list[list[int]],
+                         d: int) -> list[bool]:
+    """Twin of kernels.verify_anchors: anchors are (a, doc_lo, doc_hi); occ holds the
+    occurrence positions of each partner clause."""
+    return [all(any(max(a - d, lo) <= p <= min(a + d, hi - 1) for p in ps) for ps in occ)
+            for a, lo, hi in anchors]
+
+
+# ---------------------------------------------------------------- documents and search_docs
+# Positions are token positions of a shard's stream (``stream(shard)``); a document's tokens
+# follow its separator. ``removed`` is a set of global document ids.
+
+
+def doc_table(corpus: Corpus) -> list[tuple[int, int, int, int]]:
+    """``(shard, local, start, end)`` of every document in global-id order: the stream
+    positions ``[start, end)`` of its tokens."""
+    out = []
+    for s, shard in enumerate(corpus):
+        p = 0
+        for i, doc in enumerate(shard):
+            out.append((s, i, p + 1, p + 1 + len(doc)))
+            p += 1 + len(doc)
+    return out
+
+
+def doc_at(corpus: Corpus, shard: int, pos: int) -> int | None:
+    """Global id of the document whose tokens include stream position ``pos``; None for a
+    separator."""
+    for g, (s, _, a, b) in enumerate(doc_table(corpus)):
+        if s == shard and a <= pos < b:
+            return g
+    return None
+
+
+def naive_window(doc_len: int, offset: int | None, query_len: int = 0,
+                 max_disp_len: int | None = None, max_ctx_len: int | None = None,
+                 max_tokens: int | None = None) -> tuple[int, int, int]:
+    """``(lo, hi, match_len)`` in document coordinates, by the written rules.
+
+    ``offset`` is where the match starts in the document (None: the document itself, cut to
+    ``max_tokens``). ``max_disp_len=d``: ``d // 2`` tokens before the match start and
+    ``ceil(d / 2)`` from it; otherwise ``max_ctx_len=c`` (default 100) tokens on each side of
+    the match. The match is clipped to the document and to the window.
+    """
+    if offset is None:
+        return 0, doc_len if max_tokens is None else min(doc_len, max_tokens), 0
+    match = min(query_len, doc_len - offset)
+    if max_disp_len is not None:
+        lo = max(0, offset - max_disp_len // 2)
+        hi = min(doc_len, offset + (max_disp_len + 1) // 2)
+    else:
+        c = 100 if max_ctx_len is None else max_ctx_len
+        lo, hi = max(0, offset - c), min(doc_len, offset + match + c)
+    return lo, hi, min(match, hi - offset)
+
+
+def visible_occurrences(corpus: Corpus, query: list[int],
+                        removed: frozenset[int] = frozenset()) -> list[tuple[int, int]]:
+    """``(shard, pos)`` of the query's occurrences outside removed documents, corpus order."""
+    return [(s, p) for s, p in occurrences(corpus, query) if doc_at(corpus, s, p) not in removed]
+
+
+def stream_bytes(shard: list[list[int]], width: int) -> bytes:
+    """The shard's token stream as index bytes: separators all 0xff, ids little-endian."""
+    return b"".join(b"\xff" * width if t is SEP else t.to_bytes(width, "little")
+                    for t in stream(shard))
+
+
+def rank_order(corpus: Corpus, hits: list[tuple[int, int]], width: int
+               ) -> list[tuple[int, int]]:
+    """``hits`` in suffix-array order: by shard, then by the bytes of the suffix."""
+    data = [stream_bytes(shard, width) for shard in corpus]
+    return sorted(hits, key=lambda h: (h[0], data[h[0]][h[1] * width:]))
+
+
+_M64 = (1 << 64) - 1
+
+
+def _mix64(x: int) -> int:
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+    return x ^ (x >> 31)
+
+
+def naive_permute(n: int, seed: int, rounds: int = 8) -> list[int]:
+    """Twin of kernels.permute: the whole permutation of ``[0, n)``, with Python ints."""
+    if n <= 1:
+        return [0] * n
+    h = ((n - 1).bit_length() + 1) // 2
+    mask = (1 << h) - 1
+    keys, k = [], seed & _M64
+    for _ in range(rounds):
+        k = (k + 0x9E3779B97F4A7C15) & _M64
+        keys.append(_mix64(k))
+
+    def once(x: int) -> int:
+        left, right = x >> h, x & mask
+        for key in keys:
+            left, right = right, left ^ (_mix64(right ^ key) & mask)
+        return (left << h) | right
+
+    out = []
+    for i in range(n):
+        x = once(i)
+        while x >= n:
+            x = once(x)
+        out.append(x)
+    return out

@@ -5,35 +5,47 @@ The public API is what this module exports.
 
 __version__ = "0.1.0"
 
-from .build import build_index as build_index  # noqa: E402
-from .engine import Engine as Engine  # noqa: E402
-from .errors import (  # noqa: E402
-    AnygramError as AnygramError,
-    BuildError as BuildError,
-    CorpusError as CorpusError,
-    IncompleteIndexError as IncompleteIndexError,
-    IndexFormatError as IndexFormatError,
-    IndexNotFoundError as IndexNotFoundError,
-    IndexVersionError as IndexVersionError,
-    InvalidQueryError as InvalidQueryError,
-    TokenizerError as TokenizerError,
-    TokenOutOfRangeError as TokenOutOfRangeError,
+# (after __version__: the submodules read it)
+from .build import build_index, build_index_from_ids
+from .cnf_results import (
+    CnfCount,
+    CnfFindResult,
+    CnfHit,
+    CnfSearchResult,
+    DocsWithAllResult,
 )
-from .format import Manifest as Manifest  # noqa: E402
-from .results import (  # noqa: E402
-    CountResult as CountResult,
-    FindResult as FindResult,
-    InfGramNextTokenDist as InfGramNextTokenDist,
-    InfGramProbResult as InfGramProbResult,
-    NextTokenDist as NextTokenDist,
-    ProbResult as ProbResult,
+from .engine import Engine
+from .errors import (
+    AnygramError,
+    BuildError,
+    CorpusError,
+    IncompleteIndexError,
+    IndexFormatError,
+    IndexNotFoundError,
+    IndexVersionError,
+    InvalidQueryError,
+    TokenizerError,
+    TokenOutOfRangeError,
+)
+from .format import Manifest
+from .query_text import parse_query
+from .results import (
+    CountResult,
+    DocWindow,
+    FindResult,
+    InfGramNextTokenDist,
+    InfGramProbResult,
+    NextTokenDist,
+    ProbResult,
+    SearchResult,
 )
 
 __all__ = [
-    "__version__", "build_index", "Engine", "Manifest",
+    "__version__", "build_index", "build_index_from_ids", "Engine", "Manifest", "parse_query",
     "AnygramError", "BuildError", "CorpusError", "IncompleteIndexError", "IndexFormatError",
     "IndexNotFoundError", "IndexVersionError", "InvalidQueryError", "TokenizerError",
     "TokenOutOfRangeError",
-    "CountResult", "FindResult", "InfGramNextTokenDist", "InfGramProbResult", "NextTokenDist",
-    "ProbResult",
+    "CountResult", "DocWindow", "FindResult", "InfGramNextTokenDist", "InfGramProbResult",
+    "NextTokenDist", "ProbResult", "SearchResult",
+    "CnfCount", "CnfFindResult", "CnfHit", "CnfSearchResult", "DocsWithAllResult",
 ]

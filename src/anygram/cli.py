@@ -27,6 +27,7 @@ from .build import build_index
 from .engine import Engine
 from .errors import AnygramError, InvalidQueryError
 from .format import MANIFEST_NAME, read_manifest
+from .results import DocWindow
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -463,4 +464,227 @@ def fetch(name: str, out: Path, cache: Path | None, quiet: bool) -> None:
            "seconds": round(time.perf_counter() - started, 3)})
 
 
+# ----------------------------------------------------------------------------- documents
+
+
+def _flat(text: str) -> str:
+    """Text on one line: newlines and tabs shown as spaces."""
+    return re.sub(r"[\r\n\t]+", " ", text)
+
+
+def _doc_header(w: DocWindow) -> str:
+    """``doc 12 · shard 0 · pos 345 · corpus.jsonl:11 · title``: where a window comes from."""
+    parts = [f"doc {w.doc_id}", f"shard {w.shard}"]
+    if w.match_pos is not None:
+        parts.append(f"pos {w.match_pos}")
+    parts.append(f"{w.doc_len} tokens")
+    meta = w.metadata or {}
+    if "path" in meta:
+        parts.append(f"{Path(str(meta['path'])).name}:{meta.get('linenum', '?')}")
+    fields = meta.get("metadata")
+    if isinstance(fields, dict):
+        for key in ("title", "id", "url"):
+            if key in fields:
+                parts.append(f"{key}: {fields[key]}")
+                break
+    if w.removed:
+        parts.append("[taken down]")
+    return " · ".join(parts)
+
+
+def _show(engine: Engine, ids: list[int]) -> str:
+    """Decoded text of ``ids`` on one line, or the ids themselves without a tokenizer."""
+    if engine.tokenizer is None:
+        return " ".join(map(str, ids))
+    return _flat(engine.decode(ids))
+
+
+def _window_text(engine: Engine, w: DocWindow, color: bool) -> str:
+    """The window's text with its match marked: bold on a terminal, ``>>>match<<<`` otherwise.
+
+    The three parts are decoded separately, so a character cut by the match edge shows as
+    U+FFFD on both sides.
+    """
+    ids = w.token_ids
+    if w.match_offset is None:
+        body = _show(engine, ids)
+    else:
+        a, b = w.match_offset, w.match_offset + w.match_len
+        match = _show(engine, ids[a:b])
+        match = click.style(match, bold=True, fg="red") if color else f">>>{match}<<<"
+        sep = "" if engine.tokenizer is not None else " "
+        body = sep.join(x for x in (_show(engine, ids[:a]), match, _show(engine, ids[b:])) if x)
+    return ("… " if w.start > 0 else "") + body + (" …" if w.end < w.doc_len else "")
+
+
+@main.command()
+@_index_options
+@_query_options("TEXT")
+@click.option("--max-docs", type=click.IntRange(min=0), default=10, show_default=True,
+              metavar="N", help="Hits to show.")
+@click.option("--order", type=click.Choice(["position", "random", "rank"]),
+              default="position", show_default=True,
+              help="Corpus order, a seeded random order, or suffix-array order.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of --order random.")
+@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True,
+              metavar="K", help="Skip the first K occurrences (paging).")
+@click.option("--window", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Tokens of context on each side of a match (default 100).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def search(index: tuple[Path, ...], tokenizer: str | None, token_dtype: str | None,
+           pretty: bool, text: str | None, ids: str | None, max_docs: int, order: str,
+           seed: int, offset: int, window: int | None, as_json: bool) -> None:
+    """Find the documents where TEXT (or token ids) occurs, with the match in context.
+
+    Prints the exact number of occurrences, then one hit per occurrence: where it is
+    (document, shard, position, source file and line, title) and its window of text with
+    the match marked. Pages never repeat an occurrence: continue with --offset.
+
+    \b
+    Example:
+      anygram search --index idx/ "natural language" --max-docs 5
+      anygram search --index idx/ " the United States" --order random --seed 7 --window 20
+      anygram search --index idx/ --ids 464,1578 --offset 10 --json --pretty
+    """
+    with _engine(index, tokenizer, token_dtype) as engine:
+        q = _query(engine, text, ids, "query")
+        res = engine.search_docs(q, max_docs=max_docs, offset=offset,
+                                 order=order,  # type: ignore[arg-type]  # a click.Choice
+                                 seed=seed, max_ctx_len=window)
+        if as_json:
+            _emit({"token_ids": q, **res.to_dict()}, pretty)
+            return
+        color = sys.stdout.isatty()
+        shown = (f"; hits {offset + 1}-{offset + len(res.hits)}" if res.hits
+                 else "; no hits on this page")
+        seeded = f", seed {seed}" if order == "random" else ""
+        click.echo(f"{res.count:,} occurrence(s){shown} (order {order}{seeded})")
+        for w in res.hits:
+            click.echo("")
+            click.echo(_doc_header(w))
+            click.echo("  " + _window_text(engine, w, color))
+        if res.next_offset is not None:
+            click.echo(f"\nmore: --offset {res.next_offset}")
+
+
+@main.command("get-doc")
+@_index_options
+@click.argument("doc_id", type=int)
+@click.option("--max-tokens", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Show only the document's first N tokens.")
+@click.option("--json", "as_json", is_flag=True, help="Print the document as JSON.")
+def get_doc(index: tuple[Path, ...], tokenizer: str | None, token_dtype: str | None,
+            pretty: bool, doc_id: int, max_tokens: int | None, as_json: bool) -> None:
+    """Show document DOC_ID (global number, 0-based): its source, metadata and text.
+
+    \b
+    Example:
+      anygram get-doc --index idx/ 1234
+      anygram get-doc --index idx/ 1234 --max-tokens 50 --json --pretty
+    """
+    with _engine(index, tokenizer, token_dtype) as engine:
+        doc = engine.get_doc(doc_id, max_tokens=max_tokens)
+        if as_json:
+            _emit(doc.to_dict(), pretty)
+            return
+        click.echo(_doc_header(doc))
+        if doc.metadata and isinstance(doc.metadata.get("metadata"), dict):
+            for key, value in doc.metadata["metadata"].items():
+                click.echo(f"  {key}: {json.dumps(value, ensure_ascii=False)}")
+        click.echo("")
+        body = (engine.decode(doc.token_ids) if engine.tokenizer is not None
+                else " ".join(map(str, doc.token_ids)))
+        click.echo(body)
+        if doc.end < doc.doc_len:
+            click.echo(f"… ({doc.end} of {doc.doc_len} tokens)")
+
+
 __all__ = ["main"]
+
+
+# ----------------------------------------------------------------------------- serve
+
+_INDEX_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def _served_indexes(dirs: tuple[Path, ...], names: tuple[str, ...]) -> dict[str, Path]:
+    """Index name -> directory: each DIR under its directory name, plus NAME=DIR pairs."""
+    served: dict[str, Path] = {}
+    pairs = [(Path(d).resolve().name, Path(d)) for d in dirs]
+    for item in names:
+        name, sep, path = item.partition("=")
+        if not sep or not path:
+            raise click.BadParameter(f"{item!r} is not NAME=DIR", param_hint="--name")
+        pairs.append((name, Path(path)))
+    for name, path in pairs:
+        if not _INDEX_NAME.match(name):
+            raise click.BadParameter(f"index name {name!r}: use letters, digits, '.', '_' and "
+                                     "'-' (give it one with --name NAME=DIR)",
+                                     param_hint="--name")
+        if name in served:
+            raise click.BadParameter(f"two indexes are named {name!r}: name them with "
+                                     "--name NAME=DIR", param_hint="--name")
+        served[name] = path
+    if not served:
+        raise click.UsageError("give at least one index directory (or --name NAME=DIR)")
+    return served
+
+
+@main.command()
+@click.argument("dirs", nargs=-1, type=click.Path(path_type=Path), metavar="[DIR]...")
+@click.option("--name", "names", multiple=True, metavar="NAME=DIR",
+              help="Serve DIR as NAME (repeatable; by default an index is named after its "
+                   "directory).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to listen on. The default answers only this machine; "
+                   "0.0.0.0 serves the indexes to the whole network.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port (0: a free one).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Threads running queries (default: the cores, 2 to 8).")
+@click.option("--max-pending", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Requests in flight before the server answers 503 (default 64).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="SECONDS", help="Time budget of one request (default 10).")
+@click.option("--get", "get_path", default=None, metavar="PATH",
+              help="Answer one GET request in-process (e.g. '/v1/idx/count?query=a'), print "
+                   "the JSON and exit: status 1 if it is an error. No socket is opened.")
+def serve(dirs: tuple[Path, ...], names: tuple[str, ...], host: str, port: int,
+          workers: int | None, max_pending: int | None, timeout: float | None,
+          get_path: str | None) -> None:
+    """Serve indexes over HTTP: a JSON API (/v1/...), infini-gram's API (POST /), a web page (/).
+
+    Read-only. Routes: /v1/indexes, /v1/{index}/count, /prob, /ntd, /infgram-prob,
+    /infgram-ntd, /find, /search, /docs/{doc_id}, /cnf/count, /cnf/search (GET with a
+    query string or POST with JSON). The OpenAPI documentation is at /docs; see
+    docs/http-api.md.
+
+    \b
+    Example:
+      anygram serve idx-wiki/ --port 8000
+      anygram serve --name wiki=idx-wiki/ --name code=idx-code/ --port 0
+      anygram serve idx/ --get '/v1/idx/count?query=natural%20language'
+    """
+    try:
+        import uvicorn
+
+        from .server import ServerLimits, create_app
+        from .server.app import get_in_process
+    except ImportError as exc:
+        raise click.ClickException(f"anygram serve needs the serve extra ({exc}): "
+                                   "pip install 'anygram[serve]'") from None
+    served = _served_indexes(dirs, names)
+    overrides = {k: v for k, v in (("workers", workers), ("max_pending", max_pending),
+                                   ("timeout_s", timeout)) if v is not None}
+    engines = {name: Engine.open(path) for name, path in served.items()}
+    app = create_app(engines, ServerLimits(**overrides))
+    if get_path is not None:
+        status, body = get_in_process(app, get_path)
+        click.echo(body.decode("utf-8"))
+        if status >= 400:
+            sys.exit(1)
+        return
+    click.echo(f"serving {', '.join(served)} on http://{host}:{port}/ (Ctrl-C to stop)",
+               err=True)
+    uvicorn.run(app, host=host, port=port, log_level="info")

@@ -123,3 +123,78 @@ class InfGramNextTokenDist:
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.dist.to_dict(), "suffix_len": self.suffix_len}
+
+
+@dataclass(frozen=True, slots=True)
+class DocWindow:
+    """A window of one document's tokens, optionally around a match.
+
+    Offsets are in tokens. ``start`` is where the window begins inside the document, so the
+    window holds the document's tokens ``[start, start + len(token_ids))``. ``match_offset``
+    is where the match begins inside the window (None when the window is not about a match,
+    as from :meth:`~anygram.Engine.get_doc`) and ``match_len`` how many of its tokens the
+    window holds (a match is clipped at the window and document edges). ``match_pos`` is the
+    match's token position in its shard.
+
+    ``text`` is the window decoded with the index's tokenizer (None without one). A window
+    cut inside a multi-byte character decodes with U+FFFD replacement characters instead of
+    failing; ``text_lossy`` says the text holds such characters (a document that itself holds
+    U+FFFD is flagged too).
+
+    ``metadata`` is the document's parsed metadata line (``{"path", "linenum", "metadata"}``
+    for an anygram index), ``{"raw": line}`` for a line that is not JSON, or None when the
+    index has no metadata. A taken-down document (``removed=True``) comes with no tokens, no
+    text and no metadata.
+    """
+
+    doc_id: int
+    shard: int
+    doc_len: int
+    start: int
+    token_ids: list[int]
+    text: str | None
+    text_lossy: bool
+    match_pos: int | None
+    match_offset: int | None
+    match_len: int
+    metadata: dict[str, Any] | None
+    removed: bool = False
+
+    @property
+    def end(self) -> int:
+        """Offset inside the document just past the window's last token."""
+        return self.start + len(self.token_ids)
+
+    @property
+    def match_ids(self) -> list[int]:
+        """The match's tokens inside the window (empty when there is no match)."""
+        if self.match_offset is None:
+            return []
+        return self.token_ids[self.match_offset:self.match_offset + self.match_len]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"doc_id": self.doc_id, "shard": self.shard, "doc_len": self.doc_len,
+                "start": self.start, "token_ids": list(self.token_ids), "text": self.text,
+                "text_lossy": self.text_lossy, "match_pos": self.match_pos,
+                "match_offset": self.match_offset, "match_len": self.match_len,
+                "metadata": self.metadata, "removed": self.removed}
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """One page of the occurrences of a query, each with its document window.
+
+    ``count`` is the exact number of occurrences outside taken-down documents; ``hits`` are
+    the occurrences ``[offset, offset + len(hits))`` of the requested order, all distinct.
+    ``next_offset`` is the offset of the next page, None after the last one.
+    """
+
+    count: int
+    hits: list[DocWindow]
+    offset: int
+    next_offset: int | None
+    approx: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "approx": self.approx, "offset": self.offset,
+                "next_offset": self.next_offset, "hits": [h.to_dict() for h in self.hits]}

@@ -4,12 +4,25 @@ Every kernel works on a shard's raw bytes (see :mod:`anygram.kernels.search`), s
 compiled kernel serves u8, u16 and u32 indexes. Each has a naive twin in ``tests/reference.py``.
 """
 
+from .cnf import (
+    count_phrase_starts,
+    docs_of_sorted,
+    phrase_hits,
+    probe_anchors,
+    sort_positions,
+    verify_anchors,
+)
+from .docs import gather_tokens, permute, positions_at, window_bounds
 from .search import (
     find_range,
+    find_range_cached,
     longest_suffix,
     next_token_counts,
     rank_positions,
     sample_next_token_counts,
 )
 
-__all__ = ["find_range", "longest_suffix", "next_token_counts", "rank_positions", "sample_next_token_counts"]
+__all__ = ["count_phrase_starts", "docs_of_sorted", "find_range", "find_range_cached",
+           "gather_tokens", "longest_suffix", "next_token_counts", "permute", "phrase_hits",
+           "positions_at", "probe_anchors", "rank_positions", "sample_next_token_counts",
+           "sort_positions", "verify_anchors", "window_bounds"]
