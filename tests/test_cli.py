@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from anygram import Engine, datasets
+from anygram import Engine, InvalidQueryError, datasets
 from anygram.build import build_index_from_ids
 from anygram.cli import main
 
@@ -511,3 +511,37 @@ def test_real_fetch_build_and_query(tmp_path: Path, monkeypatch) -> None:
     out = run("prob", "--index", tmp_path / "idx-gpt2", " the United States of", "--cont",
               " America")
     assert out["cont_token"] == " America" and out["cont_count"] > 0
+
+
+# ----------------------------------------------------------------------------- AND/OR, takedown
+
+
+def test_count_and_search_with_operators_match_the_api(index: Path, engine: Engine) -> None:
+    q = "cat AND the OR a"
+    got = run("count", "--index", index, q, "--max-diff-tokens", "5")
+    want = engine.count_cnf(q, max_diff_tokens=5)
+    assert (got["count"], got["approx"]) == (want.count, want.approx)
+    docs = run("count", "--index", index, "cat AND the", "--docs")
+    assert docs["count"] == engine.count_docs_with_all("cat AND the").count
+    page = run("search", "--index", index, q, "--max-diff-tokens", "5", "--json")
+    assert page["count"] == want.count
+    assert len(page["hits"]) == min(10, want.count)
+
+
+def test_takedown_command_round_trip(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "idx"
+    run("build", corpus, "--out", out, "--quiet")
+    before = run("count", "--index", out, "the")["count"]
+    assert run("takedown", "--index", out, "--docs", "0")["removed"] == [0]
+    with Engine.open(out, takedown=False) as full, Engine.open(out) as cut:
+        after = cut.count("the").count
+        assert after == before - full.get_doc(0).text.count("the")
+    assert run("count", "--index", out, "the")["count"] == after
+    with pytest.raises(InvalidQueryError, match="closed"):
+        cut.count("the")
+    assert run("takedown", "--index", out, "--list")["removed"] == [0]
+    assert run("takedown", "--index", out, "--where", "linenum=1")["removed"] == [0, 1]
+    assert run("takedown", "--index", out, "--undo")["removed"] == []
+    assert run("count", "--index", out, "the")["count"] == before
+    assert "out of range" in fails("takedown", "--index", out, "--docs", "999")
+    assert "one of" in fails("takedown", "--index", out, "--docs", "1", "--where", "a=b")

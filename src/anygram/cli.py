@@ -23,10 +23,12 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
+from . import takedown as takedown_mod
 from .build import build_index
 from .engine import Engine
 from .errors import AnygramError, InvalidQueryError
 from .format import MANIFEST_NAME, read_manifest
+from .query_text import has_operators
 from .results import DocWindow
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -285,24 +287,59 @@ def info(index: tuple[Path, ...], tokenizer: str | None, token_dtype: str | None
     _emit(payload, pretty)
 
 
+def _cnf_options(f: F) -> F:
+    f = click.option("--max-clause-freq", type=click.IntRange(min=1), default=50_000,
+                     show_default=True, metavar="N",
+                     help="AND/OR queries: above this many occurrences of the rarest clause, "
+                          "estimate from a seeded sample (the answer says approx).")(f)
+    f = click.option("--max-diff-tokens", type=click.IntRange(min=0), default=100,
+                     show_default=True, metavar="N",
+                     help="AND/OR queries: how far apart (start to start, in tokens) the "
+                          "clauses may occur.")(f)
+    return f
+
+
+def _is_cnf(text: str | None) -> bool:
+    return text is not None and has_operators(text)
+
+
 @main.command()
 @_index_options
 @_query_options("TEXT")
+@_cnf_options
+@click.option("--docs", "per_doc", is_flag=True,
+              help='AND queries: count documents containing every clause anywhere '
+                   '(no distance limit) instead of matches.')
 def count(index: tuple[Path, ...], tokenizer: str | None, token_dtype: str | None,
-          pretty: bool, text: str | None, ids: str | None) -> None:
+          pretty: bool, text: str | None, ids: str | None, max_diff_tokens: int,
+          max_clause_freq: int, per_doc: bool) -> None:
     """Count the occurrences of TEXT (or of token ids) in the corpus.
 
     The empty query ("" or --ids "") counts every token position, separators included.
+    TEXT may combine phrases with AND / OR (OR binds tighter): it then counts the
+    occurrences of the first clause that have every other clause in the same document
+    within --max-diff-tokens (see docs/cnf.md); with --docs, the documents that contain
+    every clause.
 
     \b
     Example:
       anygram count --index idx/ "natural language"
       anygram count --index idx/ --ids 464,1578,1829
+      anygram count --index idx/ "language AND model OR models" --max-diff-tokens 20
     """
     with _engine(index, tokenizer, token_dtype) as engine:
+        if _is_cnf(text) and ids is None:
+            assert text is not None
+            if per_doc:
+                docs = engine.count_docs_with_all(text, max_clause_freq=max_clause_freq)
+                _emit({"query": text, **docs.to_dict()}, pretty)
+            else:
+                res = engine.count_cnf(text, max_diff_tokens=max_diff_tokens,
+                                       max_clause_freq=max_clause_freq)
+                _emit({"query": text, **res.to_dict()}, pretty)
+            return
         q = _query(engine, text, ids, "query")
         _emit({"token_ids": q, **engine.count(q).to_dict()}, pretty)
-
 
 @main.command()
 @_index_options
@@ -532,35 +569,52 @@ def _window_text(engine: Engine, w: DocWindow, color: bool) -> str:
 @click.option("--window", type=click.IntRange(min=0), default=None, metavar="N",
               help="Tokens of context on each side of a match (default 100).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@_cnf_options
 def search(index: tuple[Path, ...], tokenizer: str | None, token_dtype: str | None,
            pretty: bool, text: str | None, ids: str | None, max_docs: int, order: str,
-           seed: int, offset: int, window: int | None, as_json: bool) -> None:
+           seed: int, offset: int, window: int | None, as_json: bool, max_diff_tokens: int,
+           max_clause_freq: int) -> None:
     """Find the documents where TEXT (or token ids) occurs, with the match in context.
 
     Prints the exact number of occurrences, then one hit per occurrence: where it is
     (document, shard, position, source file and line, title) and its window of text with
-    the match marked. Pages never repeat an occurrence: continue with --offset.
+    the match marked. Pages never repeat an occurrence: continue with --offset. TEXT may
+    combine phrases with AND / OR (see `anygram count --help`); hits are then the matches.
 
     \b
     Example:
       anygram search --index idx/ "natural language" --max-docs 5
       anygram search --index idx/ " the United States" --order random --seed 7 --window 20
       anygram search --index idx/ --ids 464,1578 --offset 10 --json --pretty
+      anygram search --index idx/ "Paris AND France OR French" --max-diff-tokens 30
     """
     with _engine(index, tokenizer, token_dtype) as engine:
-        q = _query(engine, text, ids, "query")
-        res = engine.search_docs(q, max_docs=max_docs, offset=offset,
-                                 order=order,  # type: ignore[arg-type]  # a click.Choice
-                                 seed=seed, max_ctx_len=window)
-        if as_json:
-            _emit({"token_ids": q, **res.to_dict()}, pretty)
-            return
+        if _is_cnf(text) and ids is None:
+            cnf = engine.search_docs_cnf(
+                text, max_docs=max_docs, offset=offset, seed=seed, max_ctx_len=window,
+                order="random" if order == "random" else "position",
+                max_diff_tokens=max_diff_tokens, max_clause_freq=max_clause_freq)
+            if as_json:
+                _emit({"query": text, **cnf.to_dict()}, pretty)
+                return
+            res: Any = cnf
+            windows = [h.window for h in cnf.hits if h.window is not None]
+        else:
+            q = _query(engine, text, ids, "query")
+            res = engine.search_docs(q, max_docs=max_docs, offset=offset,
+                                     order=order,  # type: ignore[arg-type]  # a click.Choice
+                                     seed=seed, max_ctx_len=window)
+            if as_json:
+                _emit({"token_ids": q, **res.to_dict()}, pretty)
+                return
+            windows = list(res.hits)
         color = sys.stdout.isatty()
         shown = (f"; hits {offset + 1}-{offset + len(res.hits)}" if res.hits
                  else "; no hits on this page")
         seeded = f", seed {seed}" if order == "random" else ""
-        click.echo(f"{res.count:,} occurrence(s){shown} (order {order}{seeded})")
-        for w in res.hits:
+        approx = " (estimated)" if getattr(res, "approx", False) else ""
+        click.echo(f"{res.count:,} occurrence(s){approx}{shown} (order {order}{seeded})")
+        for w in windows:
             click.echo("")
             click.echo(_doc_header(w))
             click.echo("  " + _window_text(engine, w, color))
@@ -672,8 +726,8 @@ def serve(dirs: tuple[Path, ...], names: tuple[str, ...], host: str, port: int,
         from .server import ServerLimits, create_app
         from .server.app import get_in_process
     except ImportError as exc:
-        raise click.ClickException(f"anygram serve needs the serve extra ({exc}): "
-                                   "pip install 'anygram[serve]'") from None
+        raise click.ClickException(f"anygram serve cannot load its web server ({exc}): "
+                                   "reinstall anygram: pip install anygram") from None
     served = _served_indexes(dirs, names)
     overrides = {k: v for k, v in (("workers", workers), ("max_pending", max_pending),
                                    ("timeout_s", timeout)) if v is not None}
@@ -688,3 +742,73 @@ def serve(dirs: tuple[Path, ...], names: tuple[str, ...], host: str, port: int,
     click.echo(f"serving {', '.join(served)} on http://{host}:{port}/ (Ctrl-C to stop)",
                err=True)
     uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+@main.command()
+@click.option("--index", "index", required=True, type=click.Path(path_type=Path),
+              metavar="DIR", help="The index directory.")
+@click.option("--docs", "doc_ids", default=None, metavar="ID,ID,...",
+              help="Global document ids (as `anygram search` and `get-doc` show them).")
+@click.option("--where", "where", default=None, metavar="FIELD=VALUE",
+              help="Documents whose metadata FIELD equals VALUE (VALUE read as JSON if it "
+                   "parses, else as a string).")
+@click.option("--texts", "texts", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, metavar="FILE",
+              help="Documents whose whole text equals one in FILE (JSONL with a text field, "
+                   "or one document per line of a .txt file).")
+@click.option("--undo", is_flag=True,
+              help="Restore the selected documents (all of them if none is selected).")
+@click.option("--list", "list_only", is_flag=True, help="Only list the removed documents.")
+@click.option("--pretty", is_flag=True, help="Indent the JSON output.")
+def takedown(index: Path, doc_ids: str | None, where: str | None, texts: Path | None,
+             undo: bool, list_only: bool, pretty: bool) -> None:
+    """Remove documents from every answer the index gives, or restore them (--undo).
+
+    Removed documents stop counting in every query (counts, probabilities, next tokens,
+    the ∞-gram, search, retrieval) without a rebuild; the change is atomic and reversible.
+    Prints the ids now removed as JSON.
+
+    \b
+    Example:
+      anygram takedown --index idx/ --docs 17,942
+      anygram takedown --index idx/ --where url=https://example.com/page
+      anygram takedown --index idx/ --texts removal-requests.jsonl
+      anygram takedown --index idx/ --docs 942 --undo
+      anygram takedown --index idx/ --list
+    """
+    selectors = [x for x in (doc_ids, where, texts) if x is not None]
+    if len(selectors) > 1:
+        raise InvalidQueryError("select documents with one of --docs, --where, --texts")
+    if list_only or (not selectors and not undo):
+        if not list_only:
+            raise InvalidQueryError("select documents with --docs, --where or --texts "
+                                    "(or pass --list, or --undo to restore everything)")
+        ids = takedown_mod.removed_ids(index)
+        _emit({"index": str(index), "removed": ids, "count": len(ids)}, pretty)
+        return
+    selected: list[int] | None = None
+    if doc_ids is not None:
+        selected = _parse_ids(doc_ids, "--docs")
+    elif where is not None:
+        field, sep, raw = where.partition("=")
+        if not sep or not field:
+            raise InvalidQueryError(f"--where must be FIELD=VALUE, not {where!r}")
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        with Engine.open(index, takedown=False) as engine:
+            selected = takedown_mod.docs_where(engine, field, value)
+    elif texts is not None:
+        from .corpus import iter_documents
+
+        with Engine.open(index, takedown=False) as engine:
+            docs = (d.text for d in iter_documents(texts, txt_mode="line"))
+            selected = takedown_mod.docs_with_text(engine, docs)
+    if undo:
+        ids = takedown_mod.undo(index, selected)
+    else:
+        assert selected is not None
+        ids = takedown_mod.take_down(index, selected)
+    _emit({"index": str(index), "selected": selected, "removed": ids, "count": len(ids)},
+          pretty)

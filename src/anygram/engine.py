@@ -60,6 +60,7 @@ class Engine(DocumentQueries, CnfQueries):
             manifest.eos_id if manifest else None)
         self.tokenizer: Tokenizer | None = tokenizer
         self._dtype = _LE_DTYPE[self.token_width]
+        self._closed = False
         # What the kernels take, per shard, looked up once instead of on every query.
         self._arrays = [(s.ds, s.sa, s.ptr_width, s.num_positions) for s in self._shards]
         # Per shard, the rank range of each first token, filled in lazily (-1 = not yet):
@@ -131,9 +132,15 @@ class Engine(DocumentQueries, CnfQueries):
             self._minus += [(s.ds, s.sa, s.ptr_width, s.num_positions) for s in minus.shards]
 
     def close(self) -> None:
-        """Drop the references to the shard arrays (the maps close when unreferenced)."""
+        """Drop the references to the shard arrays (the maps close when unreferenced).
+
+        Queries on a closed engine raise :class:`InvalidQueryError`.
+        """
         self._shards = ()
         self._arrays = []
+        self._minus = []
+        self._first = []
+        self._closed = True
 
     def __enter__(self) -> Engine:
         return self
@@ -193,6 +200,8 @@ class Engine(DocumentQueries, CnfQueries):
 
     def _as_ids(self, query: Query, what: str, allow_empty: bool) -> list[int]:
         """Validate a query and return it as a list of ids."""
+        if self._closed:
+            raise InvalidQueryError("this engine is closed: open the index again")
         if isinstance(query, str):
             query = self.tokenize(query)
         if isinstance(query, np.ndarray):
