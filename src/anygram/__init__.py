@@ -6,6 +6,7 @@ The public API is what this module exports.
 __version__ = "0.1.0"
 
 # (after __version__: the submodules read it)
+from .analysis_results import AttributionDoc, AttributionResult, AttributionSpan, InfGramTextResult
 from .build import build_index, build_index_from_ids
 from .cnf_results import (
     CnfCount,
@@ -48,4 +49,5 @@ __all__ = [
     "CountResult", "DocWindow", "FindResult", "InfGramNextTokenDist", "InfGramProbResult",
     "NextTokenDist", "ProbResult", "SearchResult",
     "CnfCount", "CnfFindResult", "CnfHit", "CnfSearchResult", "DocsWithAllResult",
+    "AttributionDoc", "AttributionResult", "AttributionSpan", "InfGramTextResult",
 ]

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from . import kernels, takedown
+from .analysis import TextAnalyses
 from .cnf import CnfQueries
 from .documents import DocumentQueries
 from .errors import IndexFormatError, InvalidQueryError, TokenizerError, TokenOutOfRangeError
@@ -31,7 +32,7 @@ _FIRST_TOKEN_TABLE_MAX = 1 << 21
 _LE_DTYPE: dict[int, np.dtype[Any]] = {1: np.dtype("<u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4")}
 
 
-class Engine(DocumentQueries, CnfQueries):
+class Engine(DocumentQueries, CnfQueries, TextAnalyses):
     """Exact n-gram and ∞-gram queries over an index of one or more shards.
 
     Open with :meth:`Engine.open`. Queries take token ids (a list or a numpy array), or

@@ -1,0 +1,370 @@
+"""Whole-text analyses (mixed into :class:`anygram.Engine`): creativity, the per-token ∞-gram
+of a text, and attribution spans. Semantics and algorithm: ``docs/analyses.md``.
+
+All three come from one walk over the text per shard (:func:`anygram.kernels.analysis.
+suffix_walk`), which gives, for every end ``j = 0..n``, the start ``S[j]`` of the longest
+suffix of ``text[:j]`` that occurs in the corpus and its count ``C[j]``:
+
+- the per-token ∞-gram of token ``j`` is read off ``S[j]``, ``C[j]`` and ``C[j + 1]``;
+- ``text[i:j]`` occurs iff ``S[j] <= i``, so the longest match starting at ``i`` (creativity)
+  ends at the last ``j`` with ``S[j] <= i`` (``S`` is non-decreasing: a binary search);
+- attribution cuts those longest matches and keeps the rare, maximal ones.
+
+Shards combine exactly: a string occurs in the corpus iff it occurs in some shard, so ``S`` is
+the minimum over shards of their own starts, and ``C[j]`` sums the counts of the shards whose
+own start is ``S[j]`` (the others do not contain that suffix).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+from .analysis_results import AttributionDoc, AttributionResult, AttributionSpan, InfGramTextResult
+from .errors import InvalidQueryError
+from .kernels import analysis as ka
+
+if TYPE_CHECKING:
+    from .engine import Engine, Query
+
+_Arrays = tuple[np.ndarray, np.ndarray, int, int]  # a shard as the kernels take it
+_Caches = tuple[np.ndarray, np.ndarray, np.ndarray]  # see anygram.kernels.analysis
+
+#: Zero-size caches: the kernels then cache nothing (a call that finds the caches busy).
+_NO_CACHES: _Caches = ka.new_caches(0, pair_slots=0)
+#: Token-pair cache slots per shard: one per 256 positions, at least 16, at most 2^18 (6 MiB).
+_MIN_PAIR_SLOTS = 16
+_MAX_PAIR_SLOTS = 1 << 18
+
+
+class _Walk(NamedTuple):
+    """For each end ``j = 0..n`` of a text: ``starts[j]``, the start of the longest suffix
+    of ``text[:j]`` that occurs in the remaining documents, and ``counts[j]`` its count."""
+
+    starts: np.ndarray
+    counts: np.ndarray
+
+
+def _pair_slots(num_positions: int) -> int:
+    slots = 1 << max(0, (num_positions // 256 - 1).bit_length())
+    return min(max(slots, _MIN_PAIR_SLOTS), _MAX_PAIR_SLOTS)
+
+
+def _combine(walks: list[tuple[np.ndarray, np.ndarray]], n: int) -> _Walk:
+    """The corpus walk from per-shard walks (see the module docstring)."""
+    if not walks:
+        return _Walk(np.arange(n + 1, dtype=np.int64), np.zeros(n + 1, dtype=np.int64))
+    starts = np.minimum.reduce([s for s, _ in walks])
+    counts = np.zeros(n + 1, dtype=np.int64)
+    for s, c in walks:
+        counts += np.where(s == starts, c, 0)
+    return _Walk(starts, counts)
+
+
+def _match_lengths(starts: np.ndarray) -> np.ndarray:
+    """Creativity from a walk: for each ``i < n``, ``max{j : starts[j] <= i} - i``."""
+    i = np.arange(starts.shape[0] - 1, dtype=np.int64)
+    return np.searchsorted(starts, i, side="right") - 1 - i
+
+
+def _member(values: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """``np.isin(values, ids)``; by a lookup table when the ids span a modest range (a list
+    of word starts is large, the text short: sorting the list on every call would dominate)."""
+    if ids.shape[0] and int(ids.max()) - int(ids.min()) < 1 << 24:
+        return np.isin(values, ids, kind="table")
+    return np.isin(values, ids)
+
+
+def _check_int(value: object, what: str, lo: int) -> int:
+    """``value`` as an int ``>= lo`` (bools refused), else InvalidQueryError."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+            or value < lo:
+        raise InvalidQueryError(f"{what} must be an int >= {lo}, not {value!r}")
+    return int(value)
+
+
+class TextAnalyses:
+    """Engine methods that analyse a whole text against the corpus in one call."""
+
+    # ------------------------------------------------------------------ public
+
+    def creativity(self: Engine, text: Query) -> list[int]:
+        """For each position ``i`` of the text, the length of the longest prefix of
+        ``text[i:]`` that occurs in the corpus (its *matching statistics*; 0 where the
+        token itself never occurs).
+
+        The result ``m`` satisfies ``m[i + 1] >= m[i] - 1``. Empty text: ``[]``. Honours
+        takedowns (only the remaining documents count). Cost: that of :meth:`infgram_text`.
+        """
+        ids = self._as_ids(text, "text", allow_empty=True)
+        return _match_lengths(self._text_walk(ids).starts).tolist()
+
+    def creativity_rs(self: Engine, text: Query) -> list[int]:
+        """:meth:`creativity` in infini-gram's shape: ``rs[i] = i + creativity[i]``, the end
+        of the longest match starting at ``i`` (``rs[i] == i``: nothing occurs there).
+
+        infini-gram's own ``creativity`` under-reports a position whose remaining text sorts
+        before every suffix of a shard (it then skips both neighbours of the insertion point
+        in that shard and reports 0 for it); this one does not (``docs/analyses.md``).
+        """
+        ids = self._as_ids(text, "text", allow_empty=True)
+        m = _match_lengths(self._text_walk(ids).starts)
+        return (m + np.arange(m.shape[0])).tolist()
+
+    def infgram_text(self: Engine, text: Query) -> InfGramTextResult:
+        """The ∞-gram probability of every token of ``text`` given all the tokens before it.
+
+        Entry ``j`` equals ``infgram_prob(text[:j], text[j])`` (``j = 0`` included: the empty
+        prompt gives the unigram over all positions, separators included), in one walk:
+        O(n) narrowing searches plus O(log L) fresh searches each time the longest suffix
+        (of length L) cannot be extended; see ``docs/analyses.md`` for measured costs.
+        With taken-down documents, counts and suffixes see only the remaining documents
+        (a slower path, searching where a match lies only in removed documents).
+        """
+        ids = self._as_ids(text, "text", allow_empty=True)
+        starts, counts = self._text_walk(ids)
+        n = len(ids)
+        prompt = counts[:-1]
+        # text[S[j]:j+1] occurs iff the longest suffix ending at j+1 starts at S[j] too.
+        cont = np.where(starts[1:] == starts[:-1], counts[1:], 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            prob = np.where(prompt > 0, cont / np.maximum(prompt, 1), np.nan)
+        arrays = (np.array(ids, dtype=np.int64), np.arange(n, dtype=np.int64) - starts[:-1],
+                  prompt, cont, prob)
+        for a in arrays:
+            a.setflags(write=False)
+        return InfGramTextResult(*arrays)
+
+    def attribute(self: Engine, text: Query, *, delim_ids: Iterable[int] = (),
+                  min_len: int = 1, max_cnt: int = 10, enforce_bow: bool = False,
+                  bow_ids: Iterable[int] | None = None, max_docs_per_span: int | None = None,
+                  with_context: bool = False, max_ctx_len: int | None = None,
+                  decode: bool = True) -> AttributionResult:
+        """OLMoTrace's spans: the maximal pieces of ``text`` found verbatim in the corpus at
+        most ``max_cnt`` times, with where they occur (infini-gram's ``attribute``).
+
+        For each start ``l`` (only tokens in ``bow_ids`` when ``enforce_bow``), take the
+        longest prefix of ``text[l:]`` that occurs; cut it after the first token of
+        ``delim_ids`` inside it (not counting its last token); with ``enforce_bow``, shrink it
+        until the token after it is in ``bow_ids`` or the text ends. Keep ``(l, l + len)``
+        when ``len >= min_len`` and its count is ``<= max_cnt``; of those, keep each span whose
+        end is beyond the end of every span kept before it: the kept spans are exactly the
+        candidates not contained in another candidate.
+
+        Args:
+            delim_ids: token ids a span may end with but not run past.
+            min_len: the shortest span kept (tokens, >= 0).
+            max_cnt: the most occurrences a kept span may have (>= 1).
+            enforce_bow, bow_ids: align spans to word starts (``bow_ids``: the ids that begin
+                a word; required with ``enforce_bow``).
+            max_docs_per_span: list at most this many occurrences per span (the first in
+                corpus order); ``count`` is still exact.
+            with_context, max_ctx_len, decode: give each occurrence its document window
+                (:meth:`get_doc_by_pos` with ``query_len`` = the span's length).
+
+        Returns spans by increasing start, each with its count, unigram log-probability sum
+        and occurrences. Taken-down documents count for nothing and are never listed.
+        Cost: the walk of :meth:`infgram_text`, one search per candidate that ends beyond
+        every earlier one (the others cannot be kept), and O(count) per kept span to locate
+        its occurrences.
+
+        Raises:
+            InvalidQueryError: a bad id (in ``text``, ``delim_ids`` or ``bow_ids``), a bad
+                limit, ``enforce_bow`` without ``bow_ids``.
+        """
+        ids = self._as_ids(text, "text", allow_empty=True)
+        delims = self._id_set(delim_ids, "delim_ids")
+        min_len = _check_int(min_len, "min_len", 0)
+        max_cnt = _check_int(max_cnt, "max_cnt", 1)
+        if max_docs_per_span is not None:
+            max_docs_per_span = _check_int(max_docs_per_span, "max_docs_per_span", 0)
+        if not isinstance(enforce_bow, (bool, np.bool_)):
+            raise InvalidQueryError(f"enforce_bow must be a bool, not {enforce_bow!r}")
+        if enforce_bow and bow_ids is None:
+            raise InvalidQueryError("enforce_bow=True needs bow_ids: the token ids that begin "
+                                    "a word")
+        bows = self._id_set(bow_ids if bow_ids is not None else (), "bow_ids")
+        n = len(ids)
+        if n == 0:
+            return AttributionResult(spans=[])
+        toks = np.array(ids, dtype=np.int64)
+        q = self._bytes(ids)
+        with self._analysis_caches() as caches:
+            length = _match_lengths(self._walk(q, n, caches).starts)
+            left = np.arange(n, dtype=np.int64)
+            if delims.shape[0]:
+                # Next delimiter at or after each position (n: none); a span cut after it.
+                at = np.where(_member(toks, delims), left, n)
+                nxt = np.minimum.accumulate(at[::-1])[::-1]
+                length = np.where(nxt < left + length - 1, nxt - left + 1, length)
+            wanted = length >= min_len
+            if enforce_bow:
+                is_bow = _member(toks, bows)
+                # Largest e <= x with a word start at e or e == n (the end of the text).
+                ok = np.append(is_bow, True)
+                last_ok = np.maximum.accumulate(np.where(ok, np.arange(n + 1), -1))
+                length = np.maximum(last_ok[left + length] - left, 0)
+                wanted = is_bow & (length >= min_len)
+            left = left[wanted]
+            right = left + length[wanted]
+            # Only a candidate ending beyond every earlier one can be kept: an earlier
+            # (l', r') with r' >= r is either kept itself, and (l, r) lies inside it, or
+            # occurs more than max_cnt times, and then so does (l, r), which lies inside it.
+            # So the others need no count (typically most: runs of starts share an end).
+            need = right > np.maximum.accumulate(np.concatenate(([0], right[:-1])))
+            left, right = left[need], right[need]
+            ranges, counts = self._span_ranges(q, left, right, caches)
+            single = np.arange(n + 1, dtype=np.int64)
+            _, unigram = self._span_ranges(q, single[:-1], single[1:], caches)
+        # Kept: rare enough, and ending beyond every span kept before.
+        rare = np.flatnonzero(counts <= max_cnt)
+        keep = rare[right[rare] > np.maximum.accumulate(np.concatenate(([0], right[rare][:-1])))]
+        total = self._count(q[:0], self._ranges(q[:0]))
+        # log(count) - log(total), as infini-gram computes it; a token of a span occurs.
+        logp = np.log(np.maximum(unigram, 1)) - math.log(max(total, 1))
+        docs = self._spans_docs([(lo[keep], hi[keep]) for lo, hi in ranges], max_docs_per_span)
+        spans = []
+        for i, found in zip(keep.tolist(), docs):
+            a, b = int(left[i]), int(right[i])
+            if with_context and found:
+                windows = self.get_docs_by_pos([(d.shard, d.pos) for d in found],
+                                               query_len=b - a, max_ctx_len=max_ctx_len,
+                                               decode=decode)
+                found = [AttributionDoc(d.shard, d.pos, d.doc_id, w)
+                         for d, w in zip(found, windows)]
+            spans.append(AttributionSpan(start=a, end=b, count=int(counts[i]),
+                                         unigram_logprob_sum=float(sum(logp[a:b].tolist())),
+                                         docs=tuple(found)))
+        return AttributionResult(spans=spans)
+
+    # ------------------------------------------------------------------ internals
+
+    def _id_set(self: Engine, ids: Iterable[int], what: str) -> np.ndarray:
+        """A collection of token ids (any iterable, e.g. a set; an int64 array is not
+        copied) as an int64 array, validated like a query. Word-start lists hold tens
+        of thousands of ids: this checks them with array operations, not one by one."""
+        if isinstance(ids, str):
+            raise InvalidQueryError(f"{what} must be a collection of token ids, not a str")
+        arr = ids if isinstance(ids, np.ndarray) else np.array(list(ids))
+        if arr.shape[0] == 0:
+            return np.zeros(0, dtype=np.int64)
+        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+            raise InvalidQueryError(f"{what} must hold integer token ids, not {arr.dtype} "
+                                    f"values")
+        # One element goes through the engine's own check, which words the error.
+        bad = np.flatnonzero((arr < 0) | (arr >= self.vocab_size))
+        if bad.shape[0]:
+            self._as_ids([int(arr[bad[0]])], what, allow_empty=False)
+        return arr.astype(np.int64, copy=False)
+
+    @contextmanager
+    def _analysis_caches(self: Engine) -> Iterator[tuple[list[_Caches], list[_Caches]]]:
+        """The kernels' caches of the main and takedown shards, held for one call.
+
+        They are shared by all calls and must not be used by two at once: a call that finds
+        them busy gets empty ones (same answers, uncached searches) instead of waiting.
+        """
+        lock = self.__dict__.setdefault("_analysis_lock", threading.Lock())
+        if not lock.acquire(blocking=False):
+            yield [_NO_CACHES] * len(self._arrays), [_NO_CACHES] * len(self._minus)
+            return
+        try:
+            caches = self.__dict__.get("_analysis_cache_arrays")
+            if caches is None:
+                caches = tuple([ka.new_caches(self.vocab_size, pair_slots=_pair_slots(a[3]))
+                                for a in arrays] for arrays in (self._arrays, self._minus))
+                self.__dict__["_analysis_cache_arrays"] = caches
+            yield caches
+        finally:
+            lock.release()
+
+    def _text_walk(self: Engine, ids: list[int]) -> _Walk:
+        with self._analysis_caches() as caches:
+            return self._walk(self._bytes(ids), len(ids), caches)
+
+    def _walk(self: Engine, q: np.ndarray, n: int,
+              caches: tuple[list[_Caches], list[_Caches]]) -> _Walk:
+        """The corpus walk of the text ``q`` (``n`` tokens), in the remaining documents."""
+        w = self.token_width
+        main = _combine([ka.suffix_walk(ds, sa, k, w, q, *cache)[:2]
+                         for (ds, sa, k, _), cache in zip(self._arrays, caches[0])], n)
+        if not self._minus:
+            return main
+        # Occurrences in removed documents: the takedown index's walk counts text[S[j]:j]
+        # wherever its own start is S[j] (a removed document is also in the main index, so
+        # its start is never smaller).
+        removed = np.zeros(n + 1, dtype=np.int64)
+        for (ds, sa, k, _), cache in zip(self._minus, caches[1]):
+            s, cnt = ka.suffix_walk(ds, sa, k, w, q, *cache)[:2]
+            removed += np.where(s == main.starts, cnt, 0)
+        remaining = main.counts - removed
+        if (remaining > 0).all():
+            return _Walk(main.starts, remaining)
+        # Some longest matches lie only in removed documents: move those starts right until
+        # the suffix remains (the start stays non-decreasing), searching the rest afresh.
+        starts = np.empty(n + 1, dtype=np.int64)
+        counts = np.empty(n + 1, dtype=np.int64)
+        i = 0
+        for j in range(n + 1):
+            i = max(i, int(main.starts[j]))
+            while True:
+                if i == main.starts[j]:
+                    c = int(remaining[j])
+                else:
+                    suffix = q[i * w:j * w]
+                    c = self._count(suffix, self._ranges(suffix))
+                if c > 0 or i == j:
+                    break
+                i += 1
+            starts[j] = i
+            counts[j] = c
+        return _Walk(starts, counts)
+
+    def _span_ranges(self: Engine, q: np.ndarray, left: np.ndarray, right: np.ndarray,
+                     caches: tuple[list[_Caches], list[_Caches]]
+                     ) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+        """Per main shard the rank ranges of the spans ``q[left[i]:right[i]]`` (tokens), and
+        their counts in the remaining documents."""
+        w = self.token_width
+        ranges = [ka.span_ranges(ds, sa, k, w, q, left, right, *c)
+                  for (ds, sa, k, _), c in zip(self._arrays, caches[0])]
+        counts = np.zeros(left.shape[0], dtype=np.int64)
+        for lo, hi in ranges:
+            counts += hi - lo
+        for (ds, sa, k, _), c in zip(self._minus, caches[1]):
+            lo, hi = ka.span_ranges(ds, sa, k, w, q, left, right, *c)
+            counts -= hi - lo
+        return ranges, counts
+
+    def _spans_docs(self: Engine, ranges: list[tuple[np.ndarray, np.ndarray]],
+                    limit: int | None) -> list[list[AttributionDoc]]:
+        """For each span ``i``, its occurrences in the rank ranges ``ranges[shard][.][i]``
+        outside removed documents, in corpus order (shard, then position), at most
+        ``limit``. One document lookup per shard for all spans."""
+        m = ranges[0][0].shape[0] if ranges else 0
+        found: list[tuple[np.ndarray, ...]] = []  # (span, shard, pos, local doc) per shard
+        for s, (lo, hi) in enumerate(ranges):
+            sizes = np.maximum(hi - lo, 0)
+            if not sizes.any():
+                continue
+            pos = np.concatenate([self.positions(s, a, b)
+                                  for a, b in zip(lo.tolist(), hi.tolist())])
+            local = self.docs_at(s, pos)
+            keep = ~self.is_removed(s, local)
+            span = np.repeat(np.arange(m), sizes)[keep]
+            found.append((span, np.full(span.shape[0], s), pos[keep], local[keep]))
+        out: list[list[AttributionDoc]] = [[] for _ in range(m)]
+        if not found:
+            return out
+        span, shard, pos, local = (np.concatenate(x) for x in zip(*found))
+        order = np.lexsort((pos, shard, span))
+        for i, s, p, d in zip(span[order].tolist(), shard[order].tolist(), pos[order].tolist(),
+                              local[order].tolist()):
+            if limit is None or len(out[i]) < limit:
+                out[i].append(AttributionDoc(shard=s, pos=p, doc_id=self.doc_id(s, d)))
+        return out

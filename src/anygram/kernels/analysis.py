@@ -1,0 +1,241 @@
+"""Numba kernels of the whole-text analyses: one left-to-right walk over a text per shard.
+
+Same conventions as :mod:`anygram.kernels.search` (``ds``, ``sa``, ``k`` of one shard; a text
+is little-endian token bytes, ``w`` bytes a token). Twins in ``tests/reference_analysis.py``.
+
+The walk rests on one fact: if ``text[i:j]`` occurs, so does every substring of it. Hence for
+each end ``j`` the suffixes ``text[i:j]`` that occur are exactly those with ``i >= start(j)``,
+and ``start`` is non-decreasing in ``j``. :func:`suffix_walk` follows ``start(j)`` from left to
+right, keeping the rank range of ``text[start:j]``: appending a token *narrows* that range (a
+search inside it that compares only the new token); only when the extension fails does it
+search afresh, bisecting the length of the longest suffix that still occurs.
+
+Fresh searches are what costs (two cache misses a step, ~20 steps in a 100M-token shard), so
+they start from cached rank ranges of the text's first one or two tokens:
+
+- ``tok``: ``tok[t] = (lo, hi)``, the range of token ``t`` (``-1``: not looked up yet); zero
+  rows disables it (vocabularies too large for a dense table);
+- ``bkey``/``brng``: a 2-way set-associative hash of token pairs (``bkey[slot]`` the pair,
+  ``-1`` empty; ``brng[slot]`` its range); zero slots disables it.
+
+Both are filled as the kernels go and keep their content across calls: the searches they
+save are the first levels of every search, the same few entries again and again. The caller
+must not let two threads use the same caches at once (the engine hands a busy cache's
+caller empty ones).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .search import _cmp_at, _lower_bound, _ptr, _read_token, _upper_bound, find_range
+
+_JIT = {"cache": True, "nogil": True}
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: multiply, keep the top bits
+
+
+def new_caches(vocab_size: int, max_tokens: int = 1 << 21, pair_slots: int = 1 << 18
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Empty caches ``(tok, bkey, brng)`` for one shard (see the module docstring).
+
+    The token table is dense (16 bytes a token id), so vocabularies above ``max_tokens`` get
+    none; ``pair_slots`` (a power of two, or 0 for none) sizes the pair hash (24 bytes a slot).
+    """
+    if pair_slots != 0 and (pair_slots < 2 or pair_slots & (pair_slots - 1)):
+        raise ValueError(f"pair_slots must be 0 or a power of two >= 2, not {pair_slots}")
+    rows = vocab_size if vocab_size <= max_tokens else 0
+    return (np.full((rows, 2), -1, dtype=np.int64), np.full(pair_slots, -1, dtype=np.int64),
+            np.zeros((pair_slots, 2), dtype=np.int64))
+
+
+@njit(**_JIT)
+def _range_from(ds, sa, k, q, start, lo, hi):
+    """:func:`~anygram.kernels.search.find_range` of ``q`` inside ``[lo, hi)``, where every
+    suffix of ``[lo, hi)`` is known to begin with ``q[:start]``: only bytes ``start..`` are
+    compared (a narrowing step compares just the appended token)."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        c = _cmp_at(ds, _ptr(sa, k, mid), q, start)
+        if c < 0:
+            lo = mid + 1
+        elif c > 0:
+            hi = mid
+        else:
+            return (_lower_bound(ds, sa, k, q, start, lo, mid),
+                    _upper_bound(ds, sa, k, q, start, mid + 1, hi))
+    return lo, lo
+
+
+@njit(**_JIT)
+def _any_from(ds, sa, k, q, start, lo, hi):
+    """Like :func:`_range_from` but stops at the first rank that matches: returns
+    ``(lo, mid, hi)`` with ``mid`` that rank and the range of ``q`` inside ``[lo, hi)``, or
+    ``mid = -1`` when ``q`` does not occur. Finishing the bounds
+    (:func:`_bounds`) is left to the caller that needs them."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        c = _cmp_at(ds, _ptr(sa, k, mid), q, start)
+        if c < 0:
+            lo = mid + 1
+        elif c > 0:
+            hi = mid
+        else:
+            return lo, mid, hi
+    return lo, -1, lo
+
+
+@njit(**_JIT)
+def _bounds(ds, sa, k, q, start, lo, mid, hi):
+    """The range of ``q`` from :func:`_any_from`'s ``(lo, mid, hi)``."""
+    return (_lower_bound(ds, sa, k, q, start, lo, mid),
+            _upper_bound(ds, sa, k, q, start, mid + 1, hi))
+
+
+@njit(**_JIT)
+def _token_range(ds, sa, k, w, text, i, tok, total):
+    """Rank range of the token at offset ``i`` of ``text``, through the ``tok`` cache."""
+    t = _read_token(text, i * w, w)
+    cached = t < tok.shape[0]
+    if cached and tok[t, 0] >= 0:
+        return tok[t, 0], tok[t, 1]
+    lo, hi = find_range(ds, sa, k, text[i * w:(i + 1) * w], 0, total)
+    if cached:
+        tok[t, 1] = hi
+        tok[t, 0] = lo
+    return lo, hi
+
+
+@njit(**_JIT)
+def _pair_range(ds, sa, k, w, text, i, tok, bkey, brng, total):
+    """Rank range of the two tokens at offset ``i`` of ``text``, through the pair cache."""
+    key = (_read_token(text, i * w, w) << 32) | _read_token(text, (i + 1) * w, w)
+    slots = bkey.shape[0]
+    slot = 0
+    if slots > 0:
+        slot = np.int64((np.uint64(key) * _GOLDEN) >> np.uint64(40)) & (slots - 2)
+        if bkey[slot] == key:
+            return brng[slot, 0], brng[slot, 1]
+        if bkey[slot + 1] == key:
+            return brng[slot + 1, 0], brng[slot + 1, 1]
+    lo, hi = _token_range(ds, sa, k, w, text, i, tok, total)
+    if hi > lo:
+        lo, hi = _range_from(ds, sa, k, text[i * w:(i + 2) * w], w, lo, hi)
+    if slots > 0:
+        if bkey[slot] != -1:  # taken (or both ways are): the second way is the victim
+            slot += 1
+        bkey[slot] = key
+        brng[slot, 0] = lo
+        brng[slot, 1] = hi
+    return lo, hi
+
+
+@njit(**_JIT)
+def _find_any(ds, sa, k, w, text, i, j, tok, bkey, brng, total):
+    """Whether ``text[i:j]`` (``j > i``) occurs: :func:`_any_from`'s ``(lo, mid, hi)``,
+    searched inside the cached range of its first one or two tokens. For one or two tokens
+    the range is exact and ``mid = lo`` (or -1)."""
+    if j - i == 1:
+        lo, hi = _token_range(ds, sa, k, w, text, i, tok, total)
+    else:
+        lo, hi = _pair_range(ds, sa, k, w, text, i, tok, bkey, brng, total)
+        if j - i > 2 and hi > lo:
+            return _any_from(ds, sa, k, text[i * w:j * w], 2 * w, lo, hi)
+    return lo, (lo if hi > lo else -1), hi
+
+
+@njit(**_JIT)
+def _find(ds, sa, k, w, text, i, j, tok, bkey, brng, total):
+    """The rank range of ``text[i:j]``; the empty span matches the whole table."""
+    if j <= i:
+        return 0, total
+    lo, mid, hi = _find_any(ds, sa, k, w, text, i, j, tok, bkey, brng, total)
+    if mid < 0:
+        return lo, lo
+    if j - i > 2:
+        return _bounds(ds, sa, k, text[i * w:j * w], 2 * w, lo, mid, hi)
+    return lo, hi
+
+
+@njit(**_JIT)
+def suffix_walk(ds: np.ndarray, sa: np.ndarray, k: int, w: int, text: np.ndarray,
+                tok: np.ndarray, bkey: np.ndarray, brng: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, int]:
+    """For each end ``j = 0..n``: where the longest suffix of ``text[:j]`` that occurs in the
+    shard starts, and how often it occurs.
+
+    Returns ``(starts, counts, fresh)``: ``j - starts[j]`` is the suffix length (``starts[j]
+    == j``: the empty suffix, whose count is the whole table); ``counts[j]`` its number of
+    occurrences; ``fresh`` the number of searches that did not start from the walk's range
+    (for benchmarks). ``starts`` is non-decreasing.
+
+    Cost: one narrowing search per token (O(log of the current count) steps), plus, each
+    time the suffix cannot be extended and must shrink from length ``L``, a bisection over
+    the lengths ``0..L``: O(log L) searches, each inside the range of a cached token pair.
+    """
+    n = text.shape[0] // w
+    total = sa.shape[0] // k
+    starts = np.empty(n + 1, dtype=np.int64)
+    counts = np.empty(n + 1, dtype=np.int64)
+    starts[0] = 0
+    counts[0] = total
+    s = 0
+    lo = 0
+    hi = total  # the rank range of text[s:j]
+    fresh = 0
+    for j in range(n):
+        if j - s >= 2:
+            a, b = _range_from(ds, sa, k, text[s * w:(j + 1) * w], (j - s) * w, lo, hi)
+        else:  # one or two tokens: the caches know (or learn) them
+            a, b = _find(ds, sa, k, w, text, s, j + 1, tok, bkey, brng, total)
+        if b <= a:
+            # text[s:j+1] does not occur: bisect the length of the longest suffix that does.
+            # Invariant: the suffix of length `good` occurs, length `bad` does not. Only
+            # existence is needed for that; the winner's bounds are completed at the end.
+            good = 0
+            bad = j + 1 - s
+            ga = 0
+            gm = 0
+            gb = total
+            while bad - good > 1:
+                mid = (good + bad) >> 1
+                x, m, y = _find_any(ds, sa, k, w, text, j + 1 - mid, j + 1, tok, bkey, brng,
+                                    total)
+                fresh += 1
+                if m >= 0:
+                    good = mid
+                    ga = x
+                    gm = m
+                    gb = y
+                else:
+                    bad = mid
+            s = j + 1 - good
+            if good > 2:
+                a, b = _bounds(ds, sa, k, text[s * w:(j + 1) * w], 2 * w, ga, gm, gb)
+            else:
+                a = ga
+                b = gb
+        lo = a
+        hi = b
+        starts[j + 1] = s
+        counts[j + 1] = hi - lo
+    return starts, counts, fresh
+
+
+@njit(**_JIT)
+def span_ranges(ds: np.ndarray, sa: np.ndarray, k: int, w: int, text: np.ndarray,
+                left: np.ndarray, right: np.ndarray, tok: np.ndarray, bkey: np.ndarray,
+                brng: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rank ranges ``[lo, hi)`` of the spans ``text[left[i]:right[i]]`` (token offsets).
+
+    An empty span matches the whole table. One search per span, inside the cached range of
+    its first two tokens.
+    """
+    m = left.shape[0]
+    total = sa.shape[0] // k
+    lo = np.empty(m, dtype=np.int64)
+    hi = np.empty(m, dtype=np.int64)
+    for i in range(m):
+        lo[i], hi[i] = _find(ds, sa, k, w, text, left[i], right[i], tok, bkey, brng, total)
+    return lo, hi
