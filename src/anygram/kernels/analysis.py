@@ -27,11 +27,9 @@ caller empty ones).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from ._jit import kernel
 from .search import _cmp_at, _lower_bound, _ptr, _read_token, _upper_bound, find_range
-
-_JIT = {"cache": True, "nogil": True}
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: multiply, keep the top bits
 
@@ -50,7 +48,7 @@ def new_caches(vocab_size: int, max_tokens: int = 1 << 21, pair_slots: int = 1 <
             np.zeros((pair_slots, 2), dtype=np.int64))
 
 
-@njit(**_JIT)
+@kernel
 def _range_from(ds, sa, k, q, start, lo, hi):
     """:func:`~anygram.kernels.search.find_range` of ``q`` inside ``[lo, hi)``, where every
     suffix of ``[lo, hi)`` is known to begin with ``q[:start]``: only bytes ``start..`` are
@@ -68,7 +66,7 @@ def _range_from(ds, sa, k, q, start, lo, hi):
     return lo, lo
 
 
-@njit(**_JIT)
+@kernel
 def _any_from(ds, sa, k, q, start, lo, hi):
     """Like :func:`_range_from` but stops at the first rank that matches: returns
     ``(lo, mid, hi)`` with ``mid`` that rank and the range of ``q`` inside ``[lo, hi)``, or
@@ -86,14 +84,14 @@ def _any_from(ds, sa, k, q, start, lo, hi):
     return lo, -1, lo
 
 
-@njit(**_JIT)
+@kernel
 def _bounds(ds, sa, k, q, start, lo, mid, hi):
     """The range of ``q`` from :func:`_any_from`'s ``(lo, mid, hi)``."""
     return (_lower_bound(ds, sa, k, q, start, lo, mid),
             _upper_bound(ds, sa, k, q, start, mid + 1, hi))
 
 
-@njit(**_JIT)
+@kernel
 def _token_range(ds, sa, k, w, text, i, tok, total):
     """Rank range of the token at offset ``i`` of ``text``, through the ``tok`` cache."""
     t = _read_token(text, i * w, w)
@@ -107,7 +105,7 @@ def _token_range(ds, sa, k, w, text, i, tok, total):
     return lo, hi
 
 
-@njit(**_JIT)
+@kernel
 def _pair_range(ds, sa, k, w, text, i, tok, bkey, brng, total):
     """Rank range of the two tokens at offset ``i`` of ``text``, through the pair cache."""
     key = (_read_token(text, i * w, w) << 32) | _read_token(text, (i + 1) * w, w)
@@ -131,7 +129,7 @@ def _pair_range(ds, sa, k, w, text, i, tok, bkey, brng, total):
     return lo, hi
 
 
-@njit(**_JIT)
+@kernel
 def _find_any(ds, sa, k, w, text, i, j, tok, bkey, brng, total):
     """Whether ``text[i:j]`` (``j > i``) occurs: :func:`_any_from`'s ``(lo, mid, hi)``,
     searched inside the cached range of its first one or two tokens. For one or two tokens
@@ -145,7 +143,7 @@ def _find_any(ds, sa, k, w, text, i, j, tok, bkey, brng, total):
     return lo, (lo if hi > lo else -1), hi
 
 
-@njit(**_JIT)
+@kernel
 def _find(ds, sa, k, w, text, i, j, tok, bkey, brng, total):
     """The rank range of ``text[i:j]``; the empty span matches the whole table."""
     if j <= i:
@@ -158,7 +156,7 @@ def _find(ds, sa, k, w, text, i, j, tok, bkey, brng, total):
     return lo, hi
 
 
-@njit(**_JIT)
+@kernel
 def suffix_walk(ds: np.ndarray, sa: np.ndarray, k: int, w: int, text: np.ndarray,
                 tok: np.ndarray, bkey: np.ndarray, brng: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray, int]:
@@ -223,7 +221,7 @@ def suffix_walk(ds: np.ndarray, sa: np.ndarray, k: int, w: int, text: np.ndarray
     return starts, counts, fresh
 
 
-@njit(**_JIT)
+@kernel
 def span_ranges(ds: np.ndarray, sa: np.ndarray, k: int, w: int, text: np.ndarray,
                 left: np.ndarray, right: np.ndarray, tok: np.ndarray, bkey: np.ndarray,
                 brng: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

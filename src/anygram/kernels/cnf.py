@@ -16,12 +16,11 @@ naive twin in ``tests/reference.py``.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-_JIT = {"cache": True, "nogil": True}
+from ._jit import inline_kernel, kernel
 
 
-@njit(**_JIT)
+@kernel
 def _first_bytes(pbytes: np.ndarray, poff: np.ndarray) -> np.ndarray:
     """For each byte value, the bit set of the phrases whose first byte it is (<= 64)."""
     first = np.zeros(256, dtype=np.uint64)  # unsigned: bit 63 is a phrase too
@@ -30,7 +29,7 @@ def _first_bytes(pbytes: np.ndarray, poff: np.ndarray) -> np.ndarray:
     return first
 
 
-@njit(**_JIT, inline="always")
+@inline_kernel
 def _bits_at(ds, w, t, pbytes, poff, pbits, first):
     """OR of the clause bits of the phrases starting at token position ``t`` (0: none).
 
@@ -56,7 +55,7 @@ def _bits_at(ds, w, t, pbytes, poff, pbits, first):
     return mask
 
 
-@njit(**_JIT)
+@kernel
 def _scan(ds, w, lo, hi, i, pbytes, poff, pbits, first, pos, bits, win, m):
     """Scan start positions ``[lo, hi)`` of window ``i``, storing hits from index ``m`` on.
 
@@ -76,7 +75,7 @@ def _scan(ds, w, lo, hi, i, pbytes, poff, pbits, first, pos, bits, win, m):
     return m, hi
 
 
-@njit(**_JIT)
+@kernel
 def phrase_hits(ds: np.ndarray, w: int, win_lo: np.ndarray, win_hi: np.ndarray,
                 pbytes: np.ndarray, poff: np.ndarray, pbits: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -120,7 +119,7 @@ def phrase_hits(ds: np.ndarray, w: int, win_lo: np.ndarray, win_hi: np.ndarray,
     return pos[:m], bits[:m], win[:m]
 
 
-@njit(**_JIT)
+@kernel
 def count_phrase_starts(ds: np.ndarray, w: int, win_lo: np.ndarray, win_hi: np.ndarray,
                         pbytes: np.ndarray, poff: np.ndarray, pbits: np.ndarray) -> int:
     """``len(phrase_hits(...)[0])`` without storing anything: the number of positions in the
@@ -140,7 +139,7 @@ def count_phrase_starts(ds: np.ndarray, w: int, win_lo: np.ndarray, win_hi: np.n
     return count
 
 
-@njit(**_JIT)
+@kernel
 def verify_anchors(anchors: np.ndarray, doc_lo: np.ndarray, doc_hi: np.ndarray,
                    occ: np.ndarray, occ_start: np.ndarray, d: int) -> np.ndarray:
     """Whether each anchor has, for every partner clause, an occurrence in its proximity
@@ -174,7 +173,7 @@ def verify_anchors(anchors: np.ndarray, doc_lo: np.ndarray, doc_hi: np.ndarray,
     return ok
 
 
-@njit(**_JIT)
+@kernel
 def _radix(a: np.ndarray, bits: int) -> np.ndarray:
     """LSD radix sort of non-negative ``a`` (values below ``2**bits``), digits <= 12 bits.
     Reorders ``a``'s storage; returns the sorted array (``a`` or its twin buffer)."""
@@ -199,7 +198,7 @@ def _radix(a: np.ndarray, bits: int) -> np.ndarray:
     return a
 
 
-@njit(**_JIT)
+@kernel
 def sort_positions(x: np.ndarray) -> np.ndarray:
     """``x`` (non-negative int64, e.g. positions read from a suffix-array range) sorted, as a
     new array.
@@ -220,7 +219,7 @@ def sort_positions(x: np.ndarray) -> np.ndarray:
     return _radix(x.copy(), bits)
 
 
-@njit(**_JIT)
+@kernel
 def probe_anchors(ds: np.ndarray, w: int, anchors: np.ndarray, doc_lo: np.ndarray,
                   doc_hi: np.ndarray, d: int, pbytes: np.ndarray, poff: np.ndarray,
                   pbits: np.ndarray, need: int) -> np.ndarray:
@@ -254,7 +253,7 @@ def probe_anchors(ds: np.ndarray, w: int, anchors: np.ndarray, doc_lo: np.ndarra
     return ok
 
 
-@njit(**_JIT)
+@kernel
 def docs_of_sorted(pos: np.ndarray, offsets: np.ndarray, w: int, n_positions: int
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For ascending token positions: each one's local document index (what

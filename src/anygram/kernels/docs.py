@@ -9,18 +9,16 @@ Arrays in, arrays out. Twins in ``tests/reference.py``: ``naive_permute`` (permu
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from ._jit import inline_kernel, kernel
 from .search import _ptr
-
-_JIT = {"cache": True, "nogil": True}
 
 # Feistel rounds: 4 already give a pseudo-random permutation for random round functions
 # (Luby-Rackoff); more rounds mix the small domains of rare queries better, at ~2 ns each.
 _ROUNDS = 8
 
 
-@njit(**_JIT)
+@kernel
 def positions_at(sa: np.ndarray, k: int, w: int, ranks: np.ndarray) -> np.ndarray:
     """Token positions (byte offset / w) stored at the given suffix-array ranks, in order.
 
@@ -32,7 +30,7 @@ def positions_at(sa: np.ndarray, k: int, w: int, ranks: np.ndarray) -> np.ndarra
     return out
 
 
-@njit(**_JIT, inline="always")
+@inline_kernel
 def _mix(x: np.uint64) -> np.uint64:
     """splitmix64's finaliser: a bijective avalanche of 64 bits (all uint64 arithmetic)."""
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -40,7 +38,7 @@ def _mix(x: np.uint64) -> np.uint64:
     return x ^ (x >> np.uint64(31))
 
 
-@njit(**_JIT)
+@kernel
 def permute(idx: np.ndarray, n: int, seed: np.uint64) -> np.ndarray:
     """Image of each index of ``idx`` (all in ``[0, n)``) under a seeded permutation of [0, n).
 
@@ -79,7 +77,7 @@ def permute(idx: np.ndarray, n: int, seed: np.uint64) -> np.ndarray:
     return out
 
 
-@njit(**_JIT)
+@kernel
 def window_bounds(offsets: np.ndarray, w: int, n_pos: int, local: np.ndarray,
                   anchor: np.ndarray, query_len: int, before: int, after: int,
                   around_match: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray,
@@ -120,7 +118,7 @@ def window_bounds(offsets: np.ndarray, w: int, n_pos: int, local: np.ndarray,
     return doc_start, doc_end, lo, hi, match_len
 
 
-@njit(**_JIT)
+@kernel
 def gather_tokens(ds: np.ndarray, w: int, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """The token bytes of positions ``[lo[i], hi[i])`` for each i, concatenated (uint8)."""
     total = 0

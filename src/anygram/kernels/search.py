@@ -17,22 +17,21 @@ are contiguous too. Each kernel has a naive twin in ``tests/reference.py``.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-_JIT = {"cache": True, "nogil": True}
+from ._jit import inline_kernel, kernel
 
 
-@njit(**_JIT, inline="always")
+@inline_kernel
 def _ptr(sa: np.ndarray, k: int, rank: int) -> int:
     """The byte offset stored at ``rank`` (k-byte little-endian)."""
     base = rank * k
     p = 0
     for i in range(k):
-        p |= np.int64(sa[base + i]) << (8 * i)
+        p |= int(sa[base + i]) << (8 * i)
     return p
 
 
-@njit(**_JIT, inline="always")
+@inline_kernel
 def _cmp_at(ds: np.ndarray, p: int, q: np.ndarray, start: int) -> int:
     """Compare ``ds[p+start : p+len(q)]`` with ``q[start:]``: -1, 0 (q is a prefix), or 1.
 
@@ -50,7 +49,7 @@ def _cmp_at(ds: np.ndarray, p: int, q: np.ndarray, start: int) -> int:
     return 0
 
 
-@njit(**_JIT)
+@kernel
 def _lower_bound(ds, sa, k, q, start, lo, hi):
     # Invariant: every rank < lo compares < q; every rank >= hi compares >= q.
     while lo < hi:
@@ -62,7 +61,7 @@ def _lower_bound(ds, sa, k, q, start, lo, hi):
     return lo
 
 
-@njit(**_JIT)
+@kernel
 def _upper_bound(ds, sa, k, q, start, lo, hi):
     # Invariant: every rank < lo compares <= q; every rank >= hi compares > q.
     while lo < hi:
@@ -74,7 +73,7 @@ def _upper_bound(ds, sa, k, q, start, lo, hi):
     return lo
 
 
-@njit(**_JIT)
+@kernel
 def find_range(ds: np.ndarray, sa: np.ndarray, k: int, q: np.ndarray, lo: int,
                hi: int) -> tuple[int, int]:
     """The rank range ``[start, end)`` of suffixes starting with ``q``, searched in ``[lo, hi)``.
@@ -97,7 +96,7 @@ def find_range(ds: np.ndarray, sa: np.ndarray, k: int, q: np.ndarray, lo: int,
     return lo, lo
 
 
-@njit(**_JIT)
+@kernel
 def _group_end(ds, sa, k, buf, start, r, hi):
     """First rank in ``(r, hi]`` whose suffix differs from ``buf`` at bytes ``[start, len)``.
 
@@ -111,7 +110,7 @@ def _group_end(ds, sa, k, buf, start, r, hi):
     return _upper_bound(ds, sa, k, buf, start, prev + 1, min(r + step, hi))
 
 
-@njit(**_JIT)
+@kernel
 def _read_token(ds, pos, w):
     t = 0
     for i in range(w):
@@ -119,7 +118,7 @@ def _read_token(ds, pos, w):
     return t
 
 
-@njit(**_JIT)
+@kernel
 def next_token_counts(ds: np.ndarray, sa: np.ndarray, k: int, qlen: int, w: int, lo: int,
                       hi: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Exact counts of the tokens that follow a query in its rank range ``[lo, hi)``.
@@ -165,7 +164,7 @@ def next_token_counts(ds: np.ndarray, sa: np.ndarray, k: int, qlen: int, w: int,
     return ids[:m], counts[:m], end_count
 
 
-@njit(**_JIT)
+@kernel
 def sample_next_token_counts(ds: np.ndarray, sa: np.ndarray, k: int, qlen: int, w: int,
                              lo: int, hi: int, samples: int
                              ) -> tuple[np.ndarray, np.ndarray, int]:
@@ -201,7 +200,7 @@ def sample_next_token_counts(ds: np.ndarray, sa: np.ndarray, k: int, qlen: int, 
     return ids[:m], counts[:m], end_count
 
 
-@njit(**_JIT)
+@kernel
 def longest_suffix(ds: np.ndarray, sa: np.ndarray, k: int, q: np.ndarray, w: int
                    ) -> tuple[int, int, int]:
     """The longest suffix of ``q`` (in whole tokens) that occurs in the shard, and its range.
@@ -229,7 +228,7 @@ def longest_suffix(ds: np.ndarray, sa: np.ndarray, k: int, q: np.ndarray, w: int
     return good, gs, ge
 
 
-@njit(**_JIT)
+@kernel
 def rank_positions(sa: np.ndarray, k: int, w: int, lo: int, hi: int) -> np.ndarray:
     """Token positions (byte offset / w) stored at ranks ``[lo, hi)``, in rank order."""
     out = np.empty(max(hi - lo, 0), dtype=np.int64)
@@ -238,7 +237,7 @@ def rank_positions(sa: np.ndarray, k: int, w: int, lo: int, hi: int) -> np.ndarr
     return out
 
 
-@njit(**_JIT)
+@kernel
 def find_range_cached(ds: np.ndarray, sa: np.ndarray, k: int, q: np.ndarray, w: int,
                       first: np.ndarray) -> tuple[int, int]:
     """:func:`find_range` over the whole table, starting from the first token's range.
