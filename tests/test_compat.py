@@ -252,10 +252,10 @@ def test_infini_gram_keyword_arguments_are_accepted(idx):
 
 
 def test_unsupported_methods_say_so(eng):
-    with pytest.raises(NotImplementedError, match="search_docs"):
-        eng.search_docs([2])
+    with pytest.raises(NotImplementedError, match="creativity"):
+        eng.creativity([2])
     with pytest.raises(NotImplementedError):
-        eng.count_cnf([[[2]]])
+        eng.attribute([2], [], 1, 1, False)
     with pytest.raises(AttributeError):
         eng.no_such_method  # noqa: B018
 
@@ -315,3 +315,104 @@ def test_list_of_directories(tmp_path):
     assert [y - x for x, y in eng.find([3])["segment_by_shard"]] == [2, 1]
     assert eng.get_total_doc_cnt() == 3
     assert eng.ntd([3]) == _expected_ntd([b, a], [3], 99)
+
+
+# ---------------------------------------------------------------------------- documents, CNF
+
+DOC_KEYS = {"doc_ix", "doc_len", "disp_len", "needle_offset", "metadata", "token_ids", "blocked"}
+
+
+def test_doc_results_have_infini_gram_shape_and_engine_values(eng):
+    e = eng.engine
+    d = eng.get_doc_by_ix(3, 4)
+    assert set(d) == DOC_KEYS
+    assert d == {"doc_ix": 3, "doc_len": 8, "disp_len": 4, "needle_offset": 0, "metadata": "",
+                 "token_ids": [7, 8, 9, 7], "blocked": False}
+    assert eng.get_doc_by_ix_2(3, 2)["token_ids"] == [7, 8]
+    # Ranks: the engine's window at the same rank; pointers are byte offsets (u16: 2 x pos).
+    for rank in range(e.shards[0].num_positions):
+        pos = int(e.positions(0, rank, rank + 1)[0])
+        try:
+            w = e.get_doc_by_rank(0, rank, max_disp_len=5)
+        except Exception:  # a separator
+            assert "error" in eng.get_doc_by_rank(0, rank, 5)
+            assert "error" in eng.get_doc_by_ptr(0, 2 * pos, 5)
+            continue
+        got = eng.get_doc_by_rank(0, rank, 5)
+        assert got == eng.get_doc_by_ptr(0, 2 * pos, 5)
+        assert got["token_ids"] == w.token_ids and got["needle_offset"] == w.match_offset
+        assert got["doc_ix"] == w.doc_id and got["doc_len"] == w.doc_len
+        two = eng.get_doc_by_ptr_2(0, 2 * pos, 2, 1)
+        assert two == eng.get_doc_by_rank_2(0, rank, 2, 1)
+        assert two["token_ids"] == e.get_doc_by_pos(0, pos, query_len=2, max_ctx_len=1).token_ids
+    assert eng.get_docs_by_ixs([0, 3], 2) == [eng.get_doc_by_ix(0, 2), eng.get_doc_by_ix(3, 2)]
+    assert eng.get_docs_by_ptrs([(0, 2), (0, 4)], 3) == [eng.get_doc_by_ptr(0, 2, 3),
+                                                        eng.get_doc_by_ptr(0, 4, 3)]
+    assert eng.get_docs_by_ixs_2([(0, 1), (1, 9)]) == [eng.get_doc_by_ix_2(0, 1),
+                                                     eng.get_doc_by_ix_2(1, 9)]
+
+
+def test_doc_argument_errors(eng):
+    assert eng.get_doc_by_ptr(0, 3, 5) == {"error": "ptr must be an even integer in range "
+                                                    "[0, 40)"}  # misaligned (u16)
+    assert "error" in eng.get_doc_by_ptr(0, 40, 5)
+    assert eng.get_doc_by_ptr(1, 2, 5) == {"error": "s must be an integer in range [0, 1)"}
+    assert eng.get_doc_by_rank(0, 99, 5) == {"error": "ptr must be an integer in range [0, 20)"}
+    assert eng.get_doc_by_ix(4) == {"error": "doc_ix must be an integer in range [0, 4)"}
+    assert eng.get_doc_by_ix(0, 0) == {"error": "max_disp_len must be a positive integer"}
+    assert "error" in eng.get_doc_by_ptr(0, 0, 5)  # the first separator
+    assert eng.get_doc_by_ix_2(0, -1) == {"error": "max_ctx_len must be a non-negative integer"}
+    assert eng.get_doc_by_rank_2(0, 1, -1, 0) == {
+        "error": "needle_len must be a non-negative integer"}
+    assert "error" in eng.get_docs_by_ptrs([(0, 2), (0, 3)], 5)
+    assert "error" in eng.get_docs_by_ixs("0")
+    assert eng.get_docs_by_ranks([], 5) == []
+
+
+def test_misaligned_u32_pointer_is_an_error(tmp_path):
+    d = tmp_path / "u32"
+    build_index_from_ids([[70000, 70001, 70002]], d, vocab_size=80000)
+    e32 = InfiniGramEngine(str(d), eos_token_id=0, vocab_size=80000, token_dtype="u32")
+    got = e32.get_doc_by_ptr(0, 8, 3)  # byte 8 = position 2 (token 70001)
+    assert (got["token_ids"], got["needle_offset"]) == ([70000, 70001, 70002], 1)
+    assert "multiple of 4" in e32.get_doc_by_ptr(0, 6, 3)["error"]
+    assert e32.find_cnf([[[70001]]]) == {"cnt": 1, "approx": False, "ptrs_by_shard": [[8]]}
+
+
+def test_search_docs_and_cnf_shapes(eng):
+    r = eng.search_docs([7, 8], maxnum=5, max_disp_len=4)
+    assert set(r) == {"cnt", "approx", "idxs", "documents"}
+    assert r["cnt"] == ref.naive_count(CORPUS, [7, 8]) == 3 and r["idxs"] == [0, 1, 2]
+    assert all(set(doc) == DOC_KEYS for doc in r["documents"])
+    for doc in r["documents"]:
+        o = doc["needle_offset"]
+        assert doc["doc_ix"] == 3 and doc["token_ids"][o:o + 2] == [7, 8]
+    assert len({tuple(doc["token_ids"]) for doc in r["documents"]}) == 3  # distinct hits
+    assert eng.search_docs([7, 8], maxnum=5, max_disp_len=4) == r
+    assert eng.search_docs([6]) == {"cnt": 0, "approx": False, "idxs": [], "documents": []}
+    assert eng.search_docs([7, 8], maxnum=0) == {"error": "maxnum must be a positive integer"}
+    cnf = [[[7, 8]], [[9]]]
+    assert eng.count_cnf(cnf, max_diff_tokens=2) == {
+        "count": len(ref.naive_cnf_matches(CORPUS, cnf, 2)), "approx": False}
+    f = eng.find_cnf(cnf, max_diff_tokens=2)
+    assert f["ptrs_by_shard"] == [[2 * p for _, p in ref.naive_cnf_matches(CORPUS, cnf, 2)]]
+    s = eng.search_docs_cnf(cnf, maxnum=10, max_disp_len=6, max_diff_tokens=2)
+    assert s["cnt"] == f["cnt"] == len(s["documents"]) and s["idxs"] == list(range(s["cnt"]))
+    assert eng.count_cnf([[]]) == {"error": "cnf must be a non-empty, triply-nested list of "
+                                            "integers in range [0, 65535]"}
+    assert eng.find_cnf(cnf, max_diff_tokens=0) == {
+        "error": "max_diff_tokens must be a positive integer"}
+
+
+def test_taken_down_documents_are_blocked(tmp_path):
+    from anygram.takedown import take_down
+    d = tmp_path / "td"
+    build_index_from_ids(DOCS, d, vocab_size=65535)
+    take_down(d, [3])
+    e = InfiniGramEngine(str(d), eos_token_id=EOS)
+    assert e.get_doc_by_ix(3) == {"doc_ix": 3, "doc_len": 8, "disp_len": 0, "needle_offset": 0,
+                                  "metadata": "", "token_ids": [], "blocked": True}
+    assert e.get_doc_by_ix(0)["blocked"] is False
+    assert e.get_doc_by_ptr(0, 2 * 12, 4)["blocked"] is True  # pos 12 is in doc 3
+    assert e.search_docs([7, 8])["cnt"] == 0
+    assert e.count_cnf([[[7, 8]]])["count"] == 0

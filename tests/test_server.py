@@ -509,7 +509,7 @@ def test_infini_gram_payload_errors(client: TestClient, engines: dict[str, Engin
     error(client.post("/", json={**base, "index": "nope", "query": "a"}), 404)
     error(client.post("/", json={**base, "query_type": "__class__", "query": "a"}), 400,
           "BadRequestError")
-    error(client.post("/", json={**base, "query_type": "search_docs", "query": "a"}), 501,
+    error(client.post("/", json={**base, "query_type": "creativity", "query": "a"}), 501,
           "QueryTypeNotImplementedError")
     if hasattr(Engine, "count_cnf"):  # infini-gram's count of a CNF query
         eng = engines["tiny"]
@@ -522,7 +522,7 @@ def test_infini_gram_payload_errors(client: TestClient, engines: dict[str, Engin
     else:
         error(client.post("/", json={**base, "query": "cat AND dog"}), 501)
     error(client.post("/", json={**base, "query_type": "ntd", "query_ids": [[[1]], [[2]]]}),
-          501)
+          400, "InvalidQueryError")
     error(client.post("/", json={**base, "query_type": "prob", "query_ids": []}), 400,
           "InvalidQueryError")
     body = error(client.post("/", json={**base, "query_ids": [70000]}), 400,
@@ -695,3 +695,91 @@ def test_cnf_limits_and_errors(engines: dict[str, Engine]) -> None:
         error(c.get("/v1/tiny/cnf/count?query_ids=[[["), 422, "ValidationError")
         error(c.post("/v1/tiny/cnf/search", json={"query": "a AND b", "order": "rank"}), 422,
               "ValidationError")
+
+
+# ----------------------------------------------------------------------------- infini-gram
+#                                                              documents, search and CNF
+
+
+def test_infini_gram_payload_search_and_documents(client: TestClient,
+                                                  engines: dict[str, Engine]) -> None:
+    from anygram.compat import InfiniGramEngine
+    eng = engines["tiny"]
+    base = {"index": "tiny"}
+    shim = InfiniGramEngine([str(s.directory) for s in eng.shards][:1], eos_token_id=0,
+                            vocab_size=255, token_dtype="u8")
+    ids = eng.tokenize("natural")
+    body = ok_compat(client.post("/", json={**base, "query_type": "search_docs",
+                                            "query": "natural", "maxnum": 3,
+                                            "max_disp_len": 20}))
+    expect = shim.search_docs(ids, maxnum=3, max_disp_len=20)
+    assert body["cnt"] == expect["cnt"] == eng.count(ids).count > 0
+    assert body["idxs"] == expect["idxs"] and body["approx"] is False
+    assert body["message"] == (f"{expect['cnt']} occurrences found. Displaying the documents "
+                               f"of occurrences #{expect['idxs']}")
+    assert body["token_ids"] == ids and "latency" in body and body["tokens"] == list("natural")
+    for doc, want in zip(body["documents"], expect["documents"]):
+        assert {k: doc[k] for k in want} == want
+        assert "".join(t for t, _ in doc["spans"]) == eng.decode(doc["token_ids"])
+        assert ["natural", "0"] in doc["spans"]
+    none = ok_compat(client.post("/", json={**base, "query_type": "search_docs",
+                                            "query": "zzzz"}))
+    assert none["message"] == "0 occurrences found" and none["documents"] == []
+
+    rank = body["cnt"] and eng.find(ids).ranges[0][0]
+    doc = ok_compat(client.post("/", json={**base, "query_type": "get_doc_by_rank",
+                                           "query": "natural", "s": 0, "rank": rank,
+                                           "max_disp_len": 30}))
+    got = shim.get_doc_by_rank(0, rank, 30)
+    # As infini-gram's server, the answer's token_ids are the query's (they overwrite the
+    # document's): the window's text is in the spans.
+    assert {k: doc[k] for k in got if k != "token_ids"} == {
+        k: v for k, v in got.items() if k != "token_ids"}
+    assert doc["token_ids"] == ids
+    assert "".join(t for t, _ in doc["spans"]) == eng.decode(got["token_ids"])
+    assert ["natural", "0"] in doc["spans"]
+    pos = int(eng.positions(0, rank, rank + 1)[0])
+    byptr = ok_compat(client.post("/", json={**base, "query_type": "get_doc_by_ptr",
+                                             "query": "natural AND fun", "s": 0, "ptr": pos,
+                                             "max_disp_len": 30}))
+    assert byptr["token_ids"] == [[eng.tokenize("natural")], [eng.tokenize("fun")]]
+    assert {k: byptr[k] for k in got if k != "token_ids"} == {
+        k: doc[k] for k in got if k not in ("token_ids", "spans")}
+    assert ["natural", "0"] in byptr["spans"]
+    error(client.post("/", json={**base, "query_type": "get_doc_by_rank", "query": "a",
+                                 "s": 0}), 400, "BadRequestError")
+    error(client.post("/", json={**base, "query_type": "get_doc_by_rank", "query": "a",
+                                 "s": 0, "rank": 10**9}), 400, "InvalidQueryError")
+    error(client.post("/", json={**base, "query_type": "search_docs", "query": "a",
+                                 "maxnum": 11}), 422)
+
+
+def test_infini_gram_payload_cnf(client: TestClient, engines: dict[str, Engine]) -> None:
+    eng = engines["tiny"]
+    base = {"index": "tiny"}
+    cnf = [[eng.tokenize("natural")], [eng.tokenize("fun"), eng.tokenize("many")]]
+    want = eng.find_cnf(cnf, max_diff_tokens=40)
+    for key, value in (("query", "natural AND fun OR many"), ("query_ids", cnf)):
+        f = ok_compat(client.post("/", json={**base, "query_type": "find_cnf", key: value,
+                                             "max_diff_tokens": 40}))
+        assert f["cnt"] == want.count > 0 and f["approx"] is False
+        assert f["ptrs_by_shard"] == [a.tolist() for a in want.positions]  # u8: bytes = pos
+        assert f["token_ids"] == cnf
+        c = ok_compat(client.post("/", json={**base, "query_type": "count", key: value,
+                                             "max_diff_tokens": 40}))
+        assert (c["count"], c["approx"]) == (want.count, False)
+        for qt in ("search_docs", "search_docs_cnf"):
+            s = ok_compat(client.post("/", json={**base, "query_type": qt, key: value,
+                                                 "max_diff_tokens": 40, "maxnum": 10}))
+            assert s["cnt"] == want.count == len(s["documents"])
+            assert s["message"].startswith(f"{want.count} occurrences found.")
+            for doc in s["documents"]:
+                labels = {label for _, label in doc["spans"]}
+                assert "0" in labels and labels <= {"0", "1", None}
+    single = ok_compat(client.post("/", json={**base, "query_type": "find_cnf",
+                                              "query": "natural"}))
+    assert single["cnt"] == eng.count("natural").count
+    error(client.post("/", json={**base, "query_type": "find_cnf", "query": "a AND b",
+                                 "max_clause_freq": 10**9}), 422)
+    error(client.post("/", json={**base, "query_type": "infgram_ntd", "query": "a AND b"}),
+          400, "InvalidQueryError")

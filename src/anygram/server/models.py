@@ -134,11 +134,13 @@ class InfiniGramRequest(BaseModel):
 
     index: str | None = Field(None, description="The index name (see GET /v1/indexes).")
     corpus: str | None = Field(None, description="Old name of `index`.")
-    query_type: str = Field(description="count, find, prob, ntd, infgram_prob, infgram_ntd.")
+    query_type: str = Field(description="count, find, prob, ntd, infgram_prob, infgram_ntd, "
+                                        "search_docs, search_docs_cnf, find_cnf, "
+                                        "get_doc_by_rank, get_doc_by_ptr.")
     query: str | None = Field(None, description="Text query. For prob and infgram_prob the "
                                                 "last token is the continuation.")
     query_ids: list[Int] | list[list[list[Int]]] | None = Field(
-        None, description="Token ids (or a triply nested CNF, not supported yet).")
+        None, description="Token ids, or a triply nested CNF (clauses of phrases).")
     max_support: Int | None = None
     max_clause_freq: Int | None = None
     max_diff_tokens: Int | None = None

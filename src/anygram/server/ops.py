@@ -462,15 +462,9 @@ def _compat_ids(ix: ServedIndex, p: m.InfiniGramRequest, limits: ServerLimits) -
         raise BadRequestError("Exactly one of query and query_ids must be present")
     if p.query is not None:
         _check_text(p.query, limits)
-        if " AND " in p.query or " OR " in p.query:
-            raise QueryTypeNotImplementedError(
-                "CNF queries (with AND / OR) are not supported by this server yet")
         ids = ix.engine.tokenize(p.query)
     else:
         raw = p.query_ids or []
-        if raw and isinstance(raw[0], list):
-            raise QueryTypeNotImplementedError(
-                "CNF queries (triply nested query_ids) are not supported by this server yet")
         ids = [int(x) for x in raw]  # type: ignore[arg-type]
     _check_tokens(len(ids), limits)
     return ids
@@ -540,10 +534,123 @@ def compat_infgram_ntd(ix: ServedIndex, ids: list[int], p: m.InfiniGramRequest,
     return _tokens_of_entries(ix, r)
 
 
+def _compat_window(p: m.InfiniGramRequest, limits: ServerLimits) -> dict[str, int | None]:
+    """``maxnum`` / ``max_disp_len`` checked against the server limits (infini-gram's ranges)."""
+    for name, value, most in (("maxnum", p.maxnum, limits.max_docs),
+                              ("max_disp_len", p.max_disp_len, limits.max_disp_len)):
+        if value is not None and not 0 < value <= most:
+            raise LimitExceededError(f"{name} must be an integer in [1, {most}]")
+    return {"max_disp_len": p.max_disp_len}
+
+
+def _compat_spans(ix: ServedIndex, token_ids: list[int],
+                  clauses: Sequence[Sequence[Sequence[int]]]) -> list[list[Any]] | None:
+    """infini-gram's ``spans``: ``[text, label]`` pairs, the label the index (as a string) of
+    the clause whose phrase the text is, or None (the /v1 routes' :func:`spans`, reshaped)."""
+    cut = spans(ix, token_ids, clauses)
+    if cut is None:
+        return None
+    return [[sp["text"], None if sp["clause"] is None else str(sp["clause"])] for sp in cut]
+
+
+def _message(r: dict[str, Any]) -> str:
+    if r["cnt"] == 0:
+        return "0 occurrences found"
+    return (f"{'Approximately ' if r['approx'] else ''}{r['cnt']} occurrences found. "
+            f"Displaying the documents of occurrences #{r['idxs']}")
+
+
+def _with_spans(ix: ServedIndex, r: dict[str, Any],
+                clauses: Sequence[Sequence[Sequence[int]]]) -> dict[str, Any]:
+    r["message"] = _message(r)
+    for doc in r["documents"]:
+        doc["spans"] = _compat_spans(ix, doc["token_ids"], clauses)
+    return r
+
+
+def _required(p: m.InfiniGramRequest, *names: str) -> list[int]:
+    values = [getattr(p, n) for n in names]
+    if any(v is None for v in values):
+        raise BadRequestError(f"query_type {p.query_type!r} needs {' and '.join(names)}")
+    return values
+
+
+def compat_search_docs(ix: ServedIndex, ids: list[int], p: m.InfiniGramRequest,
+                       limits: ServerLimits) -> dict[str, Any]:
+    window = _compat_window(p, limits)
+    r = _checked(ix.compat().search_docs(input_ids=ids, maxnum=p.maxnum, **window))
+    return _with_spans(ix, r, [[ids]] if ids else [])
+
+
+def compat_get_doc_by_rank(ix: ServedIndex, ids: list[int], p: m.InfiniGramRequest,
+                           limits: ServerLimits) -> dict[str, Any]:
+    window = _compat_window(p, limits)
+    s, rank = _required(p, "s", "rank")
+    r = _checked(ix.compat().get_doc_by_rank(s=s, rank=rank, **window))
+    r["spans"] = _compat_spans(ix, r["token_ids"], [[ids]] if ids else [])
+    return r
+
+
 CompatHandler = Callable[[ServedIndex, list[int], m.InfiniGramRequest, ServerLimits],
                          dict[str, Any]]
+CnfHandler = Callable[[ServedIndex, list[list[list[int]]], m.InfiniGramRequest, ServerLimits],
+                      dict[str, Any]]
 
-#: infini-gram ``query_type`` -> handler: the only query types the ``POST /`` route runs.
+# ----------------------------------------------------------------------------- CNF payloads
+
+
+def _compat_cnf(ix: ServedIndex, p: m.InfiniGramRequest,
+                limits: ServerLimits) -> tuple[list[list[list[int]]], dict[str, int]]:
+    """The payload's query as a CNF (a plain query is one clause of one phrase) and its caps."""
+    if (p.query is None) == (p.query_ids is None):
+        raise BadRequestError("Exactly one of query and query_ids must be present")
+    for name, value, most in (("max_clause_freq", p.max_clause_freq, limits.max_clause_freq),
+                              ("max_diff_tokens", p.max_diff_tokens, limits.max_diff_tokens)):
+        if value is not None and not 0 < value <= most:
+            raise LimitExceededError(f"{name} must be an integer in [1, {most}]")
+    raw = p.query_ids
+    if raw is not None and not (raw and isinstance(raw[0], list)):
+        raw = [[[int(x) for x in raw]]]  # type: ignore[arg-type]
+    req = m.CnfRequest(query=p.query, query_ids=raw,  # type: ignore[arg-type]
+                       max_clause_freq=p.max_clause_freq, max_diff_tokens=p.max_diff_tokens,
+                       seed=0)
+    cnf = cnf_ids(ix, req, limits)
+    opts = _cnf_options(req, limits)
+    return cnf, {"max_clause_freq": opts["max_clause_freq"],
+                 "max_diff_tokens": _diff(req, limits)}
+
+
+def compat_count_cnf(ix: ServedIndex, cnf: list[list[list[int]]], p: m.InfiniGramRequest,
+                     limits: ServerLimits, caps: dict[str, int]) -> dict[str, Any]:
+    """infini-gram's ``count`` of a CNF query: ``{"count", "approx"}``."""
+    return _checked(ix.compat().count_cnf(cnf, **caps))
+
+
+def compat_find_cnf(ix: ServedIndex, cnf: list[list[list[int]]], p: m.InfiniGramRequest,
+                    limits: ServerLimits, caps: dict[str, int]) -> dict[str, Any]:
+    """``{"cnt", "approx", "ptrs_by_shard"}`` (byte offsets, as infini-gram's)."""
+    return _checked(ix.compat().find_cnf(cnf, **caps))
+
+
+def compat_search_docs_cnf(ix: ServedIndex, cnf: list[list[list[int]]],
+                           p: m.InfiniGramRequest, limits: ServerLimits,
+                           caps: dict[str, int]) -> dict[str, Any]:
+    window = _compat_window(p, limits)
+    r = _checked(ix.compat().search_docs_cnf(cnf, maxnum=p.maxnum, **window, **caps))
+    return _with_spans(ix, r, cnf)
+
+
+def compat_get_doc_by_ptr(ix: ServedIndex, cnf: list[list[list[int]]], p: m.InfiniGramRequest,
+                          limits: ServerLimits, caps: dict[str, int]) -> dict[str, Any]:
+    window = _compat_window(p, limits)
+    s, ptr = _required(p, "s", "ptr")
+    r = _checked(ix.compat().get_doc_by_ptr(s=s, ptr=ptr, **window))
+    r["spans"] = _compat_spans(ix, r["token_ids"], cnf)
+    return r
+
+
+#: infini-gram ``query_type`` -> handler of a plain (token list) query: with
+#: :data:`COMPAT_CNF_QUERY_TYPES`, the only query types the ``POST /`` route runs.
 COMPAT_QUERY_TYPES: dict[str, CompatHandler] = {
     "count": compat_count,
     "find": compat_find,
@@ -551,11 +658,25 @@ COMPAT_QUERY_TYPES: dict[str, CompatHandler] = {
     "ntd": compat_ntd,
     "infgram_prob": compat_infgram_prob,
     "infgram_ntd": compat_infgram_ntd,
+    "search_docs": compat_search_docs,
+    "get_doc_by_rank": compat_get_doc_by_rank,
 }
 
-#: infini-gram query types this server knows of but does not implement yet (501).
-COMPAT_NOT_YET = ("search_docs", "search_docs_cnf", "find_cnf",
-                  "get_doc_by_rank", "get_doc_by_ptr", "creativity", "attribute")
+#: infini-gram ``query_type`` -> handler of a CNF query. ``count`` and ``search_docs`` come
+#: here when the query is CNF (``" AND "`` / ``" OR "`` in the text, or triply nested ids), as
+#: infini-gram maps them to their ``_cnf`` versions; the others always take a CNF (a plain
+#: query is one clause of one phrase).
+COMPAT_CNF_QUERY_TYPES: dict[str, Callable[..., dict[str, Any]]] = {
+    "count": compat_count_cnf,
+    "search_docs": compat_search_docs_cnf,
+    "search_docs_cnf": compat_search_docs_cnf,
+    "find_cnf": compat_find_cnf,
+    "get_doc_by_ptr": compat_get_doc_by_ptr,
+}
+_ALWAYS_CNF = ("search_docs_cnf", "find_cnf", "get_doc_by_ptr")
+
+#: infini-gram query types this server knows of but does not implement (501).
+COMPAT_NOT_YET = ("creativity", "attribute")
 
 
 def _is_cnf(p: m.InfiniGramRequest) -> bool:
@@ -564,39 +685,27 @@ def _is_cnf(p: m.InfiniGramRequest) -> bool:
     return bool(p.query_ids) and isinstance(p.query_ids[0], list)  # type: ignore[index]
 
 
-def _compat_count_cnf(ix: ServedIndex, p: m.InfiniGramRequest,
-                      limits: ServerLimits) -> dict[str, Any]:
-    """infini-gram's ``count`` of a CNF query: ``{"count", "approx"}`` (from count_cnf)."""
-    for name, value, most in (("max_clause_freq", p.max_clause_freq, limits.max_clause_freq),
-                              ("max_diff_tokens", p.max_diff_tokens, limits.max_diff_tokens)):
-        if value is not None and not 0 < value <= most:
-            raise LimitExceededError(f"{name} must be an integer in [1, {most}]")
-    req = m.CnfRequest(query=p.query,
-                       query_ids=None if p.query is not None else p.query_ids,  # type: ignore[arg-type]
-                       max_clause_freq=p.max_clause_freq, max_diff_tokens=p.max_diff_tokens,
-                       seed=0)
-    cnf = cnf_ids(ix, req, limits)
-    c = ix.engine.count_cnf(cnf, max_diff_tokens=_diff(req, limits),
-                            **_cnf_options(req, limits))
-    tokens = ([[ix.token_texts(t) for t in clause] for clause in cnf]
-              if ix.has_tokenizer else None)
-    return {"count": c.count, "approx": c.approx, "token_ids": cnf, "tokens": tokens}
-
-
 def run_compat(ix: ServedIndex, p: m.InfiniGramRequest, limits: ServerLimits) -> dict[str, Any]:
     """Answer an infini-gram API payload in infini-gram's response shape."""
-    handler = COMPAT_QUERY_TYPES.get(p.query_type)
-    if handler is None:
-        if p.query_type in COMPAT_NOT_YET:
+    supported = list(dict.fromkeys([*COMPAT_QUERY_TYPES, *COMPAT_CNF_QUERY_TYPES]))
+    qt = p.query_type
+    if qt not in COMPAT_QUERY_TYPES and qt not in COMPAT_CNF_QUERY_TYPES:
+        if qt in COMPAT_NOT_YET:
             raise QueryTypeNotImplementedError(
-                f"query_type {p.query_type!r} is not supported by this server yet; supported: "
-                f"{', '.join(COMPAT_QUERY_TYPES)}")
-        raise BadRequestError(f"Invalid query_type: {p.query_type!r}; supported: "
-                              f"{', '.join(COMPAT_QUERY_TYPES)}")
-    if p.query_type == "count" and "cnf/count" in OPERATIONS and _is_cnf(p):
-        return _compat_count_cnf(ix, p, limits)
+                f"query_type {qt!r} is not supported by this server yet; supported: "
+                f"{', '.join(supported)}")
+        raise BadRequestError(f"Invalid query_type: {qt!r}; supported: {', '.join(supported)}")
+    if qt in _ALWAYS_CNF or (qt in COMPAT_CNF_QUERY_TYPES and _is_cnf(p)):
+        cnf, caps = _compat_cnf(ix, p, limits)
+        result = COMPAT_CNF_QUERY_TYPES[qt](ix, cnf, p, limits, caps)
+        result["token_ids"] = cnf
+        result["tokens"] = ([[ix.token_texts(t) for t in clause] for clause in cnf]
+                            if ix.has_tokenizer else None)
+        return result
+    if _is_cnf(p):
+        raise InvalidQueryError(f"query_type {qt!r} does not take a CNF query (AND / OR)")
     ids = _compat_ids(ix, p, limits)
-    result = handler(ix, ids, p, limits)
+    result = COMPAT_QUERY_TYPES[qt](ix, ids, p, limits)
     result["token_ids"] = ids
     result["tokens"] = ix.token_texts(ids)
     return result
