@@ -276,8 +276,12 @@ class TextAnalyses:
         try:
             caches = self.__dict__.get("_analysis_cache_arrays")
             if caches is None:
-                caches = tuple([ka.new_caches(self.vocab_size, pair_slots=_pair_slots(a[3]))
-                                for a in arrays] for arrays in (self._arrays, self._minus))
+                # The main shards share the engine's first-token table with count & co.
+                main = [(first, *ka.new_caches(0, pair_slots=_pair_slots(a[3]))[1:])
+                        for a, first in zip(self._arrays, self._first)]
+                minus = [ka.new_caches(self.vocab_size, pair_slots=_pair_slots(a[3]))
+                         for a in self._minus]
+                caches = (main, minus)
                 self.__dict__["_analysis_cache_arrays"] = caches
             yield caches
         finally:

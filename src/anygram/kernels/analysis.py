@@ -96,7 +96,8 @@ def _token_range(ds, sa, k, w, text, i, tok, total):
     """Rank range of the token at offset ``i`` of ``text``, through the ``tok`` cache."""
     t = _read_token(text, i * w, w)
     cached = t < tok.shape[0]
-    if cached and tok[t, 0] >= 0:
+    # Both ends must be set: the table is shared with lock-free writers (end stored first).
+    if cached and tok[t, 0] >= 0 and tok[t, 1] >= 0:
         return tok[t, 0], tok[t, 1]
     lo, hi = find_range(ds, sa, k, text[i * w:(i + 1) * w], 0, total)
     if cached:
