@@ -483,19 +483,7 @@ class InfiniGramEngine:
     def get_docs_by_ranks(self, list_of_s_and_rank: list[tuple[int, int]],
                           max_disp_len: int | None = None) -> Any:
         """:meth:`get_doc_by_rank` of each ``(s, rank)`` (all checked first)."""
-        disp = self._disp_len(max_disp_len)
-        if isinstance(disp, dict):
-            return disp
-        reqs = self._pairs(list_of_s_and_rank, 2)
-        if isinstance(reqs, dict):
-            return reqs
-        located = []
-        for s, rank in reqs:
-            at = self._rank(s, rank)
-            if isinstance(at, dict):
-                return at
-            located.append(at)
-        return self._by_pos(located, ranks=True, max_disp_len=disp)
+        return self._docs_at(list_of_s_and_rank, self._rank, True, max_disp_len)
 
     def get_doc_by_ptr(self, s: int, ptr: int, max_disp_len: int | None = None
                        ) -> dict[str, Any]:
@@ -507,19 +495,25 @@ class InfiniGramEngine:
     def get_docs_by_ptrs(self, list_of_s_and_ptr: list[tuple[int, int]],
                          max_disp_len: int | None = None) -> Any:
         """:meth:`get_doc_by_ptr` of each ``(s, ptr)`` (all checked first)."""
+        return self._docs_at(list_of_s_and_ptr, self._ptr, False, max_disp_len)
+
+    def _docs_at(self, pairs: list[tuple[int, int]], locate: Any, ranks: bool,
+                 max_disp_len: int | None) -> Any:
+        """Windows of ``(s, rank)`` or ``(s, ptr)`` pairs, located by ``locate``; the first
+        invalid argument gives its error dict and nothing is read."""
         disp = self._disp_len(max_disp_len)
         if isinstance(disp, dict):
             return disp
-        reqs = self._pairs(list_of_s_and_ptr, 2)
+        reqs = self._pairs(pairs, 2)
         if isinstance(reqs, dict):
             return reqs
         located = []
-        for s, ptr in reqs:
-            at = self._ptr(s, ptr)
+        for s, x in reqs:
+            at = locate(s, x)
             if isinstance(at, dict):
                 return at
             located.append(at)
-        return self._by_pos(located, ranks=False, max_disp_len=disp)
+        return self._by_pos(located, ranks=ranks, max_disp_len=disp)
 
     def get_doc_by_ix(self, doc_ix: int, max_disp_len: int | None = None) -> dict[str, Any]:
         """``DocResult`` of the first ``max_disp_len`` tokens of document ``doc_ix``."""
