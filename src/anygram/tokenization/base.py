@@ -101,9 +101,15 @@ class Tokenizer(ABC):
         Checked here because the libraries disagree: some raise their own errors, some silently
         skip unknown ids, and bytes() would raise a bare ValueError.
         """
-        # numpy arrays (index slices) convert much faster through tolist() than element by element.
+        # numpy arrays (index slices) convert much faster through tolist() than element by
+        # element, and their tolist() already gives Python ints.
         tolist = getattr(ids, "tolist", None)
-        id_list = [int(i) for i in (tolist() if callable(tolist) else ids)]
+        if callable(tolist):
+            id_list = tolist()
+        elif type(ids) is list and all(type(i) is int for i in ids):
+            id_list = ids
+        else:
+            id_list = [int(i) for i in ids]
         if id_list:
             lo, hi = min(id_list), max(id_list)
             if lo < 0 or hi > self.max_id:
