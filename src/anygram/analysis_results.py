@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .results import DocWindow, InfGramProbResult
+from .results import InfGramProbResult, Occurrence
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -47,19 +47,7 @@ class InfGramTextResult:
                 "prob": [None if math.isnan(p) else p for p in self.prob.tolist()]}
 
 
-@dataclass(frozen=True, slots=True)
-class AttributionDoc:
-    """One occurrence of a span: token position ``pos`` of ``shard``, inside document
-    ``doc_id`` (global id); ``window`` is its document window when context was asked for."""
-
-    shard: int
-    pos: int
-    doc_id: int
-    window: DocWindow | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"shard": self.shard, "pos": self.pos, "doc_id": self.doc_id,
-                "window": None if self.window is None else self.window.to_dict()}
+AttributionDoc = Occurrence  # an occurrence of the query, with its document window
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .results import DocWindow
+from .results import Occurrence
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,21 +61,7 @@ class CnfFindResult(CnfCount):
         return d
 
 
-@dataclass(frozen=True, slots=True)
-class CnfHit:
-    """One match of a CNF query: the anchor occurrence's shard, token position and global
-    document id, and ``window``: its document window (:class:`anygram.results.DocWindow`,
-    cut around the anchor phrase as :meth:`~anygram.Engine.get_doc_by_pos` does).
-    """
-
-    shard: int
-    pos: int
-    doc_id: int
-    window: DocWindow | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"shard": self.shard, "pos": self.pos, "doc_id": self.doc_id,
-                "window": None if self.window is None else self.window.to_dict()}
+CnfHit = Occurrence  # an occurrence of the query, with its document window
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ class CountResult:
 
 @dataclass(frozen=True, slots=True)
 class ProbResult:
-    """``P(cont | prompt) = cont_count / prompt_count``; ``prob`` is None if the prompt is unseen."""
+    """``P(cont | prompt) = cont_count / prompt_count``; ``prob`` is None for an unseen prompt."""
 
     prompt_count: int
     cont_count: int
@@ -198,3 +198,22 @@ class SearchResult:
     def to_dict(self) -> dict[str, Any]:
         return {"count": self.count, "approx": self.approx, "offset": self.offset,
                 "next_offset": self.next_offset, "hits": [h.to_dict() for h in self.hits]}
+
+
+@dataclass(frozen=True, slots=True)
+class Occurrence:
+    """One occurrence in the corpus: token position ``pos`` of ``shard``, inside document
+    ``doc_id`` (global id), with its document ``window`` when context was asked for.
+
+    Used for CNF matches (``CnfHit``: the anchor occurrence) and attribution spans
+    (``AttributionDoc``).
+    """
+
+    shard: int
+    pos: int
+    doc_id: int
+    window: DocWindow | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"shard": self.shard, "pos": self.pos, "doc_id": self.doc_id,
+                "window": None if self.window is None else self.window.to_dict()}
