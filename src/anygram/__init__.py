@@ -37,6 +37,7 @@ from .results import (
     InfGramNextTokenDist,
     InfGramProbResult,
     NextTokenDist,
+    Occurrence,
     ProbResult,
     SearchResult,
 )
@@ -47,7 +48,7 @@ __all__ = [
     "IndexNotFoundError", "IndexVersionError", "InvalidQueryError", "TokenizerError",
     "TokenOutOfRangeError",
     "CountResult", "DocWindow", "FindResult", "InfGramNextTokenDist", "InfGramProbResult",
-    "NextTokenDist", "ProbResult", "SearchResult",
+    "NextTokenDist", "Occurrence", "ProbResult", "SearchResult",
     "CnfCount", "CnfFindResult", "CnfHit", "CnfSearchResult", "DocsWithAllResult",
     "AttributionDoc", "AttributionResult", "AttributionSpan", "InfGramTextResult",
 ]
