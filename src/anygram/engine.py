@@ -15,6 +15,7 @@ from .cnf import CnfQueries
 from .documents import DocumentQueries
 from .errors import IndexFormatError, InvalidQueryError, TokenizerError, TokenOutOfRangeError
 from .format import DTYPE_OF_WIDTH, LoadMethod, OpenedIndex, Shard, open_index
+from .generation import LanguageModels
 from .results import (
     CountResult,
     FindResult,
@@ -32,7 +33,7 @@ _FIRST_TOKEN_TABLE_MAX = 1 << 21
 _LE_DTYPE: dict[int, np.dtype[Any]] = {1: np.dtype("<u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4")}
 
 
-class Engine(DocumentQueries, CnfQueries, TextAnalyses):
+class Engine(DocumentQueries, CnfQueries, TextAnalyses, LanguageModels):
     """Exact n-gram and ∞-gram queries over an index of one or more shards.
 
     Open with :meth:`Engine.open`. Queries take token ids (a list or a numpy array), or

@@ -1,0 +1,188 @@
+"""Kneser-Ney against the textbook formula, and sampling from the n-gram / ∞-gram / KN models."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import reference_lm as ref
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from anygram import Engine
+from anygram.build import build_index_from_ids
+from anygram.errors import InvalidQueryError
+from anygram.generation import END
+
+ALPHABETS = [(3, [0, 1, 2]), (65535, [1, 0xFF, 0xFF00, 0xFFFE])]
+
+
+@st.composite
+def corpora(draw):
+    vocab, alphabet = draw(st.sampled_from(ALPHABETS))
+    letters = alphabet[:draw(st.integers(1, len(alphabet)))]
+    docs = draw(st.lists(st.lists(st.sampled_from(letters), max_size=10), min_size=1,
+                         max_size=6))
+    return vocab, letters, docs, draw(st.integers(2, 40))
+
+
+def _open(docs, vocab, budget=None):
+    tmp = Path(tempfile.mkdtemp(prefix="anygram-lm-"))
+    build_index_from_ids(docs, tmp / "idx", vocab_size=vocab, shard_tokens=budget)
+    return tmp, Engine.open(tmp / "idx")
+
+
+@settings(max_examples=40)
+@given(corpora(), st.data())
+def test_kn_prob_equals_the_formula(case, data):
+    vocab, letters, docs, budget = case
+    tmp, eng = _open(docs, vocab, budget)
+    try:
+        for _ in range(3):
+            n = data.draw(st.sampled_from([2, 3]))
+            d = data.draw(st.sampled_from([None, 0.5, 1.0]))
+            prompt = data.draw(st.lists(st.sampled_from(letters), max_size=3))
+            for w in [*letters, END]:
+                want = ref.kn_prob(docs, prompt, w, n, 0.75 if d is None else d)
+                got = eng.kn_prob(prompt, w, n=n, discount=d)
+                assert got.prob == pytest.approx(want, abs=1e-12)
+            # the whole support sums to 1, and agrees with kn_prob token by token
+            dist = eng.kn_ntd(prompt, n=n, discount=d, full=True)
+            assert math.fsum(dist.probs.values()) == pytest.approx(1.0, abs=1e-9)
+            for t, p in dist.probs.items():
+                assert p == pytest.approx(eng.kn_prob(prompt, t, n=n, discount=d).prob, abs=1e-12)
+            part = eng.kn_ntd(prompt, n=n, discount=d)
+            assert math.fsum(part.probs.values()) + part.leftover == pytest.approx(1.0, abs=1e-9)
+            for t, p in part.probs.items():
+                assert p == pytest.approx(dist.probs[t], abs=1e-12)
+    finally:
+        shutil.rmtree(tmp)
+
+
+def test_kn_sums_to_one_over_the_whole_vocabulary(tmp_path):
+    docs = [[0, 1, 2, 1, 0], [2, 2, 1], [], [1, 0, 3, 1, 2, 0, 1]]
+    build_index_from_ids(docs, tmp_path / "idx", vocab_size=6)
+    eng = Engine.open(tmp_path / "idx")
+    for n in (2, 3, 4):
+        for prompt in ([], [1], [0, 1], [2, 1, 0], [5], [4, 5], [3, 1, 2]):
+            total = math.fsum(eng.kn_prob(prompt, w, n=n).prob for w in [*range(6), END])
+            assert total == pytest.approx(1.0, abs=1e-9)
+            assert eng.kn_prob(prompt, 5, n=n).prob == 0.0  # never occurs: no uniform floor
+            top = eng.kn_ntd(prompt, n=n, top_k=2)
+            assert len(top.probs) == 2
+            assert math.fsum(top.probs.values()) + top.leftover == pytest.approx(1.0)
+
+
+def test_kn_honours_takedowns(tmp_path):
+    from anygram import takedown
+    docs = [[0, 1, 2], [3, 1, 2], [0, 1, 0]]
+    build_index_from_ids(docs, tmp_path / "idx", vocab_size=4)
+    takedown.take_down(tmp_path / "idx", [1])
+    eng = Engine.open(tmp_path / "idx")
+    kept = [docs[0], docs[2]]
+    for w in [0, 1, 2, 3, END]:
+        for prompt in ([1], [0, 1], [3, 1]):
+            assert eng.kn_prob(prompt, w, n=3).prob == pytest.approx(
+                ref.kn_prob(kept, prompt, w, 3, 0.75), abs=1e-12)
+
+
+def test_kn_arguments_are_checked(tmp_path):
+    build_index_from_ids([[0, 1]], tmp_path / "idx", vocab_size=2)
+    eng = Engine.open(tmp_path / "idx")
+    for kwargs in ({"n": 1}, {"discount": 1.5}, {"n": 3, "discount": [0.5]}):
+        with pytest.raises(InvalidQueryError):
+            eng.kn_prob([0], 1, **kwargs)
+    assert eng.kn_prob([0], 1, n=3, discount=[0.5, 0.9]).discounts == (0.5,)
+    with pytest.raises(InvalidQueryError):
+        eng.generate([0], model="bigram")
+    with pytest.raises(InvalidQueryError):
+        eng.generate([0], temperature=-1.0)
+
+
+@pytest.fixture(scope="module")
+def sampled(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("gen")
+    docs = [[0, 1, 2, 3, 1, 2, 0, 1, 3], [1, 2, 1, 3, 1, 1, 0, 4], [2, 1, 0, 1, 2, 4, 4, 1]]
+    build_index_from_ids(docs, tmp / "idx", vocab_size=5)
+    return Engine.open(tmp / "idx")
+
+
+def _tv(samples, probs):
+    emp = Counter(samples)
+    return 0.5 * sum(abs(emp[t] / len(samples) - probs.get(t, 0.0)) for t in set(emp) | set(probs))
+
+
+@pytest.mark.parametrize("model", ["ngram", "infgram", "kn"])
+def test_samples_match_the_distribution(sampled, model):
+    prompt = [0, 1]
+    if model == "kn":
+        probs = dict(sampled.kn_ntd(prompt, n=2, full=True).probs)
+    else:
+        d = sampled.ntd([1]) if model == "ngram" else sampled.infgram_ntd(prompt)
+        probs = {t: c / d.prompt_count for t, c in d.counts.items()}
+        if d.end_count:
+            probs[END] = d.end_count / d.prompt_count
+    out = sampled.generate_batch([prompt] * 5000, max_new_tokens=1, model=model, n=2, seed=7)
+    samples = [o[0] if o else END for o in out]
+    assert _tv(samples, probs) < 0.03  # ~4 sd of the TV of 5,000 draws over <= 6 outcomes
+
+
+def test_generation_is_seeded_and_batch_equals_single_calls(sampled):
+    prompts = [[0], [1, 2], [], [4, 4]]
+    for model in ("infgram", "ngram", "kn"):
+        kw = dict(max_new_tokens=12, model=model, n=3, stop_at_doc_end=False)
+        batch = sampled.generate_batch(prompts, seed=3, **kw)
+        assert batch == [sampled.generate(p, seed=(3, i), **kw) for i, p in enumerate(prompts)]
+        assert batch == sampled.generate_batch(prompts, seed=3, **kw)
+        assert all(len(b) == 12 for b in batch)  # no end sampled: every step has followers
+        many = [tuple(sampled.generate([1], seed=s, **kw)) for s in range(20)]
+        assert len(set(many)) > 1
+
+
+def _argmax(probs):
+    best = max(probs.values())
+    return {t for t, p in probs.items() if p == best}
+
+
+@pytest.mark.parametrize("model", ["ngram", "infgram", "kn"])
+def test_greedy_top_k_1_and_cold_temperature_give_argmax(sampled, model):
+    history = [1, 2]
+    for _ in range(8):
+        if model == "kn":
+            probs = sampled.kn_ntd(history, n=3, full=True).probs
+        else:
+            d = sampled.ntd(history[-2:]) if model == "ngram" else sampled.infgram_ntd(history)
+            probs = dict(d.counts)
+            if d.end_count:
+                probs[END] = d.end_count
+        best = _argmax(probs)
+        for seed in range(3):
+            one = sampled.generate(history, max_new_tokens=1, model=model, n=3, top_k=1, seed=seed)
+            cold = sampled.generate(history, max_new_tokens=1, model=model, n=3,
+                                    temperature=1e-6, seed=seed)
+            zero = sampled.generate(history, max_new_tokens=1, model=model, n=3,
+                                    temperature=0.0, seed=seed)
+            for got in (one, cold, zero):
+                assert (got[0] if got else END) in best
+        nxt = min(t for t in best)
+        if nxt == END:
+            break
+        history.append(nxt)
+
+
+def test_ngram_backs_off_and_end_stops(sampled):
+    # [4, 3] never occurs: back off to [3] whose followers are 1 (x2)
+    assert sampled.generate([4, 3], max_new_tokens=1, model="ngram", n=3, seed=0) == [1]
+    # after 4: END, 4, 1 once each; top_k=1 breaks ties by id, END (-1) first
+    assert sampled.generate([1, 0, 4], max_new_tokens=5, model="ngram", n=2, top_k=1) == []
+    # without ends: 1 (tie with 4), then 2 (4 of 10 after 1), then 1 (2 of 5 after 2)
+    assert sampled.generate([1, 0, 4], max_new_tokens=3, model="ngram", n=2, top_k=1,
+                            stop_at_doc_end=False) == [1, 2, 1]
+    # [2, 4, 4, 1] is only followed by the end: the ∞-gram backs off to shorter suffixes
+    assert sampled.infgram_ntd([2, 4, 4, 1]).counts == {}
+    assert sampled.generate([2, 4, 4, 1], max_new_tokens=1, model="infgram",
+                            stop_at_doc_end=False, top_k=1) == [2]
