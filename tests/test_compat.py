@@ -8,6 +8,7 @@ Small indexes built with ``build_index_from_ids``; expected answers come from
 from __future__ import annotations
 
 import itertools
+import math
 import random
 
 import pytest
@@ -252,10 +253,10 @@ def test_infini_gram_keyword_arguments_are_accepted(idx):
 
 
 def test_unsupported_methods_say_so(eng):
-    with pytest.raises(NotImplementedError, match="creativity"):
-        eng.creativity([2])
+    with pytest.raises(NotImplementedError, match="compute_unigram_counts"):
+        eng.compute_unigram_counts()
     with pytest.raises(NotImplementedError):
-        eng.attribute([2], [], 1, 1, False)
+        eng.get_new_shards_by_index_dir()
     with pytest.raises(AttributeError):
         eng.no_such_method  # noqa: B018
 
@@ -416,3 +417,92 @@ def test_taken_down_documents_are_blocked(tmp_path):
     assert e.get_doc_by_ptr(0, 2 * 12, 4)["blocked"] is True  # pos 12 is in doc 3
     assert e.search_docs([7, 8])["cnt"] == 0
     assert e.count_cnf([[[7, 8]]])["count"] == 0
+
+
+# ----------------------------------------------------------------- creativity, attribute
+
+
+@pytest.fixture(scope="module")
+def real_text(tmp_path_factory):
+    """Standard-library docstrings as u16 word pieces in 3+ shards (``test_analysis``'s
+    corpus), word starts in a bow file, both engines over the same directory, and a text
+    spliced from corpus pieces, new combinations and an id the corpus never holds."""
+    infini = pytest.importorskip("infini_gram.engine")
+    from test_analysis import PIECE, _docstrings
+
+    root = tmp_path_factory.mktemp("compat_attr")
+    pieces = [PIECE.findall(t) for t in _docstrings()]
+    vocab = sorted({p for ps in pieces for p in ps})
+    ids = {p: 3 * i + 1 for i, p in enumerate(vocab)}
+    docs = [[ids[p] for p in ps] for ps in pieces]
+    vocab_size = 3 * len(vocab) + 2
+    m = build_index_from_ids(docs, root / "u16", vocab_size=vocab_size,
+                             shard_tokens=sum(map(len, docs)) // 3 + 100)
+    assert len(m.shards) >= 3
+    bow = [ids[p] for p in vocab if p[0] == " "]
+    (root / "bow.txt").write_text("\n".join(map(str, bow)) + "\n")
+    rng = random.Random(0)
+    text: list[int] = []
+    while len(text) < 400:
+        d = docs[rng.randrange(len(docs))]
+        if len(d) > 20:
+            a = rng.randrange(len(d) - 20)
+            text += d[a:a + rng.randrange(5, 80)] + rng.sample(bow, 2) + [vocab_size - 1]
+    kw = dict(index_dir=str(root / "u16"), eos_token_id=0, vocab_size=vocab_size,
+              token_dtype="u16", ds_prefetch_depth=0, sa_prefetch_depth=0,
+              od_prefetch_depth=0, precompute_unigram_logprobs=True,
+              bow_ids_path=str(root / "bow.txt"))
+    return {"ig": infini.InfiniGramEngine(**kw), "ours": InfiniGramEngine(**kw),
+            "text": text, "dot": ids["."]}
+
+
+def test_creativity_equals_infini_gram(real_text):
+    ig, ours, text = real_text["ig"], real_text["ours"], real_text["text"]
+    got = ours.creativity(text)
+    assert got == ig.creativity(text)
+    assert any(r - i > 5 for i, r in enumerate(got["rs"]))  # long matches
+    assert any(r == i for i, r in enumerate(got["rs"]))  # and unseen tokens
+    assert ours.creativity([]) == ig.creativity([]) == {"rs": []}
+
+
+@pytest.mark.parametrize("kw", [
+    {"delim_ids": [], "min_len": 1, "max_cnt": 10, "enforce_bow": False},
+    {"delim_ids": ["dot"], "min_len": 2, "max_cnt": 5, "enforce_bow": False},
+    {"delim_ids": [], "min_len": 1, "max_cnt": 10, "enforce_bow": True},
+    {"delim_ids": ["dot"], "min_len": 3, "max_cnt": 3, "enforce_bow": True},
+])
+def test_attribute_equals_infini_gram(real_text, kw):
+    ig, ours, text = real_text["ig"], real_text["ours"], real_text["text"]
+    kw = {**kw, "delim_ids": [real_text["dot"] if d == "dot" else d for d in kw["delim_ids"]]}
+    theirs, got = ig.attribute(text, **kw), ours.attribute(text, **kw)
+    assert set(got) == set(theirs) == {"spans"}
+    assert len(got["spans"]) > 3
+    for a, b in zip(got["spans"], theirs["spans"], strict=True):
+        assert set(a) == set(b)
+        assert [a[k] for k in ("l", "r", "length", "count")] == \
+            [b[k] for k in ("l", "r", "length", "count")]
+        assert math.isclose(a["unigram_logprob_sum"], b["unigram_logprob_sum"], rel_tol=1e-12)
+        assert a["docs"] == sorted(b["docs"], key=lambda d: (d["s"], d["ptr"]))
+        assert all(type(d["s"]) is int and type(d["ptr"]) is int for d in a["docs"])
+
+
+def test_creativity_and_attribute_bad_input_like_infini_gram(real_text):
+    ig, ours, text = real_text["ig"], real_text["ours"], real_text["text"][:20]
+    for bad in ("abc", [1, "2"], [-1], [70000], (1, 2), None):
+        assert ours.creativity(bad) == ig.creativity(bad)
+    for args in ((None, [], 1, 1, False), (text, None, 1, 1, False), (text, [-1], 1, 1, False),
+                 (text, [], -1, 1, False), (text, [], 1.0, 1, False), (text, [], 1, 0, False),
+                 (text, [], 1, True, False), (text, [], 1, 1, 1), (text, [], 1, 1, None)):
+        got = ours.attribute(*args)
+        assert set(got) == {"error"} and got == ig.attribute(*args), args
+    # The document separator cannot be queried here (infini-gram matches separators).
+    assert set(ours.creativity([65535])) == {"error"}
+
+
+def test_attribute_without_bow_ids_finds_no_word_starts(idx):
+    eng = InfiniGramEngine(idx, eos_token_id=EOS)
+    assert eng.attribute([7, 8, 9], [], 1, 10, True) == {"spans": []}
+    got = eng.attribute([7, 8, 9], [], 1, 10, False)["spans"]
+    assert [(s["l"], s["r"], s["count"]) for s in got] == [(0, 3, 1)]
+    # A separator before every document (the empty one included).
+    assert got[0]["docs"] == [{"s": 0, "ptr": 2 * (len(DOCS[0]) + len(DOCS[1]) + 4)}]

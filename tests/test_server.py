@@ -334,7 +334,8 @@ GARBAGE: list[Any] = [
 
 ALL_OPS = ["count", "prob", "ntd", "infgram-prob", "infgram-ntd", "find"] + (
     ["search"] if hasattr(Engine, "search_docs") else []) + (
-    ["cnf/count", "cnf/search", "cnf/docs-with-all"] if hasattr(Engine, "count_cnf") else [])
+    ["cnf/count", "cnf/search", "cnf/docs-with-all"] if hasattr(Engine, "count_cnf") else []) + [
+    "creativity", "infgram-text", "attribute"]
 
 
 @pytest.mark.parametrize("op", ALL_OPS)
@@ -509,8 +510,8 @@ def test_infini_gram_payload_errors(client: TestClient, engines: dict[str, Engin
     error(client.post("/", json={**base, "index": "nope", "query": "a"}), 404)
     error(client.post("/", json={**base, "query_type": "__class__", "query": "a"}), 400,
           "BadRequestError")
-    error(client.post("/", json={**base, "query_type": "creativity", "query": "a"}), 501,
-          "QueryTypeNotImplementedError")
+    error(client.post("/", json={**base, "query_type": "attribute", "query": "a",
+                                 "enforce_bow": True}), 400, "BadRequestError")
     if hasattr(Engine, "count_cnf"):  # infini-gram's count of a CNF query
         eng = engines["tiny"]
         cnf = [[eng.tokenize("cat")], [eng.tokenize("dog")]]
@@ -783,3 +784,127 @@ def test_infini_gram_payload_cnf(client: TestClient, engines: dict[str, Engine])
                                  "max_clause_freq": 10**9}), 422)
     error(client.post("/", json={**base, "query_type": "infgram_ntd", "query": "a AND b"}),
           400, "InvalidQueryError")
+
+
+# ----------------------------------------------------------------------------- whole-text analyses
+
+ANALYSES = ["creativity", "infgram-text", "attribute"]
+
+
+@pytest.mark.parametrize("text", ["the cat sat on the log", "qqq the mat", "é", ""])
+def test_text_analyses_match_the_engine(client: TestClient, engines: dict[str, Engine],
+                                        text: str) -> None:
+    eng = engines["tiny"]
+    ids = eng.tokenize(text)
+    body = both(client, "/v1/tiny/creativity", {"query": text})
+    assert body["lengths"] == eng.creativity(ids)
+    assert body["token_ids"] == ids and len(body["tokens"]) == len(ids)
+    body = both(client, "/v1/tiny/infgram-text", {"query": text})
+    want = eng.infgram_text(ids).to_dict()
+    for key in ("suffix_len", "prompt_count", "cont_count", "prob"):
+        assert body[key] == want[key], key
+    body = both(client, "/v1/tiny/attribute", {"query": text, "max_cnt": 2, "max_docs": 1,
+                                               "max_ctx_len": 5})
+    r = eng.attribute(ids, max_cnt=2, max_docs_per_span=1)
+    assert [(s["start"], s["end"], s["count"], s["unigram_logprob_sum"]) for s in body["spans"]] \
+        == [(s.start, s.end, s.count, s.unigram_logprob_sum) for s in r.spans]
+    for got, span in zip(body["spans"], r.spans):
+        assert got["text"] == eng.decode(ids[span.start:span.end])
+        assert [(d["shard"], d["pos"], d["doc_id"]) for d in got["docs"]] == \
+            [(d.shard, d.pos, d.doc_id) for d in span.docs]
+        for d in got["docs"]:  # the window, the span marked as the hit
+            assert "".join(sp["text"] for sp in d["spans"] if sp.get("hit")) == got["text"]
+
+
+def test_attribute_options_and_ids(client: TestClient, engines: dict[str, Engine]) -> None:
+    eng = engines["ids"]
+    text = [1, 2, 3, 4, 5, 2, 3, 9]
+    body = both(client, "/v1/ids/attribute", {"query_ids": text, "delim_ids": [3],
+                                              "min_len": 2, "max_cnt": 5, "max_docs": 0})
+    r = eng.attribute(text, delim_ids=[3], min_len=2, max_cnt=5, max_docs_per_span=0)
+    assert [(s["start"], s["end"], s["count"]) for s in body["spans"]] == \
+        [(s.start, s.end, s.count) for s in r.spans] != []
+    assert all(s["docs"] == [] and s["text"] is None for s in body["spans"])
+    assert "tokens" not in body
+    assert both(client, "/v1/ids/creativity", {"query_ids": text})["lengths"] == \
+        eng.creativity(text)
+
+
+def test_infgram_text_nan_is_null(tmp_path: Path) -> None:
+    """With every document taken down every probability is NaN in the engine: null in JSON."""
+    from anygram.takedown import take_down
+
+    d = tmp_path / "empty"
+    build_index_from_ids([[1, 2], [3]], d, vocab_size=100)
+    take_down(d, [0, 1])
+    eng = Engine.open(d)
+    assert all(p != p for p in eng.infgram_text([1, 2]).prob.tolist())  # NaN
+    with TestClient(create_app({"empty": eng})) as c:
+        body = ok(c.post("/v1/empty/infgram-text", json={"query_ids": [1, 2]}))
+        assert body["prob"] == [None, None] and body["prompt_count"] == [0, 0]
+        assert ok(c.get("/v1/empty/creativity", params={"query_ids": "1,2"}))["lengths"] == \
+            [0, 0]
+        assert ok(c.post("/v1/empty/attribute", json={"query_ids": [1, 2]}))["spans"] == []
+
+
+def test_text_analyses_errors_and_limits(client: TestClient, engines: dict[str, Engine]) -> None:
+    for route in ANALYSES:
+        error(client.post(f"/v1/tiny/{route}", json={"query_ids": [300]}), 400,
+              "TokenOutOfRangeError")
+        error(client.post(f"/v1/ids/{route}", json={"query": "a"}), 400, "TokenizerError")
+        error(client.post(f"/v1/nope/{route}", json={"query": "a"}), 404, "UnknownIndexError")
+        error(client.post(f"/v1/tiny/{route}", json={"query": "a", "query_ids": [1]}), 422,
+              "ValidationError")
+        error(client.post(f"/v1/tiny/{route}", json={"query": "a", "extra": 1}), 422,
+              "ValidationError")
+        error(client.put(f"/v1/tiny/{route}", json={"query": "a"}), 405)
+    for bad in ({"min_len": -1}, {"max_cnt": 0}, {"delim_ids": [True]}, {"max_docs": -1}):
+        error(client.post("/v1/tiny/attribute", json={"query": "a", **bad}), 422,
+              "ValidationError")
+    error(client.post("/v1/tiny/attribute", json={"query": "a", "delim_ids": [999]}), 400,
+          "TokenOutOfRangeError")
+    limits = ServerLimits(max_query_chars=10, max_query_tokens=4, max_docs=2, default_docs=2,
+                          max_ctx_len=3, max_attribute_cnt=5)
+    with TestClient(create_app(engines, limits)) as c:
+        for route in ANALYSES:
+            error(c.post(f"/v1/tiny/{route}", json={"query": "x" * 11}), 422,
+                  "LimitExceededError")
+            error(c.post(f"/v1/ids/{route}", json={"query_ids": [1] * 5}), 422,
+                  "LimitExceededError")
+            ok(c.post(f"/v1/ids/{route}", json={"query_ids": [1] * 4}))
+        for bad in ({"max_docs": 3}, {"max_ctx_len": 4}, {"max_cnt": 6},
+                    {"delim_ids": [1] * 5}):
+            error(c.post("/v1/ids/attribute", json={"query_ids": [1], **bad}), 422,
+                  "LimitExceededError")
+        error(c.post("/", json={"index": "ids", "query_type": "attribute", "query_ids": [1],
+                                "max_cnt": 6}), 422, "LimitExceededError")
+
+
+def test_infini_gram_payload_creativity_and_attribute(client: TestClient,
+                                                      engines: dict[str, Engine]) -> None:
+    eng = engines["tiny"]
+    text = "the cat sat on the log"
+    ids = eng.tokenize(text)
+    body = ok_compat(client.post("/", json={"index": "tiny", "query_type": "creativity",
+                                            "query": text}))
+    assert body["rs"] == eng.creativity_rs(ids) and body["token_ids"] == ids
+    assert isinstance(body["latency"], float)
+    payload = {"index": "tiny", "query_type": "attribute", "query_ids": ids,
+               "delim_ids": eng.tokenize(" "), "min_len": 2, "max_cnt": 3,
+               "enforce_bow": False}
+    body = ok_compat(client.post("/", json=payload))
+    want = eng.attribute(ids, delim_ids=eng.tokenize(" "), min_len=2, max_cnt=3)
+    assert body["spans"] == want.to_infini_gram(eng.token_width)["spans"] != []
+    assert body["tokens"] == list(text)
+    # Defaults: delim_ids [], min_len 1, max_cnt 10 (infini-gram's engine needs them all).
+    body = ok_compat(client.post("/", json={"index": "tiny", "query_type": "attribute",
+                                            "query": text}))
+    assert body["spans"] == eng.attribute(ids).to_infini_gram(eng.token_width)["spans"]
+    for bad in ({"query_ids": [300]}, {"query": "a", "delim_ids": [300]},
+                {"query": "a", "min_len": -1}):
+        error(client.post("/", json={"index": "tiny", "query_type": "attribute", **bad}), 400,
+              "InvalidQueryError")
+    error(client.post("/", json={"index": "tiny", "query_type": "creativity",
+                                 "query_ids": [300]}), 400, "InvalidQueryError")
+    error(client.post("/", json={"index": "tiny", "query_type": "attribute", "query": "a",
+                                 "max_cnt": 0}), 422, "LimitExceededError")

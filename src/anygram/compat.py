@@ -12,8 +12,9 @@ Supported: ``count``, ``find``, ``prob``, ``ntd``, ``infgram_prob``, ``infgram_n
 ``get_doc_by_ptr``, ``get_doc_by_ix`` (and their batch forms ``get_docs_by_ranks``,
 ``get_docs_by_ptrs``, ``get_docs_by_ixs``), the ``_2`` variants (``get_doc_by_rank_2``,
 ``get_doc_by_ptr_2``, ``get_doc_by_ix_2``, ``get_docs_by_ranks_2``, ``get_docs_by_ptrs_2``,
-``get_docs_by_ixs_2``) and ``get_total_doc_cnt``. The other infini-gram methods
-(``creativity``, ``attribute``, ``compute_unigram_counts``, ``get_new_shards_by_index_dir``)
+``get_docs_by_ixs_2``), ``get_total_doc_cnt``, ``creativity`` and ``attribute`` (word starts
+for ``enforce_bow`` are read from ``bow_ids_path``, one id a line, as infini-gram reads them).
+The other infini-gram methods (``compute_unigram_counts``, ``get_new_shards_by_index_dir``)
 raise :class:`NotImplementedError`.
 
 Documents come back as infini-gram's ``DocResult`` dicts: ``doc_ix`` (global, numbered in
@@ -36,9 +37,15 @@ Differences from infini-gram 2.6.0, all deliberate:
 - The document separator id (``2**(8*width) - 1``: 255, 65535 or 2**32-1) cannot be queried: it
   gives an error dict, where infini-gram matches the separators themselves.
 - Only ``version=4`` is accepted (v5 reversed indexes are not supported yet: ``ValueError``).
-  ``load_to_ram``, ``token_dtype`` and the index directories are honoured; the prefetch depths,
-  ``bow_ids_path``, ``attribution_block_size``, ``precompute_unigram_logprobs`` and
+  ``load_to_ram``, ``token_dtype``, ``bow_ids_path`` and the index directories are honoured;
+  the prefetch depths, ``attribution_block_size``, ``precompute_unigram_logprobs`` and
   ``prev_shards_by_index_dir`` are validated where infini-gram validates them, then ignored.
+- ``attribute`` always scores ``unigram_logprob_sum`` with the real unigram counts (as
+  infini-gram does with ``precompute_unigram_logprobs=True``; without it infini-gram scores
+  every token -10000); a span's ``docs`` come sorted by ``(s, ptr)`` (infini-gram's in
+  suffix-array order) and its counts honour takedowns. ``creativity`` does not share
+  infini-gram's blind spot (``docs/analyses.md``): where infini-gram under-reports, ``rs``
+  is larger. Elsewhere both answer as infini-gram's (with ``precompute_unigram_logprobs``).
 - ``search_docs`` and ``search_docs_cnf`` return **distinct** hits in a reproducible seeded
   random order (anygram's permutation, ``seed=0`` unless given), at most ``min(maxnum, cnt)``
   of them; infini-gram samples ``maxnum`` hits *with replacement* from an unseeded RNG.
@@ -71,13 +78,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .engine import Engine
 from .errors import AnygramError
 from .results import DocWindow, NextTokenDist
 
 _WIDTH_OF_DTYPE = {"u8": 1, "u16": 2, "u32": 4}
-_UNSUPPORTED = ("compute_unigram_counts", "creativity", "attribute",
-                "get_new_shards_by_index_dir")
+_UNSUPPORTED = ("compute_unigram_counts", "get_new_shards_by_index_dir")
 
 
 def _positive_int(x: Any) -> bool:
@@ -142,6 +150,15 @@ class InfiniGramEngine:
         self.maxnum = maxnum
         self.max_disp_len = max_disp_len
         self.exact_ntd = exact_ntd
+        # Word starts for attribute(enforce_bow=True), read as infini-gram reads them (an
+        # unreadable file or line raises); ids the index cannot hold can never match.
+        bow_ids: set[int] = set()
+        if bow_ids_path is not None:
+            with open(bow_ids_path) as f:
+                for line in f:
+                    bow_ids.add(int(line.strip()))
+        self._bow_ids = np.array(sorted(b for b in bow_ids if 0 <= b < self.token_id_max),
+                                 dtype=np.int64)
         # infini-gram accepts any id up to token_id_max in queries (vocab_size only bounds
         # eos_token_id), so every id but the separator is valid here.
         self.engine = Engine.open(index_dir, token_dtype=token_dtype,
@@ -641,6 +658,46 @@ class InfiniGramEngine:
         return {"cnt": r.count, "approx": r.approx,
                 "idxs": list(range(r.offset, r.offset + len(r.hits))),
                 "documents": [self._doc(h.window) for h in r.hits if h.window is not None]}
+
+    # ------------------------------------------------------------------ whole-text analyses
+
+    def creativity(self, input_ids: list[int]) -> dict[str, Any]:
+        """``{'rs': [...]}``: ``rs[i]`` is the end of the longest match starting at ``i``
+        (``rs[i] == i``: token ``i`` never occurs); the empty text gives ``[]``."""
+        if not self._ids_ok(input_ids):
+            return self._ids_error("input_ids")
+        try:
+            return {"rs": self.engine.creativity_rs(input_ids)}
+        except AnygramError as e:
+            return {"error": str(e)}
+
+    def attribute(self, input_ids: list[int], delim_ids: Iterable[int], min_len: int,
+                  max_cnt: int, enforce_bow: bool) -> dict[str, Any]:
+        """OLMoTrace's spans: ``{'spans': [{'l', 'r', 'length', 'count',
+        'unigram_logprob_sum', 'docs': [{'s', 'ptr'}]}]}`` (byte pointers; see
+        :meth:`anygram.Engine.attribute` and ``docs/analyses.md``). ``enforce_bow`` uses the
+        word starts of ``bow_ids_path`` (none without it: then no span is found)."""
+        if not self._ids_ok(input_ids):
+            return self._ids_error("input_ids")
+        if not self._ids_ok(delim_ids):
+            return self._ids_error("delim_ids")
+        if not (type(min_len) is int and min_len >= 0):
+            return {"error": "min_len must be a non-negative integer"}
+        if not _positive_int(max_cnt):
+            return {"error": "max_cnt must be a positive integer"}
+        if type(enforce_bow) is not bool:
+            return {"error": "enforce_bow must be a boolean"}
+        try:
+            r = self.engine.attribute(input_ids, delim_ids=delim_ids,  # type: ignore[arg-type]
+                                      min_len=min_len, max_cnt=max_cnt, enforce_bow=enforce_bow,
+                                      bow_ids=self._bow_ids if enforce_bow else None)
+        except AnygramError as e:
+            return {"error": str(e)}
+        out = r.to_infini_gram(self.engine.token_width)
+        for span in out["spans"]:
+            span["docs"] = sorted(({"s": self._ig_shard_of[d["s"]], "ptr": d["ptr"]}
+                                   for d in span["docs"]), key=lambda d: (d["s"], d["ptr"]))
+        return out
 
     def get_total_doc_cnt(self) -> int:
         """Number of documents in all shards."""

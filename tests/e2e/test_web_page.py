@@ -177,3 +177,31 @@ def test_cnf_query(browser: Any, base_url: str, engines: dict[str, Engine]) -> N
         WebDriverWait(browser, 10).until(
             lambda d: len(d.find_elements(By.CSS_SELECTOR, "#docs-hits li mark.c1")) > 0)
     _screenshot(browser, "web-page-cnf.png", 1280)
+
+
+@pytest.mark.skipif(not hasattr(Engine, "infgram_text"), reason="no text analyses")
+def test_longest_match_view_colours_tokens(browser: Any, base_url: str,
+                                           engines: dict[str, Engine]) -> None:
+    eng = engines["tiny"]
+    query = "the dog sat on the mat"
+    browser.set_window_size(390, 900)
+    _open(browser, base_url + "/?index=tiny")
+    browser.find_element(By.ID, "query").send_keys(query)
+    browser.find_element(By.ID, "run").click()
+    expect = eng.infgram_text(query).suffix_len.tolist()
+    sel = "#longest-tokens .tok[data-len]"
+    WebDriverWait(browser, 10).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, sel))
+                                     == len(expect))
+    toks = browser.find_elements(By.CSS_SELECTOR, sel)
+    assert [int(t.get_attribute("data-len")) for t in toks] == expect
+    colours = {t.value_of_css_property("background-color") for t in toks}
+    assert len(colours) >= 3, colours  # coloured by length, not one flat colour
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#longest-legend .tok")) == 6
+    # Coloured by creativity instead: the longest match starting at each token.
+    browser.find_element(By.ID, "longest-creativity").click()
+    WebDriverWait(browser, 5).until(lambda d: [
+        int(t.get_attribute("data-len")) for t in d.find_elements(By.CSS_SELECTOR, sel)]
+        == eng.creativity(query))
+    _screenshot(browser, "web-page-longest-match.png", 390)
+    width = browser.execute_script("return document.documentElement.scrollWidth")
+    assert width <= 400, "the page scrolls sideways on a phone"

@@ -115,6 +115,9 @@ def _warm_up_engine(e: Engine) -> None:
         lambda: e.infgram_prob([0], 0), lambda: e.infgram_ntd([0])]
     if "search" in OPERATIONS:
         calls.append(lambda: e.search_docs([0], max_docs=1))
+    if "infgram-text" in OPERATIONS:
+        calls += [lambda: e.infgram_text([0, 0]), lambda: e.creativity([0, 0]),
+                  lambda: e.attribute([0, 0], max_docs_per_span=1, with_context=True)]
     if "cnf/search" in OPERATIONS:
         calls += [lambda: e.count_cnf([[[0]], [[0]]]),
                   lambda: e.search_docs_cnf([[[0]], [[0]]], max_docs=1)]
@@ -279,9 +282,7 @@ def create_app(engines: Mapping[str, Engine], limits: ServerLimits | None = None
     @app.post("/", tags=["infini-gram API"], summary="infini-gram's API payload",
               responses={200: {"description": "infini-gram's response for the query type, "
                                               "plus `latency` (ms), `token_ids`, `tokens`."},
-                         **_ERRORS,
-                         501: {"model": m.ErrorBody,
-                               "description": "A query type not implemented yet."}})
+                         **_ERRORS})
     async def infini_gram_api(payload: m.InfiniGramRequest) -> JSONResponse:
         """Takes ``{"index" (or "corpus"), "query_type", "query" | "query_ids", ...}``.
 

@@ -35,6 +35,8 @@ class ServerLimits:
         max_ctx_len: largest ``max_ctx_len`` (context tokens on each side of a match).
         max_clause_freq: largest ``max_clause_freq`` of a CNF query.
         max_diff_tokens: largest ``max_diff_tokens`` (proximity window) of a CNF query.
+        max_attribute_cnt: largest ``max_cnt`` of an attribution (``/attribute``, and
+            infini-gram's ``attribute``): each kept span's occurrences are located.
         max_body_bytes: request body size (``413`` above it).
         timeout_s: time budget of one request, queueing included (``504`` after it).
         workers: threads running engine calls (numba kernels release the GIL).
@@ -58,6 +60,7 @@ class ServerLimits:
     max_ctx_len: int = 1000
     max_clause_freq: int = 500_000
     max_diff_tokens: int = 1000
+    max_attribute_cnt: int = 1000
     max_body_bytes: int = 64 * 1024
     timeout_s: float = 10.0
     workers: int = _default_workers()

@@ -118,6 +118,34 @@ class NtdRequest(QueryRequest):
                                 "prompt occurs more often (`approx: true`). Default: exact.")
 
 
+class AttributeRequest(QueryRequest):
+    """A text (or ids) whose rare verbatim spans are wanted, with their documents."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"query": "the cat sat on the log", "max_cnt": 10, "min_len": 2},
+        {"query_ids": [110, 97, 116, 117], "delim_ids": [46], "max_docs": 2,
+         "max_ctx_len": 10}], **_QUERY_ONE_OF})
+
+    min_len: Int = Field(1, ge=0, description="Shortest span kept (tokens).")
+    max_cnt: Int | None = Field(None, ge=1, description="Most occurrences a kept span may "
+                                                        "have (default 10, at most "
+                                                        "max_attribute_cnt).")
+    delim_ids: list[Int] | None = Field(
+        None, description="Token ids a span may end with but not run past. In a query "
+                          "string: `delim_ids=46,10`.")
+    max_docs: Int | None = Field(None, ge=0, description="Occurrences listed per span, with "
+                                                         "their windows (default and maximum: "
+                                                         "default_docs / max_docs).")
+    max_ctx_len: Int | None = Field(None, ge=0, description="Tokens of context on each side "
+                                                            "of a span's occurrence (default "
+                                                            "20).")
+
+    @field_validator("delim_ids", mode="before")
+    @classmethod
+    def _split_delims(cls, value: Any) -> Any:
+        return _split_ids(value)
+
+
 class InfiniGramRequest(BaseModel):
     """infini-gram's public API payload (``POST https://api.infini-gram.io/``).
 
@@ -136,7 +164,8 @@ class InfiniGramRequest(BaseModel):
     corpus: str | None = Field(None, description="Old name of `index`.")
     query_type: str = Field(description="count, find, prob, ntd, infgram_prob, infgram_ntd, "
                                         "search_docs, search_docs_cnf, find_cnf, "
-                                        "get_doc_by_rank, get_doc_by_ptr.")
+                                        "get_doc_by_rank, get_doc_by_ptr, creativity, "
+                                        "attribute.")
     query: str | None = Field(None, description="Text query. For prob and infgram_prob the "
                                                 "last token is the continuation.")
     query_ids: list[Int] | list[list[list[Int]]] | None = Field(
@@ -149,6 +178,13 @@ class InfiniGramRequest(BaseModel):
     s: Int | None = None
     rank: Int | None = None
     ptr: Int | None = None
+    delim_ids: list[Int] | None = Field(None, description="attribute: token ids a span may "
+                                                          "end with but not run past.")
+    min_len: Int | None = Field(None, description="attribute: shortest span (default 1).")
+    max_cnt: Int | None = Field(None, description="attribute: most occurrences of a span "
+                                                  "(default 10).")
+    enforce_bow: bool | None = Field(None, description="attribute: only false (this server "
+                                                       "has no word-start ids).")
 
 
 # ----------------------------------------------------------------------------- responses
@@ -416,3 +452,50 @@ class CnfSearchAnswer(_CnfAnswer):
 
 class DocsWithAllAnswer(_CnfAnswer):
     doc_ids: list[int] | None = None
+
+
+# ----------------------------------------------------------------------------- whole-text analyses
+
+
+class CreativityAnswer(_Answer):
+    lengths: list[int] = Field(description="Per position i, the length of the longest "
+                                           "prefix of text[i:] that occurs (0: token i "
+                                           "never occurs).")
+
+
+class InfgramTextAnswer(_Answer):
+    suffix_len: list[int] = Field(description="Per token j, the length of the longest suffix "
+                                              "of text[:j] that occurs (0: unigram).")
+    prompt_count: list[int] = Field(description="Count of that suffix.")
+    cont_count: list[int] = Field(description="Count of that suffix followed by token j.")
+    prob: list[float | None] = Field(description="cont_count / prompt_count; null when "
+                                                 "prompt_count is 0 (an empty corpus).")
+
+
+class AttributionDocModel(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    doc_id: int
+    shard: int
+    pos: int = Field(description="Token position of the occurrence in its shard.")
+    token_ids: list[int] | None = Field(None, description="The window (absent with "
+                                                          "max_docs=0).")
+    text: str | None = None
+    spans: list[Span] | None = Field(None, description="The window cut into the span "
+                                                       "(clause 0, hit) and the rest.")
+
+
+class AttributionSpanModel(BaseModel):
+    start: int
+    end: int
+    length: int
+    count: int = Field(description="Occurrences of text[start:end] in the corpus.")
+    unigram_logprob_sum: float = Field(description="Sum over its tokens of "
+                                                   "log(count([t]) / count([])).")
+    text: str | None = Field(None, description="The span decoded.")
+    docs: list[AttributionDocModel] = Field(description="Its first occurrences in corpus "
+                                                        "order (at most max_docs).")
+
+
+class AttributeAnswer(_Answer):
+    spans: list[AttributionSpanModel] = Field(description="Maximal rare spans, by start.")

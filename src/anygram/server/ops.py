@@ -294,6 +294,63 @@ def op_get_doc(ix: ServedIndex, doc_id: int, req: m.DocRequest,
             **ix.engine.get_doc(doc_id, max_tokens=max_tokens).to_dict()}
 
 
+# ----------------------------------------------------------------------------- whole text
+
+#: Context tokens on each side of an attributed span's occurrence, by default.
+ATTRIBUTE_CTX_LEN = 20
+#: An attributed span's most occurrences, by default.
+ATTRIBUTE_MAX_CNT = 10
+
+
+def op_creativity(ix: ServedIndex, req: m.QueryRequest, limits: ServerLimits) -> dict[str, Any]:
+    ids = query_ids(ix, req, limits)
+    return _answer(ix, ids, {"lengths": ix.engine.creativity(ids)})
+
+
+def op_infgram_text(ix: ServedIndex, req: m.QueryRequest,
+                    limits: ServerLimits) -> dict[str, Any]:
+    ids = query_ids(ix, req, limits)
+    d = ix.engine.infgram_text(ids).to_dict()  # NaN probabilities are None (null) here
+    del d["token_ids"]
+    return _answer(ix, ids, d)
+
+
+def _attribution_doc(ix: ServedIndex, doc: Any) -> dict[str, Any]:
+    w = doc.window
+    if w is None:
+        return {"doc_id": doc.doc_id, "shard": doc.shard, "pos": doc.pos}
+    out = {**w.to_dict(), "pos": doc.pos}
+    mark = (w.match_offset, w.match_len) if w.match_offset is not None else None
+    out["spans"] = (spans(ix, list(w.token_ids), [], mark)
+                    if w.token_ids and not w.removed else None)
+    return out
+
+
+def op_attribute(ix: ServedIndex, req: m.AttributeRequest,
+                 limits: ServerLimits) -> dict[str, Any]:
+    per_span = limits.default_docs if req.max_docs is None else req.max_docs
+    _check_max("max_docs", per_span, limits.max_docs)
+    ctx = min(ATTRIBUTE_CTX_LEN, limits.max_ctx_len) if req.max_ctx_len is None \
+        else req.max_ctx_len
+    _check_max("max_ctx_len", ctx, limits.max_ctx_len)
+    max_cnt = min(ATTRIBUTE_MAX_CNT, limits.max_attribute_cnt) if req.max_cnt is None \
+        else req.max_cnt
+    _check_max("max_cnt", max_cnt, limits.max_attribute_cnt)
+    delims = list(req.delim_ids or [])
+    _check_tokens(len(delims), limits, "delim_ids")
+    ids = query_ids(ix, req, limits)
+    r = ix.engine.attribute(ids, delim_ids=delims, min_len=req.min_len, max_cnt=max_cnt,
+                            max_docs_per_span=per_span, with_context=per_span > 0,
+                            max_ctx_len=ctx)
+    out = []
+    for s in r.spans:
+        d = s.to_dict()
+        d["text"] = ix.text(ids[s.start:s.end])
+        d["docs"] = [_attribution_doc(ix, doc) for doc in s.docs]
+        out.append(d)
+    return _answer(ix, ids, {"spans": out})
+
+
 # ----------------------------------------------------------------------------- CNF
 
 
@@ -440,6 +497,25 @@ OPTIONAL_OPERATIONS: tuple[tuple[str, Operation], ...] = (
         "Search documents with a CNF query",
         "One page of the matches of a CNF query with their documents; `spans` label each "
         "matched phrase with its clause.")),
+    ("creativity", Operation(
+        "creativity", m.QueryRequest, op_creativity, m.CreativityAnswer,
+        "Longest match at every position of a text",
+        "For each position i, the length of the longest prefix of text[i:] that occurs in "
+        "the corpus (0: the token never occurs); a match never crosses a document "
+        "boundary. The text is bounded by max_query_chars / max_query_tokens.")),
+    ("infgram_text", Operation(
+        "infgram-text", m.QueryRequest, op_infgram_text, m.InfgramTextAnswer,
+        "∞-gram of every token of a text",
+        "Entry j is infgram-prob(text[:j], text[j]): the longest suffix of the tokens before "
+        "it that occurs (suffix_len), its count, the count followed by token j, and their "
+        "ratio (null on an empty corpus). One walk over the text.")),
+    ("attribute", Operation(
+        "attribute", m.AttributeRequest, op_attribute, m.AttributeAnswer,
+        "Rare verbatim spans of a text, with their documents (OLMoTrace)",
+        "The maximal spans of the text found verbatim at most max_cnt times (at least "
+        "min_len tokens, cut after a delimiter of delim_ids), each with its count, the sum "
+        "of its tokens' unigram log-probabilities and its first max_docs occurrences with "
+        "their document windows (max_ctx_len tokens each side).")),
     ("count_docs_with_all", Operation(
         "cnf/docs-with-all", m.DocsWithAllRequest, op_docs_with_all, m.DocsWithAllAnswer,
         "Count the documents containing every clause",
@@ -591,6 +667,27 @@ def compat_get_doc_by_rank(ix: ServedIndex, ids: list[int], p: m.InfiniGramReque
     return r
 
 
+def compat_creativity(ix: ServedIndex, ids: list[int], p: m.InfiniGramRequest,
+                      limits: ServerLimits) -> dict[str, Any]:
+    return _checked(ix.compat().creativity(input_ids=ids))
+
+
+def compat_attribute(ix: ServedIndex, ids: list[int], p: m.InfiniGramRequest,
+                     limits: ServerLimits) -> dict[str, Any]:
+    if p.enforce_bow:
+        raise BadRequestError("enforce_bow is not available on this server (it has no "
+                              "word-start ids): send enforce_bow false")
+    max_cnt = min(ATTRIBUTE_MAX_CNT, limits.max_attribute_cnt) if p.max_cnt is None \
+        else p.max_cnt
+    if not 0 < max_cnt <= limits.max_attribute_cnt:
+        raise LimitExceededError(f"max_cnt must be an integer in [1, {limits.max_attribute_cnt}]")
+    delims = list(p.delim_ids or [])
+    _check_tokens(len(delims), limits, "delim_ids")
+    return _checked(ix.compat().attribute(input_ids=ids, delim_ids=delims,
+                                          min_len=1 if p.min_len is None else p.min_len,
+                                          max_cnt=max_cnt, enforce_bow=False))
+
+
 CompatHandler = Callable[[ServedIndex, list[int], m.InfiniGramRequest, ServerLimits],
                          dict[str, Any]]
 CnfHandler = Callable[[ServedIndex, list[list[list[int]]], m.InfiniGramRequest, ServerLimits],
@@ -660,6 +757,8 @@ COMPAT_QUERY_TYPES: dict[str, CompatHandler] = {
     "infgram_ntd": compat_infgram_ntd,
     "search_docs": compat_search_docs,
     "get_doc_by_rank": compat_get_doc_by_rank,
+    "creativity": compat_creativity,
+    "attribute": compat_attribute,
 }
 
 #: infini-gram ``query_type`` -> handler of a CNF query. ``count`` and ``search_docs`` come
@@ -675,8 +774,8 @@ COMPAT_CNF_QUERY_TYPES: dict[str, Callable[..., dict[str, Any]]] = {
 }
 _ALWAYS_CNF = ("search_docs_cnf", "find_cnf", "get_doc_by_ptr")
 
-#: infini-gram query types this server knows of but does not implement (501).
-COMPAT_NOT_YET = ("creativity", "attribute")
+#: infini-gram query types this server knows of but does not implement (501): none now.
+COMPAT_NOT_YET: tuple[str, ...] = ()
 
 
 def _is_cnf(p: m.InfiniGramRequest) -> bool:

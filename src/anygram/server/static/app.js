@@ -182,6 +182,49 @@
     $("card-docs").hidden = false;
   }
 
+  // Longest match: each token coloured by a length (∞-gram context, or creativity).
+  const LEN_BUCKETS = [[0, 0, "0"], [1, 1, "1"], [2, 3, "2–3"], [4, 7, "4–7"], [8, 15, "8–15"],
+                       [16, Infinity, "16+"]];
+  const bucketOf = (n) => LEN_BUCKETS.findIndex(([lo, hi]) => n >= lo && n <= hi);
+
+  function renderLongest() {
+    const r = state.longest;
+    if (!r) return;
+    const byCreativity = $("longest-creativity").checked && r.lengths;
+    const lengths = byCreativity ? r.lengths : r.suffix_len;
+    const box = $("longest-tokens");
+    box.replaceChildren();
+    r.token_ids.forEach((id, i) => {
+      const label = r.tokens ? visible(r.tokens[i]) : String(id);
+      const n = lengths[i];
+      const p = r.prob[i];
+      const title = byCreativity
+        ? `token id ${id}: the longest match starting here is ${n} token(s)`
+        : `token id ${id}: ${n} token(s) before it occur; P(token | them) = ${pct(p)} (${fmt(r.cont_count[i])} / ${fmt(r.prompt_count[i])})`;
+      box.append(el("span", { class: `tok len${bucketOf(n)}`, "data-len": String(n), title }, label));
+    });
+    if (!r.token_ids.length) box.append(el("span", { class: "muted small" }, "(empty query)"));
+    const legend = $("longest-legend");
+    legend.replaceChildren(el("span", { class: "muted" }, "tokens:"),
+      ...LEN_BUCKETS.map(([, , text], i) => el("span", { class: `tok len${i}` }, text)));
+    const n = lengths.length;
+    const mean = n ? lengths.reduce((a, b) => a + b, 0) / n : 0;
+    $("longest-meta").textContent = (byCreativity
+      ? "Length of the longest corpus match starting at each token"
+      : "Length of the longest suffix of the tokens before each token that occurs in the corpus (its ∞-gram context)") +
+      ` · mean ${mean.toFixed(1)}, max ${n ? Math.max(...lengths) : 0} · ${r.latency_ms} ms`;
+    $("card-longest").hidden = false;
+  }
+
+  async function fetchLongest(base, payload) {
+    const jobs = [api(`${base}/infgram-text`, payload)];
+    if (has("creativity")) jobs.push(api(`${base}/creativity`, payload));
+    const [text, creativity] = await Promise.all(jobs);
+    state.longest = { ...text, lengths: creativity ? creativity.lengths : null };
+    $("longest-creativity").disabled = !creativity;
+    renderLongest();
+  }
+
   // ------------------------------------------------------------------ actions
 
   function isCnf(text) { return mode() === "text" && (/ AND | OR /).test(text); }
@@ -217,8 +260,11 @@
       $("card-ntd").hidden = cnf;
       $("card-infgram").hidden = cnf;
       $("card-docs").hidden = true;
-      const searchRoute = cnf ? "cnf/search" : "search";
+      $("card-longest").hidden = true;
+      state.longest = null;
       const empty = payload.query === "" || (payload.query_ids && !payload.query_ids.length);
+      if (!cnf && !empty && has("infgram-text")) jobs.push(fetchLongest(base, payload));
+      const searchRoute = cnf ? "cnf/search" : "search";
       if (has(searchRoute) && !empty) {
         jobs.push(api(`${base}/${searchRoute}`, { ...payload }).then((r) => renderHits(r, false)));
       }
@@ -291,6 +337,7 @@
     $("query-form").addEventListener("submit", run);
     $("index").addEventListener("change", onIndexChange);
     $("docs-more").addEventListener("click", more);
+    for (const id of ["longest-suffix", "longest-creativity"]) $(id).addEventListener("change", renderLongest);
     init();
   });
 })();
