@@ -1,0 +1,96 @@
+"""``anygram serve``: the HTTP server."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from ..engine import Engine
+from ._common import main
+
+_INDEX_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def _served_indexes(dirs: tuple[Path, ...], names: tuple[str, ...]) -> dict[str, Path]:
+    """Index name -> directory: each DIR under its directory name, plus NAME=DIR pairs."""
+    served: dict[str, Path] = {}
+    pairs = [(Path(d).resolve().name, Path(d)) for d in dirs]
+    for item in names:
+        name, sep, path = item.partition("=")
+        if not sep or not path:
+            raise click.BadParameter(f"{item!r} is not NAME=DIR", param_hint="--name")
+        pairs.append((name, Path(path)))
+    for name, path in pairs:
+        if not _INDEX_NAME.match(name):
+            raise click.BadParameter(f"index name {name!r}: use letters, digits, '.', '_' and "
+                                     "'-' (give it one with --name NAME=DIR)",
+                                     param_hint="--name")
+        if name in served:
+            raise click.BadParameter(f"two indexes are named {name!r}: name them with "
+                                     "--name NAME=DIR", param_hint="--name")
+        served[name] = path
+    if not served:
+        raise click.UsageError("give at least one index directory (or --name NAME=DIR)")
+    return served
+
+
+@main.command()
+@click.argument("dirs", nargs=-1, type=click.Path(path_type=Path), metavar="[DIR]...")
+@click.option("--name", "names", multiple=True, metavar="NAME=DIR",
+              help="Serve DIR as NAME (repeatable; by default an index is named after its "
+                   "directory).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to listen on. The default answers only this machine; "
+                   "0.0.0.0 serves the indexes to the whole network.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port (0: a free one).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Threads running queries (default: the cores, 2 to 8).")
+@click.option("--max-pending", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Requests in flight before the server answers 503 (default 64).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="SECONDS", help="Time budget of one request (default 10).")
+@click.option("--get", "get_path", default=None, metavar="PATH",
+              help="Answer one GET request in-process (e.g. '/v1/idx/count?query=a'), print "
+                   "the JSON and exit: status 1 if it is an error. No socket is opened.")
+def serve(dirs: tuple[Path, ...], names: tuple[str, ...], host: str, port: int,
+          workers: int | None, max_pending: int | None, timeout: float | None,
+          get_path: str | None) -> None:
+    """Serve indexes over HTTP: a JSON API (/v1/...), infini-gram's API (POST /), a web page (/).
+
+    Read-only. Routes: /v1/indexes, /v1/{index}/count, /prob, /ntd, /infgram-prob,
+    /infgram-ntd, /find, /search, /docs/{doc_id}, /cnf/count, /cnf/search (GET with a
+    query string or POST with JSON). The OpenAPI documentation is at /docs; see
+    docs/http-api.md.
+
+    \b
+    Example:
+      anygram serve idx-wiki/ --port 8000
+      anygram serve --name wiki=idx-wiki/ --name code=idx-code/ --port 0
+      anygram serve idx/ --get '/v1/idx/count?query=natural%20language'
+    """
+    try:
+        import uvicorn
+
+        from ..server import ServerLimits, create_app
+        from ..server.app import get_in_process
+    except ImportError as exc:
+        raise click.ClickException(f"anygram serve cannot load its web server ({exc}): "
+                                   "reinstall anygram: pip install anygram") from None
+    served = _served_indexes(dirs, names)
+    overrides = {k: v for k, v in (("workers", workers), ("max_pending", max_pending),
+                                   ("timeout_s", timeout)) if v is not None}
+    engines = {name: Engine.open(path) for name, path in served.items()}
+    app = create_app(engines, ServerLimits(**overrides))
+    if get_path is not None:
+        status, body = get_in_process(app, get_path)
+        click.echo(body.decode("utf-8"))
+        if status >= 400:
+            sys.exit(1)
+        return
+    click.echo(f"serving {', '.join(served)} on http://{host}:{port}/ (Ctrl-C to stop)",
+               err=True)
+    uvicorn.run(app, host=host, port=port, log_level="info")

@@ -1,0 +1,65 @@
+"""Boolean queries: AND of ORs of phrases, with a proximity window (mixed into the Engine).
+
+The semantics are specified in ``docs/cnf.md``; in short, a *match* is an occurrence of the
+first clause (the anchor) such that every other clause occurs in the same document within
+``max_diff_tokens`` (``d``) tokens of it, start to start, and the count is the number of
+matches. Everything is exact unless the rarest clause occurs more than ``max_clause_freq``
+times; then a uniform sample of anchor occurrences (without replacement) is checked and the
+count is scaled up: unbiased, flagged ``approx``.
+
+How an exact answer is computed, per shard (a document never spans shards), by the cheapest
+plan for the clause counts at hand under a small cost model in nanoseconds (:func:`_choose`):
+
+- **anchor-driven**: read the anchor clause's occurrences from the suffix array (radix
+  sort), then check their partners clause by clause (:func:`_split_partners`), each either
+
+  - read from the suffix array too (``merge``; checked first, narrowing the anchors), or
+  - looked up in the token text around each remaining anchor, by walking outward until
+    every looked-up clause is seen (``probe``, :func:`anygram.kernels.probe_anchors`: a few
+    steps when the partners are frequent) or by scanning ``[a - d, a + d]`` and storing the
+    hits (``windows``, :func:`anygram.kernels.phrase_hits`, ~1 ns a position).
+
+- **driven by a rarer clause r**: read r's occurrences and scan ``[r - d, r + d]`` around each
+  for the anchor phrases: every anchor found has its r-partner; then check its other
+  partners as above.
+
+Looking a clause up in the text costs O(anchors x d) whatever its count, so ``"natural" AND
+"the"`` costs what ``"natural"`` costs and no frequent clause is materialized; reading from
+the suffix array costs O(count) and wins when no clause is much rarer than the others.
+:func:`anygram.kernels.verify_anchors` checks anchors against sorted occurrence lists with
+one forward pointer per clause.
+
+The package: :mod:`~anygram.cnf.queries` (the public methods, their options and the validation
+of a query), :mod:`~anygram.cnf.plans` (the plan data and the cost model) and
+:mod:`~anygram.cnf.execution` (running a plan on the shards).
+"""
+
+from __future__ import annotations
+
+from .queries import (
+    DEFAULT_MAX_CLAUSE_FREQ,
+    DEFAULT_MAX_DIFF_TOKENS,
+    MAX_CLAUSES,
+    MAX_TERMS,
+    CnfQueries,
+    CnfQuery,
+    Order,
+    Phrase,
+)
+
+#: Tests set this to force one plan: anchors read from the suffix array with partners found
+#: by "windows", "probe", "merge" or half merged, half probed ("split") (see
+#: :func:`~anygram.cnf.plans._split_partners`), or "driver" (driven by the rarest other
+#: clause). None: the cheapest.
+_FORCE: str | None = None
+
+__all__ = [
+    "DEFAULT_MAX_CLAUSE_FREQ",
+    "DEFAULT_MAX_DIFF_TOKENS",
+    "MAX_CLAUSES",
+    "MAX_TERMS",
+    "CnfQueries",
+    "CnfQuery",
+    "Order",
+    "Phrase",
+]

@@ -1,0 +1,189 @@
+"""The plans of a CNF query: a validated query with where its clauses occur (:class:`_Plan`),
+the matches found (:class:`_Run`), and the cost model that picks how to find them
+(:func:`_choose`, :func:`_split_partners`). See :mod:`anygram.cnf`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+#: The cost model of :func:`_choose` and :func:`_split_partners`, in nanoseconds of CPU
+#: (measured with ``time.process_time`` on a 20M-token u16 index, ``bench/bench_cnf.py``'s):
+#: reading an occurrence from the suffix array and radix-sorting it; an anchor also needs its
+#: document and its bounds (:func:`anygram.kernels.docs_of_sorted`); scanning one text
+#: position; storing one hit found by scanning (and splitting and verifying it); the first
+#: touch of a random place in the text (a cache miss); one step of
+#: :func:`anygram.kernels.probe_anchors`' outward walk.
+_READ_NS = 11.0
+_ANCHOR_NS = 20.0
+_SCAN_NS = 1.0
+_HIT_NS = 25.0
+_MISS_NS = 80.0
+_PROBE_NS = 2.0
+
+
+def _forced() -> str | None:
+    """The plan the tests force, ``anygram.cnf._FORCE``: read from the package at each call,
+    where the tests set it."""
+    from . import _FORCE
+
+    return _FORCE
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A validated CNF, its clauses reduced to prefix-free phrase sets, and where they occur."""
+
+    clauses: list[list[list[int]]]  # [clause][phrase] -> ids; clause 0 is the anchor
+    ranges: list[list[list[tuple[int, int]]]]  # [clause][phrase][shard] -> SA rank range
+    counts: list[int]  # distinct occurrence positions per clause (taken-down docs included)
+    qbytes: list[list[np.ndarray]]  # [clause][phrase] -> little-endian token bytes
+    required: list[int]  # the anchor clause, then the partners not implied by another
+
+    def shard_count(self, clause: int, shard: int) -> int:
+        """Occurrences of a clause in one shard (taken-down documents included)."""
+        return sum(rs[shard][1] - rs[shard][0] for rs in self.ranges[clause])
+
+    def flat(self, clause_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The phrases of ``clause_ids`` as the kernels take them: bytes, offsets, clause bits."""
+        chunks, bits = [], []
+        for j in clause_ids:
+            for q in self.qbytes[j]:
+                chunks.append(q)
+                bits.append(1 << j)
+        poff = np.zeros(len(chunks) + 1, dtype=np.int64)
+        poff[1:] = np.cumsum([c.shape[0] for c in chunks])
+        pbytes = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.uint8)
+        return pbytes, poff, np.array(bits, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """The matches of a plan: per shard, the ascending positions of matching anchors (all of
+    them when exact, those among the sample when ``sampled > 0``)."""
+
+    matches: list[np.ndarray] | None  # None when only the count was needed
+    estimate: float
+    stderr: float
+    sampled: int  # 0: exact
+    sample_matches: int
+
+
+def _reduce(clause: list[list[int]]) -> list[list[int]]:
+    """Drop repeated phrases and phrases that extend another phrase of the clause.
+
+    Two phrases start at the same position only if one is a prefix of the other, and then the
+    longer one's occurrences are a subset of the shorter one's. So the occurrences of the kept
+    phrases are pairwise disjoint and their union is the clause's: counting, sampling and
+    scanning the kept phrases counts each position once.
+    """
+    kept: list[list[int]] = []
+    for p in sorted({tuple(p) for p in clause}, key=lambda t: (len(t), t)):  # deterministic
+        if not any(list(p[:len(q)]) == q for q in kept):
+            kept.append(list(p))
+    return kept
+
+
+def _implies(a: list[list[int]], b: list[list[int]]) -> bool:
+    """Whether a phrase of clause ``b`` starts wherever a phrase of clause ``a`` does (each
+    phrase of ``a`` extends one of ``b``): then any occurrence of ``a`` is one of ``b``."""
+    return all(any(p[:len(q)] == q for q in b) for p in a)
+
+
+def _scan_cost(centers: int, radius: int, density: float, positions: int) -> float:
+    """Cost of scanning ``2 * radius + 1`` positions around each of ``centers`` random places
+    (together at most the whole shard) and storing the ``density`` hits per position."""
+    scanned = min(centers * (2 * radius + 1), positions)
+    return centers * _MISS_NS + scanned * (_SCAN_NS + _HIT_NS * density)
+
+
+def _reach(d: int, count: int, positions: int) -> float:
+    """Expected steps of an outward walk from an anchor until a clause of ``count``
+    occurrences is seen: ~1/density each side, and the whole window when it is rare."""
+    return min(2 * d + 1, 2 * positions / max(count, 1))
+
+
+def _split_partners(k: int, n: dict[int, int], d: int, positions: int
+                    ) -> tuple[list[int], str, float]:
+    """How to find the partners of ``k`` anchors (partner clause -> count ``n``).
+
+    Each clause is either read from the suffix array (``merge``: ``count`` reads, whatever
+    ``k``) or looked up in the text around each anchor, the looked-up clauses together by
+    the cheaper of an outward walk that stops when all are seen (``probe``) or a scan of the
+    whole window that stores the hits (``windows``). Returns the clauses to merge, the way
+    for the others, and the total cost. Merged clauses are checked first and narrow the
+    anchors the text is read around (not modelled: a bonus).
+    """
+    force = _forced()
+    looked = [j for j in n if k * _PROBE_NS * _reach(d, n[j], positions) < n[j] * _READ_NS]
+    if force in ("windows", "probe"):
+        looked = list(n)
+    elif force == "merge":
+        looked = []
+    elif force == "split":  # tests: exercise both at once
+        looked = list(n)[::2]
+    merged = [j for j in n if j not in looked]
+    cost = sum(n[j] for j in merged) * _READ_NS
+    if not looked:
+        return merged, "probe", cost
+    probe = k * (_MISS_NS + _PROBE_NS * max(_reach(d, n[j], positions) for j in looked))
+    windows = _scan_cost(k, d, sum(n[j] for j in looked) / max(positions, 1), positions)
+    way = "probe" if probe <= windows else "windows"
+    if force in ("windows", "probe"):
+        way = force
+    return merged, way, cost + min(probe, windows)
+
+
+def _choose(n: dict[int, int], d: int, positions: int, count_only: bool = False) -> int:
+    """The clause to drive the exact plan of one shard from (see the module doc): 0, read
+    the anchors and check their partners (:func:`_split_partners`); or a partner ``r``, read
+    its occurrences, scan ``[r - d, r + d]`` around each for anchor candidates (stored: every
+    one within ``d`` of ``r``), then check their other partners. With one partner and
+    ``count_only``, the candidates are the matches and are only counted.
+
+    ``n`` maps the anchor clause (0) and the required partners to their occurrences in the
+    shard, ``positions`` is its size. Ties go to the lower clause index.
+    """
+    force = _forced()
+    partners = [j for j in n if j != 0]
+    if partners and force == "driver":
+        return min(partners, key=lambda j: n[j])
+    if not partners or force is not None:
+        return 0
+    costs = {0: n[0] * _ANCHOR_NS + _split_partners(n[0], {j: n[j] for j in partners}, d,
+                                                     positions)[2]}
+    for r in partners:
+        found = min(n[0], n[r] * (2 * d + 1) * n[0] / max(positions, 1))  # candidates
+        rest = {j: n[j] for j in partners if j != r}
+        stored = 0.0 if count_only and not rest else n[0] / max(positions, 1)
+        costs[r] = n[r] * _ANCHOR_NS + _scan_cost(n[r], d, stored, positions) + (
+            _split_partners(int(found), rest, d, positions)[2] if rest else 0.0)
+    return min(costs, key=lambda j: (costs[j], j))
+
+
+def _csr(lists: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Ascending position lists as :func:`anygram.kernels.verify_anchors` takes them."""
+    start = np.zeros(len(lists) + 1, dtype=np.int64)
+    start[1:] = np.cumsum([x.shape[0] for x in lists])
+    occ = np.concatenate(lists) if lists else np.zeros(0, dtype=np.int64)
+    return occ.astype(np.int64, copy=False), start
+
+
+def _by_clause(hp: np.ndarray, hb: np.ndarray, clauses: Sequence[int]) -> list[np.ndarray]:
+    """Split phrase hits (ascending positions, clause bits) into one list per clause."""
+    return [hp[(hb >> j) & 1 == 1] for j in clauses]
+
+
+def _estimate(total: int, y: np.ndarray) -> tuple[float, float]:
+    """Unbiased estimate of ``sum`` over a population of ``total`` units from the values ``y``
+    of a uniform sample without replacement, and its estimated standard error (with the
+    finite-population correction)."""
+    n = y.shape[0]
+    est = total * float(y.mean()) if n else 0.0
+    if n < 2:
+        return est, 0.0
+    var = float(y.var(ddof=1)) * (1.0 - n / total) / n
+    return est, total * math.sqrt(max(var, 0.0))
