@@ -23,6 +23,7 @@ from . import fetch  # noqa: F401
 from . import documents  # noqa: F401
 from . import serve  # noqa: F401
 from . import takedown  # noqa: F401
+from . import evaluate  # noqa: F401
 # isort: on
 
 __all__ = ["main"]

@@ -1,0 +1,118 @@
+"""Pictures of an evaluation (``docs/evaluation.md``): a text coloured per token by its ∞-gram
+suffix length, for the terminal (ANSI, through click) and as HTML, and a matplotlib figure of
+agreement vs suffix length and the suffix-length histogram (the ``plots`` extra)."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from .evaluation import require
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .evaluation import EvalResult
+
+#: Suffix-length bins ``[lo, hi)`` and their colours: (label, lo, hi, hex, xterm-256 index).
+BINS: tuple[tuple[str, int, int, str, int], ...] = (
+    ("0", 0, 1, "#f2f2f2", 255),
+    ("1", 1, 2, "#fde0c5", 223),
+    ("2-3", 2, 4, "#facba6", 216),
+    ("4-7", 4, 8, "#f8b58b", 209),
+    ("8-15", 8, 16, "#c0e0a0", 150),
+    ("16-31", 16, 32, "#7fc97f", 113),
+    ("32+", 32, 1 << 62, "#3a9a5a", 71),
+)
+
+
+def bin_of(suffix_len: int) -> int:
+    """Index in :data:`BINS` of a suffix length."""
+    for i, (_, lo, hi, _, _) in enumerate(BINS):
+        if lo <= suffix_len < hi:
+            return i
+    return len(BINS) - 1
+
+
+def token_pieces(engine: Engine, ids: Sequence[int]) -> list[str]:
+    """The text of each token, so that the pieces join to ``decode(ids)`` where the
+    tokenizer allows: piece ``j`` is ``decode(ids[:j+1])`` minus ``decode(ids[:j])`` (a
+    token that ends inside a character gets its text once the character is complete)."""
+    pieces: list[str] = []
+    prev = ""
+    for j in range(len(ids)):
+        cur = engine.decode(list(ids[: j + 1]))
+        if cur.startswith(prev) and not cur.endswith("\ufffd"):
+            pieces.append(cur[len(prev):])
+            prev = cur
+        else:
+            pieces.append("")
+    if pieces and prev != engine.decode(list(ids)):
+        pieces[-1] += engine.decode(list(ids))[len(prev):]
+    return pieces
+
+
+def ansi(pieces: Sequence[str], suffix_len: Sequence[int]) -> str:
+    """The pieces with a background colour per suffix-length bin (xterm 256 colours), and a
+    legend line."""
+    body = "".join(click.style(p, bg=BINS[bin_of(int(L))][4], fg=16)
+                   for p, L in zip(pieces, suffix_len))
+    legend = " ".join(click.style(f" {b[0]} ", bg=b[4], fg=16) for b in BINS)
+    return f"{body}\nsuffix length: {legend}"
+
+
+def html_page(pieces: Sequence[str], suffix_len: Sequence[int],
+              title: str = "anygram: tokens by ∞-gram suffix length") -> str:
+    """A standalone HTML page: each token a ``<span>`` coloured by suffix-length bin, with
+    its suffix length as a tooltip."""
+    spans = "".join(
+        f'<span class="b{bin_of(int(L))}" title="suffix_len={int(L)}">{html.escape(p)}</span>'
+        for p, L in zip(pieces, suffix_len))
+    css = "".join(f".b{i}{{background:{b[3]}}}" for i, b in enumerate(BINS))
+    legend = " ".join(f'<span class="b{i}">&nbsp;{b[0]}&nbsp;</span>'
+                      for i, b in enumerate(BINS))
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+            f"</title><style>body{{font-family:sans-serif}}pre{{white-space:pre-wrap;"
+            f"font-family:monospace;line-height:1.6}}{css}</style></head><body>"
+            f"<p>suffix length: {legend}</p><pre>{spans}</pre></body></html>\n")
+
+
+def eval_html(engine: Engine, result: EvalResult) -> str:
+    """All texts of an evaluation as one HTML page (a rule between texts)."""
+    parts = []
+    for t in result.texts:
+        pieces = token_pieces(engine, t.token_ids.tolist()) if engine.tokenizer is not None \
+            else [f"[{i}]" for i in t.token_ids.tolist()]
+        page = html_page(pieces, t.suffix_len.tolist())
+        parts.append(page[page.index("<pre>"):page.index("</pre>") + 6])
+    page = html_page([], [])
+    head, tail = page.split("<pre></pre>")
+    return head + "<hr>".join(parts) + tail
+
+
+def plot(result: EvalResult, path: str | Path) -> None:
+    """Write a figure: agreement vs suffix length (left) and the suffix-length histogram
+    (right). Needs matplotlib (``pip install 'anygram[plots]'``)."""
+    matplotlib = require("matplotlib", "plots")
+    matplotlib.use("Agg")
+    plt = require("matplotlib.pyplot", "plots")
+    s = result.to_dict()["infgram"]
+    by = s["by_suffix_len"]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.plot([r["suffix_len"] for r in by], [r["agreement"] for r in by], marker="o", ms=3)
+    a.set_xlabel("suffix length (tokens)")
+    a.set_ylabel("∞-gram next-token agreement")
+    a.set_ylim(0, 1)
+    a.set_title(f"agreement {s['agreement']:.3f} over {s['tokens']} tokens"
+                if s["tokens"] else "no tokens")
+    hist = s["suffix_len_hist"]
+    b.bar(range(len(hist)), hist, width=1.0)
+    b.set_xlabel("suffix length (tokens)")
+    b.set_ylabel("tokens")
+    b.set_title("suffix-length histogram")
+    fig.tight_layout()
+    fig.savefig(str(path))
+    plt.close(fig)
