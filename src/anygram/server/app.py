@@ -1,8 +1,10 @@
 """The ASGI app: ``create_app(engines, limits)``, routes, error handlers and the web page.
 
 The app is thin: each route validates the request with its model, runs the matching
-handler of :mod:`anygram.server.ops` in the :class:`~anygram.server.pool.WorkPool`, and
-answers its dict. All errors go through :func:`_error_response` (one shape, real status).
+handler of :mod:`anygram.server.ops` (``/v1`` routes) or
+:mod:`anygram.server.infini_gram_api` (``POST /``) in the
+:class:`~anygram.server.pool.WorkPool`, and answers its dict. All errors go through
+:func:`_error_response` (one shape, real status).
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the route signatures made in
@@ -34,8 +36,9 @@ from .errors import (
     error_body,
     validation_message,
 )
+from .infini_gram_api import run_compat
 from .limits import ServerLimits
-from .ops import HAS_GET_DOC, OPERATIONS, Operation, ServedIndex, op_get_doc, run_compat
+from .ops import HAS_GET_DOC, OPERATIONS, Operation, ServedIndex, op_get_doc
 from .pool import WorkPool
 
 STATIC_DIR = Path(__file__).parent / "static"
