@@ -6,6 +6,8 @@ A corpus is a list of documents (lists of token ids); shards do not matter here.
 
 from __future__ import annotations
 
+from collections import Counter
+
 BOS = "<s>"
 END = -1
 
@@ -43,12 +45,15 @@ def cont_total(docs, h: tuple) -> int:
     return len({(g[0], g[-1]) for g in ngrams(docs, len(h) + 2) if g[1:-1] == h})
 
 
-def kn_prob(docs: list[list[int]], prompt: list[int], w, n: int, d: float) -> float:
-    """Interpolated Kneser-Ney P(w | prompt) of order n with one discount d for every order."""
+def kn_prob(docs: list[list[int]], prompt: list[int], w, n: int, d) -> float:
+    """Interpolated Kneser-Ney P(w | prompt) of order n with one discount d for every order
+    (or d[j] for order j: a dict of orders 2..n)."""
     ctx = tuple(prompt[max(0, len(prompt) - (n - 1)):])
     m = len(ctx)
+    ds = d
 
     def p(k: int) -> float:
+        d = ds.get(k + 1, 0.0) if isinstance(ds, dict) else ds  # k = 0: not discounted
         if k == 0:
             bigrams = set(ngrams(docs, 2))
             return len({x for x, y in bigrams if y == w}) / len(bigrams)
@@ -66,3 +71,33 @@ def kn_prob(docs: list[list[int]], prompt: list[int], w, n: int, d: float) -> fl
                 + d * len(followers(docs, h)) / total * p(k - 1))
 
     return p(m)
+
+
+def kgram_counts(docs: list[list[int]], k: int, continuation: bool = False) -> Counter:
+    """The k-grams of the model (k - 1 document tokens, then a token or END) with their raw
+    counts, or with their continuation counts N1+(• g) (distinct x, <s> included)."""
+    grams = [g for g in ngrams(docs, k) if g[0] != BOS]
+    if not continuation:
+        return Counter(grams)
+    preds: dict[tuple, set] = {}
+    for g in ngrams(docs, k + 1):
+        if g[1] != BOS:
+            preds.setdefault(g[1:], set()).add(g[0])
+    assert set(preds) == set(grams)
+    return Counter({g: len(x) for g, x in preds.items()})
+
+
+def count_of_counts(docs: list[list[int]], k: int, maxc: int, continuation: bool = False
+                    ) -> list[int]:
+    """[0, #types with count 1, .., #types with count maxc]."""
+    by = Counter(kgram_counts(docs, k, continuation).values())
+    return [0] + [by[c] for c in range(1, maxc + 1)]
+
+
+def estimate_discounts(docs: list[list[int]], n: int) -> dict[int, float]:
+    """D = n1 / (n1 + 2 n2) per order 2..n: raw counts at n, continuation counts below."""
+    out = {}
+    for k in range(2, n + 1):
+        _, n1, n2 = count_of_counts(docs, k, 2, continuation=k < n)
+        out[k] = n1 / (n1 + 2 * n2) if n1 + 2 * n2 else 0.75
+    return out

@@ -8,6 +8,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import reference_lm as ref
 from hypothesis import given, settings
@@ -186,3 +187,129 @@ def test_ngram_backs_off_and_end_stops(sampled):
     assert sampled.infgram_ntd([2, 4, 4, 1]).counts == {}
     assert sampled.generate([2, 4, 4, 1], max_new_tokens=1, model="infgram",
                             stop_at_doc_end=False, top_k=1) == [2]
+
+
+# ---------------------------------------------------------------------------- discounts
+
+
+def _shard_docs(eng, docs):
+    """The documents of each shard, in order."""
+    out, i = [], 0
+    for s in eng.shards:
+        out.append(docs[i:i + s.num_docs])
+        i += s.num_docs
+    assert i == len(docs)
+    return out
+
+
+@settings(max_examples=60)
+@given(corpora())
+def test_count_of_counts_equals_brute_force(case):
+    from anygram.kernels.lm import count_of_counts
+    vocab, _, docs, _ = case
+    tmp, eng = _open(docs, vocab)
+    try:
+        s = eng.shards[0]
+        blocks = s.sa.shape[0] // s.ptr_width
+        windows = np.array([[a, a + 3] for a in range(0, blocks, 3)], dtype=np.int64)
+        for order in (2, 3, 4):
+            for cont in (False, True):
+                want = ref.count_of_counts(docs, order, 3, continuation=cont)
+                got = count_of_counts(s.ds, s.sa, s.ptr_width, eng.token_width, order, 3,
+                                      continuation=cont)
+                assert got.tolist() == want, (docs, vocab, order, cont)
+                # windows covering the table: the same, except for the shard's unmerged
+                # last k-gram (its rank is not known to a sampled walk)
+                part = count_of_counts(s.ds, s.sa, s.ptr_width, eng.token_width, order, 3,
+                                       continuation=cont, windows=windows)
+                diff = (got - part).tolist()
+                assert diff in ([0] * 4, [0, 1, 0, 0])
+    finally:
+        shutil.rmtree(tmp)
+
+
+@settings(max_examples=40)
+@given(corpora())
+def test_estimate_discounts_equals_the_formula(case):
+    vocab, _, docs, budget = case
+    tmp, eng = _open(docs, vocab, budget)
+    try:
+        for n in (2, 3, 4):
+            got = eng.estimate_discounts(n)
+            assert sorted(got) == list(range(2, n + 1))
+            if eng.num_shards == 1:
+                assert got == pytest.approx(ref.estimate_discounts(docs, n), abs=1e-15)
+            # several shards: the shards' count-of-counts are summed (documented approximation)
+            per = [[ref.count_of_counts(d, k, 2, continuation=k < n) for d in
+                    _shard_docs(eng, docs)] for k in range(2, n + 1)]
+            for k, cocs in zip(range(2, n + 1), per):
+                n1, n2 = sum(c[1] for c in cocs), sum(c[2] for c in cocs)
+                assert got[k] == pytest.approx(n1 / (n1 + 2 * n2) if n1 + 2 * n2 else 0.75)
+                assert 0.0 <= got[k] <= 1.0
+    finally:
+        shutil.rmtree(tmp)
+
+
+def test_estimate_discounts_by_hand(tmp_path):
+    # one document a b a b c: bigrams ab x2, ba, bc, c END -> n1 = 3, n2 = 1 -> D2 = 3/5
+    build_index_from_ids([[0, 1, 0, 1, 2]], tmp_path / "idx", vocab_size=3)
+    eng = Engine.open(tmp_path / "idx")
+    assert eng.estimate_discounts(2) == {2: pytest.approx(3 / 5)}
+    # n = 3: trigrams aba, bab, abc, bc END all once -> D3 = 1; bigrams by distinct
+    # predecessors: ab {<s>, b} = 2, ba {a}, bc {a}, c END {b} -> n1 = 3, n2 = 1
+    assert eng.estimate_discounts(3) == {2: pytest.approx(3 / 5), 3: 1.0}
+
+
+def test_estimate_discounts_honours_takedowns(tmp_path):
+    from anygram import takedown
+    docs = [[0, 1, 2, 0, 1], [3, 1, 2, 1, 2], [0, 1, 0, 1, 1], [2, 2, 2]]
+    build_index_from_ids(docs, tmp_path / "idx", vocab_size=4)
+    takedown.take_down(tmp_path / "idx", [1, 3])
+    eng = Engine.open(tmp_path / "idx")
+    kept = [docs[0], docs[2]]
+    for n in (2, 3, 4):
+        assert eng.estimate_discounts(n) == pytest.approx(ref.estimate_discounts(kept, n))
+
+
+def test_estimate_discounts_sampled(tmp_path):
+    rng = np.random.default_rng(1)
+    docs = [rng.zipf(1.6, size=int(rng.integers(5, 60))).clip(max=200).tolist()
+            for _ in range(400)]
+    build_index_from_ids(docs, tmp_path / "idx", vocab_size=201)
+    eng = Engine.open(tmp_path / "idx")
+    exact = eng.estimate_discounts(3)
+    assert exact == pytest.approx(ref.estimate_discounts(docs, 3))
+    assert eng.estimate_discounts(3, sample=10 ** 9) == exact  # more than the table: exact
+    a = eng.estimate_discounts(3, sample=5000, seed=4)
+    assert a == eng.estimate_discounts(3, sample=5000, seed=4)  # seeded
+    assert a != exact
+    for k in exact:
+        assert a[k] == pytest.approx(exact[k], abs=0.08)
+    with pytest.raises(InvalidQueryError):
+        eng.estimate_discounts(3, sample=0)
+    with pytest.raises(InvalidQueryError):
+        eng.estimate_discounts(1)
+
+
+def test_kn_with_estimated_discounts(tmp_path):
+    docs = [[0, 1, 2, 1, 0], [2, 2, 1], [], [1, 0, 3, 1, 2, 0, 1], [0, 1, 2, 2]]
+    build_index_from_ids(docs, tmp_path / "idx", vocab_size=6)
+    eng = Engine.open(tmp_path / "idx")
+    for n in (2, 3, 4):
+        est = eng.estimate_discounts(n)
+        assert est == pytest.approx(ref.estimate_discounts(docs, n))
+        for prompt in ([], [1], [0, 1], [2, 1, 0], [5], [3, 1, 2]):
+            probs = {w: eng.kn_prob(prompt, w, n=n, discount="estimate") for w in
+                     [*range(6), END]}
+            assert math.fsum(r.prob for r in probs.values()) == pytest.approx(1.0, abs=1e-9)
+            for w, r in probs.items():
+                assert r.discounts == tuple(est[j] for j in range(2, r.order + 1))
+                assert r.prob == pytest.approx(ref.kn_prob(docs, prompt, w, n, est), abs=1e-12)
+            dist = eng.kn_ntd(prompt, n=n, discount="estimate", full=True)
+            assert math.fsum(dist.probs.values()) == pytest.approx(1.0, abs=1e-9)
+    est = eng.estimate_discounts(3)
+    out = eng.generate([0], max_new_tokens=5, model="kn", n=3, discount="estimate", seed=1)
+    assert out == eng.generate([0], max_new_tokens=5, model="kn", n=3,
+                               discount=[est[2], est[3]], seed=1)
+    with pytest.raises(InvalidQueryError):
+        eng.kn_prob([0], 1, discount="guess")

@@ -21,6 +21,10 @@ and below it they are continuation counts, ``c_k(w) = N1+(• h_k w)`` (distinct
 ``<s>`` included), ``T_k = N1+(• h_k •)``; ``F_k`` is the number of distinct ``w`` with
 ``c_k(w) > 0``. Every count honours takedowns.
 
+Discounts. Fixed (:data:`DEFAULT_DISCOUNT`, or given), or ``discount="estimate"``:
+:meth:`~LanguageModels.estimate_discounts`, ``D = n1 / (n1 + 2 n2)`` per order from the
+count-of-counts of the corpus (one suffix-array walk per order, :mod:`anygram.kernels.lm`).
+
 Cost. The top order is one :meth:`~anygram.Engine.ntd`. A lower order enumerates every
 occurrence of its context and reads the tokens on both sides: O(count(h_k)) (a frequent
 one-token context of a big corpus is millions of reads). The unigram base enumerates the whole
@@ -39,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from .errors import InvalidQueryError
+from .kernels.lm import count_of_counts
 
 if TYPE_CHECKING:
     from .engine import Engine, Query
@@ -47,10 +52,13 @@ if TYPE_CHECKING:
 END = -1
 #: The discount of every order unless one is given (estimating it exactly is expensive).
 DEFAULT_DISCOUNT = 0.75
+#: Suffix-array ranks read together by a sampled discount estimate (one random window).
+SAMPLE_WINDOW = 1024
 #: Contexts whose Kneser-Ney counts each engine keeps (least recently used dropped first).
 CONTEXT_CACHE_SIZE = 4096
 
 Model = Literal["infgram", "ngram", "kn"]
+Discount = float | Sequence[float] | Literal["estimate"] | None
 
 
 # ---------------------------------------------------------------------------- results
@@ -147,6 +155,7 @@ class _State:
     def __init__(self) -> None:
         self.unigram: _Unigram | None = None
         self.contexts: OrderedDict[tuple[int, ...], _Counts] = OrderedDict()
+        self.discounts: dict[tuple[int, int | None, int], dict[int, float]] = {}
 
 
 def _check_n(n: object) -> int:
@@ -155,10 +164,17 @@ def _check_n(n: object) -> int:
     return int(n)
 
 
-def _discounts(discount: float | Sequence[float] | None, order: int, n: int) -> tuple[float, ...]:
-    """D of orders 2..order from the ``discount`` argument (one value, or one per order 2..n)."""
+def _discounts(engine: Engine, discount: Discount, order: int, n: int) -> tuple[float, ...]:
+    """D of orders 2..order from the ``discount`` argument (one value, or one per order 2..n,
+    or ``"estimate"``: :meth:`LanguageModels.estimate_discounts`, cached)."""
     if discount is None:
         ds = [DEFAULT_DISCOUNT] * (n - 1)
+    elif isinstance(discount, str):
+        if discount != "estimate":
+            raise InvalidQueryError(f"discount must be a number, n - 1 numbers, 'estimate' or "
+                                    f"None, not {discount!r}")
+        est = engine.estimate_discounts(n)
+        ds = [est[j] for j in range(2, n + 1)]
     elif isinstance(discount, (int, float, np.floating, np.integer)) and not isinstance(
             discount, (bool, np.bool_)):
         ds = [float(discount)] * (n - 1)
@@ -179,11 +195,12 @@ class LanguageModels:
     # ------------------------------------------------------------------ Kneser-Ney
 
     def kn_prob(self: Engine, prompt_ids: Query, cont_id: int, *, n: int = 3,
-                discount: float | Sequence[float] | None = None) -> KNProbResult:
+                discount: Discount = None) -> KNProbResult:
         """Interpolated Kneser-Ney ``P(cont_id | prompt_ids)`` of order ``n`` (>= 2).
 
         ``cont_id`` may be :data:`END` (-1) for the document end. ``discount``: one ``D`` for
-        every order, or ``n - 1`` values for orders ``2..n``; default
+        every order, or ``n - 1`` values for orders ``2..n``, or ``"estimate"``
+        (:meth:`estimate_discounts` of ``n``, computed once per engine); default
         :data:`DEFAULT_DISCOUNT` (0.75). Sums to 1 over all ids and END.
         """
         n = _check_n(n)
@@ -191,7 +208,7 @@ class LanguageModels:
         cont = END if cont_id == END and not isinstance(cont_id, bool) else self._as_id(
             cont_id, "cont_id")
         ctx = prompt[max(0, len(prompt) - (n - 1)):]
-        ds = _discounts(discount, len(ctx) + 1, n)
+        ds = _discounts(self, discount, len(ctx) + 1, n)
         uni = _lm_unigram(self)
         i = int(np.searchsorted(uni.ids, cont))
         p = float(uni.cont[i]) / uni.total if i < uni.ids.shape[0] and uni.ids[i] == cont \
@@ -205,7 +222,7 @@ class LanguageModels:
                             cont_count=top.raw.get(cont, 0), discounts=ds)
 
     def kn_ntd(self: Engine, prompt_ids: Query, *, n: int = 3,
-               discount: float | Sequence[float] | None = None, top_k: int | None = None,
+               discount: Discount = None, top_k: int | None = None,
                full: bool = False) -> KNNextTokenDist:
         """Interpolated Kneser-Ney next-token distribution of order ``n`` (>= 2).
 
@@ -236,13 +253,58 @@ class LanguageModels:
                                context_count=top.count, full=full or keep.shape[0] == ids.shape[0],
                                discounts=ds)
 
+    def estimate_discounts(self: Engine, n: int, *, sample: int | None = None,
+                           seed: int = 0) -> dict[int, float]:
+        """Kneser-Ney discounts of orders ``2..n`` from the corpus: ``{order: D}``.
+
+        ``D = n1 / (n1 + 2 n2)`` (Ney; Chen & Goodman), with ``n1`` / ``n2`` the numbers of
+        k-gram types (``k`` = the order) counted once / twice: raw occurrence counts at the
+        top order ``n``, continuation counts ``N1+(• g)`` (distinct predecessors, ``<s>``
+        included) below it, as the model uses them. A k-gram is ``k - 1`` document tokens
+        followed by a token or the document end. ``D`` is in ``[0, 1]``; it falls back to
+        :data:`DEFAULT_DISCOUNT` when ``n1 + 2 n2 = 0``. Taken-down documents are excluded.
+
+        Exact for a single shard. With several shards the count-of-counts of the shards are
+        summed: a type occurring in two shards counts as two rarer types (an approximation;
+        it slightly raises ``n1`` and ``n2``).
+
+        ``sample``: read only about that many suffix-array ranks per order (split over the
+        shards by size), in random windows of :data:`SAMPLE_WINDOW` ranks drawn with
+        ``seed``; a type is counted (exactly) when its run of suffixes starts in a window, so
+        every type is equally likely to be counted and the ratio is estimated without bias in
+        type selection. None (or at least the whole table) is exact: O(n · N) per order.
+        Results are cached on the engine per ``(n, sample, seed)``.
+        """
+        n = _check_n(n)
+        if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int)
+                                   or sample < 1):
+            raise InvalidQueryError(f"sample must be a positive int or None, not {sample!r}")
+        state = _state(self)
+        key = (n, sample, int(seed))
+        hit = state.discounts.get(key)
+        if hit is not None:
+            return dict(hit)
+        windows = _sample_windows(self, sample, seed)
+        removed = [_removed_intervals(self, shard) for shard in range(len(self.shards))]
+        out: dict[int, float] = {}
+        for order in range(2, n + 1):
+            coc = np.zeros(3, dtype=np.int64)
+            for shard, s in enumerate(self.shards):
+                coc += count_of_counts(s.ds, s.sa, s.ptr_width, self.token_width, order, 2,
+                                       continuation=order < n, windows=windows[shard],
+                                       removed=removed[shard])
+            n1, n2 = int(coc[1]), int(coc[2])
+            out[order] = n1 / (n1 + 2 * n2) if n1 + 2 * n2 else DEFAULT_DISCOUNT
+        state.discounts[key] = out
+        return dict(out)
+
     # ------------------------------------------------------------------ generation
 
     def generate(self: Engine, prompt_ids: Query, *, max_new_tokens: int = 50,
                  model: Model = "infgram", n: int = 5, temperature: float = 1.0,
                  top_k: int | None = None, seed: int | Sequence[int] | None = 0,
                  stop_at_doc_end: bool = True,
-                 discount: float | Sequence[float] | None = None) -> list[int]:
+                 discount: Discount = None) -> list[int]:
         """Sample up to ``max_new_tokens`` tokens after the prompt; returns the new tokens.
 
         ``model``: ``"infgram"`` (the next-token distribution of the longest occurring suffix
@@ -262,7 +324,7 @@ class LanguageModels:
                        top_k: int | None = None, seed: int = 0,
                        seeds: Sequence[int | Sequence[int]] | None = None,
                        stop_at_doc_end: bool = True,
-                       discount: float | Sequence[float] | None = None) -> list[list[int]]:
+                       discount: Discount = None) -> list[list[int]]:
         """:meth:`generate` for many prompts, sharing the distributions they meet.
 
         Prompt ``i`` is sampled with ``seeds[i]``, or with ``(seed, i)`` when ``seeds`` is
@@ -321,6 +383,34 @@ def _group(prev: list[np.ndarray], nxt: list[np.ndarray], width: int
     return ids[order], raw[order], cont[order], int(codes.shape[0])
 
 
+def _removed_intervals(engine: Engine, shard: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Byte intervals ``[start, end)`` of the taken-down documents of ``shard`` (sorted)."""
+    local = engine._removed[shard]
+    if local.shape[0] == 0:
+        return None
+    s = engine.shards[shard]
+    bounds = np.append(s.offsets.astype(np.int64), s.ds_bytes)
+    return bounds[local], bounds[local + 1]
+
+
+def _sample_windows(engine: Engine, sample: int | None, seed: int) -> list[np.ndarray | None]:
+    """Per shard, the sorted rank windows ``[a, b)`` of a sampled estimate (None: all)."""
+    sizes = [s.sa.shape[0] // s.ptr_width if s.ptr_width else 0 for s in engine.shards]
+    total = sum(sizes)
+    if sample is None or sample >= total:
+        return [None] * len(sizes)
+    rng = np.random.default_rng(seed)
+    out: list[np.ndarray | None] = []
+    for size in sizes:
+        share = -(-sample * size // total)
+        blocks = -(-size // SAMPLE_WINDOW)
+        pick = np.sort(rng.choice(blocks, size=min(blocks, -(-share // SAMPLE_WINDOW)),
+                                  replace=False)).astype(np.int64)
+        out.append(np.stack([pick * SAMPLE_WINDOW,
+                             np.minimum((pick + 1) * SAMPLE_WINDOW, size)], axis=1))
+    return out
+
+
 def _lm_unigram(engine: Engine) -> _Unigram:
     """N1+(• w) for every w (END included) and N1+(• •), over the whole corpus (cached)."""
     state = _state(engine)
@@ -376,11 +466,11 @@ def _interpolate_one(counts: _Counts, top: bool, d: float, w: int, lower: float)
 
 
 def _kn_vector(engine: Engine, prompt: list[int], n: int,
-               discount: float | Sequence[float] | None
+               discount: Discount
                ) -> tuple[np.ndarray, np.ndarray, list[int], tuple[float, ...], _Counts, set[int]]:
     """The whole Kneser-Ney distribution over the unigram support (ids sorted, END first)."""
     ctx = prompt[max(0, len(prompt) - (n - 1)):]
-    ds = _discounts(discount, len(ctx) + 1, n)
+    ds = _discounts(engine, discount, len(ctx) + 1, n)
     uni = _lm_unigram(engine)
     probs = uni.probs()
     top = _Counts(0, {}, {})
@@ -421,7 +511,7 @@ def _check_generation(max_new_tokens: object, model: object, temperature: object
 
 
 def _model_dist(engine: Engine, model: str, history: list[int], n: int,
-                discount: float | Sequence[float] | None, need_token: bool
+                discount: Discount, need_token: bool
                 ) -> tuple[np.ndarray, np.ndarray]:
     """(ids sorted ascending, END = -1 first; probabilities) of the next token."""
     if model == "kn":
@@ -467,11 +557,11 @@ def _sample(rng: np.random.Generator, ids: np.ndarray, probs: np.ndarray, temper
 
 def _generate_many(engine: Engine, prompts: list[Query], seeds: list[Any], max_new_tokens: int,
                    model: str, n: int, temperature: float, top_k: int | None,
-                   stop_at_doc_end: bool, discount: float | Sequence[float] | None
+                   stop_at_doc_end: bool, discount: Discount
                    ) -> list[list[int]]:
     _check_generation(max_new_tokens, model, temperature, top_k, n)
     if model == "kn":
-        _discounts(discount, n, n)
+        _discounts(engine, discount, n, n)
     cache: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
     out = []
     for prompt, seed in zip(prompts, seeds):
