@@ -392,3 +392,10 @@ def test_bos_id_scores_every_token(tiny_lm, engine: Engine, corpus: list[str]) -
                                rtol=1e-4, atol=1e-5)
     r = evaluate(engine, [corpus[9], corpus[12]], lm=model, bos_id=254, lambdas=(0.5, 0.5))
     assert r.to_dict()["infgram"]["tokens"] == len(corpus[9]) + len(corpus[12])
+
+
+def test_token_pieces_of_a_long_multibyte_text_join_to_its_decoding(engine: Engine) -> None:
+    text = ("naïve café 日本語 🤖 " * 300).strip()
+    ids = engine.tokenize(text)
+    pieces = token_pieces(engine, ids)
+    assert len(pieces) == len(ids) and "".join(pieces) == engine.decode(ids) == text

@@ -39,20 +39,31 @@ def bin_of(suffix_len: int) -> int:
 
 def token_pieces(engine: Engine, ids: Sequence[int]) -> list[str]:
     """The text of each token, so that the pieces join to ``decode(ids)`` where the
-    tokenizer allows: piece ``j`` is ``decode(ids[:j+1])`` minus ``decode(ids[:j])`` (a
-    token that ends inside a character gets its text once the character is complete)."""
+    tokenizer allows: piece ``j`` is what decoding token ``j`` adds after the tokens before
+    it (a token that ends inside a character gets its text once the character is complete).
+
+    Each step decodes only the pending tokens plus a few tokens of context (decoders such as
+    SentencePiece's treat the first token of a text differently), so a text costs O(n).
+    """
+    ids = list(ids)
     pieces: list[str] = []
-    prev = ""
+    done = 0  # tokens [0, done) have their text in `pieces`
     for j in range(len(ids)):
-        cur = engine.decode(list(ids[: j + 1]))
-        if cur.startswith(prev) and not cur.endswith("\ufffd"):
-            pieces.append(cur[len(prev):])
-            prev = cur
+        lo = max(0, done - _CONTEXT_TOKENS)
+        before = engine.decode(ids[lo:done])
+        cur = engine.decode(ids[lo:j + 1])
+        if cur.startswith(before) and not cur.endswith("\ufffd"):
+            pieces.append(cur[len(before):])
+            done = j + 1
         else:
             pieces.append("")
-    if pieces and prev != engine.decode(list(ids)):
-        pieces[-1] += engine.decode(list(ids))[len(prev):]
+    if done < len(ids):  # a text cut inside a character: the tail's text goes last
+        lo = max(0, done - _CONTEXT_TOKENS)
+        pieces[-1] += engine.decode(ids[lo:])[len(engine.decode(ids[lo:done])):]
     return pieces
+
+
+_CONTEXT_TOKENS = 4
 
 
 def ansi(pieces: Sequence[str], suffix_len: Sequence[int]) -> str:
