@@ -7,6 +7,7 @@ parameter is pinned to it), a few keep the generated index name (404).
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,10 @@ pytest.importorskip("fastapi")
 schemathesis = pytest.importorskip("schemathesis")
 
 from hypothesis import HealthCheck, settings  # noqa: E402
-from schemathesis.specs.openapi.checks import positive_data_acceptance  # noqa: E402
+from schemathesis.specs.openapi.checks import (  # noqa: E402
+    negative_data_rejection,
+    positive_data_acceptance,
+)
 from test_server import build_text_index  # noqa: E402
 
 from anygram import Engine  # noqa: E402
@@ -38,10 +42,16 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 def test_api_matches_its_schema_and_never_fails(case) -> None:  # type: ignore[no-untyped-def]
     if case.path_parameters and "index" in case.path_parameters:
         # Mostly the real index; one case in 8 keeps the generated name (404).
-        if hash(repr(case.query) + repr(case.body)) % 8:
+        # (crc32, not hash(): the choice must not change with PYTHONHASHSEED)
+        if zlib.crc32((repr(case.query) + repr(case.body)).encode()) % 8:
             case.path_parameters["index"] = "tiny"
     # Not checked: that every schema-valid request is accepted. Some are refused for what
     # a schema cannot say: a text longer than the token limit once tokenized, an id over
     # the index's vocabulary, a `cont` of two tokens, exactly one of two query parameters.
-    response = case.call_and_validate(excluded_checks=[positive_data_acceptance])
+    excluded = [positive_data_acceptance]
+    if (case.query or {}).get("query_ids") in ("", [""]):
+        # `query_ids=` in a query string is the empty query (documented), which the
+        # generated schema (an array of ints) cannot express: accepting it is right.
+        excluded.append(negative_data_rejection)
+    response = case.call_and_validate(excluded_checks=excluded)
     assert response.status_code < 500 or response.status_code in (503, 504), response.text
