@@ -29,7 +29,13 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import kernel
-from .search import _cmp_at, _lower_bound, _ptr, _read_token, _upper_bound, find_range
+from .search import (
+    _read_token,
+    find_range,
+    find_range_from,
+    match_in_range,
+    range_bounds,
+)
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: multiply, keep the top bits
 
@@ -46,49 +52,6 @@ def new_caches(vocab_size: int, max_tokens: int = 1 << 21, pair_slots: int = 1 <
     rows = vocab_size if vocab_size <= max_tokens else 0
     return (np.full((rows, 2), -1, dtype=np.int64), np.full(pair_slots, -1, dtype=np.int64),
             np.zeros((pair_slots, 2), dtype=np.int64))
-
-
-@kernel
-def _range_from(ds, sa, k, q, start, lo, hi):
-    """:func:`~anygram.kernels.search.find_range` of ``q`` inside ``[lo, hi)``, where every
-    suffix of ``[lo, hi)`` is known to begin with ``q[:start]``: only bytes ``start..`` are
-    compared (a narrowing step compares just the appended token)."""
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        c = _cmp_at(ds, _ptr(sa, k, mid), q, start)
-        if c < 0:
-            lo = mid + 1
-        elif c > 0:
-            hi = mid
-        else:
-            return (_lower_bound(ds, sa, k, q, start, lo, mid),
-                    _upper_bound(ds, sa, k, q, start, mid + 1, hi))
-    return lo, lo
-
-
-@kernel
-def _any_from(ds, sa, k, q, start, lo, hi):
-    """Like :func:`_range_from` but stops at the first rank that matches: returns
-    ``(lo, mid, hi)`` with ``mid`` that rank and the range of ``q`` inside ``[lo, hi)``, or
-    ``mid = -1`` when ``q`` does not occur. Finishing the bounds
-    (:func:`_bounds`) is left to the caller that needs them."""
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        c = _cmp_at(ds, _ptr(sa, k, mid), q, start)
-        if c < 0:
-            lo = mid + 1
-        elif c > 0:
-            hi = mid
-        else:
-            return lo, mid, hi
-    return lo, -1, lo
-
-
-@kernel
-def _bounds(ds, sa, k, q, start, lo, mid, hi):
-    """The range of ``q`` from :func:`_any_from`'s ``(lo, mid, hi)``."""
-    return (_lower_bound(ds, sa, k, q, start, lo, mid),
-            _upper_bound(ds, sa, k, q, start, mid + 1, hi))
 
 
 @kernel
@@ -120,7 +83,7 @@ def _pair_range(ds, sa, k, w, text, i, tok, bkey, brng, total):
             return brng[slot + 1, 0], brng[slot + 1, 1]
     lo, hi = _token_range(ds, sa, k, w, text, i, tok, total)
     if hi > lo:
-        lo, hi = _range_from(ds, sa, k, text[i * w:(i + 2) * w], w, lo, hi)
+        lo, hi = find_range_from(ds, sa, k, text[i * w:(i + 2) * w], w, lo, hi)
     if slots > 0:
         if bkey[slot] != -1:  # taken (or both ways are): the second way is the victim
             slot += 1
@@ -132,15 +95,16 @@ def _pair_range(ds, sa, k, w, text, i, tok, bkey, brng, total):
 
 @kernel
 def _find_any(ds, sa, k, w, text, i, j, tok, bkey, brng, total):
-    """Whether ``text[i:j]`` (``j > i``) occurs: :func:`_any_from`'s ``(lo, mid, hi)``,
-    searched inside the cached range of its first one or two tokens. For one or two tokens
+    """Whether ``text[i:j]`` (``j > i``) occurs: ``(lo, mid, hi)`` as
+    :func:`~anygram.kernels.search.match_in_range` gives them, searched inside the cached
+    range of its first one or two tokens. For one or two tokens
     the range is exact and ``mid = lo`` (or -1)."""
     if j - i == 1:
         lo, hi = _token_range(ds, sa, k, w, text, i, tok, total)
     else:
         lo, hi = _pair_range(ds, sa, k, w, text, i, tok, bkey, brng, total)
         if j - i > 2 and hi > lo:
-            return _any_from(ds, sa, k, text[i * w:j * w], 2 * w, lo, hi)
+            return match_in_range(ds, sa, k, text[i * w:j * w], 2 * w, lo, hi)
     return lo, (lo if hi > lo else -1), hi
 
 
@@ -153,7 +117,7 @@ def _find(ds, sa, k, w, text, i, j, tok, bkey, brng, total):
     if mid < 0:
         return lo, lo
     if j - i > 2:
-        return _bounds(ds, sa, k, text[i * w:j * w], 2 * w, lo, mid, hi)
+        return range_bounds(ds, sa, k, text[i * w:j * w], 2 * w, lo, mid, hi)
     return lo, hi
 
 
@@ -185,7 +149,7 @@ def suffix_walk(ds: np.ndarray, sa: np.ndarray, k: int, w: int, text: np.ndarray
     fresh = 0
     for j in range(n):
         if j - s >= 2:
-            a, b = _range_from(ds, sa, k, text[s * w:(j + 1) * w], (j - s) * w, lo, hi)
+            a, b = find_range_from(ds, sa, k, text[s * w:(j + 1) * w], (j - s) * w, lo, hi)
         else:  # one or two tokens: the caches know (or learn) them
             a, b = _find(ds, sa, k, w, text, s, j + 1, tok, bkey, brng, total)
         if b <= a:
@@ -211,7 +175,7 @@ def suffix_walk(ds: np.ndarray, sa: np.ndarray, k: int, w: int, text: np.ndarray
                     bad = mid
             s = j + 1 - good
             if good > 2:
-                a, b = _bounds(ds, sa, k, text[s * w:(j + 1) * w], 2 * w, ga, gm, gb)
+                a, b = range_bounds(ds, sa, k, text[s * w:(j + 1) * w], 2 * w, ga, gm, gb)
             else:
                 a = ga
                 b = gb

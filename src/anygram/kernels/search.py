@@ -74,6 +74,47 @@ def _upper_bound(ds, sa, k, q, start, lo, hi):
 
 
 @kernel
+def match_in_range(ds: np.ndarray, sa: np.ndarray, k: int, q: np.ndarray, start: int,
+                   lo: int, hi: int) -> tuple[int, int, int]:
+    """Narrow ``[lo, hi)`` to one rank whose suffix starts with ``q``.
+
+    Every suffix of ``[lo, hi)`` must already begin with ``q[:start]`` (only bytes
+    ``start..`` are compared: a narrowing step compares just the appended token). Returns
+    ``(lo, mid, hi)`` with ``mid`` a matching rank and the range of ``q`` inside the new
+    ``[lo, hi)``, or ``mid = -1`` when ``q`` does not occur.
+    """
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        c = _cmp_at(ds, _ptr(sa, k, mid), q, start)
+        if c < 0:
+            lo = mid + 1
+        elif c > 0:
+            hi = mid
+        else:
+            return lo, mid, hi
+    return lo, -1, lo
+
+
+@kernel
+def range_bounds(ds: np.ndarray, sa: np.ndarray, k: int, q: np.ndarray, start: int, lo: int,
+                 mid: int, hi: int) -> tuple[int, int]:
+    """The range of ``q`` from :func:`match_in_range`'s ``(lo, mid, hi)`` (``mid >= 0``)."""
+    return (_lower_bound(ds, sa, k, q, start, lo, mid),
+            _upper_bound(ds, sa, k, q, start, mid + 1, hi))
+
+
+@kernel
+def find_range_from(ds: np.ndarray, sa: np.ndarray, k: int, q: np.ndarray, start: int,
+                    lo: int, hi: int) -> tuple[int, int]:
+    """:func:`find_range` where every suffix of ``[lo, hi)`` begins with ``q[:start]``."""
+    # Narrow to one matching rank first; both bounds then search only the remaining sides.
+    lo, mid, hi = match_in_range(ds, sa, k, q, start, lo, hi)
+    if mid < 0:
+        return lo, lo
+    return range_bounds(ds, sa, k, q, start, lo, mid, hi)
+
+
+@kernel
 def find_range(ds: np.ndarray, sa: np.ndarray, k: int, q: np.ndarray, lo: int,
                hi: int) -> tuple[int, int]:
     """The rank range ``[start, end)`` of suffixes starting with ``q``, searched in ``[lo, hi)``.
@@ -81,19 +122,7 @@ def find_range(ds: np.ndarray, sa: np.ndarray, k: int, q: np.ndarray, lo: int,
     ``[lo, hi)`` must contain the answer (the whole table, or the range of a prefix of ``q``).
     O(|q| log(hi - lo)) byte compares.
     """
-    # Narrow to one matching rank first; both bounds then search only the remaining sides.
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        c = _cmp_at(ds, _ptr(sa, k, mid), q, 0)
-        if c < 0:
-            lo = mid + 1
-        elif c > 0:
-            hi = mid
-        else:
-            start = _lower_bound(ds, sa, k, q, 0, lo, mid)
-            end = _upper_bound(ds, sa, k, q, 0, mid + 1, hi)
-            return start, end
-    return lo, lo
+    return find_range_from(ds, sa, k, q, 0, lo, hi)
 
 
 @kernel
