@@ -160,17 +160,8 @@ class _CoreMixin(_Base):
         ``prompt_cnt > max_support``: infini-gram samples there. ``max_support`` is only
         validated, unless the engine was made with ``exact_ntd=False``.
         """
-        support = self._support(max_support)
-        if isinstance(support, dict):
-            return support
-        if not self._ids_ok(prompt_ids):
-            return self._ids_error("prompt_ids")
-        try:
-            d = self.engine.ntd(prompt_ids,  # type: ignore[arg-type]
-                                max_support=None if self.exact_ntd else support)
-        except AnygramError as e:
-            return {"error": str(e)}
-        return self._dist(d)
+        got = self._next_tokens(self.engine.ntd, prompt_ids, max_support)
+        return got if isinstance(got, dict) else self._dist(got)
 
     def infgram_prob(self, prompt_ids: Iterable[int], cont_id: int) -> dict[str, Any]:
         """∞-gram probability: ``{'prompt_cnt', 'cont_cnt', 'prob', 'suffix_len'}``.
@@ -195,17 +186,23 @@ class _CoreMixin(_Base):
 
         Exact by default, like :meth:`ntd`.
         """
+        got = self._next_tokens(self.engine.infgram_ntd, prompt_ids, max_support)
+        return got if isinstance(got, dict) else {**self._dist(got.dist),
+                                                   "suffix_len": got.suffix_len}
+
+    def _next_tokens(self, query: Any, prompt_ids: Iterable[int],
+                     max_support: int | None) -> Any:
+        """``query(prompt_ids, max_support=...)`` (the engine's ntd or infgram_ntd) after
+        infini-gram's argument checks; an error dict for bad input."""
         support = self._support(max_support)
         if isinstance(support, dict):
             return support
         if not self._ids_ok(prompt_ids):
             return self._ids_error("prompt_ids")
         try:
-            r = self.engine.infgram_ntd(prompt_ids,  # type: ignore[arg-type]
-                                        max_support=None if self.exact_ntd else support)
+            return query(prompt_ids, max_support=None if self.exact_ntd else support)
         except AnygramError as e:
             return {"error": str(e)}
-        return {**self._dist(r.dist), "suffix_len": r.suffix_len}
 
     def get_total_doc_cnt(self) -> int:
         """Number of documents in all shards."""
