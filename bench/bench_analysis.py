@@ -248,7 +248,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                            np.concatenate([a.cont_count for a in answers]) > 0))}
     from anygram.kernels import analysis as ka
     fresh = [ka.suffix_walk(*ag._arrays[0][:3], 2, ag._bytes(t),
-                            *ag._analysis_cache_arrays[0][0])[2] for t in texts]
+                            np.arange(len(t) + 1, dtype=np.int64),
+                            *ag._analysis_cache_arrays[0][0])[3] for t in texts]
     res["fresh_searches_per_token"] = sum(fresh) / tok
 
     per = [(t, j) for t in texts[:args.per_pos_texts] for j in range(len(t))]

@@ -27,14 +27,17 @@ def naive_infgram_text(corpus: ref.Corpus, text: list[int]
     return [ref.naive_infgram_prob(corpus, text[:j], text[j]) for j in range(len(text))]
 
 
-def naive_suffix_walk(shard: list[list[int]], text: list[int]) -> tuple[list[int], list[int]]:
-    """Twin of ``kernels.analysis.suffix_walk`` for one shard: for each end ``j = 0..n``, the
-    start of the longest suffix of ``text[:j]`` that occurs in the shard, and its count."""
+def naive_suffix_walk(shard: list[list[int]], text: list[int], cuts: list[int] | None = None
+                      ) -> tuple[list[int], list[int]]:
+    """Twin of ``kernels.analysis.suffix_walk`` for one shard: for each cut ``c`` (default:
+    every end ``0..n``), the first cut ``i <= c`` such that ``text[i:c]`` occurs in the shard
+    (the empty suffix always does), and its count."""
+    cuts = list(range(len(text) + 1)) if cuts is None else cuts
     starts, counts = [], []
-    for j in range(len(text) + 1):
-        n = ref.naive_suffix_len([shard], text[:j])
-        starts.append(j - n)
-        counts.append(ref.naive_count([shard], text[j - n:j]))
+    for c in cuts:
+        i = next(i for i in cuts if i == c or ref.naive_count([shard], text[i:c]) > 0)
+        starts.append(i)
+        counts.append(ref.naive_count([shard], text[i:c]))
     return starts, counts
 
 

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from anygram import Engine, InvalidQueryError, TokenizerError, TokenOutOfRangeError
 from anygram import takedown as td
 from anygram.build import build_index_from_ids
+from anygram import kernels
 from anygram.kernels import analysis as ka
 
 # (vocab_size, alphabet): ordinary ids and ids whose little-endian bytes trap a numeric order.
@@ -98,9 +99,11 @@ def tmp():
 
 
 @EXAMPLES
-@given(cases())
-def test_walk_kernel_equals_twin(case):
-    """Per shard, with the caches, without them, and with a 2-slot pair cache (evictions)."""
+@given(cases(), st.data())
+def test_walk_kernel_equals_twin(case, data):
+    """Per shard, with the caches, without them, and with a 2-slot pair cache (evictions);
+    over every offset and over a random subset of cuts (the end of the text always one).
+    The rank ranges are those ``find_range`` gives."""
     vocab, docs, budget, texts = case
     tmp = Path(tempfile.mkdtemp(prefix="anygram-analysis-"))
     try:
@@ -109,11 +112,21 @@ def test_walk_kernel_equals_twin(case):
         caches = [ka.new_caches(vocab, pair_slots=2) for _ in corpus]
         for text in texts:
             q = eng._bytes(text)
-            for (ds, sa, k, _), shard, c in zip(eng._arrays, corpus, caches):
-                want = ra.naive_suffix_walk(shard, text)
-                for cache in (c, ka.new_caches(0, pair_slots=0), c):
-                    starts, counts, _ = ka.suffix_walk(ds, sa, k, w, q, *cache)
-                    assert (starts.tolist(), counts.tolist()) == want
+            n = len(text)
+            some = sorted(data.draw(st.sets(st.integers(0, n - 1), max_size=n)) | {n}) \
+                if n else [0]
+            for cuts in (list(range(n + 1)), some):
+                c_arr = np.array(cuts, dtype=np.int64)
+                for (ds, sa, k, _), shard, c in zip(eng._arrays, corpus, caches):
+                    want = ra.naive_suffix_walk(shard, text, cuts)
+                    for cache in (c, ka.new_caches(0, pair_slots=0), c):
+                        starts, lows, counts, _ = ka.suffix_walk(ds, sa, k, w, q, c_arr, *cache)
+                        assert (starts.tolist(), counts.tolist()) == want
+                        for i, e, lo, cnt in zip(starts.tolist(), cuts, lows.tolist(),
+                                                 counts.tolist()):
+                            a, b = kernels.find_range(ds, sa, k, q[i * w:e * w], 0,
+                                                      sa.shape[0] // k)
+                            assert (lo, lo + cnt) == (a, b) or cnt == 0 == b - a
     finally:
         shutil.rmtree(tmp)
 

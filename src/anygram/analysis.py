@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from .analysis_results import AttributionDoc, AttributionResult, AttributionSpan, InfGramTextResult
+from . import kernels
 from .errors import InvalidQueryError
 from .kernels import analysis as ka
 
@@ -43,11 +44,16 @@ _MAX_PAIR_SLOTS = 1 << 18
 
 
 class _Walk(NamedTuple):
-    """For each end ``j = 0..n`` of a text: ``starts[j]``, the start of the longest suffix
-    of ``text[:j]`` that occurs in the remaining documents, and ``counts[j]`` its count."""
+    """For each cut ``c = cuts[t]`` of a text (increasing token offsets, the last one the
+    end of the text ``n``; every offset ``0..n`` for the plain walk): ``starts[t]``, the start
+    (a cut) of the longest suffix of ``text[:c]`` from a cut that occurs in the remaining
+    documents, and ``counts[t]`` its count. ``ranges``: per main shard, ``(lo, hi)`` arrays,
+    that suffix's rank ranges there (empty where the shard's own suffix is shorter; removed
+    documents included); ``None`` when the takedown fix-up moved some starts."""
 
     starts: np.ndarray
     counts: np.ndarray
+    ranges: list[tuple[np.ndarray, np.ndarray]] | None
 
 
 def _pair_slots(num_positions: int) -> int:
@@ -55,15 +61,20 @@ def _pair_slots(num_positions: int) -> int:
     return min(max(slots, _MIN_PAIR_SLOTS), _MAX_PAIR_SLOTS)
 
 
-def _combine(walks: list[tuple[np.ndarray, np.ndarray]], n: int) -> _Walk:
-    """The corpus walk from per-shard walks (see the module docstring)."""
+def _combine(walks: list[tuple[np.ndarray, np.ndarray, np.ndarray]], cuts: np.ndarray
+             ) -> _Walk:
+    """The corpus walk from per-shard walks ``(starts, lows, counts)`` (see the module
+    docstring)."""
     if not walks:
-        return _Walk(np.arange(n + 1, dtype=np.int64), np.zeros(n + 1, dtype=np.int64))
-    starts = np.minimum.reduce([s for s, _ in walks])
-    counts = np.zeros(n + 1, dtype=np.int64)
-    for s, c in walks:
-        counts += np.where(s == starts, c, 0)
-    return _Walk(starts, counts)
+        return _Walk(cuts.copy(), np.zeros(cuts.shape[0], dtype=np.int64), [])
+    starts = np.minimum.reduce([s for s, _, _ in walks])
+    counts = np.zeros(cuts.shape[0], dtype=np.int64)
+    ranges = []
+    for s, lo, c in walks:
+        c = np.where(s == starts, c, 0)
+        counts += c
+        ranges.append((lo, lo + c))
+    return _Walk(starts, counts, ranges)
 
 
 def _match_lengths(starts: np.ndarray) -> np.ndarray:
@@ -127,7 +138,7 @@ class TextAnalyses:
         (a slower path, searching where a match lies only in removed documents).
         """
         ids = self._as_ids(text, "text", allow_empty=True)
-        starts, counts = self._text_walk(ids)
+        starts, counts, _ = self._text_walk(ids)
         n = len(ids)
         prompt = counts[:-1]
         # text[S[j]:j+1] occurs iff the longest suffix ending at j+1 starts at S[j] too.
@@ -194,31 +205,33 @@ class TextAnalyses:
             return AttributionResult(spans=[])
         toks = np.array(ids, dtype=np.int64)
         q = self._bytes(ids)
+        # Spans start and end at cuts: every offset, or the word starts (and the text's end).
+        if enforce_bow:
+            cuts = np.append(np.flatnonzero(_member(toks, bows)), n)
+        else:
+            cuts = np.arange(n + 1, dtype=np.int64)
         with self._analysis_caches() as caches:
-            length = _match_lengths(self._walk(q, n, caches).starts)
-            left = np.arange(n, dtype=np.int64)
+            walk = self._walk(q, cuts, caches)
+            # From each start l (every cut but the last), text[l:c] occurs iff the walk's
+            # start at c is <= l: the span runs to the last such cut (longest match, shrunk
+            # to a word end with enforce_bow).
+            left = cuts[:-1]
+            end = np.searchsorted(walk.starts, left, side="right") - 1  # cut indices
             if delims.shape[0]:
-                # Next delimiter at or after each position (n: none); a span cut after it.
-                at = np.where(_member(toks, delims), left, n)
-                nxt = np.minimum.accumulate(at[::-1])[::-1]
-                length = np.where(nxt < left + length - 1, nxt - left + 1, length)
-            wanted = length >= min_len
-            if enforce_bow:
-                is_bow = _member(toks, bows)
-                # Largest e <= x with a word start at e or e == n (the end of the text).
-                ok = np.append(is_bow, True)
-                last_ok = np.maximum.accumulate(np.where(ok, np.arange(n + 1), -1))
-                length = np.maximum(last_ok[left + length] - left, 0)
-                wanted = is_bow & (length >= min_len)
-            left = left[wanted]
-            right = left + length[wanted]
+                # Cut after the first delimiter at or after l (n: none), back to a cut.
+                at = np.where(_member(toks, delims), np.arange(n), n)
+                nxt = np.minimum.accumulate(at[::-1])[::-1][left]
+                end = np.minimum(end, np.searchsorted(cuts, nxt + 1, side="right") - 1)
+            right = cuts[end]
+            wanted = right - left >= min_len
+            left, right, end = left[wanted], right[wanted], end[wanted]
             # Only a candidate ending beyond every earlier one can be kept: an earlier
             # (l', r') with r' >= r is either kept itself, and (l, r) lies inside it, or
             # occurs more than max_cnt times, and then so does (l, r), which lies inside it.
             # So the others need no count (typically most: runs of starts share an end).
             need = right > np.maximum.accumulate(np.concatenate(([0], right[:-1])))
-            left, right = left[need], right[need]
-            ranges, counts = self._span_ranges(q, left, right, caches)
+            left, right, end = left[need], right[need], end[need]
+            ranges, counts = self._candidate_ranges(q, walk, left, right, end, caches)
             single = np.arange(n + 1, dtype=np.int64)
             _, unigram = self._span_ranges(q, single[:-1], single[1:], caches)
         # Kept: rare enough, and ending beyond every span kept before.
@@ -288,46 +301,51 @@ class TextAnalyses:
             lock.release()
 
     def _text_walk(self: Engine, ids: list[int]) -> _Walk:
+        """The plain walk (every offset a cut) of a text."""
         with self._analysis_caches() as caches:
-            return self._walk(self._bytes(ids), len(ids), caches)
+            return self._walk(self._bytes(ids), np.arange(len(ids) + 1, dtype=np.int64),
+                              caches)
 
-    def _walk(self: Engine, q: np.ndarray, n: int,
+    def _walk(self: Engine, q: np.ndarray, cuts: np.ndarray,
               caches: tuple[list[_Caches], list[_Caches]]) -> _Walk:
-        """The corpus walk of the text ``q`` (``n`` tokens), in the remaining documents."""
+        """The corpus walk of the text ``q`` over ``cuts``, in the remaining documents."""
         w = self.token_width
-        main = _combine([ka.suffix_walk(ds, sa, k, w, q, *cache)[:2]
-                         for (ds, sa, k, _), cache in zip(self._arrays, caches[0])], n)
+        main = _combine([ka.suffix_walk(ds, sa, k, w, q, cuts, *cache)[:3]
+                         for (ds, sa, k, _), cache in zip(self._arrays, caches[0])], cuts)
         if not self._minus:
             return main
-        # Occurrences in removed documents: the takedown index's walk counts text[S[j]:j]
-        # wherever its own start is S[j] (a removed document is also in the main index, so
+        # Occurrences in removed documents: the takedown index's walk counts text[S[t]:c]
+        # wherever its own start is S[t] (a removed document is also in the main index, so
         # its start is never smaller).
-        removed = np.zeros(n + 1, dtype=np.int64)
+        m = cuts.shape[0]
+        removed = np.zeros(m, dtype=np.int64)
         for (ds, sa, k, _), cache in zip(self._minus, caches[1]):
-            s, cnt = ka.suffix_walk(ds, sa, k, w, q, *cache)[:2]
+            s, _, cnt, _ = ka.suffix_walk(ds, sa, k, w, q, cuts, *cache)
             removed += np.where(s == main.starts, cnt, 0)
         remaining = main.counts - removed
         if (remaining > 0).all():
-            return _Walk(main.starts, remaining)
-        # Some longest matches lie only in removed documents: move those starts right until
-        # the suffix remains (the start stays non-decreasing), searching the rest afresh.
-        starts = np.empty(n + 1, dtype=np.int64)
-        counts = np.empty(n + 1, dtype=np.int64)
+            return _Walk(main.starts, remaining, main.ranges)
+        # Some longest matches lie only in removed documents: move those starts right, cut by
+        # cut, until the suffix remains (the start stays non-decreasing), searching the rest
+        # afresh.
+        first = np.searchsorted(cuts, main.starts)  # the cut index of each main start
+        starts = np.empty(m, dtype=np.int64)
+        counts = np.empty(m, dtype=np.int64)
         i = 0
-        for j in range(n + 1):
-            i = max(i, int(main.starts[j]))
+        for t in range(m):
+            i = max(i, int(first[t]))
             while True:
-                if i == main.starts[j]:
-                    c = int(remaining[j])
+                if i == first[t]:
+                    c = int(remaining[t])
                 else:
-                    suffix = q[i * w:j * w]
+                    suffix = q[int(cuts[i]) * w:int(cuts[t]) * w]
                     c = self._count(suffix, self._ranges(suffix))
-                if c > 0 or i == j:
+                if c > 0 or i == t:
                     break
                 i += 1
-            starts[j] = i
-            counts[j] = c
-        return _Walk(starts, counts)
+            starts[t] = cuts[i]
+            counts[t] = c
+        return _Walk(starts, counts, None)
 
     def _span_ranges(self: Engine, q: np.ndarray, left: np.ndarray, right: np.ndarray,
                      caches: tuple[list[_Caches], list[_Caches]]
@@ -345,30 +363,58 @@ class TextAnalyses:
             counts -= hi - lo
         return ranges, counts
 
+    def _candidate_ranges(self: Engine, q: np.ndarray, walk: _Walk, left: np.ndarray,
+                          right: np.ndarray, end: np.ndarray,
+                          caches: tuple[list[_Caches], list[_Caches]]
+                          ) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+        """:meth:`_span_ranges` of the spans ``q[left[i]:right[i]]``, ``right[i]`` the cut
+        ``end[i]`` of ``walk``: read off the walk where the span is the longest suffix it
+        found there (without delimiters, every span that needs a count: the first start
+        whose span ends at a cut is that cut's walk start), searched otherwise."""
+        if walk.ranges is None:
+            return self._span_ranges(q, left, right, caches)
+        counts = walk.counts[end]
+        ranges = [(lo[end], hi[end]) for lo, hi in walk.ranges]
+        other = np.flatnonzero(walk.starts[end] != left)
+        if other.shape[0]:
+            found, c = self._span_ranges(q, left[other], right[other], caches)
+            counts[other] = c
+            for (lo, hi), (flo, fhi) in zip(ranges, found):
+                lo[other] = flo
+                hi[other] = fhi
+        return ranges, counts
+
     def _spans_docs(self: Engine, ranges: list[tuple[np.ndarray, np.ndarray]],
                     limit: int | None) -> list[list[AttributionDoc]]:
         """For each span ``i``, its occurrences in the rank ranges ``ranges[shard][.][i]``
         outside removed documents, in corpus order (shard, then position), at most
-        ``limit``. One document lookup per shard for all spans."""
+        ``limit``. One position and one document lookup per shard for all spans."""
         m = ranges[0][0].shape[0] if ranges else 0
-        found: list[tuple[np.ndarray, ...]] = []  # (span, shard, pos, local doc) per shard
-        for s, (lo, hi) in enumerate(ranges):
+        w = self.token_width
+        found: list[tuple[np.ndarray, ...]] = []  # (span, shard, pos, doc id) per shard
+        for s, ((_, sa, k, _), (lo, hi)) in enumerate(zip(self._arrays, ranges)):
             sizes = np.maximum(hi - lo, 0)
-            if not sizes.any():
+            num = int(sizes.sum())
+            if num == 0:
                 continue
-            pos = np.concatenate([self.positions(s, a, b)
-                                  for a, b in zip(lo.tolist(), hi.tolist())])
+            span = np.repeat(np.arange(m), sizes)
+            # The ranks lo[i]..hi[i]-1 of every span, one after the other.
+            ranks = np.arange(num) + (lo - (np.cumsum(sizes) - sizes))[span]
+            pos = kernels.positions_at(sa, k, w, ranks)
             local = self.docs_at(s, pos)
             keep = ~self.is_removed(s, local)
-            span = np.repeat(np.arange(m), sizes)[keep]
-            found.append((span, np.full(span.shape[0], s), pos[keep], local[keep]))
+            found.append((span[keep], np.full(int(keep.sum()), s), pos[keep],
+                          local[keep] + self.doc_id(s, 0)))
         out: list[list[AttributionDoc]] = [[] for _ in range(m)]
         if not found:
             return out
-        span, shard, pos, local = (np.concatenate(x) for x in zip(*found))
+        span, shard, pos, doc = (np.concatenate(x) for x in zip(*found))
         order = np.lexsort((pos, shard, span))
+        if limit is not None:  # the first `limit` of each span (its rank among its own)
+            span_sorted = span[order]
+            nth = np.arange(order.shape[0]) - np.searchsorted(span_sorted, span_sorted)
+            order = order[nth < limit]
         for i, s, p, d in zip(span[order].tolist(), shard[order].tolist(), pos[order].tolist(),
-                              local[order].tolist()):
-            if limit is None or len(out[i]) < limit:
-                out[i].append(AttributionDoc(shard=s, pos=p, doc_id=self.doc_id(s, d)))
+                              doc[order].tolist()):
+            out[i].append(AttributionDoc(s, p, d))
         return out

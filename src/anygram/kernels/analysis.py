@@ -123,67 +123,78 @@ def _find(ds, sa, k, w, text, i, j, tok, bkey, brng, total):
 
 @kernel
 def suffix_walk(ds: np.ndarray, sa: np.ndarray, k: int, w: int, text: np.ndarray,
-                tok: np.ndarray, bkey: np.ndarray, brng: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray, int]:
-    """For each end ``j = 0..n``: where the longest suffix of ``text[:j]`` that occurs in the
-    shard starts, and how often it occurs.
+                cuts: np.ndarray, tok: np.ndarray, bkey: np.ndarray, brng: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """For each cut ``c = cuts[t]``: the longest suffix of ``text[:c]`` that starts at a cut
+    and occurs in the shard, where it starts and its rank range.
 
-    Returns ``(starts, counts, fresh)``: ``j - starts[j]`` is the suffix length (``starts[j]
-    == j``: the empty suffix, whose count is the whole table); ``counts[j]`` its number of
-    occurrences; ``fresh`` the number of searches that did not start from the walk's range
-    (for benchmarks). ``starts`` is non-decreasing.
+    ``cuts`` are increasing token offsets, the last one ``n`` (the end of the text); only
+    suffixes ``text[cuts[i]:cuts[t]]`` are considered. With every offset ``0..n`` a cut,
+    that is every suffix; with the word starts (and ``n``), whole words only.
 
-    Cost: one narrowing search per token (O(log of the current count) steps), plus, each
-    time the suffix cannot be extended and must shrink from length ``L``, a bisection over
-    the lengths ``0..L``: O(log L) searches, each inside the range of a cached token pair.
+    Returns ``(starts, lows, counts, fresh)``: ``starts[t]`` is the suffix's start (a cut;
+    ``starts[t] == cuts[t]``: the empty suffix, whose range is the whole table), ``[lows[t],
+    lows[t] + counts[t])`` its rank range; ``fresh`` the number of searches that did not start
+    from the walk's range (for benchmarks). ``starts`` is non-decreasing.
+
+    Cost: one narrowing search per cut (O(log of the current count) steps, however many
+    tokens it appends), plus, each time the suffix cannot be extended and must drop some of
+    its ``L`` cuts, a bisection over them: O(log L) searches, each inside the range of a
+    cached token pair.
     """
-    n = text.shape[0] // w
+    m = cuts.shape[0]
     total = sa.shape[0] // k
-    starts = np.empty(n + 1, dtype=np.int64)
-    counts = np.empty(n + 1, dtype=np.int64)
-    starts[0] = 0
+    starts = np.empty(m, dtype=np.int64)
+    lows = np.empty(m, dtype=np.int64)
+    counts = np.empty(m, dtype=np.int64)
+    starts[0] = cuts[0]
+    lows[0] = 0
     counts[0] = total
-    s = 0
+    s = 0  # the suffix is text[cuts[s]:cuts[t]], of rank range [lo, hi)
     lo = 0
-    hi = total  # the rank range of text[s:j]
+    hi = total
     fresh = 0
-    for j in range(n):
-        if j - s >= 2:
-            a, b = find_range_from(ds, sa, k, text[s * w:(j + 1) * w], (j - s) * w, lo, hi)
-        else:  # one or two tokens: the caches know (or learn) them
-            a, b = _find(ds, sa, k, w, text, s, j + 1, tok, bkey, brng, total)
+    for t in range(m - 1):
+        i = cuts[s]
+        j = cuts[t]
+        e = cuts[t + 1]
+        if j - i >= 2:
+            a, b = find_range_from(ds, sa, k, text[i * w:e * w], (j - i) * w, lo, hi)
+        else:  # one or two tokens so far: the caches know (or learn) the start of it
+            a, b = _find(ds, sa, k, w, text, i, e, tok, bkey, brng, total)
         if b <= a:
-            # text[s:j+1] does not occur: bisect the length of the longest suffix that does.
-            # Invariant: the suffix of length `good` occurs, length `bad` does not. Only
+            # text[cuts[s]:e] does not occur: bisect for the first cut from which it does.
+            # Invariant: the suffix from cut `good` occurs, from cut `bad` does not. Only
             # existence is needed for that; the winner's bounds are completed at the end.
-            good = 0
-            bad = j + 1 - s
+            good = t + 1
+            bad = s
             ga = 0
             gm = 0
             gb = total
-            while bad - good > 1:
+            while good - bad > 1:
                 mid = (good + bad) >> 1
-                x, m, y = _find_any(ds, sa, k, w, text, j + 1 - mid, j + 1, tok, bkey, brng,
-                                    total)
+                x, y, z = _find_any(ds, sa, k, w, text, cuts[mid], e, tok, bkey, brng, total)
                 fresh += 1
-                if m >= 0:
+                if y >= 0:
                     good = mid
                     ga = x
-                    gm = m
-                    gb = y
+                    gm = y
+                    gb = z
                 else:
                     bad = mid
-            s = j + 1 - good
-            if good > 2:
-                a, b = range_bounds(ds, sa, k, text[s * w:(j + 1) * w], 2 * w, ga, gm, gb)
+            s = good
+            i = cuts[s]
+            if e - i > 2:
+                a, b = range_bounds(ds, sa, k, text[i * w:e * w], 2 * w, ga, gm, gb)
             else:
                 a = ga
                 b = gb
         lo = a
         hi = b
-        starts[j + 1] = s
-        counts[j + 1] = hi - lo
-    return starts, counts, fresh
+        starts[t + 1] = cuts[s]
+        lows[t + 1] = lo
+        counts[t + 1] = hi - lo
+    return starts, lows, counts, fresh
 
 
 @kernel
