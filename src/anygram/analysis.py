@@ -83,10 +83,20 @@ def _match_lengths(starts: np.ndarray) -> np.ndarray:
     return np.searchsorted(starts, i, side="right") - 1 - i
 
 
+def _is_sorted(ids: np.ndarray) -> bool:
+    return bool((ids[1:] >= ids[:-1]).all())
+
+
 def _member(values: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """``np.isin(values, ids)``; by a lookup table when the ids span a modest range (a list
-    of word starts is large, the text short: sorting the list on every call would dominate)."""
-    if ids.shape[0] and int(ids.max()) - int(ids.min()) < 1 << 24:
+    """``np.isin(values, ids)``. A list of word starts is large, the text short: sorting the
+    list on every call would dominate, so a sorted list is bisected, another one goes
+    through a lookup table when the ids span a modest range."""
+    if ids.shape[0] == 0:
+        return np.zeros(values.shape, dtype=bool)
+    if _is_sorted(ids):
+        at = np.minimum(np.searchsorted(ids, values), ids.shape[0] - 1)
+        return ids[at] == values
+    if int(ids.max()) - int(ids.min()) < 1 << 24:
         return np.isin(values, ids, kind="table")
     return np.isin(values, ids)
 
@@ -232,11 +242,18 @@ class TextAnalyses:
             need = right > np.maximum.accumulate(np.concatenate(([0], right[:-1])))
             left, right, end = left[need], right[need], end[need]
             ranges, counts = self._candidate_ranges(q, walk, left, right, end, caches)
-            single = np.arange(n + 1, dtype=np.int64)
-            _, unigram = self._span_ranges(q, single[:-1], single[1:], caches)
-        # Kept: rare enough, and ending beyond every span kept before.
-        rare = np.flatnonzero(counts <= max_cnt)
-        keep = rare[right[rare] > np.maximum.accumulate(np.concatenate(([0], right[rare][:-1])))]
+            # Kept: rare enough, and ending beyond every span kept before.
+            rare = np.flatnonzero(counts <= max_cnt)
+            keep = rare[right[rare] > np.maximum.accumulate(
+                np.concatenate(([0], right[rare][:-1])))]
+            # The unigram counts of the tokens inside kept spans (kept starts are distinct,
+            # and so are kept ends).
+            edge = np.zeros(n + 1, dtype=np.int64)
+            edge[left[keep]] += 1
+            edge[right[keep]] -= 1
+            inside = np.flatnonzero(np.cumsum(edge[:-1]) > 0)
+            unigram = np.ones(n, dtype=np.int64)
+            unigram[inside] = self._span_ranges(q, inside, inside + 1, caches)[1]
         total = self._count(q[:0], self._ranges(q[:0]))
         # log(count) - log(total), as infini-gram computes it; a token of a span occurs.
         logp = np.log(np.maximum(unigram, 1)) - math.log(max(total, 1))
@@ -269,10 +286,11 @@ class TextAnalyses:
         if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
             raise InvalidQueryError(f"{what} must hold integer token ids, not {arr.dtype} "
                                     f"values")
-        # One element goes through the engine's own check, which words the error.
-        bad = np.flatnonzero((arr < 0) | (arr >= self.vocab_size))
-        if bad.shape[0]:
-            self._as_ids([int(arr[bad[0]])], what, allow_empty=False)
+        # Sorted (as a word-start list usually is): only the ends need a look.
+        lo, hi = (arr[0], arr[-1]) if _is_sorted(arr) else (arr.min(), arr.max())
+        if lo < 0 or hi >= self.vocab_size:
+            # The engine's own check words the error.
+            self._as_ids([int(lo if lo < 0 else hi)], what, allow_empty=False)
         return arr.astype(np.int64, copy=False)
 
     @contextmanager
@@ -405,16 +423,16 @@ class TextAnalyses:
             keep = ~self.is_removed(s, local)
             found.append((span[keep], np.full(int(keep.sum()), s), pos[keep],
                           local[keep] + self.doc_id(s, 0)))
-        out: list[list[AttributionDoc]] = [[] for _ in range(m)]
         if not found:
-            return out
+            return [[] for _ in range(m)]
         span, shard, pos, doc = (np.concatenate(x) for x in zip(*found))
         order = np.lexsort((pos, shard, span))
-        if limit is not None:  # the first `limit` of each span (its rank among its own)
-            span_sorted = span[order]
-            nth = np.arange(order.shape[0]) - np.searchsorted(span_sorted, span_sorted)
+        span = span[order]
+        bounds = np.searchsorted(span, np.arange(m + 1)).tolist()  # span i: [bounds[i], ..[i+1])
+        if limit is not None:  # the first `limit` occurrences of each span
+            nth = np.arange(order.shape[0]) - np.asarray(bounds)[span]
             order = order[nth < limit]
-        for i, s, p, d in zip(span[order].tolist(), shard[order].tolist(), pos[order].tolist(),
-                              doc[order].tolist()):
-            out[i].append(AttributionDoc(s, p, d))
-        return out
+            bounds = np.searchsorted(span[nth < limit], np.arange(m + 1)).tolist()
+        found_docs = [AttributionDoc(s, p, d) for s, p, d in
+                      zip(shard[order].tolist(), pos[order].tolist(), doc[order].tolist())]
+        return [found_docs[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
