@@ -230,6 +230,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     del jit
 
     # --- infgram_text: cold, warm; per-position baselines.
+    if "infgram" not in args.ops:  # still warm the analysis caches as that section would
+        log("warming the analysis caches")
+        timed(ag.infgram_text, warm_texts)
+    else:
+        infgram_section(args, res, ag, ig, texts, warm_texts)
+    if "creativity" in args.ops:
+        creativity_section(args, res, ag, ig, texts)
+    if "attribute" in args.ops:
+        attribute_section(args, res, ag, index, texts, bow, ig)
+    res["loadavg_end"] = loadavg()
+    return res
+
+
+def infgram_section(args: argparse.Namespace, res: dict[str, Any], ag: Any, ig: Any,
+                    texts: list[list[int]], warm_texts: list[list[int]]) -> None:
+    """infgram_text cold and warm, against infgram_prob at every position."""
+    n_texts = len(texts)
     tok = n_texts * args.len
     cold_wall, cold_cpu, cold = timed(ag.infgram_text, texts[:args.cold_texts])
     res["infgram_text_cold_us_per_token"] = {
@@ -271,7 +288,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 (e.suffix_len, e.prompt_count, e.cont_count)
     res["infgram_disagreements"] = {"positions": len(per), "different": bad}
 
-    # --- creativity.
+
+def creativity_section(args: argparse.Namespace, res: dict[str, Any], ag: Any, ig: Any,
+                       texts: list[list[int]]) -> None:
+    n_texts = len(texts)
+    tok = n_texts * args.len
     log("creativity")
     cr = alternate({
         "anygram": lambda: timed(ag.creativity_rs, texts)[:2],
@@ -288,7 +309,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     res["creativity_disagreements"] = {"positions": tok, "different": diff,
                                        "explained_by_infini_gram_blind_spot": blind}
 
-    # --- attribute.
+
+def attribute_section(args: argparse.Namespace, res: dict[str, Any], ag: Any, index: Path,
+                      texts: list[list[int]], bow: np.ndarray | None, ig: Any) -> None:
+    """attribute without and with enforce_bow; spans compared."""
+    from infini_gram.engine import InfiniGramEngine
+    n_texts = len(texts)
     variants: list[tuple[str, dict[str, Any]]] = [("plain", {})]
     if bow is not None:
         bow_path = OUT / "gpt2_bow_ids.txt"
@@ -324,46 +350,49 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "ms_per_text": {k: {m: s / n_texts * 1e3 for m, s in v.items()}
                             for k, v in at.items()},
             "spans_per_text": spans / n_texts, "texts_with_different_spans": diff}
-    res["loadavg_end"] = loadavg()
-    return res
 
 
 def report(res: dict[str, Any]) -> str:
     def r(a: float, b: float) -> str:
         return f"{b / a:.1f}x" if a > 0 else "-"
 
-    w = res["infgram_text_warm_us_per_token"]
-    c = res["infgram_text_cold_us_per_token"]
-    pp = res["per_position_us"]
     lines = [
         f"index {res['index']}: {res['num_tokens']:,} tokens ({res['num_positions']:,} "
         f"positions); texts of {res['args']['len']} held-out tokens x {res['args']['texts']}",
         f"loadavg {res['loadavg_start']} -> {res['loadavg_end']}; infini-gram open "
         f"{res['infinigram_open_s']} s; anygram JIT {res['anygram_jit_s']} s",
-        f"held-out: mean suffix_len {res['held_out']['mean_suffix_len']:.2f}, cont seen "
-        f"{res['held_out']['cont_seen_fraction']:.1%}; fresh searches/token "
-        f"{res['fresh_searches_per_token']:.2f}",
-        "",
-        "per-token ∞-gram                    wall µs/token   cpu µs/token   speed-up (cpu)",
-        f"  anygram infgram_text  (warm)      {w['wall']:10.2f}   {w['cpu']:12.2f}",
-        f"  anygram infgram_text  (cold, {c['texts']}) {c['wall']:10.2f}   {c['cpu']:12.2f}",
-        f"  anygram infgram_prob per position {pp['anygram']['wall']:10.2f}   "
-        f"{pp['anygram']['cpu']:12.2f}   {r(w['cpu'], pp['anygram']['cpu'])}",
-        f"  infini-gram infgram_prob per pos. {pp['infini-gram']['wall']:10.2f}   "
-        f"{pp['infini-gram']['cpu']:12.2f}   {r(w['cpu'], pp['infini-gram']['cpu'])}",
-        f"  disagreements: {res['infgram_disagreements']}",
-        "",
-        "per text (ms)                        anygram wall/cpu    infini-gram wall/cpu   "
-        "speed-up wall/cpu",
     ]
-    rows = [("creativity", res["creativity_ms_per_text"])]
-    rows += [(f"attribute ({k})", v["ms_per_text"]) for k, v in res["attribute"].items()]
+    if "infgram_text_warm_us_per_token" in res:
+        w = res["infgram_text_warm_us_per_token"]
+        c = res["infgram_text_cold_us_per_token"]
+        pp = res["per_position_us"]
+        lines += [
+            f"held-out: mean suffix_len {res['held_out']['mean_suffix_len']:.2f}, cont seen "
+            f"{res['held_out']['cont_seen_fraction']:.1%}; fresh searches/token "
+            f"{res['fresh_searches_per_token']:.2f}",
+            "",
+            "per-token ∞-gram                    wall µs/token   cpu µs/token   speed-up (cpu)",
+            f"  anygram infgram_text  (warm)      {w['wall']:10.2f}   {w['cpu']:12.2f}",
+            f"  anygram infgram_text  (cold, {c['texts']}) {c['wall']:10.2f}   "
+            f"{c['cpu']:12.2f}",
+            f"  anygram infgram_prob per position {pp['anygram']['wall']:10.2f}   "
+            f"{pp['anygram']['cpu']:12.2f}   {r(w['cpu'], pp['anygram']['cpu'])}",
+            f"  infini-gram infgram_prob per pos. {pp['infini-gram']['wall']:10.2f}   "
+            f"{pp['infini-gram']['cpu']:12.2f}   {r(w['cpu'], pp['infini-gram']['cpu'])}",
+            f"  disagreements: {res['infgram_disagreements']}",
+        ]
+    lines += ["", "per text (ms)                        anygram wall/cpu    infini-gram wall/cpu"
+              "   speed-up wall/cpu"]
+    rows = [("creativity", res["creativity_ms_per_text"])] \
+        if "creativity_ms_per_text" in res else []
+    rows += [(f"attribute ({k})", v["ms_per_text"]) for k, v in res.get("attribute", {}).items()]
     for name, v in rows:
         a, b = v["anygram"], v["infini-gram"]
         lines.append(f"  {name:<34} {a['wall']:8.2f} / {a['cpu']:7.2f}   {b['wall']:9.2f} / "
                      f"{b['cpu']:8.2f}    {r(a['wall'], b['wall'])} / {r(a['cpu'], b['cpu'])}")
-    lines.append(f"  creativity disagreements: {res['creativity_disagreements']}")
-    for k, v in res["attribute"].items():
+    if "creativity_disagreements" in res:
+        lines.append(f"  creativity disagreements: {res['creativity_disagreements']}")
+    for k, v in res.get("attribute", {}).items():
         lines.append(f"  attribute ({k}): {v['spans_per_text']:.1f} spans/text, texts with "
                      f"different spans: {v['texts_with_different_spans']}")
     return "\n".join(lines)
@@ -385,6 +414,9 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tag", default=None)
+    ap.add_argument("--ops", nargs="+", choices=["infgram", "creativity", "attribute"],
+                    default=["infgram", "creativity", "attribute"],
+                    help="the sections to run (default: all)")
     args = ap.parse_args()
     if args.quick:
         args.texts, args.warm, args.per_pos_texts = min(args.texts, 10), min(args.warm, 20), 2

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from .analysis_results import AttributionDoc, AttributionResult, AttributionSpan, InfGramTextResult
 from . import kernels
+from .analysis_results import AttributionDoc, AttributionResult, AttributionSpan, InfGramTextResult
 from .errors import InvalidQueryError
 from .kernels import analysis as ka
 
