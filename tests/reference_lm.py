@@ -101,3 +101,57 @@ def estimate_discounts(docs: list[list[int]], n: int) -> dict[int, float]:
         _, n1, n2 = count_of_counts(docs, k, 2, continuation=k < n)
         out[k] = n1 / (n1 + 2 * n2) if n1 + 2 * n2 else 0.75
     return out
+
+
+def predecessors(docs: list[list[int]], k: int) -> dict[tuple, set]:
+    """The model's k-grams with their sets of predecessors (<s> included)."""
+    preds: dict[tuple, set] = {}
+    for g in ngrams(docs, k + 1):
+        if g[1] != BOS:
+            preds.setdefault(g[1:], set()).add(g[0])
+    return preds
+
+
+def key_bytes(g: tuple, width: int) -> bytes:
+    """A k-gram's key as the index stores it: little-endian tokens, END as a separator."""
+    sep = (1 << (8 * width)) - 1
+    return b"".join((sep if t == END else t).to_bytes(width, "little") for t in g)
+
+
+def stream_bytes(docs: list[list[int]], width: int) -> bytes:
+    """A shard's token bytes: every document preceded by a separator."""
+    sep = ((1 << (8 * width)) - 1).to_bytes(width, "little")
+    return b"".join(sep + b"".join(t.to_bytes(width, "little") for t in d) for d in docs)
+
+
+def sampled_count_of_counts(shards: list[list[list[int]]], removed: list[set[int]], k: int,
+                            maxc: int, continuation: bool, windows: list, width: int
+                            ) -> list[int]:
+    """The count-of-counts of the types whose position falls in a window (twin of
+    ``anygram.kernels.lm.count_of_counts`` with ``windows``).
+
+    ``shards``: each shard's documents (taken-down ones included; ``removed[s]`` holds their
+    indexes in the shard). A type's count is over the kept documents of every shard; its
+    position is the rank of its key among the suffixes of the first shard whose kept documents
+    hold it (where its run starts, or would be inserted; past the end: the last rank);
+    ``windows[s]``: None (every rank) or ``[(a, b), ..]``.
+    """
+    from bisect import bisect_left
+
+    kept = [[d for i, d in enumerate(docs) if i not in rm] for docs, rm in zip(shards, removed)]
+    every = [d for docs in kept for d in docs]
+    counts = kgram_counts(every, k, continuation)
+    local = [set(kgram_counts(docs, k)) for docs in kept]
+    suffixes = []
+    for docs in shards:
+        data = stream_bytes(docs, width)
+        suffixes.append([data[p:] for p in range(0, len(data), width)])
+        suffixes[-1].sort()
+    by: Counter = Counter()
+    for g, c in counts.items():
+        owner = next(s for s in range(len(shards)) if g in local[s])
+        rank = min(bisect_left(suffixes[owner], key_bytes(g, width)), len(suffixes[owner]) - 1)
+        ws = windows[owner]
+        if ws is None or any(a <= rank < b for a, b in ws):
+            by[c] += 1
+    return [0] + [by[c] for c in range(1, maxc + 1)]

@@ -23,7 +23,8 @@ and below it they are continuation counts, ``c_k(w) = N1+(• h_k w)`` (distinct
 
 Discounts. Fixed (:data:`DEFAULT_DISCOUNT`, or given), or ``discount="estimate"``:
 :meth:`~LanguageModels.estimate_discounts`, ``D = n1 / (n1 + 2 n2)`` per order from the
-count-of-counts of the corpus (one suffix-array walk per order, :mod:`anygram.kernels.lm`).
+count-of-counts of the corpus, exact over all the shards (one suffix-array walk per shard and
+order, each rare type looked up in the other shards: :mod:`anygram.kernels.lm`).
 
 Cost. The top order is one :meth:`~anygram.Engine.ntd`. A lower order enumerates every
 occurrence of its context and reads the tokens on both sides: O(count(h_k)) (a frequent
@@ -264,16 +265,22 @@ class LanguageModels:
         followed by a token or the document end. ``D`` is in ``[0, 1]``; it falls back to
         :data:`DEFAULT_DISCOUNT` when ``n1 + 2 n2 = 0``. Taken-down documents are excluded.
 
-        Exact for a single shard. With several shards the count-of-counts of the shards are
-        summed: a type occurring in two shards counts as two rarer types (an approximation;
-        it slightly raises ``n1`` and ``n2``).
+        Exact for any number of shards: each shard's suffix array is walked once per order
+        (O(k · N) byte compares), and each type it counts once or twice is looked up in the
+        other shards (a galloping search from the previous type's rank, so the shards are
+        merged in key order), which adds its occurrences there or finds that an earlier shard
+        holds it (a type is counted by the first shard where it occurs). One shard: one walk;
+        S shards: the walks plus ``S - 1`` lookups per rare type, O(S · k · N) in all (two
+        shards: ~2x the time of the walks alone). Memory: O(1 M) candidates at a time.
 
-        ``sample``: read only about that many suffix-array ranks per order (split over the
-        shards by size), in random windows of :data:`SAMPLE_WINDOW` ranks drawn with
-        ``seed``; a type is counted (exactly) when its run of suffixes starts in a window, so
-        every type is equally likely to be counted and the ratio is estimated without bias in
-        type selection. None (or at least the whole table) is exact: O(n · N) per order.
-        Results are cached on the engine per ``(n, sample, seed)``.
+        ``sample``: read only about that many suffix-array ranks per order: windows of
+        :data:`SAMPLE_WINDOW` consecutive ranks drawn with ``seed``, uniformly without
+        replacement among the windows of all the shards. A type is counted, with its exact
+        count over all the shards, when its position (the rank of its first ``k`` tokens in the
+        first shard holding it) falls in a drawn window, so every type has the same chance
+        (the fraction of windows drawn) to be counted, however many shards hold it: ``D`` is a
+        ratio, estimated from an unbiased selection of types without scaling. None (or at
+        least the whole table) is exact. Results are cached on the engine per ``(n, sample, seed)``.
         """
         n = _check_n(n)
         if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int)
@@ -286,13 +293,11 @@ class LanguageModels:
             return dict(hit)
         windows = _sample_windows(self, sample, seed)
         removed = [_removed_intervals(self, shard) for shard in range(len(self.shards))]
+        shards = [(s.ds, s.sa, s.ptr_width) for s in self.shards]
         out: dict[int, float] = {}
         for order in range(2, n + 1):
-            coc = np.zeros(3, dtype=np.int64)
-            for shard, s in enumerate(self.shards):
-                coc += count_of_counts(s.ds, s.sa, s.ptr_width, self.token_width, order, 2,
-                                       continuation=order < n, windows=windows[shard],
-                                       removed=removed[shard])
+            coc = count_of_counts(shards, self.token_width, order, 2, continuation=order < n,
+                                  windows=windows, removed=removed)
             n1, n2 = int(coc[1]), int(coc[2])
             out[order] = n1 / (n1 + 2 * n2) if n1 + 2 * n2 else DEFAULT_DISCOUNT
         state.discounts[key] = out
@@ -394,20 +399,24 @@ def _removed_intervals(engine: Engine, shard: int) -> tuple[np.ndarray, np.ndarr
 
 
 def _sample_windows(engine: Engine, sample: int | None, seed: int) -> list[np.ndarray | None]:
-    """Per shard, the sorted rank windows ``[a, b)`` of a sampled estimate (None: all)."""
+    """Per shard, the sorted rank windows ``[a, b)`` of a sampled estimate (None: all): about
+    ``sample / SAMPLE_WINDOW`` windows of :data:`SAMPLE_WINDOW` ranks, drawn uniformly without
+    replacement among the windows of all the shards (so each has the same chance)."""
     sizes = [s.sa.shape[0] // s.ptr_width if s.ptr_width else 0 for s in engine.shards]
     total = sum(sizes)
     if sample is None or sample >= total:
         return [None] * len(sizes)
+    blocks = [-(-size // SAMPLE_WINDOW) for size in sizes]
     rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(sum(blocks), size=min(sum(blocks), -(-sample // SAMPLE_WINDOW)),
+                              replace=False)).astype(np.int64)
     out: list[np.ndarray | None] = []
-    for size in sizes:
-        share = -(-sample * size // total)
-        blocks = -(-size // SAMPLE_WINDOW)
-        pick = np.sort(rng.choice(blocks, size=min(blocks, -(-share // SAMPLE_WINDOW)),
-                                  replace=False)).astype(np.int64)
-        out.append(np.stack([pick * SAMPLE_WINDOW,
-                             np.minimum((pick + 1) * SAMPLE_WINDOW, size)], axis=1))
+    first = 0
+    for size, nb in zip(sizes, blocks):
+        mine = pick[(pick >= first) & (pick < first + nb)] - first
+        first += nb
+        out.append(np.stack([mine * SAMPLE_WINDOW,
+                             np.minimum((mine + 1) * SAMPLE_WINDOW, size)], axis=1))
     return out
 
 
