@@ -17,7 +17,12 @@ Variants:
 - ``anygram random ids``: ``search_docs(ids, max_docs=K, max_disp_len=D, order="random",
   decode=False)``: the like-for-like row (K distinct seeded occurrences, token ids, parsed
   metadata);
-- ``anygram random text``: the same with the windows decoded to text;
+- ``anygram random ids, read``: the same, then every hit's ``token_ids`` and ``metadata``
+  read (a window's token list and parsed metadata are built on first access, so the row
+  above does not pay for them);
+- ``anygram compat``: ``anygram.compat.InfiniGramEngine.search_docs`` with infini-gram's
+  arguments and result dicts (token id lists and raw metadata lines, as infini-gram's);
+- ``anygram random text``: the same as ``random ids`` with the windows decoded to text;
 - ``anygram rank ids`` / ``anygram position ids``: the other two orders (position order
   locates and partially sorts every occurrence: O(count)).
 
@@ -141,8 +146,17 @@ def check_windows(ig: Any, eng: anygram.Engine, samples: int, disp: int,
     return {"compared": compared, "equal": same}
 
 
+def read_all(result: anygram.SearchResult) -> anygram.SearchResult:
+    """Read every hit's token ids and metadata (materialised on first access)."""
+    for h in result.hits:
+        h.token_ids, h.metadata  # noqa: B018  # the reads are the point
+    return result
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from infini_gram.engine import InfiniGramEngine
+
+    from anygram.compat import InfiniGramEngine as AnygramInfiniGram
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -159,6 +173,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ig = InfiniGramEngine(index_dir=str(d), eos_token_id=eos, vocab_size=eng.vocab_size,
                           token_dtype=dtype, ds_prefetch_depth=0, sa_prefetch_depth=0,
                           od_prefetch_depth=0)
+    ag_ig = AnygramInfiniGram(index_dir=str(d), eos_token_id=eos, vocab_size=eng.vocab_size,
+                              token_dtype=dtype)
     rng = np.random.default_rng(args.seed)
     lengths = [int(x) for x in args.lengths.split(",")]
     queries = make_queries(eng, lengths, args.per_n, rng)
@@ -169,6 +185,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "infini-gram": lambda q: ig.search_docs(q, maxnum=K, max_disp_len=D),
         "anygram random ids": lambda q: eng.search_docs(q, max_docs=K, max_disp_len=D,
                                                         order="random", decode=False),
+        "anygram random ids, read": lambda q: read_all(
+            eng.search_docs(q, max_docs=K, max_disp_len=D, order="random", decode=False)),
+        "anygram compat": lambda q: ag_ig.search_docs(q, maxnum=K, max_disp_len=D),
         "anygram random text": lambda q: eng.search_docs(q, max_docs=K, max_disp_len=D,
                                                          order="random"),
         "anygram rank ids": lambda q: eng.search_docs(q, max_docs=K, max_disp_len=D,

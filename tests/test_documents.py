@@ -245,6 +245,27 @@ def test_to_dict_round_trips_through_json(tmp_path):
     assert isinstance(w, DocWindow) and w.end == 11
 
 
+def test_lazy_fields_equal_eager_ones(tmp_path):
+    """A window built from the page (ids as an array, metadata as the raw line) reads, compares,
+    prints and serialises exactly as one built from plain values."""
+    eng = bytes_index(tmp_path, [{"text": "hello world", "title": "t"}, {"text": "ab"}])
+    lazy = eng.search_docs("o", max_docs=5).hits
+    assert [type(h._token_ids) for h in lazy] == [np.ndarray] * 2  # not read yet
+    for h in lazy:
+        eager = DocWindow(*[getattr(h, f) for f in DocWindow.FIELDS])
+        ids = h.token_ids
+        assert type(ids) is list and all(type(t) is int for t in ids)
+        assert h.token_ids is ids  # materialised once
+        assert h.metadata == {"path": str(tmp_path / "c.jsonl"), "linenum": 0,
+                              "metadata": {"title": "t"}}
+        assert h == eager and repr(h) == repr(eager) and h.to_dict() == eager.to_dict()
+        assert h != DocWindow(*[getattr(h, f) for f in DocWindow.FIELDS[:-1]], True)
+    with pytest.raises(TypeError):
+        hash(lazy[0])
+    with pytest.raises(AttributeError):
+        lazy[0].token_ids = []  # type: ignore[misc]
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda e: e.get_doc(3), "0..2"),
     (lambda e: e.get_doc(-1), "out of range"),

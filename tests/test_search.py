@@ -200,15 +200,41 @@ def test_permute_kernel_equals_reference():
 def test_window_kernel_matches_reference_rules():
     # One document of 6 tokens at positions 1..6 (its separator at 0), then another.
     offsets = np.array([0, 7], dtype=np.uint64)
+    ds = np.arange(10, dtype=np.uint8) + 100
+    metaoff = np.array([0, 5], dtype=np.uint64)
     for qlen, before, after, around in [(2, 1, 1, True), (9, 1, 2, False), (0, 5, 5, True),
                                         (4, 2, 2, False)]:
         for p in range(1, 7):
-            a, b, lo, hi, ml = kernels.window_bounds(
-                offsets, 1, 10, np.array([0]), np.array([p]), qlen, before, after, around)
-            kw = ({"max_ctx_len": before} if around else {"max_disp_len": before + after})
-            elo, ehi, eml = ref.naive_window(6, p - 1, qlen, **kw)
-            assert (int(a[0]), int(b[0])) == (1, 7)
-            assert (int(lo[0]) - 1, int(hi[0]) - 1, int(ml[0])) == (elo, ehi, eml)
+            for hide in [np.zeros(0, dtype=bool), np.array([True])]:
+                table, tokens = kernels.document_windows(
+                    ds, 1, offsets, 10, metaoff, 12, 0, np.array([0]), np.array([p]), hide,
+                    qlen, before, after, around)
+                row = dict(zip(kernels.WINDOW_COLUMNS, table[0].tolist()))
+                kw = ({"max_ctx_len": before} if around else {"max_disp_len": before + after})
+                elo, ehi, eml = ref.naive_window(6, p - 1, qlen, **kw)
+                if hide.shape[0]:
+                    ehi = elo
+                    eml = min(eml, max(0, ehi - (p - 1)))
+                assert row["doc_len"] == 6 and (row["meta_lo"], row["meta_hi"]) == (0, 5)
+                assert (row["start"], row["start"] + row["num_tokens"]) == (elo, ehi)
+                assert row["match_offset"] == p - 1 - elo and row["match_len"] == eml
+                assert tokens.tolist() == ds[1 + elo:1 + ehi].tolist()
+    # Anchored at the start (no match), the second document (last: runs to n_pos), no metadata.
+    table, tokens = kernels.document_windows(
+        ds, 1, offsets, 10, np.zeros(0, dtype=np.uint64), 0, 5, np.array([1, 0]),
+        np.array([-1, -1]), np.zeros(0, dtype=bool), 0, 0, 2, True)
+    assert table.tolist() == [[6, 2, 0, 2, -1, 0, -1, -1], [5, 6, 0, 2, -1, 0, -1, -1]]
+    assert tokens.tolist() == [108, 109, 101, 102]
+
+
+def test_docs_of_kernel_equals_searchsorted():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        offsets = np.unique(np.concatenate([[0], rng.integers(1, 200, 10)])).astype(np.uint64)
+        w = int(rng.choice([1, 2, 4]))
+        pos = rng.integers(0, 300, 40)
+        want = np.searchsorted(offsets, pos.astype(np.uint64) * np.uint64(w), side="right") - 1
+        assert kernels.docs_of(offsets, w, pos).tolist() == want.tolist()
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -15,9 +15,8 @@ both clipped to the document (a window never holds a separator).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, get_args
+from typing import TYPE_CHECKING, Literal, NamedTuple, get_args
 
 import numpy as np
 
@@ -273,7 +272,7 @@ class DocumentQueries:
                 seq = kernels.permute(seq, count, np.uint64(int(seed) & _U64))
             shards, ranks = _ranks_of(occ, seq)
             pos = self._positions_at(shards, ranks)
-        hits = self._windows(shards, self._docs_at(shards, pos), pos, len(ids), window, decode)
+        hits = self._windows(shards, None, pos, len(ids), window, decode)
         return SearchResult(count=count, hits=hits, offset=offset,
                             next_offset=offset + n if offset + n < count else None)
 
@@ -374,87 +373,67 @@ class DocumentQueries:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         return np.concatenate(shards), np.concatenate(pos)
 
-    def _windows(self: Engine, shards: np.ndarray, local: np.ndarray,
+    def _windows(self: Engine, shards: np.ndarray, local: np.ndarray | None,
                  match_pos: np.ndarray | None, query_len: int, window: _Window,
                  decode: bool) -> list[DocWindow]:
         """One :class:`DocWindow` per ``(shards[i], local[i])``, around ``match_pos[i]``.
 
-        Without ``match_pos`` each window is anchored at its document's first token. The
-        bounds and tokens of all windows of a shard come from two kernel calls: the Python
-        work left per window is building its lists and result.
+        Without ``match_pos`` each window is anchored at its document's first token; without
+        ``local`` (a search's hits) the documents are those holding ``match_pos``. All
+        windows of a shard come from one kernel call (documents, bounds, metadata ranges and
+        tokens): the Python work left per window is slicing the page and building its result.
         """
-        n = local.shape[0]
+        n = shards.shape[0]
         anchor = np.full(n, -1, dtype=np.int64) if match_pos is None else match_pos
         out: list[DocWindow | None] = [None] * n
         for s, sel in _groups(shards):
             sh = self._shards[s]
-            loc = local[sel]
-            doc_start, doc_end, lo, hi, mlen = kernels.window_bounds(
-                sh.offsets, sh.token_width, sh.num_positions, loc, anchor[sel], query_len,
-                window.before, window.after, window.around_match)
-            removed = [False] * loc.shape[0]
+            loc = np.full(anchor[sel].shape[0], -1, dtype=np.int64) if local is None \
+                else local[sel]
+            hide = _NO_HIDE
             if self._removed[s].shape[0]:
-                mask = self.is_removed(s, loc)
-                hi[mask] = lo[mask]  # reveal nothing of a taken-down document
-                removed = mask.tolist()
-            flat = kernels.gather_tokens(sh.ds, sh.token_width, lo, hi).view(self._dtype).tolist()
-            meta = self._metadata(s, loc.tolist())
-            base = self._doc_base[s]
+                if local is None:
+                    loc = self.docs_at(s, anchor[sel])
+                hide = self.is_removed(s, loc)
+            md, mo = sh.metadata, sh.metaoff
+            has_meta = md is not None and mo is not None
+            table, tokens = kernels.document_windows(
+                sh.ds, sh.token_width, sh.offsets, sh.num_positions,
+                mo if has_meta else _NO_METAOFF, md.shape[0] if has_meta else 0,
+                self._doc_base[s], loc, anchor[sel], hide, query_len, window.before,
+                window.after, window.around_match)
+            rows = table.tolist()
+            page = tokens.view(self._dtype)
+            text_md = memoryview(md) if has_meta else None  # slices of a memoryview: cheapest
             at = range(n) if isinstance(sel, slice) else sel.tolist()
+            anchors = [None] * len(rows) if match_pos is None else anchor[sel].tolist()
+            gone = hide.tolist() if hide.shape[0] else [False] * len(rows)
             cut = 0
-            for j, (i, d, a, b, lo_j, hi_j, gone, ml, mp) in enumerate(zip(
-                    at, loc.tolist(), doc_start.tolist(), doc_end.tolist(), lo.tolist(),
-                    hi.tolist(), removed, mlen.tolist(), anchor[sel].tolist())):
-                mp_or_none = None if match_pos is None else mp
-                if gone:
-                    out[i] = DocWindow(base + d, s, b - a, 0, [], None, False, mp_or_none,
-                                       None, 0, None, True)
+            for i, (doc_id, doc_len, start, ntok, moff, mlen, m_lo, m_hi), mp, hidden in zip(
+                    at, rows, anchors, gone):
+                if hidden:
+                    out[i] = DocWindow(doc_id, s, doc_len, 0, [], None, False, mp, None, 0,
+                                       None, True)
                     continue
-                ids = flat[cut:cut + hi_j - lo_j]
-                cut += hi_j - lo_j
+                ids = page[cut:cut + ntok]
+                cut += ntok
                 text, lossy = self._decode_window(ids) if decode else (None, False)
-                # Positional: a frozen dataclass's keyword __init__ costs more per hit.
-                out[i] = DocWindow(base + d, s, b - a, lo_j - a, ids, text, lossy, mp_or_none,
-                                   None if match_pos is None else mp - lo_j, ml, meta[j])
+                # The token ids and the metadata line are materialised when first read.
+                out[i] = DocWindow(doc_id, s, doc_len, start, ids, text, lossy, mp,
+                                   None if moff < 0 else moff, mlen,
+                                   None if text_md is None else text_md[m_lo:m_hi])
         return out  # type: ignore[return-value]  # every slot was filled
 
-    def _decode_window(self: Engine, ids: list[int]) -> tuple[str | None, bool]:
+    def _decode_window(self: Engine, ids: np.ndarray) -> tuple[str | None, bool]:
         """``(text, lossy)``: lenient decoding, flagged when it produced U+FFFD."""
         if self.tokenizer is None:
             return None, False
         text = self.tokenizer.decode(ids)
         return text, "\ufffd" in text
 
-    def _metadata(self: Engine, shard: int, local: list[int]) -> list[dict[str, Any] | None]:
-        """The parsed metadata line of each document (all None when the shard has none)."""
-        sh = self._shards[shard]
-        md, mo = sh.metadata, sh.metaoff
-        if md is None or mo is None:
-            return [None] * len(local)
-        n_docs, text = sh.num_docs, memoryview(md)  # slices of a memoryview are the cheapest
-        return [_parse_metadata(str(text[int(mo[d]):int(mo[d + 1]) if d + 1 < n_docs
-                                         else len(text)], "utf-8", "replace"))
-                for d in local]
 
-
-_SCAN_JSON = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # the C scanner
-
-
-def _parse_metadata(line: str) -> dict[str, Any]:
-    """A metadata line as a dict; ``{"raw": line}`` when it is not a JSON object."""
-    line = line.rstrip("\n")
-    try:
-        # The C scanner alone: 3x faster than json.loads on a short line (a cost per hit).
-        obj, end = _SCAN_JSON(line, 0)
-    except (StopIteration, ValueError):
-        obj, end = None, -1
-    if end != len(line):
-        try:
-            obj = json.loads(line)  # surrounding whitespace, or a real error
-        except ValueError:
-            obj = None
-    # Not an anygram / infini-gram v4 JSON line: keep it whole rather than fail the query.
-    return obj if isinstance(obj, dict) else {"raw": line}
+_NO_HIDE = np.zeros(0, dtype=bool)  # document_windows: no window is hidden
+_NO_METAOFF = np.zeros(0, dtype=np.uint64)  # document_windows: the shard has no metadata
 
 
 def _groups(shards: np.ndarray) -> list[tuple[int, np.ndarray | slice]]:

@@ -373,8 +373,7 @@ class Engine(DocumentQueries, CnfQueries, TextAnalyses, LanguageModels):
     def docs_at(self, shard: int, positions: np.ndarray) -> np.ndarray:
         """Local index of the document holding each token position of ``shard``."""
         s = self._shards[shard]
-        byte_pos = np.asarray(positions, dtype=np.uint64) * np.uint64(s.token_width)
-        return np.searchsorted(s.offsets, byte_pos, side="right").astype(np.int64) - 1
+        return kernels.docs_of(s.offsets, s.token_width, np.asarray(positions, dtype=np.int64))
 
     def is_removed(self, shard: int, local_docs: np.ndarray) -> np.ndarray:
         """Whether each local document of ``shard`` has been taken down (bool array)."""

@@ -180,6 +180,26 @@ def describe_shard_files(directory: Path, shard: str) -> dict[str, dict[str, Any
 # ----------------------------------------------------------------------------- opening shards
 
 
+_SCAN_JSON = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # the C scanner
+
+
+def parse_metadata_line(line: str) -> dict[str, Any]:
+    """A ``metadata.{s}`` line as a dict; ``{"raw": line}`` when it is not a JSON object."""
+    line = line.rstrip("\n")
+    try:
+        # The C scanner alone: 3x faster than json.loads on a short line (a cost per hit).
+        obj, end = _SCAN_JSON(line, 0)
+    except (StopIteration, ValueError):
+        obj, end = None, -1
+    if end != len(line):
+        try:
+            obj = json.loads(line)  # surrounding whitespace, or a real error
+        except ValueError:
+            obj = None
+    # Not an anygram / infini-gram v4 JSON line: keep it whole rather than fail the query.
+    return obj if isinstance(obj, dict) else {"raw": line}
+
+
 def _map_file(path: Path, load: LoadMethod) -> np.ndarray:
     """The bytes of a file as a read-only uint8 array (memory-mapped or read into RAM)."""
     size = path.stat().st_size

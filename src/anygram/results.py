@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from .format import parse_metadata_line
+
 
 @dataclass(frozen=True, slots=True)
 class FindResult:
@@ -125,7 +129,6 @@ class InfGramNextTokenDist:
         return {**self.dist.to_dict(), "suffix_len": self.suffix_len}
 
 
-@dataclass(frozen=True, slots=True)
 class DocWindow:
     """A window of one document's tokens, optionally around a match.
 
@@ -145,25 +148,72 @@ class DocWindow:
     for an anygram index), ``{"raw": line}`` for a line that is not JSON, or None when the
     index has no metadata. A taken-down document (``removed=True``) comes with no tokens, no
     text and no metadata.
+
+    Read-only, like the other results. The engine builds windows by the page, so two fields
+    are materialised on first access: ``token_ids`` may be given as a numpy array (a view of
+    the page's tokens, turned into a list of ints when first read) and ``metadata`` as the
+    raw line (``bytes``/``memoryview``, parsed when first read). A caller that reads only
+    some hits or fields pays only for those; the values are the same either way.
     """
+
+    __slots__ = ("doc_id", "shard", "doc_len", "start", "text", "text_lossy", "match_pos",
+                 "match_offset", "match_len", "removed", "_token_ids", "_metadata")
+    #: The public fields, in constructor order (what ``==``, ``repr`` and ``to_dict`` use).
+    FIELDS = ("doc_id", "shard", "doc_len", "start", "token_ids", "text", "text_lossy",
+              "match_pos", "match_offset", "match_len", "metadata", "removed")
 
     doc_id: int
     shard: int
     doc_len: int
     start: int
-    token_ids: list[int]
     text: str | None
     text_lossy: bool
     match_pos: int | None
     match_offset: int | None
     match_len: int
-    metadata: dict[str, Any] | None
-    removed: bool = False
+    removed: bool
+
+    def __init__(self, doc_id: int, shard: int, doc_len: int, start: int,
+                 token_ids: list[int] | np.ndarray, text: str | None, text_lossy: bool,
+                 match_pos: int | None, match_offset: int | None, match_len: int,
+                 metadata: dict[str, Any] | bytes | memoryview | None,
+                 removed: bool = False) -> None:
+        # object.__setattr__ once per slot is what frozen dataclasses do, at 6x the cost of
+        # plain stores; a page builds many windows, so this class is read-only by convention
+        # (every public attribute but the two lazy ones is a plain slot).
+        self.doc_id = doc_id
+        self.shard = shard
+        self.doc_len = doc_len
+        self.start = start
+        self._token_ids = token_ids
+        self.text = text
+        self.text_lossy = text_lossy
+        self.match_pos = match_pos
+        self.match_offset = match_offset
+        self.match_len = match_len
+        self._metadata = metadata
+        self.removed = removed
+
+    @property
+    def token_ids(self) -> list[int]:
+        """The window's token ids."""
+        ids = self._token_ids
+        if not isinstance(ids, list):
+            ids = self._token_ids = ids.tolist()
+        return ids
+
+    @property
+    def metadata(self) -> dict[str, Any] | None:
+        """The document's parsed metadata line (see the class docstring)."""
+        meta = self._metadata
+        if isinstance(meta, (bytes, memoryview)):
+            meta = self._metadata = parse_metadata_line(str(meta, "utf-8", "replace"))
+        return meta
 
     @property
     def end(self) -> int:
         """Offset inside the document just past the window's last token."""
-        return self.start + len(self.token_ids)
+        return self.start + len(self._token_ids)
 
     @property
     def match_ids(self) -> list[int]:
@@ -171,6 +221,17 @@ class DocWindow:
         if self.match_offset is None:
             return []
         return self.token_ids[self.match_offset:self.match_offset + self.match_len]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DocWindow):
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in self.FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable lists inside, as a dataclass's
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{f}={getattr(self, f)!r}" for f in self.FIELDS)
+        return f"DocWindow({body})"
 
     def to_dict(self) -> dict[str, Any]:
         return {"doc_id": self.doc_id, "shard": self.shard, "doc_len": self.doc_len,

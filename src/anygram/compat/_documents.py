@@ -26,7 +26,7 @@ class _DocumentsMixin(_Base):
         return {"doc_ix": doc_ix, "doc_len": win.doc_len, "disp_len": len(win.token_ids),
                 "needle_offset": 0 if win.match_offset is None else win.match_offset,
                 "metadata": self._raw_metadata(win.shard, local),
-                "token_ids": list(win.token_ids), "blocked": False}
+                "token_ids": win.token_ids, "blocked": False}  # a fresh list: no copy
 
     def _raw_metadata(self, shard: int, local: int) -> str:
         """The document's metadata line as stored (with its ``\\n``), or ``""``."""

@@ -12,7 +12,7 @@ from .cnf import (
     sort_positions,
     verify_anchors,
 )
-from .docs import gather_tokens, permute, positions_at, window_bounds
+from .docs import WINDOW_COLUMNS, docs_of, document_windows, permute, positions_at
 from .search import (
     find_range,
     find_range_cached,
@@ -22,7 +22,22 @@ from .search import (
     sample_next_token_counts,
 )
 
-__all__ = ["count_phrase_starts", "docs_of_sorted", "find_range", "find_range_cached",
-           "gather_tokens", "longest_suffix", "next_token_counts", "permute", "phrase_hits",
-           "positions_at", "probe_anchors", "rank_positions", "sample_next_token_counts",
-           "sort_positions", "verify_anchors", "window_bounds"]
+__all__ = [
+    "count_phrase_starts",
+    "docs_of",
+    "docs_of_sorted",
+    "document_windows",
+    "find_range",
+    "find_range_cached",
+    "longest_suffix",
+    "next_token_counts",
+    "permute",
+    "phrase_hits",
+    "positions_at",
+    "probe_anchors",
+    "rank_positions",
+    "sample_next_token_counts",
+    "sort_positions",
+    "verify_anchors",
+    "WINDOW_COLUMNS",
+]

@@ -2,8 +2,8 @@
 permutation, the bounds of document windows and the gathering of their tokens.
 
 Arrays in, arrays out. Twins in ``tests/reference.py``: ``naive_permute`` (permute),
-``naive_window`` (window_bounds); positions_at and gather_tokens are checked against
-``Engine.positions`` and the documents themselves.
+``naive_window`` (document_windows); positions_at, docs_of and the windows' tokens are
+checked against ``Engine.positions``, ``reference.doc_at`` and the documents themselves.
 """
 
 from __future__ import annotations
@@ -77,30 +77,67 @@ def permute(idx: np.ndarray, n: int, seed: np.uint64) -> np.ndarray:
     return out
 
 
+@inline_kernel
+def _doc_of(offsets: np.ndarray, w: int, pos: np.int64) -> np.int64:
+    """The last ``d`` with ``offsets[d] <= pos * w`` (offsets ascending, the first 0)."""
+    x = np.uint64(pos * w)
+    lo, hi = 0, offsets.shape[0]  # offsets[lo] <= x < offsets[hi], hi as +infinity
+    while hi - lo > 1:
+        mid = (lo + hi) >> 1
+        if offsets[mid] <= x:
+            lo = mid
+        else:
+            hi = mid
+    return np.int64(lo)
+
+
 @kernel
-def window_bounds(offsets: np.ndarray, w: int, n_pos: int, local: np.ndarray,
-                  anchor: np.ndarray, query_len: int, before: int, after: int,
-                  around_match: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                               np.ndarray, np.ndarray]:
-    """Windows cut from documents of one shard around anchor positions, clipped to them.
+def docs_of(offsets: np.ndarray, w: int, pos: np.ndarray) -> np.ndarray:
+    """Local document holding each token position of a shard.
+
+    ``offsets`` are the byte offsets of the documents' separators (ascending, the first 0),
+    so a separator's own position maps to its document. O(len(pos) log len(offsets)).
+    """
+    out = np.empty(pos.shape[0], dtype=np.int64)
+    for i in range(pos.shape[0]):
+        out[i] = _doc_of(offsets, w, pos[i])
+    return out
+
+
+#: Columns of the table :func:`document_windows` returns, one row per window.
+WINDOW_COLUMNS = ("doc_id", "doc_len", "start", "num_tokens", "match_offset", "match_len",
+                  "meta_lo", "meta_hi")
+
+
+@kernel
+def document_windows(ds: np.ndarray, w: int, offsets: np.ndarray, n_pos: int,
+                     metaoff: np.ndarray, meta_len: int, doc_base: int, local: np.ndarray,
+                     anchor: np.ndarray, hide: np.ndarray, query_len: int, before: int,
+                     after: int, around_match: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Windows cut from documents of one shard around anchor positions, and their tokens.
 
     Document ``local[i]`` spans token positions ``[offsets[d] / w + 1, next separator)`` (the
-    last one runs to ``n_pos``), as :meth:`anygram.Engine.doc_span`. Its window reaches
-    ``before`` tokens back from ``anchor[i]`` and ``after`` tokens on from it (from the end
-    of the match of ``query_len`` tokens when ``around_match``); ``anchor[i] = -1`` anchors
-    at the document start with no match. Returns int64 arrays ``(doc_start, doc_end, lo, hi,
-    match_len)``: the window is positions ``[lo, hi)`` and holds ``match_len`` tokens of the
-    match (0 without one). O(len(local)).
+    last one runs to ``n_pos``), as :meth:`anygram.Engine.doc_span`; ``local[i] = -1`` means
+    the document holding ``anchor[i]`` (as :func:`docs_of`). Its window reaches ``before``
+    tokens back from ``anchor[i]`` and ``after`` tokens on from it (from the end of the
+    match of ``query_len`` tokens when ``around_match``), clipped to the document;
+    ``anchor[i] = -1`` anchors at the document start with no match. ``hide[i]`` (when
+    ``hide`` is not empty) empties window i (a taken-down document).
+
+    Returns ``(table, tokens)``: an int64 table with one row per window and the columns
+    :data:`WINDOW_COLUMNS` (``doc_id`` is ``doc_base + local[i]``; the others in tokens,
+    relative to the document start, except that ``match_offset`` is relative to the window and
+    -1 without a match; ``meta_lo``/``meta_hi`` the document's metadata byte range, from
+    ``metaoff`` whose last line runs to ``meta_len``, or -1 when ``metaoff`` is empty), and
+    the token bytes of all windows concatenated. O(len(local) + tokens).
     """
     m = local.shape[0]
     n_docs = offsets.shape[0]
-    doc_start = np.empty(m, dtype=np.int64)
-    doc_end = np.empty(m, dtype=np.int64)
-    lo = np.empty(m, dtype=np.int64)
-    hi = np.empty(m, dtype=np.int64)
-    match_len = np.zeros(m, dtype=np.int64)
+    table = np.empty((m, 8), dtype=np.int64)
+    lo_at = np.empty(m, dtype=np.int64)
+    total = 0
     for i in range(m):
-        d = local[i]
+        d = local[i] if local[i] >= 0 else _doc_of(offsets, w, anchor[i])
         a = np.int64(offsets[d]) // w + 1
         b = np.int64(offsets[d + 1]) // w if d + 1 < n_docs else np.int64(n_pos)
         p = anchor[i]
@@ -109,25 +146,28 @@ def window_bounds(offsets: np.ndarray, w: int, n_pos: int, local: np.ndarray,
             p = a
         else:
             ml = min(query_len, b - p)
-        end = p + after + (ml if around_match else 0)
-        doc_start[i] = a
-        doc_end[i] = b
-        lo[i] = max(a, p - before)
-        hi[i] = min(b, end)
-        match_len[i] = max(0, min(ml, hi[i] - p))
-    return doc_start, doc_end, lo, hi, match_len
-
-
-@kernel
-def gather_tokens(ds: np.ndarray, w: int, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """The token bytes of positions ``[lo[i], hi[i])`` for each i, concatenated (uint8)."""
-    total = 0
-    for i in range(lo.shape[0]):
-        total += hi[i] - lo[i]
-    out = np.empty(total * w, dtype=np.uint8)
+        lo = max(a, p - before)
+        hi = min(b, p + after + (ml if around_match else 0))
+        if hide.shape[0] and hide[i]:
+            hi = lo
+        table[i, 0] = doc_base + d
+        table[i, 1] = b - a
+        table[i, 2] = lo - a
+        table[i, 3] = hi - lo
+        table[i, 4] = p - lo if anchor[i] >= 0 else -1
+        table[i, 5] = max(0, min(ml, hi - p))
+        if metaoff.shape[0]:
+            table[i, 6] = np.int64(metaoff[d])
+            table[i, 7] = np.int64(metaoff[d + 1]) if d + 1 < metaoff.shape[0] else meta_len
+        else:
+            table[i, 6] = -1
+            table[i, 7] = -1
+        lo_at[i] = lo
+        total += hi - lo
+    tokens = np.empty(total * w, dtype=np.uint8)
     j = 0
-    for i in range(lo.shape[0]):
-        nb = (hi[i] - lo[i]) * w
-        out[j:j + nb] = ds[lo[i] * w:lo[i] * w + nb]
+    for i in range(m):
+        nb = table[i, 3] * w
+        tokens[j:j + nb] = ds[lo_at[i] * w:lo_at[i] * w + nb]
         j += nb
-    return out
+    return table, tokens

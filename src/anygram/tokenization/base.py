@@ -8,7 +8,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
+
+import numpy as np
 
 from ..errors import TokenizerError, TokenOutOfRangeError
 from ..format import sha256_file
@@ -101,8 +103,13 @@ class Tokenizer(ABC):
         Checked here because the libraries disagree: some raise their own errors, some silently
         skip unknown ids, and bytes() would raise a bare ValueError.
         """
-        # numpy arrays (index slices) convert much faster through tolist() than element by
-        # element, and their tolist() already gives Python ints.
+        if isinstance(ids, np.ndarray) and ids.dtype.kind in "iu" and ids.ndim == 1:
+            # Index slices: the range check is vectorised, and tolist() gives Python ints.
+            if ids.shape[0]:
+                lo, hi = int(ids.min()), int(ids.max())
+                if lo < 0 or hi > self.max_id:
+                    self._out_of_range(lo if lo < 0 else hi)
+            return ids.tolist()  # type: ignore[no-any-return]
         tolist = getattr(ids, "tolist", None)
         if callable(tolist):
             id_list = tolist()
@@ -113,13 +120,15 @@ class Tokenizer(ABC):
         if id_list:
             lo, hi = min(id_list), max(id_list)
             if lo < 0 or hi > self.max_id:
-                bad = lo if lo < 0 else hi
-                raise TokenOutOfRangeError(
-                    f"token id {bad} is outside this {self.kind} tokenizer's range "
-                    f"0..{self.max_id}; "
-                    "check that the ids come from the same tokenizer"
-                )
+                self._out_of_range(lo if lo < 0 else hi)
         return id_list
+
+    def _out_of_range(self, bad: int) -> NoReturn:
+        """Raise TokenOutOfRangeError for id ``bad``."""
+        raise TokenOutOfRangeError(
+            f"token id {bad} is outside this {self.kind} tokenizer's range 0..{self.max_id}; "
+            "check that the ids come from the same tokenizer"
+        )
 
     def __repr__(self) -> str:
         spec = self.spec()
