@@ -258,6 +258,8 @@ def test_lazy_fields_equal_eager_ones(tmp_path):
         assert h.token_ids is ids  # materialised once
         assert h.metadata == {"path": str(tmp_path / "c.jsonl"), "linenum": 0,
                               "metadata": {"title": "t"}}
+        assert json.loads(h.metadata_line) == h.metadata and h.metadata_line.endswith("\n")
+        assert eager.metadata_line is None  # made from the parsed dict
         assert h == eager and repr(h) == repr(eager) and h.to_dict() == eager.to_dict()
         assert h != DocWindow(*[getattr(h, f) for f in DocWindow.FIELDS[:-1]], True)
     with pytest.raises(TypeError):

@@ -129,6 +129,9 @@ class InfGramNextTokenDist:
         return {**self.dist.to_dict(), "suffix_len": self.suffix_len}
 
 
+_UNPARSED = object()  # DocWindow._metadata before the raw line is parsed
+
+
 class DocWindow:
     """A window of one document's tokens, optionally around a match.
 
@@ -152,12 +155,13 @@ class DocWindow:
     Read-only, like the other results. The engine builds windows by the page, so two fields
     are materialised on first access: ``token_ids`` may be given as a numpy array (a view of
     the page's tokens, turned into a list of ints when first read) and ``metadata`` as the
-    raw line (``bytes``/``memoryview``, parsed when first read). A caller that reads only
-    some hits or fields pays only for those; the values are the same either way.
+    raw line (``bytes``/``memoryview``, parsed when first read; :attr:`metadata_line` gives
+    it as stored). A caller that reads only some hits or fields pays only for those; the
+    values are the same either way.
     """
 
     __slots__ = ("doc_id", "shard", "doc_len", "start", "text", "text_lossy", "match_pos",
-                 "match_offset", "match_len", "removed", "_token_ids", "_metadata")
+                 "match_offset", "match_len", "removed", "_token_ids", "_metadata", "_line")
     #: The public fields, in constructor order (what ``==``, ``repr`` and ``to_dict`` use).
     FIELDS = ("doc_id", "shard", "doc_len", "start", "token_ids", "text", "text_lossy",
               "match_pos", "match_offset", "match_len", "metadata", "removed")
@@ -191,7 +195,12 @@ class DocWindow:
         self.match_pos = match_pos
         self.match_offset = match_offset
         self.match_len = match_len
-        self._metadata = metadata
+        if isinstance(metadata, (bytes, memoryview)):
+            self._line: bytes | memoryview | None = metadata
+            self._metadata: dict[str, Any] | None | object = _UNPARSED
+        else:
+            self._line = None
+            self._metadata = metadata
         self.removed = removed
 
     @property
@@ -206,9 +215,18 @@ class DocWindow:
     def metadata(self) -> dict[str, Any] | None:
         """The document's parsed metadata line (see the class docstring)."""
         meta = self._metadata
-        if isinstance(meta, (bytes, memoryview)):
-            meta = self._metadata = parse_metadata_line(str(meta, "utf-8", "replace"))
-        return meta
+        if meta is _UNPARSED:
+            meta = self._metadata = parse_metadata_line(self.metadata_line or "")
+        return meta  # type: ignore[return-value]  # parsed above
+
+    @property
+    def metadata_line(self) -> str | None:
+        """The metadata line as stored in the index, newline included (decoded leniently).
+
+        None when the index has no metadata, or when the window was made from an already
+        parsed ``metadata`` dict rather than by the engine.
+        """
+        return None if self._line is None else str(self._line, "utf-8", "replace")
 
     @property
     def end(self) -> int:

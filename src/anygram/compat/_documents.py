@@ -25,17 +25,8 @@ class _DocumentsMixin(_Base):
                     "needle_offset": 0, "metadata": "", "token_ids": [], "blocked": True}
         return {"doc_ix": doc_ix, "doc_len": win.doc_len, "disp_len": len(win.token_ids),
                 "needle_offset": 0 if win.match_offset is None else win.match_offset,
-                "metadata": self._raw_metadata(win.shard, local),
+                "metadata": win.metadata_line or "",
                 "token_ids": win.token_ids, "blocked": False}  # a fresh list: no copy
-
-    def _raw_metadata(self, shard: int, local: int) -> str:
-        """The document's metadata line as stored (with its ``\\n``), or ``""``."""
-        sh = self.engine.shards[shard]
-        if sh.metadata is None or sh.metaoff is None:
-            return ""
-        start = int(sh.metaoff[local])
-        end = int(sh.metaoff[local + 1]) if local + 1 < sh.num_docs else sh.metadata.shape[0]
-        return bytes(sh.metadata[start:end]).decode("utf-8", "replace")
 
     def _disp_len(self, max_disp_len: Any) -> int | dict[str, str]:
         if max_disp_len is None:
