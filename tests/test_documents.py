@@ -249,8 +249,10 @@ def test_lazy_fields_equal_eager_ones(tmp_path):
     """A window built from the page (ids as an array, metadata as the raw line) reads, compares,
     prints and serialises exactly as one built from plain values."""
     eng = bytes_index(tmp_path, [{"text": "hello world", "title": "t"}, {"text": "ab"}])
-    lazy = eng.search_docs("o", max_docs=5).hits
+    lazy = eng.search_docs("o", max_docs=5, decode=False).hits
     assert [type(h._token_ids) for h in lazy] == [np.ndarray] * 2  # not read yet
+    decoded = eng.search_docs("o", max_docs=5).hits  # decoding read the ids already
+    assert [h.token_ids for h in decoded] == [h.token_ids for h in lazy]
     for h in lazy:
         eager = DocWindow(*[getattr(h, f) for f in DocWindow.FIELDS])
         ids = h.token_ids

@@ -8,6 +8,7 @@ import json
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -299,6 +300,28 @@ def test_sentencepiece_round_trip(tmp_path: Path) -> None:
     assert load_tokenizer(tok.spec(), base_dir=tmp_path).encode(text) == ids
     with pytest.raises(TokenOutOfRangeError):
         tok.decode([60])
+
+
+
+def test_decode_unchecked_and_check_range_for_every_adapter(tmp_path: Path, hf_path: Path) -> None:
+    """decode(checked=False) equals decode on valid lists; check_range guards arrays of ids
+    as decode's own check does (an index's page is checked once, then decoded unchecked)."""
+    toks = [load_tokenizer("bytes"), load_tokenizer(hf_path),
+            load_tokenizer(_write_tiktoken(tmp_path / "tiny.tiktoken")),
+            load_tokenizer(_train_sentencepiece(tmp_path / "tiny.model"))]
+    for tok in toks:
+        ids = tok.encode("the lazy dog sat on the mat")
+        assert tok.decode(ids, checked=False) == tok.decode(ids)
+        for dtype in (np.uint16, np.int64, np.uint32):
+            arr = np.array(ids, dtype=dtype)
+            assert tok.decode(arr) == tok.decode(ids)
+            tok.check_range(arr)
+            tok.check_range(arr[:0])
+        for bad in ([tok.max_id + 1], [0, -1]):
+            with pytest.raises(TokenOutOfRangeError, match=str(bad[-1])):
+                tok.check_range(np.array(bad, dtype=np.int64))
+            with pytest.raises(TokenOutOfRangeError):
+                tok.decode(np.array(bad, dtype=np.int64))
 
 
 # ---------------------------------------------------------------- errors

@@ -404,6 +404,9 @@ class DocumentQueries:
                 window.after, window.around_match)
             rows = table.tolist()
             page = tokens.view(self._dtype)
+            tok = self.tokenizer if decode else None
+            if tok is not None:
+                tok.check_range(page)  # once for the page: each window then decodes unchecked
             text_md = memoryview(md) if has_meta else None  # slices of a memoryview: cheapest
             at = range(n) if isinstance(sel, slice) else sel.tolist()
             anchors = [None] * len(rows) if match_pos is None else anchor[sel].tolist()
@@ -417,19 +420,16 @@ class DocumentQueries:
                     continue
                 ids = page[cut:cut + ntok]
                 cut += ntok
-                text, lossy = self._decode_window(ids) if decode else (None, False)
+                text, lossy = None, False
+                if tok is not None:
+                    ids = ids.tolist()  # decoding needs the list: the window keeps it
+                    text = tok.decode(ids, checked=False)
+                    lossy = "\ufffd" in text
                 # The token ids and the metadata line are materialised when first read.
                 out[i] = DocWindow(doc_id, s, doc_len, start, ids, text, lossy, mp,
                                    None if moff < 0 else moff, mlen,
                                    None if text_md is None else text_md[m_lo:m_hi])
         return out  # type: ignore[return-value]  # every slot was filled
-
-    def _decode_window(self: Engine, ids: np.ndarray) -> tuple[str | None, bool]:
-        """``(text, lossy)``: lenient decoding, flagged when it produced U+FFFD."""
-        if self.tokenizer is None:
-            return None, False
-        text = self.tokenizer.decode(ids)
-        return text, "\ufffd" in text
 
 
 _NO_HIDE = np.zeros(0, dtype=bool)  # document_windows: no window is hidden

@@ -77,13 +77,27 @@ class Tokenizer(ABC):
         """``[self.encode(t) for t in texts]``; adapters override this with a faster batch call."""
         return [self.encode(text) for text in texts]
 
-    @abstractmethod
-    def decode(self, ids: Sequence[int]) -> str:
+    def decode(self, ids: Sequence[int], *, checked: bool = True) -> str:
         """Text of ``ids``; bytes that are not valid UTF-8 become U+FFFD instead of raising.
+
+        ``checked=False`` skips the range check: for a ``list`` of ``int`` the caller has
+        already checked (e.g. windows of a page checked at once with :meth:`check_range`).
 
         Raises:
             TokenOutOfRangeError: an id is negative or larger than :attr:`max_id`.
         """
+        return self._decode_list(self._check_ids(ids) if checked else ids)  # type: ignore[arg-type]
+
+    @abstractmethod
+    def _decode_list(self, ids: list[int]) -> str:
+        """:meth:`decode` of a list of ints known to lie in ``0..max_id``."""
+
+    def check_range(self, ids: np.ndarray) -> None:
+        """Raise TokenOutOfRangeError unless every id of the integer array is in ``0..max_id``."""
+        if ids.shape[0]:
+            lo, hi = int(ids.min()), int(ids.max())
+            if lo < 0 or hi > self.max_id:
+                self._out_of_range(lo if lo < 0 else hi)
 
     @abstractmethod
     def spec(self) -> dict[str, Any]:
@@ -105,10 +119,7 @@ class Tokenizer(ABC):
         """
         if isinstance(ids, np.ndarray) and ids.dtype.kind in "iu" and ids.ndim == 1:
             # Index slices: the range check is vectorised, and tolist() gives Python ints.
-            if ids.shape[0]:
-                lo, hi = int(ids.min()), int(ids.max())
-                if lo < 0 or hi > self.max_id:
-                    self._out_of_range(lo if lo < 0 else hi)
+            self.check_range(ids)
             return ids.tolist()  # type: ignore[no-any-return]
         tolist = getattr(ids, "tolist", None)
         if callable(tolist):

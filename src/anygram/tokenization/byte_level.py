@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -37,9 +36,9 @@ class ByteTokenizer(Tokenizer):
                 "remove lone surrogate characters from the text"
             ) from exc
 
-    def decode(self, ids: Sequence[int]) -> str:
+    def _decode_list(self, ids: list[int]) -> str:
         """Decode the bytes as UTF-8, replacing invalid sequences with U+FFFD."""
-        return bytes(self._check_ids(ids)).decode("utf-8", errors="replace")
+        return bytes(ids).decode("utf-8", errors="replace")
 
     def spec(self) -> dict[str, Any]:
         """``{"kind": "bytes", "file": None, "sha256": None}``."""

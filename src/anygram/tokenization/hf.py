@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -49,10 +48,10 @@ class HFTokenizer(_FileTokenizer):
         """Encode with the library's multithreaded batch encoder."""
         return [list(enc.ids) for enc in self._tok.encode_batch(texts, add_special_tokens=False)]
 
-    def decode(self, ids: Sequence[int]) -> str:
+    def _decode_list(self, ids: list[int]) -> str:
         """Decode keeping special tokens; the HF decoders already replace invalid UTF-8 with U+FFFD.
 
         Ids inside ``0..max_id`` that the vocabulary does not define (gaps) are skipped by
         the library.
         """
-        return str(self._tok.decode(self._check_ids(ids), skip_special_tokens=False))
+        return str(self._tok.decode(ids, skip_special_tokens=False))

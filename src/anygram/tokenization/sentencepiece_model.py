@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -36,6 +35,6 @@ class SentencePieceTokenizer(_FileTokenizer):
             list(ids) for ids in self._sp.encode(texts, out_type=int, add_bos=False, add_eos=False)
         ]
 
-    def decode(self, ids: Sequence[int]) -> str:
+    def _decode_list(self, ids: list[int]) -> str:
         """Decode; byte-fallback pieces cut inside a character become U+FFFD in the library."""
-        return str(self._sp.DecodeIds(self._check_ids(ids)))
+        return str(self._sp.DecodeIds(ids))

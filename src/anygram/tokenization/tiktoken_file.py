@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -213,11 +213,10 @@ class TiktokenTokenizer(_FileTokenizer):
         """Encode with tiktoken's threaded batch encoder."""
         return [list(ids) for ids in self._enc.encode_ordinary_batch(texts)]
 
-    def decode(self, ids: Sequence[int]) -> str:
+    def _decode_list(self, ids: list[int]) -> str:
         """Decode to bytes, then UTF-8 with U+FFFD for sequences cut inside a character."""
-        id_list = self._check_ids(ids)
         try:
-            data = self._enc.decode_bytes(id_list)
+            data = self._enc.decode_bytes(ids)
         except KeyError as exc:
             # Ids in the gaps between BPE ranks and special tokens (e.g. 100261..100275 in cl100k).
             raise TokenOutOfRangeError(
