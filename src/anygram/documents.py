@@ -396,10 +396,14 @@ class DocumentQueries:
                     loc = self.docs_at(s, anchor[sel])
                 hide = self.is_removed(s, loc)
             md, mo = sh.metadata, sh.metaoff
-            has_meta = md is not None and mo is not None
+            text_md: memoryview | None = None  # slices of a memoryview are the cheapest
+            if md is None or mo is None:
+                mo = _NO_METAOFF
+            else:
+                text_md = md.data
             table, tokens = kernels.document_windows(
-                sh.ds, sh.token_width, sh.offsets, sh.num_positions,
-                mo if has_meta else _NO_METAOFF, md.shape[0] if has_meta else 0,
+                sh.ds, sh.token_width, sh.offsets, sh.num_positions, mo,
+                0 if text_md is None else len(text_md),
                 self._doc_base[s], loc, anchor[sel], hide, query_len, window.before,
                 window.after, window.around_match)
             rows = table.tolist()
@@ -407,7 +411,6 @@ class DocumentQueries:
             tok = self.tokenizer if decode else None
             if tok is not None:
                 tok.check_range(page)  # once for the page: each window then decodes unchecked
-            text_md = memoryview(md) if has_meta else None  # slices of a memoryview: cheapest
             at = range(n) if isinstance(sel, slice) else sel.tolist()
             anchors = [None] * len(rows) if match_pos is None else anchor[sel].tolist()
             gone = hide.tolist() if hide.shape[0] else [False] * len(rows)
