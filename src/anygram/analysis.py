@@ -67,6 +67,9 @@ def _combine(walks: list[tuple[np.ndarray, np.ndarray, np.ndarray]], cuts: np.nd
     docstring)."""
     if not walks:
         return _Walk(cuts.copy(), np.zeros(cuts.shape[0], dtype=np.int64), [])
+    if len(walks) == 1:
+        s, lo, c = walks[0]
+        return _Walk(s, c, [(lo, lo + c)])
     starts = np.minimum.reduce([s for s, _, _ in walks])
     counts = np.zeros(cuts.shape[0], dtype=np.int64)
     ranges = []
@@ -214,7 +217,7 @@ class TextAnalyses:
         if n == 0:
             return AttributionResult(spans=[])
         toks = np.array(ids, dtype=np.int64)
-        q = self._bytes(ids)
+        q = toks.astype(self._dtype).view(np.uint8)  # self._bytes(ids), from the array
         # Spans start and end at cuts: every offset, or the word starts (and the text's end).
         if enforce_bow:
             cuts = np.append(np.flatnonzero(_member(toks, bows)), n)
@@ -258,17 +261,18 @@ class TextAnalyses:
         # log(count) - log(total), as infini-gram computes it; a token of a span occurs.
         logp = np.log(np.maximum(unigram, 1)) - math.log(max(total, 1))
         docs = self._spans_docs([(lo[keep], hi[keep]) for lo, hi in ranges], max_docs_per_span)
+        logp_list = logp.tolist()  # summed left to right, as infini-gram does
         spans = []
-        for i, found in zip(keep.tolist(), docs):
-            a, b = int(left[i]), int(right[i])
+        for a, b, c, found in zip(left[keep].tolist(), right[keep].tolist(),
+                                  counts[keep].tolist(), docs):
             if with_context and found:
                 windows = self.get_docs_by_pos([(d.shard, d.pos) for d in found],
                                                query_len=b - a, max_ctx_len=max_ctx_len,
                                                decode=decode)
                 found = [AttributionDoc(d.shard, d.pos, d.doc_id, w)
                          for d, w in zip(found, windows)]
-            spans.append(AttributionSpan(start=a, end=b, count=int(counts[i]),
-                                         unigram_logprob_sum=float(sum(logp[a:b].tolist())),
+            spans.append(AttributionSpan(start=a, end=b, count=c,
+                                         unigram_logprob_sum=float(sum(logp_list[a:b])),
                                          docs=tuple(found)))
         return AttributionResult(spans=spans)
 
