@@ -22,11 +22,15 @@ from anygram import Engine, InvalidQueryError, TokenizerError, TokenOutOfRangeEr
 from anygram import cnf as cnf_module
 from anygram.build import build_index, build_index_from_ids
 from anygram.cnf import MAX_CLAUSES, MAX_TERMS
+from anygram.kernels import cnf as kernels_cnf
 
 EXACT = {"max_clause_freq": None}
 # The engine picks, per shard, the cheapest of several exact plans (cnf._choose); these force
-# each one (None: the engine's choice).
-STRATEGIES = [None, "windows", "probe", "merge", "split", "driver"]
+# each one (None: the engine's choice): anchors sorted with partners looked up in the text
+# ("windows", "probe"), read from the suffix array ("merge") or both ("split"); driven by a
+# partner ("driver"); anchors and partners marked in bitmaps and swept ("marks"), some
+# partners looked up after the sweep ("marks_split").
+STRATEGIES = [None, "windows", "probe", "merge", "split", "driver", "marks", "marks_split"]
 
 
 @contextmanager
@@ -205,6 +209,59 @@ def test_kernels_equal_twins(w, data):
         np.frombuffer(b"".join(q for q, _ in phrases), dtype=np.uint8), poff,
         np.array([b for _, b in phrases], dtype=np.int64), need)
     assert probed.tolist() == ref.naive_verify_anchors(trip, occ, d)
+
+
+@given(st.data())
+def test_marks_equal_twins(data):
+    """mark_ranks: twin, the positions stored at the ranks, per row; sweep_marks: twin,
+    naive_verify_anchors over the row-0 positions outside removed documents. Shards of up to
+    300 positions (several words, documents across word edges), any d."""
+    n = data.draw(st.integers(1, 300))
+    w = data.draw(st.sampled_from([1, 2, 4]))
+    k = data.draw(st.sampled_from([4, 5]))  # the unrolled path and the generic one
+    seps = sorted({0, *data.draw(st.lists(st.integers(0, n - 1), max_size=8))})
+    offsets = np.array(seps, dtype=np.uint64) * np.uint64(w)
+    # Any order of the token positions serves as the "suffix array": the kernel only reads it.
+    sa_pos = data.draw(st.permutations(range(n)))
+    sa = np.frombuffer(b"".join((p * w).to_bytes(k, "little") for p in sa_pos), dtype=np.uint8)
+    n_rows = data.draw(st.integers(1, 4))
+    cuts = sorted(data.draw(st.lists(st.integers(0, n), min_size=2, max_size=10)))
+    spans = [(a, b, data.draw(st.integers(0, n_rows - 1))) for a, b in zip(cuts, cuts[1:])]
+    marks = kernels_cnf.mark_ranks(sa, k, w, np.array([a for a, _, _ in spans], dtype=np.int64),
+                                   np.array([b for _, b, _ in spans], dtype=np.int64),
+                                   np.array([r for _, _, r in spans], dtype=np.int64), n_rows, n)
+    rows = [sorted(sa_pos[r] for a, b, row in spans if row == j for r in range(a, b))
+            for j in range(n_rows)]
+    got = [[p for p in range(n) if int(marks[j, p >> 6]) >> (p & 63) & 1] for j in range(n_rows)]
+    assert marks.shape == (n_rows, (n + 63) // 64) and got == rows
+    # The sweep: few marks per row, often at the edges of documents and words (where the
+    # window is cut, and where the sweep switches from a word's own marks to the last one
+    # before it or the first after it). Separators are never occurrences.
+    sep = set(seps)
+    edges = {p for a in seps for p in (a - 1, a + 1)} | {p for b in range(64, n, 64)
+                                                         for p in (b - 1, b)}
+    edges = sorted(p for p in edges if 0 <= p < n) or [0]
+    spot = st.one_of(st.integers(0, n - 1), st.sampled_from(edges))
+    marks = np.zeros_like(marks)
+    occ = [sorted({p for p in data.draw(st.lists(spot, max_size=24)) if p not in sep})
+           for _ in range(n_rows)]
+    for j, row in enumerate(occ):
+        for p in row:
+            marks[j, p >> 6] |= np.uint64(1) << np.uint64(p & 63)
+    gone = sorted(set(data.draw(st.lists(st.integers(0, len(seps) - 1), max_size=2))))
+    removed = np.array(gone, dtype=np.int64)
+    docs = [(a + 1, b) for a, b in zip(seps, seps[1:] + [n])]
+    doc_of = {p: i for i, (a, b) in enumerate(docs) for p in range(a, b)}
+    for first in range(n_rows):  # each row as the anchors in turn, every kind of d
+        order = [first] + [j for j in range(n_rows) if j != first]
+        trip = [(a, *docs[doc_of[a]]) for a in occ[first] if doc_of[a] not in gone]
+        for d in [0, 1, 2, 3, 5, 40, 63, 64, 65, 200]:
+            ok = ref.naive_verify_anchors(trip, [occ[j] for j in order[1:]], d)
+            want = [t[0] for t, good in zip(trip, ok) if good]
+            count, pos = kernels_cnf.sweep_marks(marks[order], offsets, w, n, removed, d, True)
+            assert (count, pos.tolist()) == (len(want), want), (first, d)
+            count, pos = kernels_cnf.sweep_marks(marks[order], offsets, w, n, removed, d, False)
+            assert (count, pos.tolist()) == (len(want), [])
 
 
 @given(st.lists(st.integers(0, 2**40), max_size=40), st.integers(0, 3000), st.integers(1, 62),

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import kernels
+from ..kernels import cnf as kernels_cnf
 from .plans import (
     _ANCHOR_NS,
     _HIT_NS,
@@ -118,49 +119,91 @@ class _CnfExecution:
         ok = np.ones(anchors.shape[0], dtype=bool)
         if not partners or not anchors.shape[0]:
             return ok
-        sh = self._shards[shard]
         merged, way, _ = _split_partners(
             anchors.shape[0], {j: plan.shard_count(j, shard) for j in partners}, d,
-            sh.num_positions)
+            self._shards[shard].num_positions)
         if merged:
             lists = [self._cnf_positions(plan, j, shard) for j in merged]
             ok = kernels.verify_anchors(anchors, lo, hi, *_csr(lists), d)
         looked = [j for j in partners if j not in merged]
         if looked and ok.any():
             alive = np.flatnonzero(ok)
-            a, alo, ahi = anchors[alive], lo[alive], hi[alive]
-            if way == "probe":
-                need = sum(1 << j for j in looked)
-                ok[alive] = kernels.probe_anchors(sh.ds, self.token_width, a, alo, ahi, d,
-                                                  *plan.flat(looked), need)
-            else:
-                hp, hb, _ = self._cnf_scan(plan, shard, np.maximum(a - d, alo),
-                                           np.minimum(a + d + 1, ahi), looked)
-                ok[alive] = kernels.verify_anchors(a, alo, ahi,
-                                                   *_csr(_by_clause(hp, hb, looked)), d)
+            ok[alive] = self._cnf_look_up(plan, shard, anchors[alive], lo[alive], hi[alive],
+                                          d, looked, way)
         return ok
 
+    def _cnf_look_up(self: Engine, plan: _Plan, shard: int, anchors: np.ndarray,
+                     lo: np.ndarray, hi: np.ndarray, d: int, looked: Sequence[int],
+                     way: str) -> np.ndarray:
+        """Which anchors (ascending, in live documents ``[lo, hi)``) have every clause of
+        ``looked`` within ``d``, read from the text around them by ``way``: ``"probe"``
+        (an outward walk) or ``"windows"`` (every hit of ``[a - d, a + d]``)."""
+        if way == "probe":
+            need = sum(1 << j for j in looked)
+            return kernels.probe_anchors(self._shards[shard].ds, self.token_width, anchors,
+                                         lo, hi, d, *plan.flat(looked), need)
+        hp, hb, _ = self._cnf_scan(plan, shard, np.maximum(anchors - d, lo),
+                                   np.minimum(anchors + d + 1, hi), looked)
+        return kernels.verify_anchors(anchors, lo, hi, *_csr(_by_clause(hp, hb, looked)), d)
+
+    def _cnf_marks(self: Engine, plan: _Plan, shard: int, d: int, store: bool
+                   ) -> tuple[int, np.ndarray]:
+        """The matches of one shard by the ``marks`` plan (:func:`_choose`): the anchors and
+        the partners :func:`_split_partners` reads are marked in bitmaps of the shard's
+        positions and swept together; the other partners are looked up in the text around
+        the anchors that pass. Returns the number of matches and, when ``store``, their
+        ascending positions."""
+        sh = self._shards[shard]
+        partners = plan.required[1:]
+        merged, way, _ = _split_partners(
+            plan.shard_count(0, shard), {j: plan.shard_count(j, shard) for j in partners}, d,
+            sh.num_positions, marks=True)
+        looked = [j for j in partners if j not in merged]
+        ranges = [(row, rs[shard]) for row, j in enumerate([0, *merged])
+                  for rs in plan.ranges[j] if rs[shard][1] > rs[shard][0]]
+        marks = kernels_cnf.mark_ranks(
+            sh.sa, sh.ptr_width, sh.token_width,
+            np.array([a for _, (a, _) in ranges], dtype=np.int64),
+            np.array([b for _, (_, b) in ranges], dtype=np.int64),
+            np.array([row for row, _ in ranges], dtype=np.int64), 1 + len(merged),
+            sh.num_positions)
+        count, pos = kernels_cnf.sweep_marks(marks, sh.offsets, sh.token_width,
+                                             sh.num_positions, self._removed[shard], d,
+                                             store or bool(looked))
+        if looked and count:
+            _, lo, hi = self._cnf_docs(shard, pos)  # live already: the sweep dropped the rest
+            pos = pos[self._cnf_look_up(plan, shard, pos, lo, hi, d, looked, way)]
+            count = int(pos.shape[0])
+        return int(count), pos
+
     def _cnf_exact_count(self: Engine, plan: _Plan, shard: int, d: int) -> int:
-        """The number of matches in one shard. An anchor with one partner, driven by the
-        partner, is counted without storing the matches; otherwise they are listed."""
+        """The number of matches in one shard. The ``marks`` plan counts without storing
+        the matches (unless some partners are looked up after the sweep), and so does an
+        anchor with one partner, driven by the partner; otherwise they are listed."""
         n = {j: plan.shard_count(j, shard) for j in plan.required}
-        one_partner = len(n) == 2 and min(n.values()) > 0
-        r = _choose(n, d, self._shards[shard].num_positions, count_only=True) if one_partner \
-            else 0
-        if r != 0:
+        if min(n.values()) == 0:
+            return 0
+        kind, r = _choose(n, d, self._shards[shard].num_positions, count_only=True)
+        if kind == "marks":
+            return self._cnf_marks(plan, shard, d, store=False)[0]
+        if kind == "driver" and len(n) == 2:
             centers, lo, hi = self._cnf_live(shard, self._cnf_positions(plan, r, shard))
             return int(kernels.count_phrase_starts(
                 self._shards[shard].ds, self.token_width, np.maximum(centers - d, lo),
                 np.minimum(centers + d + 1, hi), *plan.flat([0])))
-        return int(self._cnf_exact(plan, shard, d).shape[0])
+        return int(self._cnf_exact(plan, shard, d, (kind, r)).shape[0])
 
-    def _cnf_exact(self: Engine, plan: _Plan, shard: int, d: int) -> np.ndarray:
-        """The matching anchor positions of one shard, ascending, by the cheapest plan."""
+    def _cnf_exact(self: Engine, plan: _Plan, shard: int, d: int,
+                   how: tuple[str, int] | None = None) -> np.ndarray:
+        """The matching anchor positions of one shard, ascending, by the plan ``how`` (by
+        default the cheapest, :func:`_choose`)."""
         n = {j: plan.shard_count(j, shard) for j in plan.required}
         if min(n.values()) == 0:  # a match needs every clause in one document: this shard
             return np.zeros(0, dtype=np.int64)
-        r = _choose(n, d, self._shards[shard].num_positions)
-        if r == 0:
+        kind, r = how or _choose(n, d, self._shards[shard].num_positions)
+        if kind == "marks":
+            return self._cnf_marks(plan, shard, d, store=True)[1]
+        if kind == "anchors":
             anchors, lo, hi = self._cnf_live(shard, self._cnf_positions(plan, 0, shard))
             return anchors[self._cnf_check(plan, shard, anchors, lo, hi, d)]
         # Driven by clause r: the anchors within d of an occurrence of r (in its document)

@@ -16,13 +16,18 @@ import numpy as np
 #: document and its bounds (:func:`anygram.kernels.docs_of_sorted`); scanning one text
 #: position; storing one hit found by scanning (and splitting and verifying it); the first
 #: touch of a random place in the text (a cache miss); one step of
-#: :func:`anygram.kernels.probe_anchors`' outward walk.
+#: :func:`anygram.kernels.probe_anchors`' outward walk; marking an occurrence read from the
+#: suffix array in a bitmap of the shard's positions (:func:`anygram.kernels.cnf.mark_ranks`);
+#: one word (64 positions) of one row of those marks, zeroed and swept
+#: (:func:`anygram.kernels.cnf.sweep_marks`).
 _READ_NS = 11.0
 _ANCHOR_NS = 20.0
 _SCAN_NS = 1.0
 _HIT_NS = 25.0
 _MISS_NS = 80.0
 _PROBE_NS = 2.0
+_MARK_NS = 3.0
+_WORD_NS = 3.0
 
 
 def _forced() -> str | None:
@@ -106,27 +111,31 @@ def _reach(d: int, count: int, positions: int) -> float:
     return min(2 * d + 1, 2 * positions / max(count, 1))
 
 
-def _split_partners(k: int, n: dict[int, int], d: int, positions: int
+def _split_partners(k: int, n: dict[int, int], d: int, positions: int, marks: bool = False
                     ) -> tuple[list[int], str, float]:
     """How to find the partners of ``k`` anchors (partner clause -> count ``n``).
 
     Each clause is either read from the suffix array (``merge``: ``count`` reads, whatever
-    ``k``) or looked up in the text around each anchor, the looked-up clauses together by
-    the cheaper of an outward walk that stops when all are seen (``probe``) or a scan of the
-    whole window that stores the hits (``windows``). Returns the clauses to merge, the way
-    for the others, and the total cost. Merged clauses are checked first and narrow the
-    anchors the text is read around (not modelled: a bonus).
+    ``k``; with ``marks``, marked in a bitmap of the shard's positions instead of sorted) or
+    looked up in the text around each anchor, the looked-up clauses together by the cheaper
+    of an outward walk that stops when all are seen (``probe``) or a scan of the whole window
+    that stores the hits (``windows``). Returns the clauses to merge, the way for the others,
+    and the total cost. Merged clauses are checked first and narrow the anchors the text is
+    read around (not modelled: a bonus).
     """
     force = _forced()
-    looked = [j for j in n if k * _PROBE_NS * _reach(d, n[j], positions) < n[j] * _READ_NS]
+    read = _MARK_NS if marks else _READ_NS
+    per_clause = _words(positions) * _WORD_NS if marks else 0.0
+    looked = [j for j in n
+              if k * _PROBE_NS * _reach(d, n[j], positions) < n[j] * read + per_clause]
     if force in ("windows", "probe"):
         looked = list(n)
-    elif force == "merge":
+    elif force in ("merge", "marks"):
         looked = []
-    elif force == "split":  # tests: exercise both at once
+    elif force in ("split", "marks_split"):  # tests: exercise both at once
         looked = list(n)[::2]
     merged = [j for j in n if j not in looked]
-    cost = sum(n[j] for j in merged) * _READ_NS
+    cost = sum(n[j] * read + per_clause for j in merged)
     if not looked:
         return merged, "probe", cost
     probe = k * (_MISS_NS + _PROBE_NS * max(_reach(d, n[j], positions) for j in looked))
@@ -137,31 +146,49 @@ def _split_partners(k: int, n: dict[int, int], d: int, positions: int
     return merged, way, cost + min(probe, windows)
 
 
-def _choose(n: dict[int, int], d: int, positions: int, count_only: bool = False) -> int:
-    """The clause to drive the exact plan of one shard from (see the module doc): 0, read
-    the anchors and check their partners (:func:`_split_partners`); or a partner ``r``, read
-    its occurrences, scan ``[r - d, r + d]`` around each for anchor candidates (stored: every
-    one within ``d`` of ``r``), then check their other partners. With one partner and
-    ``count_only``, the candidates are the matches and are only counted.
+def _words(positions: int) -> int:
+    """Words of one row of marks over a shard of ``positions`` positions."""
+    return (positions + 63) // 64
+
+
+def _choose(n: dict[int, int], d: int, positions: int, count_only: bool = False
+            ) -> tuple[str, int]:
+    """The exact plan of one shard (see the module doc), as ``(kind, clause)``:
+
+    - ``("anchors", 0)``: read the anchors from the suffix array, sort them, and check their
+      partners (:func:`_split_partners`);
+    - ``("marks", 0)``: mark the anchors, and the partners worth reading, in bitmaps of the
+      shard's positions and sweep them once (:func:`anygram.kernels.cnf.sweep_marks`), then
+      look the other partners up around the matches so far: no sort, no per-anchor arrays,
+      so the cheapest when the clauses are dense in the shard;
+    - ``("driver", r)``: read the occurrences of a partner ``r``, scan ``[r - d, r + d]``
+      around each for anchor candidates (stored: every one within ``d`` of ``r``), then check
+      their other partners. With one partner and ``count_only``, the candidates are the
+      matches and are only counted.
 
     ``n`` maps the anchor clause (0) and the required partners to their occurrences in the
-    shard, ``positions`` is its size. Ties go to the lower clause index.
+    shard, ``positions`` is its size. Ties go to the earlier plan.
     """
     force = _forced()
     partners = [j for j in n if j != 0]
     if partners and force == "driver":
-        return min(partners, key=lambda j: n[j])
-    if not partners or force is not None:
-        return 0
-    costs = {0: n[0] * _ANCHOR_NS + _split_partners(n[0], {j: n[j] for j in partners}, d,
-                                                     positions)[2]}
+        return "driver", min(partners, key=lambda j: n[j])
+    if force in ("marks", "marks_split"):
+        return "marks", 0
+    if force is not None:
+        return "anchors", 0
+    rest_of = {j: n[j] for j in partners}
+    costs = {("anchors", 0): n[0] * _ANCHOR_NS + (
+        _split_partners(n[0], rest_of, d, positions)[2] if partners else 0.0)}
+    costs[("marks", 0)] = n[0] * _MARK_NS + _words(positions) * _WORD_NS + (
+        _split_partners(n[0], rest_of, d, positions, marks=True)[2] if partners else 0.0)
     for r in partners:
         found = min(n[0], n[r] * (2 * d + 1) * n[0] / max(positions, 1))  # candidates
         rest = {j: n[j] for j in partners if j != r}
         stored = 0.0 if count_only and not rest else n[0] / max(positions, 1)
-        costs[r] = n[r] * _ANCHOR_NS + _scan_cost(n[r], d, stored, positions) + (
+        costs[("driver", r)] = n[r] * _ANCHOR_NS + _scan_cost(n[r], d, stored, positions) + (
             _split_partners(int(found), rest, d, positions)[2] if rest else 0.0)
-    return min(costs, key=lambda j: (costs[j], j))
+    return min(costs, key=lambda p: costs[p])  # min keeps the first of equal costs
 
 
 def _csr(lists: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
