@@ -19,6 +19,12 @@ plan for the clause counts at hand under a small cost model in nanoseconds (:fun
     steps when the partners are frequent) or by scanning ``[a - d, a + d]`` and storing the
     hits (``windows``, :func:`anygram.kernels.phrase_hits`, ~1 ns a position).
 
+- **marks**: mark the anchors, and the partners worth reading, in bitmaps of the shard's
+  positions straight from their suffix-array ranges (no sort), and sweep the bitmaps once,
+  64 positions a word (:func:`anygram.kernels.cnf.sweep_marks`); the other partners are
+  looked up around the anchors that pass. O(occurrences marked + shard positions / 64): the
+  cheapest when the clauses are dense in the shard.
+
 - **driven by a rarer clause r**: read r's occurrences and scan ``[r - d, r + d]`` around each
   for the anchor phrases: every anchor found has its r-partner; then check its other
   partners as above.
@@ -49,8 +55,9 @@ from .queries import (
 
 #: Tests set this to force one plan: anchors read from the suffix array with partners found
 #: by "windows", "probe", "merge" or half merged, half probed ("split") (see
-#: :func:`~anygram.cnf.plans._split_partners`), or "driver" (driven by the rarest other
-#: clause). None: the cheapest.
+#: :func:`~anygram.cnf.plans._split_partners`); "driver" (driven by the rarest other
+#: clause); anchors and partners marked and swept ("marks"), half of the partners looked up
+#: after the sweep ("marks_split"). None: the cheapest.
 _FORCE: str | None = None
 
 __all__ = [
