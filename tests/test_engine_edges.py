@@ -227,3 +227,21 @@ def test_unfinished_build_is_refused(tmp_path):
         Engine.open(tmp_path / "idx")
     with pytest.raises(IncompleteIndexError):
         Engine.open(tmp_path / "idx.partial")
+
+
+@pytest.mark.parametrize("k", range(1, 9))
+def test_shard_pointers_read_every_width(k, tmp_path):
+    """Shard.pointers (vectorised) reads k-byte little-endian entries as the kernels' _ptr."""
+    from anygram import kernels
+    from anygram.format import Shard
+
+    rng = np.random.default_rng(k)
+    values = rng.integers(0, 2 ** min(8 * k, 63), 50, dtype=np.uint64)
+    sa = np.frombuffer(b"".join(int(v).to_bytes(k, "little") for v in values), dtype=np.uint8)
+    shard = Shard("0", tmp_path, np.zeros(2, np.uint8), sa, np.zeros(1, np.uint64), 1, k,
+                  None, None)
+    for lo, hi in [(0, 50), (3, 17), (49, 50), (5, 5), (7, 3)]:
+        got = shard.pointers(lo, hi)
+        assert got.dtype == np.uint64 and got.tolist() == values[lo:max(lo, hi)].tolist()
+        if k <= 7:  # the kernel returns int64 positions
+            assert got.tolist() == kernels.rank_positions(sa, k, 1, lo, max(lo, hi)).tolist()

@@ -102,6 +102,19 @@ def test_removed_documents_are_skipped_and_not_counted(case, data):
             check_hits(hits, q, docs, corpus)
 
 
+@FEW
+@given(st.lists(st.lists(st.sampled_from([1, 2]), max_size=30), min_size=1, max_size=8),
+       st.integers(6, 60), st.integers(1, 3))
+def test_position_pages_of_a_frequent_query_equal_the_reference(docs, budget, page):
+    """Early pages of a query far more frequent than the page end come from the bounded heap,
+    later ones from partitioning; every page equals the reference's corpus order."""
+    with built(docs, 3, budget) as (eng, corpus):
+        expected = ref.visible_occurrences(corpus, [1])
+        hits, pages = all_pages(eng, [1], page, order="position")
+        assert [(h.shard, h.match_pos) for h in hits] == expected
+        assert pages[0].count == len(expected)
+
+
 def test_recorded_takedown_is_honoured_and_undone(tmp_path):
     from anygram import takedown
 
@@ -225,6 +238,13 @@ def test_window_kernel_matches_reference_rules():
         np.array([-1, -1]), np.zeros(0, dtype=bool), 0, 0, 2, True)
     assert table.tolist() == [[6, 2, 0, 2, -1, 0, -1, -1], [5, 6, 0, 2, -1, 0, -1, -1]]
     assert tokens.tolist() == [108, 109, 101, 102]
+
+
+@given(st.lists(st.integers(-2**40, 2**40)), st.integers(0, 40))
+def test_smallest_kernel_equals_sorting(values, m):
+    """Twin: the m smallest values are np.sort(values)[:m], duplicates included."""
+    arr = np.array(values, dtype=np.int64)
+    assert kernels.smallest(arr, m).tolist() == np.sort(arr)[:m].tolist()
 
 
 def test_docs_of_kernel_equals_searchsorted():

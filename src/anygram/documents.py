@@ -36,6 +36,9 @@ DEFAULT_MAX_CTX_LEN = 100
 DEFAULT_MAX_SORTED = 5_000_000
 
 _U64 = (1 << 64) - 1
+# order="position" picks the first pages of a shard's occurrences with a bounded heap (one
+# pass) while the page ends before count / this; beyond, partitioning is cheaper.
+_HEAP_FRACTION = 8
 _UNBOUNDED = 1 << 62  # a window reach longer than any document, that fits the kernels' int64
 
 
@@ -366,7 +369,10 @@ class DocumentQueries:
                 continue  # this shard holds none of the page: do not locate its occurrences
             located = o.positions if o.positions is not None else \
                 self.positions(s, o.start, o.start + o.visible)
-            page = _sorted_slice(located, lo, hi)
+            if hi * _HEAP_FRACTION <= located.shape[0]:
+                page = kernels.smallest(located, hi)[lo:]  # an early page: one pass
+            else:
+                page = _sorted_slice(located, lo, hi)
             shards.append(np.full(page.shape[0], s, dtype=np.int64))
             pos.append(page)
         if not pos:

@@ -235,6 +235,20 @@ class Shard:
     def ds_bytes(self) -> int:
         return int(self.ds.shape[0])
 
+    def pointers(self, start: int, end: int) -> np.ndarray:
+        """The byte offsets stored at suffix-array ranks ``[start, end)``, as uint64.
+
+        Vectorised: a whole-word width is a view of the table, any other width is widened
+        to 8 bytes first (little-endian, so the high bytes are zero).
+        """
+        k = self.ptr_width
+        raw = self.sa[start * k:max(end, start) * k]
+        if k in (1, 2, 4, 8):
+            return raw.view(f"<u{k}").astype(np.uint64)
+        wide = np.zeros((raw.shape[0] // k, 8), dtype=np.uint8)
+        wide[:, :k] = raw.reshape(-1, k)
+        return wide.view("<u8").reshape(-1)
+
     @property
     def num_positions(self) -> int:
         """Token positions (suffix-array entries), separators included."""

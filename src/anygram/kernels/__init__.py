@@ -12,7 +12,14 @@ from .cnf import (
     sort_positions,
     verify_anchors,
 )
-from .docs import WINDOW_COLUMNS, docs_of, document_windows, permute, positions_at
+from .docs import (
+    WINDOW_COLUMNS,
+    docs_of,
+    document_windows,
+    permute,
+    positions_at,
+    smallest,
+)
 from .search import (
     find_range,
     find_range_cached,
@@ -37,6 +44,7 @@ __all__ = [
     "probe_anchors",
     "rank_positions",
     "sample_next_token_counts",
+    "smallest",
     "sort_positions",
     "verify_anchors",
     "WINDOW_COLUMNS",

@@ -30,6 +30,44 @@ def positions_at(sa: np.ndarray, k: int, w: int, ranks: np.ndarray) -> np.ndarra
     return out
 
 
+@kernel
+def smallest(values: np.ndarray, m: int) -> np.ndarray:
+    """The ``m`` smallest of ``values``, ascending (all of them when fewer): ``np.sort(values)[:m]``.
+
+    One pass with a bounded max-heap of the ``m`` smallest so far: O(len(values)) reads plus
+    O(log m) per replacement (few when ``m`` is much smaller than ``len(values)`` and the values
+    come in no particular order, as the positions of a suffix-array range), O(m) memory.
+    """
+    m = min(m, values.shape[0])
+    heap = np.empty(m, dtype=values.dtype)
+    if m == 0:
+        return heap
+    n = 0
+    for j in range(values.shape[0]):
+        v = values[j]
+        if n < m:  # fill: sift v up
+            i = n
+            n += 1
+            while i > 0 and heap[(i - 1) >> 1] < v:
+                heap[i] = heap[(i - 1) >> 1]
+                i = (i - 1) >> 1
+            heap[i] = v
+        elif v < heap[0]:  # v replaces the largest kept: sift it down from the root
+            i = 0
+            while True:
+                c = 2 * i + 1
+                if c >= m:
+                    break
+                if c + 1 < m and heap[c + 1] > heap[c]:
+                    c += 1
+                if heap[c] <= v:
+                    break
+                heap[i] = heap[c]
+                i = c
+            heap[i] = v
+    return np.sort(heap)
+
+
 @inline_kernel
 def _mix(x: np.uint64) -> np.uint64:
     """splitmix64's finaliser: a bijective avalanche of 64 bits (all uint64 arithmetic)."""
