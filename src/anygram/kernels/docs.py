@@ -32,7 +32,7 @@ def positions_at(sa: np.ndarray, k: int, w: int, ranks: np.ndarray) -> np.ndarra
 
 @kernel
 def smallest(values: np.ndarray, m: int) -> np.ndarray:
-    """The ``m`` smallest of ``values``, ascending (all of them when fewer): ``np.sort(values)[:m]``.
+    """The ``m`` smallest of ``values``, ascending (all when fewer): ``np.sort(values)[:m]``.
 
     One pass with a bounded max-heap of the ``m`` smallest so far: O(len(values)) reads plus
     O(log m) per replacement (few when ``m`` is much smaller than ``len(values)`` and the values
