@@ -8,7 +8,9 @@ each end ``j`` the suffixes ``text[i:j]`` that occur are exactly those with ``i 
 and ``start`` is non-decreasing in ``j``. :func:`suffix_walk` follows ``start(j)`` from left to
 right, keeping the rank range of ``text[start:j]``: appending a token *narrows* that range (a
 search inside it that compares only the new token); only when the extension fails does it
-search afresh, bisecting the length of the longest suffix that still occurs.
+search afresh, bisecting the length of the longest suffix that still occurs. The same holds
+when starts and ends are restricted to a set of *cuts* (word starts, for attribution aligned
+to words): the walk then appends a word at a time and bisects over the cuts.
 
 Fresh searches are what costs (two cache misses a step, ~20 steps in a 100M-token shard), so
 they start from cached rank ranges of the text's first one or two tokens:
