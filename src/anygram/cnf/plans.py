@@ -17,17 +17,17 @@ import numpy as np
 #: position; storing one hit found by scanning (and splitting and verifying it); the first
 #: touch of a random place in the text (a cache miss); one step of
 #: :func:`anygram.kernels.probe_anchors`' outward walk; marking an occurrence read from the
-#: suffix array in a bitmap of the shard's positions (:func:`anygram.kernels.cnf.mark_ranks`);
-#: one word (64 positions) of one row of those marks, zeroed and swept
-#: (:func:`anygram.kernels.cnf.sweep_marks`).
+#: suffix array in a bitmap of the shard's positions (:func:`anygram.kernels.cnf.mark_ranks`,
+#: and its share of the sweep); one word (64 positions) of one row of those marks, zeroed
+#: and swept (:func:`anygram.kernels.cnf.sweep_marks`).
 _READ_NS = 11.0
 _ANCHOR_NS = 20.0
 _SCAN_NS = 1.0
 _HIT_NS = 25.0
 _MISS_NS = 80.0
 _PROBE_NS = 2.0
-_MARK_NS = 3.0
-_WORD_NS = 3.0
+_MARK_NS = 2.5
+_WORD_NS = 1.5
 
 
 def _forced() -> str | None:
@@ -122,28 +122,39 @@ def _split_partners(k: int, n: dict[int, int], d: int, positions: int, marks: bo
     that stores the hits (``windows``). Returns the clauses to merge, the way for the others,
     and the total cost. Merged clauses are checked first and narrow the anchors the text is
     read around (not modelled: a bonus).
+
+    Looking up costs one cache miss per anchor for all the looked-up clauses together, plus
+    the walk to the farthest one: so the candidates are the densest clauses first (the
+    shortest walks), and the cheapest number of them is looked up (none included).
     """
     force = _forced()
     read = _MARK_NS if marks else _READ_NS
     per_clause = _words(positions) * _WORD_NS if marks else 0.0
-    looked = [j for j in n
-              if k * _PROBE_NS * _reach(d, n[j], positions) < n[j] * read + per_clause]
+
+    def lookup(looked: list[int]) -> tuple[str, float]:
+        probe = k * (_MISS_NS + _PROBE_NS * max(_reach(d, n[j], positions) for j in looked))
+        windows = _scan_cost(k, d, sum(n[j] for j in looked) / max(positions, 1), positions)
+        return ("probe", probe) if probe <= windows else ("windows", windows)
+
+    densest = sorted(n, key=lambda j: (-n[j], j))
+    options = [densest[:t] for t in range(len(densest) + 1)]
     if force in ("windows", "probe"):
-        looked = list(n)
+        options = [list(n)]
     elif force in ("merge", "marks"):
-        looked = []
+        options = [[]]
     elif force in ("split", "marks_split"):  # tests: exercise both at once
-        looked = list(n)[::2]
-    merged = [j for j in n if j not in looked]
-    cost = sum(n[j] * read + per_clause for j in merged)
-    if not looked:
-        return merged, "probe", cost
-    probe = k * (_MISS_NS + _PROBE_NS * max(_reach(d, n[j], positions) for j in looked))
-    windows = _scan_cost(k, d, sum(n[j] for j in looked) / max(positions, 1), positions)
-    way = "probe" if probe <= windows else "windows"
+        options = [list(n)[::2]]
+    best: tuple[float, list[int], str] | None = None
+    for looked in options:
+        way, cost = lookup(looked) if looked else ("probe", 0.0)
+        cost += sum(n[j] * read + per_clause for j in n if j not in looked)
+        if best is None or cost < best[0]:
+            best = (cost, looked, way)
+    assert best is not None
+    cost, looked, way = best
     if force in ("windows", "probe"):
         way = force
-    return merged, way, cost + min(probe, windows)
+    return [j for j in n if j not in looked], way, cost
 
 
 def _words(positions: int) -> int:

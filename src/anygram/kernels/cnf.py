@@ -459,8 +459,14 @@ def sweep_marks(marks: np.ndarray, offsets: np.ndarray, w: int, n_positions: int
     while rm < removed.shape[0] and removed[rm] < doc:
         rm += 1
     gone = rm < removed.shape[0] and removed[rm] == doc
+    # Room for every anchor, sized up front: an array reassigned inside the loop would cost
+    # reference counting on every word.
+    n_anchors = 0
+    if store:
+        for i in range(nw):
+            n_anchors += _popcount(marks[0, i])
+    out = np.empty(n_anchors, dtype=np.int64)
     count = 0
-    out = np.empty(1024 if store else 0, dtype=np.int64)
     for i in range(nw):
         if marks[0, i] == 0:
             continue
@@ -505,10 +511,6 @@ def sweep_marks(marks: np.ndarray, offsets: np.ndarray, w: int, n_positions: int
             if hit != 0:
                 n_hit = _popcount(hit)
                 if store:
-                    if count + n_hit > out.shape[0]:
-                        out2 = np.empty(2 * out.shape[0] + 64, dtype=np.int64)
-                        out2[:count] = out[:count]
-                        out = out2
                     while hit != 0:
                         out[count] = base + _lowest(hit)
                         count += 1
