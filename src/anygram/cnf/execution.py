@@ -17,6 +17,7 @@ from .plans import (
     _MISS_NS,
     _SCAN_NS,
     _by_clause,
+    _check_plan,
     _choose,
     _csr,
     _estimate,
@@ -111,18 +112,22 @@ class _CnfExecution:
                    lo: np.ndarray, hi: np.ndarray, d: int,
                    partners: Sequence[int] | None = None) -> np.ndarray:
         """Which anchors (ascending, in live documents ``[lo, hi)``) have every partner
-        clause (default: the required ones) within ``d``, found as
-        :func:`_split_partners` decides: merged clauses first, then the text around the
-        anchors still alive."""
+        clause (default: the required ones) within ``d``, found as :func:`_check_plan`
+        decides: merged clauses first (read and sorted, or marked and swept with the
+        anchors), then the text around the anchors still alive."""
         if partners is None:
             partners = plan.required[1:]
         ok = np.ones(anchors.shape[0], dtype=bool)
         if not partners or not anchors.shape[0]:
             return ok
-        merged, way, _ = _split_partners(
+        merged, way, marks = _check_plan(
             anchors.shape[0], {j: plan.shard_count(j, shard) for j in partners}, d,
             self._shards[shard].num_positions)
-        if merged:
+        if merged and marks:
+            _, passed = self._cnf_sweep(plan, shard, d, merged, anchors, store=True)
+            ok = np.zeros(anchors.shape[0], dtype=bool)
+            ok[np.searchsorted(anchors, passed)] = True
+        elif merged:
             lists = [self._cnf_positions(plan, j, shard) for j in merged]
             ok = kernels.verify_anchors(anchors, lo, hi, *_csr(lists), d)
         looked = [j for j in partners if j not in merged]
@@ -153,27 +158,39 @@ class _CnfExecution:
         positions and swept together; the other partners are looked up in the text around
         the anchors that pass. Returns the number of matches and, when ``store``, their
         ascending positions."""
-        sh = self._shards[shard]
         partners = plan.required[1:]
         merged, way, _ = _split_partners(
             plan.shard_count(0, shard), {j: plan.shard_count(j, shard) for j in partners}, d,
-            sh.num_positions, marks=True)
+            self._shards[shard].num_positions, marks=True)
         looked = [j for j in partners if j not in merged]
-        ranges = [(row, rs[shard]) for row, j in enumerate([0, *merged])
-                  for rs in plan.ranges[j] if rs[shard][1] > rs[shard][0]]
-        marks = kernels_cnf.mark_ranks(
-            sh.sa, sh.ptr_width, sh.token_width,
-            np.array([a for _, (a, _) in ranges], dtype=np.int64),
-            np.array([b for _, (_, b) in ranges], dtype=np.int64),
-            np.array([row for row, _ in ranges], dtype=np.int64), 1 + len(merged),
-            sh.num_positions)
-        count, pos = kernels_cnf.sweep_marks(marks, sh.offsets, sh.token_width,
-                                             sh.num_positions, self._removed[shard], d,
-                                             store or bool(looked))
+        count, pos = self._cnf_sweep(plan, shard, d, merged, None, store or bool(looked))
         if looked and count:
             _, lo, hi = self._cnf_docs(shard, pos)  # live already: the sweep dropped the rest
             pos = pos[self._cnf_look_up(plan, shard, pos, lo, hi, d, looked, way)]
             count = int(pos.shape[0])
+        return count, pos
+
+    def _cnf_sweep(self: Engine, plan: _Plan, shard: int, d: int, partners: Sequence[int],
+                   anchors: np.ndarray | None, store: bool) -> tuple[int, np.ndarray]:
+        """:func:`anygram.kernels.cnf.sweep_marks` of the anchors (the anchor clause's
+        occurrences, or the given ascending distinct positions) against the partner clauses,
+        all marked from the suffix array: the number of live anchors with every partner
+        within ``d`` and, when ``store``, their positions."""
+        sh = self._shards[shard]
+        rows = [(row, rs[shard]) for row, j in enumerate([0, *partners])
+                if row > 0 or anchors is None
+                for rs in plan.ranges[j] if rs[shard][1] > rs[shard][0]]
+        marks = kernels_cnf.mark_ranks(
+            sh.sa, sh.ptr_width, sh.token_width,
+            np.array([a for _, (a, _) in rows], dtype=np.int64),
+            np.array([b for _, (_, b) in rows], dtype=np.int64),
+            np.array([row for row, _ in rows], dtype=np.int64), 1 + len(partners),
+            sh.num_positions)
+        if anchors is not None:
+            np.bitwise_or.at(marks[0], anchors >> 6,
+                             np.left_shift(np.uint64(1), (anchors & 63).astype(np.uint64)))
+        count, pos = kernels_cnf.sweep_marks(marks, sh.offsets, sh.token_width,
+                                             sh.num_positions, self._removed[shard], d, store)
         return int(count), pos
 
     def _cnf_exact_count(self: Engine, plan: _Plan, shard: int, d: int) -> int:
