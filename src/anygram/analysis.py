@@ -8,7 +8,9 @@ suffix of ``text[:j]`` that occurs in the corpus and its count ``C[j]``:
 - the per-token ∞-gram of token ``j`` is read off ``S[j]``, ``C[j]`` and ``C[j + 1]``;
 - ``text[i:j]`` occurs iff ``S[j] <= i``, so the longest match starting at ``i`` (creativity)
   ends at the last ``j`` with ``S[j] <= i`` (``S`` is non-decreasing: a binary search);
-- attribution cuts those longest matches and keeps the rare, maximal ones.
+- attribution cuts those longest matches and keeps the rare, maximal ones; with word starts
+  enforced, the walk runs over the word starts only (*cuts*: spans start and end there), and
+  the kept candidates' counts and rank ranges are the walk's own.
 
 Shards combine exactly: a string occurs in the corpus iff it occurs in some shard, so ``S`` is
 the minimum over shards of their own starts, and ``C[j]`` sums the counts of the shards whose
@@ -193,8 +195,9 @@ class TextAnalyses:
 
         Returns spans by increasing start, each with its count, unigram log-probability sum
         and occurrences. Taken-down documents count for nothing and are never listed.
-        Cost: the walk of :meth:`infgram_text`, one search per candidate that ends beyond
-        every earlier one (the others cannot be kept), and O(count) per kept span to locate
+        Cost: the walk of :meth:`infgram_text` (with ``enforce_bow``, over the word starts
+        only: a narrowing search per word), which also gives the candidates' counts (a
+        search each only for spans a delimiter cut), and O(count) per kept span to locate
         its occurrences.
 
         Raises:
