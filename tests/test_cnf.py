@@ -214,8 +214,9 @@ def test_kernels_equal_twins(w, data):
 @given(st.data())
 def test_marks_equal_twins(data):
     """mark_ranks: twin, the positions stored at the ranks, per row; sweep_marks: twin,
-    naive_verify_anchors over the row-0 positions outside removed documents. Shards of up to
-    300 positions (several words, documents across word edges), any d."""
+    naive_verify_anchors over the row-0 positions outside removed documents; verify_marks:
+    twin, naive_verify_anchors. Shards of up to 300 positions (several words, documents
+    across word edges), any d."""
     n = data.draw(st.integers(1, 300))
     w = data.draw(st.sampled_from([1, 2, 4]))
     k = data.draw(st.sampled_from([4, 5]))  # the unrolled path and the generic one
@@ -262,6 +263,12 @@ def test_marks_equal_twins(data):
             assert (count, pos.tolist()) == (len(want), want), (first, d)
             count, pos = kernels_cnf.sweep_marks(marks[order], offsets, w, n, removed, d, False)
             assert (count, pos.tolist()) == (len(want), [])
+            # verify_marks: the anchors given as positions (removed documents are the
+            # caller's business), the partners as marks.
+            every = [(a, *docs[doc_of[a]]) for a in occ[first]]
+            cols = np.array(every, dtype=np.int64).reshape(-1, 3).T.copy()
+            ok = kernels_cnf.verify_marks(cols[0], cols[1], cols[2], marks[order[1:]], d)
+            assert ok.tolist() == ref.naive_verify_anchors(every, [occ[j] for j in order[1:]], d)
 
 
 @given(st.lists(st.integers(0, 2**40), max_size=40), st.integers(0, 3000), st.integers(1, 62),

@@ -124,9 +124,8 @@ class _CnfExecution:
             anchors.shape[0], {j: plan.shard_count(j, shard) for j in partners}, d,
             self._shards[shard].num_positions)
         if merged and marks:
-            _, passed = self._cnf_sweep(plan, shard, d, merged, anchors, store=True)
-            ok = np.zeros(anchors.shape[0], dtype=bool)
-            ok[np.searchsorted(anchors, passed)] = True
+            ok = kernels_cnf.verify_marks(anchors, lo, hi, self._cnf_mark(plan, shard, merged),
+                                          d)
         elif merged:
             lists = [self._cnf_positions(plan, j, shard) for j in merged]
             ok = kernels.verify_anchors(anchors, lo, hi, *_csr(lists), d)
@@ -163,35 +162,29 @@ class _CnfExecution:
             plan.shard_count(0, shard), {j: plan.shard_count(j, shard) for j in partners}, d,
             self._shards[shard].num_positions, marks=True)
         looked = [j for j in partners if j not in merged]
-        count, pos = self._cnf_sweep(plan, shard, d, merged, None, store or bool(looked))
+        count, pos = kernels_cnf.sweep_marks(
+            self._cnf_mark(plan, shard, [0, *merged]), self._shards[shard].offsets,
+            self.token_width, self._shards[shard].num_positions, self._removed[shard], d,
+            store or bool(looked))
         if looked and count:
             _, lo, hi = self._cnf_docs(shard, pos)  # live already: the sweep dropped the rest
             pos = pos[self._cnf_look_up(plan, shard, pos, lo, hi, d, looked, way)]
             count = int(pos.shape[0])
         return count, pos
 
-    def _cnf_sweep(self: Engine, plan: _Plan, shard: int, d: int, partners: Sequence[int],
-                   anchors: np.ndarray | None, store: bool) -> tuple[int, np.ndarray]:
-        """:func:`anygram.kernels.cnf.sweep_marks` of the anchors (the anchor clause's
-        occurrences, or the given ascending distinct positions) against the partner clauses,
-        all marked from the suffix array: the number of live anchors with every partner
-        within ``d`` and, when ``store``, their positions."""
+    def _cnf_mark(self: Engine, plan: _Plan, shard: int, clauses: Sequence[int]
+                  ) -> np.ndarray:
+        """The occurrences of the given clauses in a shard, marked from their suffix-array
+        ranges (:func:`anygram.kernels.cnf.mark_ranks`): one row per clause, in order."""
         sh = self._shards[shard]
-        rows = [(row, rs[shard]) for row, j in enumerate([0, *partners])
-                if row > 0 or anchors is None
+        rows = [(row, rs[shard]) for row, j in enumerate(clauses)
                 for rs in plan.ranges[j] if rs[shard][1] > rs[shard][0]]
-        marks = kernels_cnf.mark_ranks(
+        return kernels_cnf.mark_ranks(
             sh.sa, sh.ptr_width, sh.token_width,
             np.array([a for _, (a, _) in rows], dtype=np.int64),
             np.array([b for _, (_, b) in rows], dtype=np.int64),
-            np.array([row for row, _ in rows], dtype=np.int64), 1 + len(partners),
+            np.array([row for row, _ in rows], dtype=np.int64), len(clauses),
             sh.num_positions)
-        if anchors is not None:
-            np.bitwise_or.at(marks[0], anchors >> 6,
-                             np.left_shift(np.uint64(1), (anchors & 63).astype(np.uint64)))
-        count, pos = kernels_cnf.sweep_marks(marks, sh.offsets, sh.token_width,
-                                             sh.num_positions, self._removed[shard], d, store)
-        return int(count), pos
 
     def _cnf_exact_count(self: Engine, plan: _Plan, shard: int, d: int) -> int:
         """The number of matches in one shard. The ``marks`` plan counts without storing

@@ -159,13 +159,12 @@ def _split_partners(k: int, n: dict[int, int], d: int, positions: int, marks: bo
 
 def _check_plan(k: int, n: dict[int, int], d: int, positions: int
                 ) -> tuple[list[int], str, bool]:
-    """How to check the partners of ``k`` given anchors (ascending, distinct): the split of
+    """How to check the partners of ``k`` given anchors (ascending): the split of
     :func:`_split_partners`, with the merged clauses read and sorted (``False``) or marked
-    and swept with the anchors marked too (``True``), whichever costs less."""
+    (``True``, :func:`anygram.kernels.cnf.verify_marks`), whichever costs less."""
     force = _forced()
     merged, way, cost = _split_partners(k, n, d, positions)
     m_merged, m_way, m_cost = _split_partners(k, n, d, positions, marks=True)
-    m_cost += k * _MARK_NS + _words(positions) * _WORD_NS
     if force in ("marks", "marks_split") or (force is None and m_merged and m_cost < cost):
         return m_merged, m_way, True
     return merged, way, False

@@ -521,3 +521,31 @@ def sweep_marks(marks: np.ndarray, offsets: np.ndarray, w: int, n_positions: int
                 break
             start = hi
     return count, out[:count]
+
+
+@kernel
+def verify_marks(anchors: np.ndarray, doc_lo: np.ndarray, doc_hi: np.ndarray,
+                 marks: np.ndarray, d: int) -> np.ndarray:
+    """:func:`verify_anchors` with the partner clauses given as marks (one row each, every
+    row a partner): whether each anchor has a mark of every row in its window
+    ``[max(a - d, doc_lo), min(a + d, doc_hi - 1)]``.
+
+    ``anchors`` ascending. The windows' starts ascend with them, so the first mark at or
+    after the start, kept per row, moves only forward: O(anchors x rows + words x rows).
+    """
+    n_rows = marks.shape[0]
+    ok = np.zeros(anchors.shape[0], dtype=np.bool_)
+    after = np.full(n_rows, -1, dtype=np.int64)  # a row's first mark from some x on
+    for i in range(anchors.shape[0]):
+        a = anchors[i]
+        lo = max(a - d, doc_lo[i])
+        hi = min(a + d, doc_hi[i] - 1)
+        good = True
+        for c in range(n_rows):
+            if after[c] < lo:
+                after[c] = _next_mark(marks, c, lo)
+            if after[c] > hi:
+                good = False
+                break
+        ok[i] = good
+    return ok
