@@ -88,22 +88,30 @@ def _match_lengths(starts: np.ndarray) -> np.ndarray:
     return np.searchsorted(starts, i, side="right") - 1 - i
 
 
+class _IdSet(NamedTuple):
+    """Validated token ids (int64), and whether they are sorted."""
+
+    ids: np.ndarray
+    sorted: bool
+
+
 def _is_sorted(ids: np.ndarray) -> bool:
     return bool((ids[1:] >= ids[:-1]).all())
 
 
-def _member(values: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """``np.isin(values, ids)``. A list of word starts is large, the text short: sorting the
-    list on every call would dominate, so a sorted list is bisected, another one goes
+def _member(values: np.ndarray, ids: _IdSet) -> np.ndarray:
+    """``np.isin(values, ids.ids)``. A list of word starts is large, the text short: sorting
+    the list on every call would dominate, so a sorted list is bisected, another one goes
     through a lookup table when the ids span a modest range."""
-    if ids.shape[0] == 0:
+    arr = ids.ids
+    if arr.shape[0] == 0:
         return np.zeros(values.shape, dtype=bool)
-    if _is_sorted(ids):
-        at = np.minimum(np.searchsorted(ids, values), ids.shape[0] - 1)
-        return ids[at] == values
-    if int(ids.max()) - int(ids.min()) < 1 << 24:
-        return np.isin(values, ids, kind="table")
-    return np.isin(values, ids)
+    if ids.sorted:
+        at = np.minimum(np.searchsorted(arr, values), arr.shape[0] - 1)
+        return arr[at] == values
+    if int(arr.max()) - int(arr.min()) < 1 << 24:
+        return np.isin(values, arr, kind="table")
+    return np.isin(values, arr)
 
 
 def _check_int(value: object, what: str, lo: int) -> int:
@@ -233,7 +241,7 @@ class TextAnalyses:
             # to a word end with enforce_bow).
             left = cuts[:-1]
             end = np.searchsorted(walk.starts, left, side="right") - 1  # cut indices
-            if delims.shape[0]:
+            if delims.ids.shape[0]:
                 # Cut after the first delimiter at or after l (n: none), back to a cut.
                 at = np.where(_member(toks, delims), np.arange(n), n)
                 nxt = np.minimum.accumulate(at[::-1])[::-1][left]
@@ -260,7 +268,8 @@ class TextAnalyses:
             inside = np.flatnonzero(np.cumsum(edge[:-1]) > 0)
             unigram = np.ones(n, dtype=np.int64)
             unigram[inside] = self._span_ranges(q, inside, inside + 1, caches)[1]
-        total = self._count(q[:0], self._ranges(q[:0]))
+        # count([]): every position of the remaining documents, separators included.
+        total = sum(a[3] for a in self._arrays) - sum(a[3] for a in self._minus)
         # log(count) - log(total), as infini-gram computes it; a token of a span occurs.
         logp = np.log(np.maximum(unigram, 1)) - math.log(max(total, 1))
         docs = self._spans_docs([(lo[keep], hi[keep]) for lo, hi in ranges], max_docs_per_span)
@@ -281,7 +290,7 @@ class TextAnalyses:
 
     # ------------------------------------------------------------------ internals
 
-    def _id_set(self: Engine, ids: Iterable[int], what: str) -> np.ndarray:
+    def _id_set(self: Engine, ids: Iterable[int], what: str) -> _IdSet:
         """A collection of token ids (any iterable, e.g. a set; an int64 array is not
         copied) as an int64 array, validated like a query. Word-start lists hold tens
         of thousands of ids: this checks them with array operations, not one by one."""
@@ -289,16 +298,17 @@ class TextAnalyses:
             raise InvalidQueryError(f"{what} must be a collection of token ids, not a str")
         arr = ids if isinstance(ids, np.ndarray) else np.array(list(ids))
         if arr.shape[0] == 0:
-            return np.zeros(0, dtype=np.int64)
+            return _IdSet(np.zeros(0, dtype=np.int64), True)
         if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
             raise InvalidQueryError(f"{what} must hold integer token ids, not {arr.dtype} "
                                     f"values")
         # Sorted (as a word-start list usually is): only the ends need a look.
-        lo, hi = (arr[0], arr[-1]) if _is_sorted(arr) else (arr.min(), arr.max())
+        ordered = _is_sorted(arr)
+        lo, hi = (arr[0], arr[-1]) if ordered else (arr.min(), arr.max())
         if lo < 0 or hi >= self.vocab_size:
             # The engine's own check words the error.
             self._as_ids([int(lo if lo < 0 else hi)], what, allow_empty=False)
-        return arr.astype(np.int64, copy=False)
+        return _IdSet(arr.astype(np.int64, copy=False), ordered)
 
     @contextmanager
     def _analysis_caches(self: Engine) -> Iterator[tuple[list[_Caches], list[_Caches]]]:
@@ -419,17 +429,17 @@ class TextAnalyses:
         found: list[tuple[np.ndarray, ...]] = []  # (span, shard, pos, doc id) per shard
         for s, ((_, sa, k, _), (lo, hi)) in enumerate(zip(self._arrays, ranges)):
             sizes = np.maximum(hi - lo, 0)
-            num = int(sizes.sum())
-            if num == 0:
-                continue
             span = np.repeat(np.arange(m), sizes)
+            if span.shape[0] == 0:
+                continue
             # The ranks lo[i]..hi[i]-1 of every span, one after the other.
-            ranks = np.arange(num) + (lo - (np.cumsum(sizes) - sizes))[span]
+            ranks = np.arange(span.shape[0]) + (lo - (np.cumsum(sizes) - sizes))[span]
             pos = kernels.positions_at(sa, k, w, ranks)
             local = self.docs_at(s, pos)
-            keep = ~self.is_removed(s, local)
-            found.append((span[keep], np.full(int(keep.sum()), s), pos[keep],
-                          local[keep] + self.doc_id(s, 0)))
+            if self._minus:  # drop the occurrences in taken-down documents
+                keep = ~self.is_removed(s, local)
+                span, pos, local = span[keep], pos[keep], local[keep]
+            found.append((span, np.full(span.shape[0], s), pos, local + self.doc_id(s, 0)))
         if not found:
             return [[] for _ in range(m)]
         span, shard, pos, doc = (np.concatenate(x) for x in zip(*found))
