@@ -36,6 +36,8 @@ Index: ``--npy`` takes a token array in the layout of a ``tokenized`` file (each
 preceded by the all-ones separator id), e.g. ``bench/out/cache/corpus_*.npy`` from
 ``bench_core.py``, cut to the first ``--tokens`` tokens; ``--jsonl`` builds one with
 ``anygram.build_index`` and ``--tokenizer``. Indexes are kept in ``--out`` and reused.
+``--index`` opens an existing index directory instead (e.g. to compare two versions of the
+code on the same index under different ``--tag``s).
 
 Examples::
 
@@ -44,6 +46,7 @@ Examples::
         --tag wiki_bytes
     python bench/bench_cnf.py --npy bench/out/cache/corpus_8b1bf0a95108a83a.npy --tokens 20M \\
         --tag gpt2_20M
+    python bench/bench_cnf.py --index bench/out/cnf_wiki_bytes --tag wiki_bytes_after
 """
 
 from __future__ import annotations
@@ -223,7 +226,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    if args.npy:
+    if args.index:
+        d, info = Path(args.index), {"source": args.index}
+        # An index built by --npy has no manifest: its vocabulary size is given.
+        eng = (Engine.open(d) if (d / "manifest.json").exists()
+               else Engine.open(d, vocab_size=args.vocab_size))
+    elif args.npy:
         d, info = index_from_npy(Path(args.npy), parse_count(args.tokens), out)
         eng = Engine.open(d, vocab_size=args.vocab_size)
     else:
@@ -360,9 +368,11 @@ def main() -> None:
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--npy", help="token array in tokenized-file layout")
     src.add_argument("--jsonl", nargs="+", help="JSONL corpus files")
+    src.add_argument("--index", help="an existing index directory (built by --npy or --jsonl)")
     ap.add_argument("--tokenizer", default="bytes", help="for --jsonl (default: bytes)")
     ap.add_argument("--tokens", default="20M", help="for --npy: document tokens to index")
-    ap.add_argument("--vocab-size", type=int, default=50257, help="for --npy")
+    ap.add_argument("--vocab-size", type=int, default=50257,
+                    help="for --npy, and --index without a manifest")
     ap.add_argument("--queries", type=int, default=12, help="per kind and band")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
