@@ -165,6 +165,9 @@ def test_attribute_equals_reference(case, data):
                   "bow_ids": data.draw(st.lists(st.sampled_from(letters), max_size=3))}
             want = ra.naive_attribute(corpus, text, **kw)
             _same_attr(_attr(eng.attribute(text, **kw)), want)
+            k = data.draw(st.integers(0, 3))  # a cap keeps each span's first occurrences
+            _same_attr(_attr(eng.attribute(text, max_docs_per_span=k, **kw)),
+                       [w[:4] + (w[4][:k],) for w in want])
             # "maximal": the kept spans are the candidates not inside another candidate
             # (and not the empty span at 0, which ends nowhere beyond 0).
             cands = ra.naive_candidates(corpus, text, **kw)
