@@ -8,6 +8,7 @@ edges, lenient decoding, metadata, taken-down documents, typed errors and the CL
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -264,6 +265,9 @@ def test_lazy_fields_equal_eager_ones(tmp_path):
         assert eager.metadata_line is None  # made from the parsed dict
         assert h == eager and repr(h) == repr(eager) and h.to_dict() == eager.to_dict()
         assert h != DocWindow(*[getattr(h, f) for f in DocWindow.FIELDS[:-1]], True)
+    for h in eng.search_docs("o", max_docs=5, decode=False).hits:  # unread lazy fields
+        clone = pickle.loads(pickle.dumps(h))
+        assert clone == h and clone.metadata_line == h.metadata_line
     with pytest.raises(TypeError):
         hash(lazy[0])
     with pytest.raises(AttributeError):

@@ -247,6 +247,14 @@ class DocWindow:
 
     __hash__ = None  # type: ignore[assignment]  # mutable lists inside, as a dataclass's
 
+    def __reduce__(self) -> tuple[type[DocWindow], tuple[Any, ...]]:
+        # A view of the page or of the metadata file cannot be pickled: send plain values
+        # (the raw line as bytes when there is one, so metadata_line survives).
+        meta = self.metadata if self._line is None else bytes(self._line)
+        return DocWindow, (self.doc_id, self.shard, self.doc_len, self.start, self.token_ids,
+                           self.text, self.text_lossy, self.match_pos, self.match_offset,
+                           self.match_len, meta, self.removed)
+
     def __repr__(self) -> str:
         body = ", ".join(f"{f}={getattr(self, f)!r}" for f in self.FIELDS)
         return f"DocWindow({body})"
