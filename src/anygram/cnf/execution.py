@@ -113,8 +113,9 @@ class _CnfExecution:
                    partners: Sequence[int] | None = None) -> np.ndarray:
         """Which anchors (ascending, in live documents ``[lo, hi)``) have every partner
         clause (default: the required ones) within ``d``, found as :func:`_check_plan`
-        decides: merged clauses first (read and sorted, or marked and swept with the
-        anchors), then the text around the anchors still alive."""
+        decides: merged clauses first (read and sorted, or marked:
+        :func:`anygram.kernels.cnf.verify_marks`), then the text around the anchors still
+        alive."""
         if partners is None:
             partners = plan.required[1:]
         ok = np.ones(anchors.shape[0], dtype=bool)
