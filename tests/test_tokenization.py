@@ -324,6 +324,30 @@ def test_decode_unchecked_and_check_range_for_every_adapter(tmp_path: Path, hf_p
                 tok.decode(np.array(bad, dtype=np.int64))
 
 
+
+def test_word_start_ids_are_the_tokens_that_begin_with_whitespace(tmp_path: Path,
+                                                                  hf_path: Path) -> None:
+    """Each adapter's word starts: whitespace-led tokens, judged from the token itself."""
+    tok = load_tokenizer("bytes")
+    assert tok.word_start_ids().tolist() == [9, 10, 11, 12, 13, 32]
+    tik = load_tokenizer(_write_tiktoken(tmp_path / "tiny.tiktoken"))
+    assert tik.word_start_ids().tolist() == [9, 10, 11, 12, 13, 32,
+                                             256 + TIKTOKEN_MERGES.index(b" t"),
+                                             256 + TIKTOKEN_MERGES.index(b" the")]
+    hf = load_tokenizer(hf_path)
+    sp = load_tokenizer(_train_sentencepiece(tmp_path / "tiny.model"))
+    for t in (tok, tik, hf, sp):
+        starts = set(t.word_start_ids().tolist())
+        assert t.word_start_ids() is t.word_start_ids()  # computed once
+        assert t.encode(" the lazy dog")[0] in starts
+        first, *_ = t.encode("lazy dog")
+        assert (first in starts) == (t.kind == "sentencepiece")  # its dummy prefix "▁"
+        for i in starts:  # decoded after a letter, every word start adds whitespace next
+            assert t.decode([*t.encode("a"), i])[1:2].isspace() or t.kind == "sentencepiece"
+        if t.kind == "sentencepiece":
+            assert all(str(sp._sp.IdToPiece(i)).startswith("▁") for i in starts)
+
+
 # ---------------------------------------------------------------- errors
 
 

@@ -49,6 +49,21 @@ def token_width_for(max_id: int) -> int:
     )
 
 
+#: Piece strings' markers of a leading space, newline, tab or carriage return: byte-level BPE's
+#: remapped bytes (GPT-2 "Ġ", "Ċ", "ĉ", "č") and sentencepiece's meta space "▁".
+_WHITESPACE_MARKERS = frozenset("ĠĊĉč▁")
+#: sentencepiece / Llama byte-fallback pieces of whitespace bytes.
+_WHITESPACE_BYTE_PIECES = frozenset({"<0x20>", "<0x0A>", "<0x09>", "<0x0D>", "<0x0B>", "<0x0C>"})
+
+
+def piece_starts_word(piece: str | None) -> bool:
+    """Whether a vocabulary piece string begins with whitespace (None: an unused id)."""
+    if not piece:
+        return False
+    return piece[0] in _WHITESPACE_MARKERS or piece[0].isspace() or \
+        piece in _WHITESPACE_BYTE_PIECES
+
+
 def _rebuild(
     cls: type[_FileTokenizer], path: str, options: dict[str, Any], sha256: str
 ) -> Tokenizer:
@@ -91,6 +106,24 @@ class Tokenizer(ABC):
     @abstractmethod
     def _decode_list(self, ids: list[int]) -> str:
         """:meth:`decode` of a list of ints known to lie in ``0..max_id``."""
+
+    def word_start_ids(self) -> np.ndarray:
+        """The ids whose token begins with whitespace (a space, tab or newline), ascending.
+
+        These are the tokens that start a word, as ``Engine.attribute(enforce_bow=True)``
+        aligns spans to (infini-gram's "bow ids"; GPT-2's ``Ġ`` tokens, Llama's ``▁`` ones).
+        Computed once per tokenizer, from each token's own bytes or piece string.
+        """
+        cached: np.ndarray | None = getattr(self, "_word_starts", None)
+        if cached is None:
+            cached = np.array([i for i in range(self.max_id + 1) if self._starts_word(i)],
+                              dtype=np.int64)
+            self._word_starts = cached
+        return cached
+
+    @abstractmethod
+    def _starts_word(self, token_id: int) -> bool:
+        """Whether the token ``token_id`` begins with whitespace (False for an unused id)."""
 
     def check_range(self, ids: np.ndarray) -> None:
         """Raise TokenOutOfRangeError unless every id of the integer array is in ``0..max_id``."""

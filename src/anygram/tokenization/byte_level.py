@@ -36,6 +36,10 @@ class ByteTokenizer(Tokenizer):
                 "remove lone surrogate characters from the text"
             ) from exc
 
+    def _starts_word(self, token_id: int) -> bool:
+        """ASCII whitespace bytes."""
+        return bytes([token_id]).isspace()
+
     def _decode_list(self, ids: list[int]) -> str:
         """Decode the bytes as UTF-8, replacing invalid sequences with U+FFFD."""
         return bytes(ids).decode("utf-8", errors="replace")

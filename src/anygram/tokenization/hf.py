@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from ..errors import TokenizerError
-from .base import _FileTokenizer
+from .base import _FileTokenizer, piece_starts_word
 
 #: Token strings treated as end-of-text in HF vocabularies, in order of preference.
 _HF_EOS_CANDIDATES: tuple[str, ...] = ("</s>", "<|endoftext|>", "<eos>", "<|end_of_text|>")
@@ -47,6 +47,10 @@ class HFTokenizer(_FileTokenizer):
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         """Encode with the library's multithreaded batch encoder."""
         return [list(enc.ids) for enc in self._tok.encode_batch(texts, add_special_tokens=False)]
+
+    def _starts_word(self, token_id: int) -> bool:
+        """From the vocabulary piece (``Ġthe``, ``▁the``, ``<0x0A>``, or plain ``" the"``)."""
+        return piece_starts_word(self._tok.id_to_token(token_id))
 
     def _decode_list(self, ids: list[int]) -> str:
         """Decode keeping special tokens; the HF decoders already replace invalid UTF-8 with U+FFFD.

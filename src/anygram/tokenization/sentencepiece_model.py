@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from .base import _FileTokenizer
+from .base import _FileTokenizer, piece_starts_word
 
 
 class SentencePieceTokenizer(_FileTokenizer):
@@ -34,6 +34,10 @@ class SentencePieceTokenizer(_FileTokenizer):
         return [
             list(ids) for ids in self._sp.encode(texts, out_type=int, add_bos=False, add_eos=False)
         ]
+
+    def _starts_word(self, token_id: int) -> bool:
+        """From the piece: the meta space ``▁`` or a whitespace byte-fallback piece."""
+        return piece_starts_word(str(self._sp.IdToPiece(token_id)))
 
     def _decode_list(self, ids: list[int]) -> str:
         """Decode; byte-fallback pieces cut inside a character become U+FFFD in the library."""

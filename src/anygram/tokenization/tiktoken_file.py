@@ -213,6 +213,13 @@ class TiktokenTokenizer(_FileTokenizer):
         """Encode with tiktoken's threaded batch encoder."""
         return [list(ids) for ids in self._enc.encode_ordinary_batch(texts)]
 
+    def _starts_word(self, token_id: int) -> bool:
+        """From the token's bytes (ids in the gaps of the vocabulary are not words)."""
+        try:
+            return self._enc.decode_single_token_bytes(token_id)[:1].isspace()
+        except KeyError:
+            return False
+
     def _decode_list(self, ids: list[int]) -> str:
         """Decode to bytes, then UTF-8 with U+FFFD for sequences cut inside a character."""
         try:
