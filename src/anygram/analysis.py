@@ -23,17 +23,16 @@ import math
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
 from . import kernels
 from .analysis_results import AttributionDoc, AttributionResult, AttributionSpan, InfGramTextResult
+from .core import Query
+from .documents import DocumentQueries
 from .errors import InvalidQueryError
 from .kernels import analysis as ka
-
-if TYPE_CHECKING:
-    from .engine import Engine, Query
 
 _Arrays = tuple[np.ndarray, np.ndarray, int, int]  # a shard as the kernels take it
 _Caches = tuple[np.ndarray, np.ndarray, np.ndarray]  # see anygram.kernels.analysis
@@ -122,12 +121,12 @@ def _check_int(value: object, what: str, lo: int) -> int:
     return int(value)
 
 
-class TextAnalyses:
+class TextAnalyses(DocumentQueries):
     """Engine methods that analyse a whole text against the corpus in one call."""
 
     # ------------------------------------------------------------------ public
 
-    def creativity(self: Engine, text: Query) -> list[int]:
+    def creativity(self, text: Query) -> list[int]:
         """For each position ``i`` of the text, the length of the longest prefix of
         ``text[i:]`` that occurs in the corpus (its *matching statistics*; 0 where the
         token itself never occurs).
@@ -138,7 +137,7 @@ class TextAnalyses:
         ids = self._as_ids(text, "text", allow_empty=True)
         return _match_lengths(self._text_walk(ids).starts).tolist()
 
-    def creativity_rs(self: Engine, text: Query) -> list[int]:
+    def creativity_rs(self, text: Query) -> list[int]:
         """:meth:`creativity` in infini-gram's shape: ``rs[i] = i + creativity[i]``, the end
         of the longest match starting at ``i`` (``rs[i] == i``: nothing occurs there).
 
@@ -150,7 +149,7 @@ class TextAnalyses:
         m = _match_lengths(self._text_walk(ids).starts)
         return (m + np.arange(m.shape[0])).tolist()
 
-    def infgram_text(self: Engine, text: Query) -> InfGramTextResult:
+    def infgram_text(self, text: Query) -> InfGramTextResult:
         """The ∞-gram probability of every token of ``text`` given all the tokens before it.
 
         Entry ``j`` equals ``infgram_prob(text[:j], text[j])`` (``j = 0`` included: the empty
@@ -174,7 +173,7 @@ class TextAnalyses:
             a.setflags(write=False)
         return InfGramTextResult(*arrays)
 
-    def attribute(self: Engine, text: Query, *, delim_ids: Iterable[int] = (),
+    def attribute(self, text: Query, *, delim_ids: Iterable[int] = (),
                   min_len: int = 1, max_cnt: int = 10, enforce_bow: bool = False,
                   bow_ids: Iterable[int] | None = None, max_docs_per_span: int | None = None,
                   with_context: bool = False, max_ctx_len: int | None = None,
@@ -290,7 +289,7 @@ class TextAnalyses:
 
     # ------------------------------------------------------------------ internals
 
-    def _id_set(self: Engine, ids: Iterable[int], what: str) -> _IdSet:
+    def _id_set(self, ids: Iterable[int], what: str) -> _IdSet:
         """A collection of token ids (any iterable, e.g. a set; an int64 array is not
         copied) as an int64 array, validated like a query. Word-start lists hold tens
         of thousands of ids: this checks them with array operations, not one by one."""
@@ -311,7 +310,7 @@ class TextAnalyses:
         return _IdSet(arr.astype(np.int64, copy=False), ordered)
 
     @contextmanager
-    def _analysis_caches(self: Engine) -> Iterator[tuple[list[_Caches], list[_Caches]]]:
+    def _analysis_caches(self) -> Iterator[tuple[list[_Caches], list[_Caches]]]:
         """The kernels' caches of the main and takedown shards, held for one call.
 
         They are shared by all calls and must not be used by two at once: a call that finds
@@ -335,13 +334,13 @@ class TextAnalyses:
         finally:
             lock.release()
 
-    def _text_walk(self: Engine, ids: list[int]) -> _Walk:
+    def _text_walk(self, ids: list[int]) -> _Walk:
         """The plain walk (every offset a cut) of a text."""
         with self._analysis_caches() as caches:
             return self._walk(self._bytes(ids), np.arange(len(ids) + 1, dtype=np.int64),
                               caches)
 
-    def _walk(self: Engine, q: np.ndarray, cuts: np.ndarray,
+    def _walk(self, q: np.ndarray, cuts: np.ndarray,
               caches: tuple[list[_Caches], list[_Caches]]) -> _Walk:
         """The corpus walk of the text ``q`` over ``cuts``, in the remaining documents."""
         w = self.token_width
@@ -382,7 +381,7 @@ class TextAnalyses:
             counts[t] = c
         return _Walk(starts, counts, None)
 
-    def _span_ranges(self: Engine, q: np.ndarray, left: np.ndarray, right: np.ndarray,
+    def _span_ranges(self, q: np.ndarray, left: np.ndarray, right: np.ndarray,
                      caches: tuple[list[_Caches], list[_Caches]]
                      ) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
         """Per main shard the rank ranges of the spans ``q[left[i]:right[i]]`` (tokens), and
@@ -398,7 +397,7 @@ class TextAnalyses:
             counts -= hi - lo
         return ranges, counts
 
-    def _candidate_ranges(self: Engine, q: np.ndarray, walk: _Walk, left: np.ndarray,
+    def _candidate_ranges(self, q: np.ndarray, walk: _Walk, left: np.ndarray,
                           right: np.ndarray, end: np.ndarray,
                           caches: tuple[list[_Caches], list[_Caches]]
                           ) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
@@ -419,7 +418,7 @@ class TextAnalyses:
                 hi[other] = fhi
         return ranges, counts
 
-    def _spans_docs(self: Engine, ranges: list[tuple[np.ndarray, np.ndarray]],
+    def _spans_docs(self, ranges: list[tuple[np.ndarray, np.ndarray]],
                     limit: int | None) -> list[list[AttributionDoc]]:
         """For each span ``i``, its occurrences in the rank ranges ``ranges[shard][.][i]``
         outside removed documents, in corpus order (shard, then position), at most

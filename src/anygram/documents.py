@@ -16,16 +16,14 @@ both clipped to the document (a window never holds a separator).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal, NamedTuple, get_args
+from typing import Literal, NamedTuple, get_args
 
 import numpy as np
 
 from . import kernels
+from .core import EngineCore, Query
 from .errors import InvalidQueryError
 from .results import DocWindow, SearchResult
-
-if TYPE_CHECKING:
-    from .engine import Engine, Query
 
 Order = Literal["position", "random", "rank"]
 ORDERS: tuple[str, ...] = get_args(Order)
@@ -116,12 +114,12 @@ class _Occurrences(NamedTuple):
     positions: np.ndarray | None  # their positions, when they had to be located to filter
 
 
-class DocumentQueries:
+class DocumentQueries(EngineCore):
     """Engine methods that return documents: retrieval by id / rank / position, search."""
 
     # ------------------------------------------------------------------ retrieval
 
-    def get_doc(self: Engine, doc_id: int, *, max_tokens: int | None = None,
+    def get_doc(self, doc_id: int, *, max_tokens: int | None = None,
                 decode: bool = True) -> DocWindow:
         """Document ``doc_id``: all its tokens, or its first ``max_tokens``.
 
@@ -134,7 +132,7 @@ class DocumentQueries:
         """
         return self.get_docs([doc_id], max_tokens=max_tokens, decode=decode)[0]
 
-    def get_docs(self: Engine, doc_ids: Sequence[int] | np.ndarray, *,
+    def get_docs(self, doc_ids: Sequence[int] | np.ndarray, *,
                  max_tokens: int | None = None, decode: bool = True) -> list[DocWindow]:
         """:meth:`get_doc` of each id, in order. Every id is validated before any is read."""
         if isinstance(doc_ids, np.ndarray):
@@ -150,7 +148,7 @@ class DocumentQueries:
         local = np.array([d for _, d in located], dtype=np.int64)
         return self._windows(shards, local, None, 0, window, decode)
 
-    def get_doc_by_pos(self: Engine, shard: int, pos: int, *, query_len: int = 0,
+    def get_doc_by_pos(self, shard: int, pos: int, *, query_len: int = 0,
                        max_disp_len: int | None = None, max_ctx_len: int | None = None,
                        decode: bool = True) -> DocWindow:
         """The window of the document holding token position ``pos`` of ``shard``.
@@ -168,7 +166,7 @@ class DocumentQueries:
                                     max_disp_len=max_disp_len, max_ctx_len=max_ctx_len,
                                     decode=decode)[0]
 
-    def get_docs_by_pos(self: Engine, requests: Sequence[tuple[int, int]] | np.ndarray, *,
+    def get_docs_by_pos(self, requests: Sequence[tuple[int, int]] | np.ndarray, *,
                         query_len: int = 0, max_disp_len: int | None = None,
                         max_ctx_len: int | None = None,
                         decode: bool = True) -> list[DocWindow]:
@@ -179,7 +177,7 @@ class DocumentQueries:
         local = self._docs_of(shards, pos, pos, "pos")
         return self._windows(shards, local, pos, qlen, window, decode)
 
-    def get_doc_by_rank(self: Engine, shard: int, rank: int, *, query_len: int = 0,
+    def get_doc_by_rank(self, shard: int, rank: int, *, query_len: int = 0,
                         max_disp_len: int | None = None, max_ctx_len: int | None = None,
                         decode: bool = True) -> DocWindow:
         """The window of the occurrence at suffix-array ``rank`` of ``shard``.
@@ -195,7 +193,7 @@ class DocumentQueries:
                                      max_disp_len=max_disp_len, max_ctx_len=max_ctx_len,
                                      decode=decode)[0]
 
-    def get_docs_by_rank(self: Engine, requests: Sequence[tuple[int, int]] | np.ndarray, *,
+    def get_docs_by_rank(self, requests: Sequence[tuple[int, int]] | np.ndarray, *,
                          query_len: int = 0, max_disp_len: int | None = None,
                          max_ctx_len: int | None = None,
                          decode: bool = True) -> list[DocWindow]:
@@ -209,7 +207,7 @@ class DocumentQueries:
 
     # ------------------------------------------------------------------ search
 
-    def search_docs(self: Engine, query: Query, *, max_docs: int = 10, offset: int = 0,
+    def search_docs(self, query: Query, *, max_docs: int = 10, offset: int = 0,
                     order: Order = "position", seed: int = 0,
                     max_disp_len: int | None = None, max_ctx_len: int | None = None,
                     max_sorted: int = DEFAULT_MAX_SORTED, decode: bool = True) -> SearchResult:
@@ -281,7 +279,7 @@ class DocumentQueries:
 
     # ------------------------------------------------------------------ helpers
 
-    def _requests(self: Engine, requests: object, what: str) -> tuple[np.ndarray, np.ndarray]:
+    def _requests(self, requests: object, what: str) -> tuple[np.ndarray, np.ndarray]:
         """``(shards, values)`` of validated ``(shard, pos)`` or ``(shard, rank)`` pairs.
 
         Positions and ranks both run over ``0..num_positions-1`` of their shard.
@@ -292,7 +290,7 @@ class DocumentQueries:
                   for s, (_, v) in zip(shards, pairs)]
         return np.array(shards, dtype=np.int64), np.array(values, dtype=np.int64)
 
-    def _positions_at(self: Engine, shards: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    def _positions_at(self, shards: np.ndarray, ranks: np.ndarray) -> np.ndarray:
         """Token position stored at each ``(shards[i], ranks[i])``."""
         pos = np.empty(ranks.shape[0], dtype=np.int64)
         for s, sel in _groups(shards):
@@ -300,14 +298,14 @@ class DocumentQueries:
             pos[sel] = kernels.positions_at(sh.sa, sh.ptr_width, sh.token_width, ranks[sel])
         return pos
 
-    def _docs_at(self: Engine, shards: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    def _docs_at(self, shards: np.ndarray, pos: np.ndarray) -> np.ndarray:
         """Local document holding each ``(shards[i], pos[i])``."""
         local = np.empty(pos.shape[0], dtype=np.int64)
         for s, sel in _groups(shards):
             local[sel] = self.docs_at(s, pos[sel])
         return local
 
-    def _docs_of(self: Engine, shards: np.ndarray, pos: np.ndarray, values: np.ndarray,
+    def _docs_of(self, shards: np.ndarray, pos: np.ndarray, values: np.ndarray,
                  what: str) -> np.ndarray:
         """:meth:`_docs_at`, with InvalidQueryError for a position that is a separator.
 
@@ -327,7 +325,7 @@ class DocumentQueries:
                     f"document's tokens start at position {int(pos[i]) + 1})")
         return local
 
-    def _occurrences(self: Engine, q: np.ndarray, ranges: list[tuple[int, int]]
+    def _occurrences(self, q: np.ndarray, ranges: list[tuple[int, int]]
                      ) -> list[_Occurrences]:
         """Per shard, the occurrences of ``q`` (rank range ``ranges[s]``) outside removed docs.
 
@@ -346,7 +344,7 @@ class DocumentQueries:
             out.append(_Occurrences(a, int(keep.sum()), a + np.flatnonzero(keep), pos[keep]))
         return out
 
-    def _in_removed(self: Engine, shard: int, pos: np.ndarray) -> np.ndarray:
+    def _in_removed(self, shard: int, pos: np.ndarray) -> np.ndarray:
         """Whether each token position of ``shard`` lies in a taken-down document.
 
         Bisects the spans of the removed documents (few) rather than all documents:
@@ -357,7 +355,7 @@ class DocumentQueries:
         j = np.searchsorted(spans[:, 0], pos, side="right") - 1
         return (j >= 0) & (pos < spans[np.maximum(j, 0), 1])
 
-    def _page_by_position(self: Engine, occ: list[_Occurrences], offset: int, n: int
+    def _page_by_position(self, occ: list[_Occurrences], offset: int, n: int
                           ) -> tuple[np.ndarray, np.ndarray]:
         """``(shards, positions)`` of occurrences ``[offset, offset + n)`` in corpus order."""
         shards, pos = [], []
@@ -379,7 +377,7 @@ class DocumentQueries:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         return np.concatenate(shards), np.concatenate(pos)
 
-    def _windows(self: Engine, shards: np.ndarray, local: np.ndarray | None,
+    def _windows(self, shards: np.ndarray, local: np.ndarray | None,
                  match_pos: np.ndarray | None, query_len: int, window: _Window,
                  decode: bool) -> list[DocWindow]:
         """One :class:`DocWindow` per ``(shards[i], local[i])``, around ``match_pos[i]``.

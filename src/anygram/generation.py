@@ -39,15 +39,13 @@ import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 
+from .core import EngineCore, Query
 from .errors import InvalidQueryError
 from .kernels.lm import count_of_counts
-
-if TYPE_CHECKING:
-    from .engine import Engine, Query
 
 #: The document-end event, as a token id in Kneser-Ney results (never a real id).
 END = -1
@@ -165,7 +163,7 @@ def _check_n(n: object) -> int:
     return int(n)
 
 
-def _discounts(engine: Engine, discount: Discount, order: int, n: int) -> tuple[float, ...]:
+def _discounts(engine: LanguageModels, discount: Discount, order: int, n: int) -> tuple[float, ...]:
     """D of orders 2..order from the ``discount`` argument (one value, or one per order 2..n,
     or ``"estimate"``: :meth:`LanguageModels.estimate_discounts`, cached)."""
     if discount is None:
@@ -190,12 +188,12 @@ def _discounts(engine: Engine, discount: Discount, order: int, n: int) -> tuple[
     return tuple(ds[:max(order - 1, 0)])
 
 
-class LanguageModels:
+class LanguageModels(EngineCore):
     """Engine methods for smoothed probabilities (Kneser-Ney) and text generation."""
 
     # ------------------------------------------------------------------ Kneser-Ney
 
-    def kn_prob(self: Engine, prompt_ids: Query, cont_id: int, *, n: int = 3,
+    def kn_prob(self, prompt_ids: Query, cont_id: int, *, n: int = 3,
                 discount: Discount = None) -> KNProbResult:
         """Interpolated Kneser-Ney ``P(cont_id | prompt_ids)`` of order ``n`` (>= 2).
 
@@ -222,7 +220,7 @@ class LanguageModels:
         return KNProbResult(prob=p, order=len(ctx) + 1, context_count=top.count,
                             cont_count=top.raw.get(cont, 0), discounts=ds)
 
-    def kn_ntd(self: Engine, prompt_ids: Query, *, n: int = 3,
+    def kn_ntd(self, prompt_ids: Query, *, n: int = 3,
                discount: Discount = None, top_k: int | None = None,
                full: bool = False) -> KNNextTokenDist:
         """Interpolated Kneser-Ney next-token distribution of order ``n`` (>= 2).
@@ -254,7 +252,7 @@ class LanguageModels:
                                context_count=top.count, full=full or keep.shape[0] == ids.shape[0],
                                discounts=ds)
 
-    def estimate_discounts(self: Engine, n: int, *, sample: int | None = None,
+    def estimate_discounts(self, n: int, *, sample: int | None = None,
                            seed: int = 0) -> dict[int, float]:
         """Kneser-Ney discounts of orders ``2..n`` from the corpus: ``{order: D}``.
 
@@ -305,7 +303,7 @@ class LanguageModels:
 
     # ------------------------------------------------------------------ generation
 
-    def generate(self: Engine, prompt_ids: Query, *, max_new_tokens: int = 50,
+    def generate(self, prompt_ids: Query, *, max_new_tokens: int = 50,
                  model: Model = "infgram", n: int = 5, temperature: float = 1.0,
                  top_k: int | None = None, seed: int | Sequence[int] | None = 0,
                  stop_at_doc_end: bool = True,
@@ -324,7 +322,7 @@ class LanguageModels:
         return _generate_many(self, [prompt_ids], [seed], max_new_tokens, model, n,
                               temperature, top_k, stop_at_doc_end, discount)[0]
 
-    def generate_batch(self: Engine, prompts: Sequence[Query], *, max_new_tokens: int = 50,
+    def generate_batch(self, prompts: Sequence[Query], *, max_new_tokens: int = 50,
                        model: Model = "infgram", n: int = 5, temperature: float = 1.0,
                        top_k: int | None = None, seed: int = 0,
                        seeds: Sequence[int | Sequence[int]] | None = None,
@@ -355,7 +353,7 @@ def _state(engine: Any) -> _State:
     return state
 
 
-def _pairs(engine: Engine, shard: int, left: np.ndarray, k: int
+def _pairs(engine: LanguageModels, shard: int, left: np.ndarray, k: int
            ) -> tuple[np.ndarray, np.ndarray]:
     """For occurrences of a k-token string at positions ``left + 1`` of ``shard``: the token
     before each (the separator = ``<s>``) and the token after it (separator / shard end =
@@ -388,7 +386,7 @@ def _group(prev: list[np.ndarray], nxt: list[np.ndarray], width: int
     return ids[order], raw[order], cont[order], int(codes.shape[0])
 
 
-def _removed_intervals(engine: Engine, shard: int) -> tuple[np.ndarray, np.ndarray] | None:
+def _removed_intervals(engine: LanguageModels, shard: int) -> tuple[np.ndarray, np.ndarray] | None:
     """Byte intervals ``[start, end)`` of the taken-down documents of ``shard`` (sorted)."""
     local = engine._removed[shard]
     if local.shape[0] == 0:
@@ -398,7 +396,8 @@ def _removed_intervals(engine: Engine, shard: int) -> tuple[np.ndarray, np.ndarr
     return bounds[local], bounds[local + 1]
 
 
-def _sample_windows(engine: Engine, sample: int | None, seed: int) -> list[np.ndarray | None]:
+def _sample_windows(engine: LanguageModels, sample: int | None, seed: int
+                    ) -> list[np.ndarray | None]:
     """Per shard, the sorted rank windows ``[a, b)`` of a sampled estimate (None: all): about
     ``sample / SAMPLE_WINDOW`` windows of :data:`SAMPLE_WINDOW` ranks, drawn uniformly without
     replacement among the windows of all the shards (so each has the same chance)."""
@@ -420,7 +419,7 @@ def _sample_windows(engine: Engine, sample: int | None, seed: int) -> list[np.nd
     return out
 
 
-def _lm_unigram(engine: Engine) -> _Unigram:
+def _lm_unigram(engine: LanguageModels) -> _Unigram:
     """N1+(• w) for every w (END included) and N1+(• •), over the whole corpus (cached)."""
     state = _state(engine)
     if state.unigram is None:
@@ -434,7 +433,7 @@ def _lm_unigram(engine: Engine) -> _Unigram:
     return state.unigram
 
 
-def _lm_counts(engine: Engine, h: list[int], *, top: bool) -> _Counts:
+def _lm_counts(engine: LanguageModels, h: list[int], *, top: bool) -> _Counts:
     """Raw follower counts of ``h`` (top order: one ntd) or, below the top, raw and
     continuation counts by enumerating its occurrences (cached)."""
     if top:
@@ -474,7 +473,7 @@ def _interpolate_one(counts: _Counts, top: bool, d: float, w: int, lower: float)
     return max(c.get(w, 0) - d, 0.0) / total + d * len(c) / total * lower
 
 
-def _kn_vector(engine: Engine, prompt: list[int], n: int,
+def _kn_vector(engine: LanguageModels, prompt: list[int], n: int,
                discount: Discount
                ) -> tuple[np.ndarray, np.ndarray, list[int], tuple[float, ...], _Counts, set[int]]:
     """The whole Kneser-Ney distribution over the unigram support (ids sorted, END first)."""
@@ -519,7 +518,7 @@ def _check_generation(max_new_tokens: object, model: object, temperature: object
     _check_n(n)
 
 
-def _model_dist(engine: Engine, model: str, history: list[int], n: int,
+def _model_dist(engine: LanguageModels, model: str, history: list[int], n: int,
                 discount: Discount, need_token: bool
                 ) -> tuple[np.ndarray, np.ndarray]:
     """(ids sorted ascending, END = -1 first; probabilities) of the next token."""
@@ -564,9 +563,9 @@ def _sample(rng: np.random.Generator, ids: np.ndarray, probs: np.ndarray, temper
     return int(ids[min(i, ids.shape[0] - 1)])
 
 
-def _generate_many(engine: Engine, prompts: list[Query], seeds: list[Any], max_new_tokens: int,
-                   model: str, n: int, temperature: float, top_k: int | None,
-                   stop_at_doc_end: bool, discount: Discount
+def _generate_many(engine: LanguageModels, prompts: list[Query], seeds: list[Any],
+                   max_new_tokens: int, model: str, n: int, temperature: float,
+                   top_k: int | None, stop_at_doc_end: bool, discount: Discount
                    ) -> list[list[int]]:
     _check_generation(max_new_tokens, model, temperature, top_k, n)
     if model == "kn":

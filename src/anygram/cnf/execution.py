@@ -5,11 +5,11 @@ sampling anchors, scanning and probing the text around them (mixed into the Engi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import kernels
+from ..core import EngineCore
 from ..kernels import cnf as kernels_cnf
 from .plans import (
     _ANCHOR_NS,
@@ -27,14 +27,11 @@ from .plans import (
     _split_partners,
 )
 
-if TYPE_CHECKING:
-    from ..engine import Engine  # noqa: F401
 
-
-class _CnfExecution:
+class _CnfExecution(EngineCore):
     """The internals of :class:`~anygram.cnf.CnfQueries` that run a plan, shard by shard."""
 
-    def _cnf_doc_bounds(self: Engine, shard: int, docs: np.ndarray
+    def _cnf_doc_bounds(self, shard: int, docs: np.ndarray
                         ) -> tuple[np.ndarray, np.ndarray]:
         """Token ranges ``[lo, hi)`` of the given local documents: :meth:`doc_span`,
         vectorized."""
@@ -48,7 +45,7 @@ class _CnfExecution:
         hi[~last] = s.offsets[docs[~last] + 1].astype(np.int64) // w
         return lo, hi
 
-    def _cnf_positions(self: Engine, plan: _Plan, clause: int, shard: int) -> np.ndarray:
+    def _cnf_positions(self, plan: _Plan, clause: int, shard: int) -> np.ndarray:
         """Ascending positions of a clause's occurrences in a shard (taken-down ones too)."""
         parts = [self.positions(shard, rs[shard][0], rs[shard][1])
                  for rs in plan.ranges[clause] if rs[shard][1] > rs[shard][0]]
@@ -56,7 +53,7 @@ class _CnfExecution:
             return np.zeros(0, dtype=np.int64)
         return kernels.sort_positions(np.concatenate(parts))
 
-    def _cnf_sample(self: Engine, plan: _Plan, clause: int, n: int, seed: int
+    def _cnf_sample(self, plan: _Plan, clause: int, n: int, seed: int
                     ) -> list[np.ndarray]:
         """Per shard, the ascending positions of ``n`` occurrences of ``clause`` drawn
         uniformly without replacement from all of its occurrences in all shards.
@@ -79,19 +76,19 @@ class _CnfExecution:
             out.append(kernels.sort_positions(pos))
         return out
 
-    def _cnf_docs(self: Engine, shard: int, pos: np.ndarray
+    def _cnf_docs(self, shard: int, pos: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For ascending positions: :meth:`docs_at` and the :meth:`doc_span` of each, in one
         forward walk (~10x faster than a binary search per position)."""
         sh = self._shards[shard]
         return kernels.docs_of_sorted(pos, sh.offsets, sh.token_width, sh.num_positions)
 
-    def _cnf_clause_docs(self: Engine, plan: _Plan, clause: int, shard: int) -> np.ndarray:
+    def _cnf_clause_docs(self, plan: _Plan, clause: int, shard: int) -> np.ndarray:
         """The local documents holding a clause in a shard, ascending (taken-down included)."""
         docs = self._cnf_docs(shard, self._cnf_positions(plan, clause, shard))[0]
         return docs[np.concatenate([[True], docs[1:] != docs[:-1]])] if docs.shape[0] else docs
 
-    def _cnf_live(self: Engine, shard: int, pos: np.ndarray
+    def _cnf_live(self, shard: int, pos: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The (ascending) positions outside taken-down documents, and their documents'
         token ranges."""
@@ -102,13 +99,13 @@ class _CnfExecution:
             return pos[live], lo[live], hi[live]
         return pos, lo, hi
 
-    def _cnf_scan(self: Engine, plan: _Plan, shard: int, lo: np.ndarray, hi: np.ndarray,
+    def _cnf_scan(self, plan: _Plan, shard: int, lo: np.ndarray, hi: np.ndarray,
                   clauses: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """:func:`anygram.kernels.phrase_hits` of the given clauses' phrases in a shard."""
         return kernels.phrase_hits(self._shards[shard].ds, self.token_width, lo, hi,
                                    *plan.flat(clauses))
 
-    def _cnf_check(self: Engine, plan: _Plan, shard: int, anchors: np.ndarray,
+    def _cnf_check(self, plan: _Plan, shard: int, anchors: np.ndarray,
                    lo: np.ndarray, hi: np.ndarray, d: int,
                    partners: Sequence[int] | None = None) -> np.ndarray:
         """Which anchors (ascending, in live documents ``[lo, hi)``) have every partner
@@ -137,7 +134,7 @@ class _CnfExecution:
                                           d, looked, way)
         return ok
 
-    def _cnf_look_up(self: Engine, plan: _Plan, shard: int, anchors: np.ndarray,
+    def _cnf_look_up(self, plan: _Plan, shard: int, anchors: np.ndarray,
                      lo: np.ndarray, hi: np.ndarray, d: int, looked: Sequence[int],
                      way: str) -> np.ndarray:
         """Which anchors (ascending, in live documents ``[lo, hi)``) have every clause of
@@ -151,7 +148,7 @@ class _CnfExecution:
                                    np.minimum(anchors + d + 1, hi), looked)
         return kernels.verify_anchors(anchors, lo, hi, *_csr(_by_clause(hp, hb, looked)), d)
 
-    def _cnf_marks(self: Engine, plan: _Plan, shard: int, d: int, store: bool
+    def _cnf_marks(self, plan: _Plan, shard: int, d: int, store: bool
                    ) -> tuple[int, np.ndarray]:
         """The matches of one shard by the ``marks`` plan (:func:`_choose`): the anchors and
         the partners :func:`_split_partners` reads are marked in bitmaps of the shard's
@@ -173,7 +170,7 @@ class _CnfExecution:
             count = int(pos.shape[0])
         return count, pos
 
-    def _cnf_mark(self: Engine, plan: _Plan, shard: int, clauses: Sequence[int]
+    def _cnf_mark(self, plan: _Plan, shard: int, clauses: Sequence[int]
                   ) -> np.ndarray:
         """The occurrences of the given clauses in a shard, marked from their suffix-array
         ranges (:func:`anygram.kernels.cnf.mark_ranks`): one row per clause, in order."""
@@ -187,7 +184,7 @@ class _CnfExecution:
             np.array([row for row, _ in rows], dtype=np.int64), len(clauses),
             sh.num_positions)
 
-    def _cnf_exact_count(self: Engine, plan: _Plan, shard: int, d: int) -> int:
+    def _cnf_exact_count(self, plan: _Plan, shard: int, d: int) -> int:
         """The number of matches in one shard. The ``marks`` plan counts without storing
         the matches (unless some partners are looked up after the sweep), and so does an
         anchor with one partner, driven by the partner; otherwise they are listed."""
@@ -204,7 +201,7 @@ class _CnfExecution:
                 np.minimum(centers + d + 1, hi), *plan.flat([0])))
         return int(self._cnf_exact(plan, shard, d, (kind, r)).shape[0])
 
-    def _cnf_exact(self: Engine, plan: _Plan, shard: int, d: int,
+    def _cnf_exact(self, plan: _Plan, shard: int, d: int,
                    how: tuple[str, int] | None = None) -> np.ndarray:
         """The matching anchor positions of one shard, ascending, by the plan ``how`` (by
         default the cheapest, :func:`_choose`)."""
@@ -225,7 +222,7 @@ class _CnfExecution:
         rest = [j for j in plan.required[1:] if j != r]
         return hp[self._cnf_check(plan, shard, hp, clo[hw], chi[hw], d, rest)]
 
-    def _cnf_run(self: Engine, plan: _Plan, d: int, cap: int | None, seed: int,
+    def _cnf_run(self, plan: _Plan, d: int, cap: int | None, seed: int,
                  want_positions: bool) -> _Run:
         m = len(plan.clauses)
         counts = plan.counts
@@ -260,7 +257,7 @@ class _CnfExecution:
         matches = [self._cnf_exact(plan, s, d) for s in range(n_shards)]
         return _Run(matches, float(sum(int(a.shape[0]) for a in matches)), 0.0, 0, 0)
 
-    def _docs_exact(self: Engine, plan: _Plan, shard: int) -> np.ndarray:
+    def _docs_exact(self, plan: _Plan, shard: int) -> np.ndarray:
         """Local ids of the live documents of a shard that hold every clause, ascending.
         (A clause implied by another is held wherever that one is: only the required
         clauses are looked for.)"""
@@ -299,7 +296,7 @@ class _CnfExecution:
             np.bitwise_or.at(mask, hw, hb)
         return docs[mask == sum(1 << j for j in req)]
 
-    def _docs_sampled(self: Engine, plan: _Plan, shard: int, r: int, pos: np.ndarray
+    def _docs_sampled(self, plan: _Plan, shard: int, r: int, pos: np.ndarray
                       ) -> tuple[np.ndarray, np.ndarray]:
         """For sampled occurrences ``pos`` of clause ``r``: the weight of each (1 / the
         occurrences of ``r`` in its document if the document is live and holds every

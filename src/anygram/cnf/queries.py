@@ -4,20 +4,18 @@ count_docs_with_all), their options and the validation of a query. See :mod:`any
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 
 from .. import kernels
 from ..cnf_results import CnfCount, CnfFindResult, CnfHit, CnfSearchResult, DocsWithAllResult
+from ..documents import DocumentQueries
 from ..errors import InvalidQueryError, TokenizerError
 from ..query_text import parse_query, term_encoder
 from ..results import DocWindow
 from .execution import _CnfExecution
 from .plans import _estimate, _implies, _Plan, _reduce, _Run
-
-if TYPE_CHECKING:
-    from ..engine import Engine  # noqa: F401
 
 #: infini-gram's default cap (its HTTP API and engine): exact while the rarest clause occurs
 #: at most this often, an unbiased estimate from this many sampled anchors above it.
@@ -46,13 +44,13 @@ def _check_int(value: object, name: str, lo: int, allow_none: bool = False) -> N
         raise InvalidQueryError(f"{name} must be an int >= {lo}{more}, not {value!r}")
 
 
-class CnfQueries(_CnfExecution):
+class CnfQueries(_CnfExecution, DocumentQueries):
     """Engine methods for CNF queries: count_cnf, find_cnf, search_docs_cnf,
     count_docs_with_all. See ``docs/cnf.md`` for the semantics."""
 
     # ------------------------------------------------------------------ public queries
 
-    def count_cnf(self: Engine, cnf: CnfQuery, *,
+    def count_cnf(self, cnf: CnfQuery, *,
                   max_diff_tokens: int = DEFAULT_MAX_DIFF_TOKENS,
                   max_clause_freq: int | None = DEFAULT_MAX_CLAUSE_FREQ, seed: int = 0,
                   leading_space: bool | None = None) -> CnfCount:
@@ -86,7 +84,7 @@ class CnfQueries(_CnfExecution):
                                     leading_space, want_positions=False)
         return _count_result(plan, run)
 
-    def find_cnf(self: Engine, cnf: CnfQuery, *,
+    def find_cnf(self, cnf: CnfQuery, *,
                  max_diff_tokens: int = DEFAULT_MAX_DIFF_TOKENS,
                  max_clause_freq: int | None = DEFAULT_MAX_CLAUSE_FREQ, seed: int = 0,
                  leading_space: bool | None = None) -> CnfFindResult:
@@ -104,7 +102,7 @@ class CnfQueries(_CnfExecution):
         return CnfFindResult(**{f: getattr(c, f) for f in CnfCount.__dataclass_fields__},
                              positions=tuple(run.matches))
 
-    def search_docs_cnf(self: Engine, cnf: CnfQuery, *, max_docs: int = 10, offset: int = 0,
+    def search_docs_cnf(self, cnf: CnfQuery, *, max_docs: int = 10, offset: int = 0,
                         order: Order = "position", seed: int = 0,
                         max_diff_tokens: int = DEFAULT_MAX_DIFF_TOKENS,
                         max_clause_freq: int | None = DEFAULT_MAX_CLAUSE_FREQ,
@@ -165,7 +163,7 @@ class CnfQueries(_CnfExecution):
                                total_hits=total, offset=int(offset),
                                next_offset=end if end < total else None, hits=hits)
 
-    def count_docs_with_all(self: Engine, cnf: CnfQuery, *,
+    def count_docs_with_all(self, cnf: CnfQuery, *,
                             max_clause_freq: int | None = DEFAULT_MAX_CLAUSE_FREQ,
                             seed: int = 0, return_ids: bool = False,
                             leading_space: bool | None = None) -> DocsWithAllResult:
@@ -213,7 +211,7 @@ class CnfQueries(_CnfExecution):
 
     # ------------------------------------------------------------------ internals
 
-    def _cnf_query(self: Engine, cnf: CnfQuery, max_diff_tokens: int,
+    def _cnf_query(self, cnf: CnfQuery, max_diff_tokens: int,
                    max_clause_freq: int | None, seed: int, leading_space: bool | None,
                    want_positions: bool) -> tuple[_Plan, _Run]:
         """Validate the options (cheap, first), plan the query, run it."""
@@ -224,7 +222,7 @@ class CnfQueries(_CnfExecution):
         cap = None if max_clause_freq is None else int(max_clause_freq)
         return plan, self._cnf_run(plan, int(max_diff_tokens), cap, int(seed), want_positions)
 
-    def _cnf_plan(self: Engine, cnf: CnfQuery, leading_space: bool | None) -> _Plan:
+    def _cnf_plan(self, cnf: CnfQuery, leading_space: bool | None) -> _Plan:
         """Validate and tokenize a CNF, reduce its clauses, and find every phrase."""
         if isinstance(cnf, str):
             if self.tokenizer is None:
@@ -261,7 +259,7 @@ class CnfQueries(_CnfExecution):
         return _Plan(clauses=clauses, ranges=ranges, counts=counts, qbytes=qbytes,
                      required=required)
 
-    def _cnf_ids(self: Engine, cnf: Sequence[Sequence[Phrase]],
+    def _cnf_ids(self, cnf: Sequence[Sequence[Phrase]],
                  leading_space: bool | None) -> list[list[list[int]]]:
         """A nested-list CNF as ids: shape and types checked, text phrases encoded as terms
         (:func:`~anygram.query_text.term_encoder`), ids range-checked."""
