@@ -510,8 +510,8 @@ def test_infini_gram_payload_errors(client: TestClient, engines: dict[str, Engin
     error(client.post("/", json={**base, "index": "nope", "query": "a"}), 404)
     error(client.post("/", json={**base, "query_type": "__class__", "query": "a"}), 400,
           "BadRequestError")
-    error(client.post("/", json={**base, "query_type": "attribute", "query": "a",
-                                 "enforce_bow": True}), 400, "BadRequestError")
+    error(client.post("/", json={"index": "ids", "query_type": "attribute", "query_ids": [1],
+                                 "enforce_bow": True}), 400, "TokenizerError")
     if hasattr(Engine, "count_cnf"):  # infini-gram's count of a CNF query
         eng = engines["tiny"]
         cnf = [[eng.tokenize("cat")], [eng.tokenize("dog")]]
@@ -828,6 +828,27 @@ def test_attribute_options_and_ids(client: TestClient, engines: dict[str, Engine
     assert "tokens" not in body
     assert both(client, "/v1/ids/creativity", {"query_ids": text})["lengths"] == \
         eng.creativity(text)
+
+
+def test_attribute_enforce_bow_uses_the_tokenizers_word_starts(client: TestClient,
+                                                                engines: dict[str, Engine]
+                                                                ) -> None:
+    eng = engines["tiny"]
+    text = "the cat sat on the log"
+    ids = eng.tokenize(text)
+    bows = eng.tokenizer.word_start_ids()
+    want = eng.attribute(ids, max_cnt=3, enforce_bow=True, bow_ids=bows)
+    assert want.spans and want.spans != eng.attribute(ids, max_cnt=3).spans
+    body = both(client, "/v1/tiny/attribute", {"query": text, "max_cnt": 3, "max_docs": 0,
+                                               "enforce_bow": True})
+    assert [(s["start"], s["end"], s["count"]) for s in body["spans"]] == \
+        [(s.start, s.end, s.count) for s in want.spans]
+    body = ok_compat(client.post("/", json={"index": "tiny", "query_type": "attribute",
+                                            "query_ids": ids, "max_cnt": 3,
+                                            "enforce_bow": True}))
+    assert body["spans"] == want.to_infini_gram(eng.token_width)["spans"]
+    error(client.post("/v1/ids/attribute", json={"query_ids": [1], "enforce_bow": True}), 400,
+          "TokenizerError")
 
 
 def test_infgram_text_nan_is_null(tmp_path: Path) -> None:

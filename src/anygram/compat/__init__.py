@@ -13,7 +13,8 @@ Supported: ``count``, ``find``, ``prob``, ``ntd``, ``infgram_prob``, ``infgram_n
 ``get_docs_by_ptrs``, ``get_docs_by_ixs``), the ``_2`` variants (``get_doc_by_rank_2``,
 ``get_doc_by_ptr_2``, ``get_doc_by_ix_2``, ``get_docs_by_ranks_2``, ``get_docs_by_ptrs_2``,
 ``get_docs_by_ixs_2``), ``get_total_doc_cnt``, ``creativity`` and ``attribute`` (word starts
-for ``enforce_bow`` are read from ``bow_ids_path``, one id a line, as infini-gram reads them).
+for ``enforce_bow`` are read from ``bow_ids_path``, one id a line, as infini-gram reads them,
+or given as ``bow_ids``).
 The other infini-gram methods (``compute_unigram_counts``, ``get_new_shards_by_index_dir``)
 raise :class:`NotImplementedError`.
 
@@ -82,9 +83,11 @@ from ._documents import _DocumentsMixin
 class InfiniGramEngine(_CoreMixin, _CnfMixin, _DocumentsMixin, _AnalysesMixin):
     """infini-gram's ``InfiniGramEngine`` API over an :class:`anygram.Engine` (see module doc).
 
-    Args are infini-gram's; only ``exact_ntd`` (keyword-only) is new: when True (the default)
-    ``ntd``/``infgram_ntd`` count every occurrence; when False they sample ``max_support``
-    occurrences above that count, like infini-gram (but with anygram's sampler).
+    Args are infini-gram's; two keyword-only ones are new. ``exact_ntd``: when True (the
+    default) ``ntd``/``infgram_ntd`` count every occurrence; when False they sample
+    ``max_support`` occurrences above that count, like infini-gram (but with anygram's
+    sampler). ``bow_ids``: word-start ids for ``attribute(enforce_bow=True)``, given directly
+    (e.g. ``engine.tokenizer.word_start_ids()``), added to those of ``bow_ids_path``.
 
     Raises:
         ValueError: a bad constructor argument, or ``version != 4``.

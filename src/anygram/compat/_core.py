@@ -28,7 +28,7 @@ class _CoreMixin(_Base):
                  prev_shards_by_index_dir: dict[str, Any] | None = None,
                  max_support: int = 1000, max_clause_freq: int = 50000,
                  max_diff_tokens: int = 100, maxnum: int = 1, max_disp_len: int = 1000,
-                 *, exact_ntd: bool = True) -> None:
+                 *, exact_ntd: bool = True, bow_ids: Iterable[int] | None = None) -> None:
         if type(index_dir) is str:
             index_dir = [index_dir]
         if not (type(index_dir) is list and all(type(d) is str for d in index_dir)):
@@ -68,12 +68,13 @@ class _CoreMixin(_Base):
         self.exact_ntd = exact_ntd
         # Word starts for attribute(enforce_bow=True), read as infini-gram reads them (an
         # unreadable file or line raises); ids the index cannot hold can never match.
-        bow_ids: set[int] = set()
+        # ``bow_ids`` (anygram's addition) gives them directly, added to the file's.
+        bows: set[int] = set() if bow_ids is None else {int(b) for b in bow_ids}
         if bow_ids_path is not None:
             with open(bow_ids_path) as f:
                 for line in f:
-                    bow_ids.add(int(line.strip()))
-        self._bow_ids = np.array(sorted(b for b in bow_ids if 0 <= b < self.token_id_max),
+                    bows.add(int(line.strip()))
+        self._bow_ids = np.array(sorted(b for b in bows if 0 <= b < self.token_id_max),
                                  dtype=np.int64)
         # infini-gram accepts any id up to token_id_max in queries (vocab_size only bounds
         # eos_token_id), so every id but the separator is valid here.

@@ -26,6 +26,7 @@ from .ops import (
     _diff,
     cnf_ids,
     spans,
+    word_starts,
 )
 
 # ----------------------------------------------------------------------------- infini-gram API
@@ -172,18 +173,17 @@ def compat_creativity(ix: ServedIndex, ids: list[int], p: m.InfiniGramRequest,
 
 def compat_attribute(ix: ServedIndex, ids: list[int], p: m.InfiniGramRequest,
                      limits: ServerLimits) -> dict[str, Any]:
-    if p.enforce_bow:
-        raise BadRequestError("enforce_bow is not available on this server (it has no "
-                              "word-start ids): send enforce_bow false")
     max_cnt = min(ATTRIBUTE_MAX_CNT, limits.max_attribute_cnt) if p.max_cnt is None \
         else p.max_cnt
     if not 0 < max_cnt <= limits.max_attribute_cnt:
         raise LimitExceededError(f"max_cnt must be an integer in [1, {limits.max_attribute_cnt}]")
     delims = list(p.delim_ids or [])
     _check_tokens(len(delims), limits, "delim_ids")
+    if p.enforce_bow:
+        word_starts(ix)  # a clear error when the index has no tokenizer to tell them
     return _checked(ix.compat().attribute(input_ids=ids, delim_ids=delims,
                                           min_len=1 if p.min_len is None else p.min_len,
-                                          max_cnt=max_cnt, enforce_bow=False))
+                                          max_cnt=max_cnt, enforce_bow=bool(p.enforce_bow)))
 
 
 CompatHandler = Callable[[ServedIndex, list[int], m.InfiniGramRequest, ServerLimits],

@@ -34,6 +34,16 @@ def _not_bool(value: Any) -> Any:
 Int = Annotated[int, BeforeValidator(_not_bool)]
 
 
+def _not_number(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ValueError("expected a boolean, not a number")
+    return value
+
+
+#: A JSON boolean, or "true"/"false" in a query string; never a number (lax mode takes 0).
+Bool = Annotated[bool, BeforeValidator(_not_number)]
+
+
 def _split_ids(value: Any) -> Any:
     """``"1,2,3"`` or ``["1,2", "3"]`` (a query string) -> ``["1", "2", "3"]``; else unchanged."""
     if isinstance(value, str):
@@ -124,7 +134,8 @@ class AttributeRequest(QueryRequest):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"query": "the cat sat on the log", "max_cnt": 10, "min_len": 2},
         {"query_ids": [110, 97, 116, 117], "delim_ids": [46], "max_docs": 2,
-         "max_ctx_len": 10}], **_QUERY_ONE_OF})
+         "max_ctx_len": 10},
+        {"query": "the cat sat on the log", "enforce_bow": True}], **_QUERY_ONE_OF})
 
     min_len: Int = Field(1, ge=0, description="Shortest span kept (tokens).")
     max_cnt: Int | None = Field(None, ge=1, description="Most occurrences a kept span may "
@@ -139,6 +150,9 @@ class AttributeRequest(QueryRequest):
     max_ctx_len: Int | None = Field(None, ge=0, description="Tokens of context on each side "
                                                             "of a span's occurrence (default "
                                                             "20).")
+    enforce_bow: Bool = Field(False, description="Spans start and end at word starts: the "
+                                                 "tokens of the index's tokenizer that begin "
+                                                 "with whitespace (needs a tokenizer).")
 
     @field_validator("delim_ids", mode="before")
     @classmethod
@@ -183,8 +197,9 @@ class InfiniGramRequest(BaseModel):
     min_len: Int | None = Field(None, description="attribute: shortest span (default 1).")
     max_cnt: Int | None = Field(None, description="attribute: most occurrences of a span "
                                                   "(default 10).")
-    enforce_bow: bool | None = Field(None, description="attribute: only false (this server "
-                                                       "has no word-start ids).")
+    enforce_bow: Bool | None = Field(None, description="attribute: align spans to word "
+                                                       "starts (the index's tokenizer's "
+                                                       "whitespace-led tokens; needs one).")
 
 
 # ----------------------------------------------------------------------------- responses

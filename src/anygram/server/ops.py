@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel
 
 from ..cnf import DEFAULT_MAX_CLAUSE_FREQ, DEFAULT_MAX_DIFF_TOKENS
@@ -84,7 +85,8 @@ class ServedIndex:
                 eos = e.eos_id if e.eos_id is not None else 0
                 self._compat = InfiniGramEngine(
                     index_dir=dirs, eos_token_id=eos, token_dtype=e.token_dtype,
-                    vocab_size=min(max(e.vocab_size, eos + 1), id_max))
+                    vocab_size=min(max(e.vocab_size, eos + 1), id_max),
+                    bow_ids=None if e.tokenizer is None else e.tokenizer.word_start_ids())
             return self._compat
 
 
@@ -323,6 +325,15 @@ def _attribution_doc(ix: ServedIndex, doc: Any) -> dict[str, Any]:
     return out
 
 
+def word_starts(ix: ServedIndex) -> np.ndarray:
+    """The word-start ids ``enforce_bow`` aligns to: the index tokenizer's whitespace-led
+    tokens (computed once per tokenizer)."""
+    if ix.engine.tokenizer is None:
+        raise TokenizerError("enforce_bow needs word starts, and this index has no tokenizer "
+                             "to tell them: send enforce_bow false")
+    return ix.engine.tokenizer.word_start_ids()
+
+
 def op_attribute(ix: ServedIndex, req: m.AttributeRequest,
                  limits: ServerLimits) -> dict[str, Any]:
     per_span = limits.default_docs if req.max_docs is None else req.max_docs
@@ -338,7 +349,8 @@ def op_attribute(ix: ServedIndex, req: m.AttributeRequest,
     ids = query_ids(ix, req, limits)
     r = ix.engine.attribute(ids, delim_ids=delims, min_len=req.min_len, max_cnt=max_cnt,
                             max_docs_per_span=per_span, with_context=per_span > 0,
-                            max_ctx_len=ctx)
+                            max_ctx_len=ctx, enforce_bow=req.enforce_bow,
+                            bow_ids=word_starts(ix) if req.enforce_bow else None)
     out = []
     for s in r.spans:
         d = s.to_dict()
