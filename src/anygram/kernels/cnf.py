@@ -303,7 +303,8 @@ def docs_of_sorted(pos: np.ndarray, offsets: np.ndarray, w: int, n_positions: in
             doc = a
         if d_lo < 0 or docs[i - 1] != doc:
             d_lo = (np.int64(offsets[doc]) >> shift) + 1
-            d_hi = np.int64(offsets[doc + 1]) >> shift if doc + 1 < n_doc else n_positions
+            d_hi = (np.int64(offsets[doc + 1]) >> shift if doc + 1 < n_doc
+                    else np.int64(n_positions))
         docs[i] = doc
         lo[i] = d_lo
         hi[i] = d_hi
@@ -346,21 +347,6 @@ _DEBRUIJN_SEQ = 0x03F79D71B4CB0A89
 _DEBRUIJN = np.zeros(64, dtype=np.int64)
 for _b in range(64):
     _DEBRUIJN[(((1 << _b) * _DEBRUIJN_SEQ) & (2**64 - 1)) >> 58] = _b
-
-
-@inline_kernel
-def _lowest(x):
-    """Index of the lowest set bit of a non-zero uint64."""
-    return _DEBRUIJN[((x & (~x + np.uint64(1))) * np.uint64(_DEBRUIJN_SEQ)) >> np.uint64(58)]
-
-
-@inline_kernel
-def _highest(x):
-    """Index of the highest set bit of a non-zero uint64: the bits below it are filled in,
-    which leaves it alone in ``x ^ (x >> 1)`` (no data-dependent branch)."""
-    for step in (1, 2, 4, 8, 16, 32):
-        x |= x >> np.uint64(step)
-    return _lowest(x ^ (x >> np.uint64(1)))
 
 
 @inline_kernel
