@@ -37,9 +37,9 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -177,8 +177,8 @@ def _discounts(engine: LanguageModels, discount: Discount, order: int, n: int) -
     elif isinstance(discount, (int, float, np.floating, np.integer)) and not isinstance(
             discount, (bool, np.bool_)):
         ds = [float(discount)] * (n - 1)
-    else:
-        ds = [float(d) for d in discount]
+    else:  # one per order; anything else that is not iterable raises TypeError here
+        ds = [float(d) for d in cast("Iterable[float]", discount)]
         if len(ds) != n - 1:
             raise InvalidQueryError(f"discount must be one value or n - 1 = {n - 1} values "
                                     f"(orders 2..{n}), not {len(ds)}")
@@ -438,10 +438,10 @@ def _lm_counts(engine: LanguageModels, h: list[int], *, top: bool) -> _Counts:
     continuation counts by enumerating its occurrences (cached)."""
     if top:
         d = engine.ntd(h)
-        raw = dict(d.counts)
+        followers = dict(d.counts)
         if d.end_count:
-            raw[END] = d.end_count
-        return _Counts(d.prompt_count, raw, {})
+            followers[END] = d.end_count
+        return _Counts(d.prompt_count, followers, {})
     state = _state(engine)
     key = tuple(h)
     hit = state.contexts.get(key)
