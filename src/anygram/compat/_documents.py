@@ -196,7 +196,7 @@ class _DocumentsMixin(_Base):
         if isinstance(reqs, dict):
             return {"error": "list_of_doc_ix must be a list of integers"} \
                 if type(requests) is not list else reqs
-        ids = []
+        ids: list[tuple[int, int]] = []
         for doc_ix, n in reqs:
             err = self._ctx_only(n)
             if err is not None:
@@ -208,10 +208,11 @@ class _DocumentsMixin(_Base):
         out: list[dict[str, Any] | None] = [None] * len(ids)
         for n in dict.fromkeys(n for _, n in ids):
             idx = [i for i, (_, m) in enumerate(ids) if m == n]
-            got = self._windows(self.engine.get_docs, [ids[i][0] for i in idx], max_tokens=n)
-            if isinstance(got, dict):
-                return got
-            for i, d in zip(idx, got):
+            windows = self._windows(self.engine.get_docs, [ids[i][0] for i in idx],
+                                    max_tokens=n)
+            if isinstance(windows, dict):
+                return windows
+            for i, d in zip(idx, windows):
                 out[i] = d
         return out
 
