@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 import click
 
@@ -194,7 +194,8 @@ def _cnf_options(f: F) -> F:
     return f
 
 
-def _is_cnf(text: str | None) -> bool:
+def _is_cnf(text: str | None) -> TypeGuard[str]:
+    """Whether ``text`` is a CNF query (a str with AND / OR)."""
     return text is not None and has_operators(text)
 
 
