@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -19,10 +20,10 @@ def _served_indexes(dirs: tuple[Path, ...], names: tuple[str, ...]) -> dict[str,
     served: dict[str, Path] = {}
     pairs = [(Path(d).resolve().name, Path(d)) for d in dirs]
     for item in names:
-        name, sep, path = item.partition("=")
-        if not sep or not path:
+        name, sep, where = item.partition("=")
+        if not sep or not where:
             raise click.BadParameter(f"{item!r} is not NAME=DIR", param_hint="--name")
-        pairs.append((name, Path(path)))
+        pairs.append((name, Path(where)))
     for name, path in pairs:
         if not _INDEX_NAME.match(name):
             raise click.BadParameter(f"index name {name!r}: use letters, digits, '.', '_' and "
@@ -81,8 +82,8 @@ def serve(dirs: tuple[Path, ...], names: tuple[str, ...], host: str, port: int,
         raise click.ClickException(f"anygram serve cannot load its web server ({exc}): "
                                    "reinstall anygram: pip install anygram") from None
     served = _served_indexes(dirs, names)
-    overrides = {k: v for k, v in (("workers", workers), ("max_pending", max_pending),
-                                   ("timeout_s", timeout)) if v is not None}
+    given = (("workers", workers), ("max_pending", max_pending), ("timeout_s", timeout))
+    overrides: dict[str, Any] = {k: v for k, v in given if v is not None}
     engines = {name: Engine.open(path) for name, path in served.items()}
     app = create_app(engines, ServerLimits(**overrides))
     if get_path is not None:

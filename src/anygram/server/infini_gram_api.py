@@ -109,13 +109,14 @@ def compat_infgram_ntd(ix: ServedIndex, ids: list[int], p: m.InfiniGramRequest,
     return _tokens_of_entries(ix, r)
 
 
-def _compat_window(p: m.InfiniGramRequest, limits: ServerLimits) -> dict[str, int | None]:
-    """``maxnum`` / ``max_disp_len`` checked against the server limits (infini-gram's ranges)."""
+def _compat_window(p: m.InfiniGramRequest, limits: ServerLimits) -> int | None:
+    """``max_disp_len``, once it and ``maxnum`` are checked against the server limits
+    (infini-gram's ranges)."""
     for name, value, most in (("maxnum", p.maxnum, limits.max_docs),
                               ("max_disp_len", p.max_disp_len, limits.max_disp_len)):
         if value is not None and not 0 < value <= most:
             raise LimitExceededError(f"{name} must be an integer in [1, {most}]")
-    return {"max_disp_len": p.max_disp_len}
+    return p.max_disp_len
 
 
 def _compat_spans(ix: ServedIndex, token_ids: list[int],
@@ -152,8 +153,8 @@ def _required(p: m.InfiniGramRequest, *names: str) -> list[int]:
 
 def compat_search_docs(ix: ServedIndex, ids: list[int], p: m.InfiniGramRequest,
                        limits: ServerLimits) -> dict[str, Any]:
-    window = _compat_window(p, limits)
-    r = _checked(ix.compat().search_docs(input_ids=ids, maxnum=p.maxnum, **window))
+    r = _checked(ix.compat().search_docs(input_ids=ids, maxnum=p.maxnum,
+                                         max_disp_len=_compat_window(p, limits)))
     return _with_spans(ix, r, [[ids]] if ids else [])
 
 
@@ -161,7 +162,7 @@ def compat_get_doc_by_rank(ix: ServedIndex, ids: list[int], p: m.InfiniGramReque
                            limits: ServerLimits) -> dict[str, Any]:
     window = _compat_window(p, limits)
     s, rank = _required(p, "s", "rank")
-    r = _checked(ix.compat().get_doc_by_rank(s=s, rank=rank, **window))
+    r = _checked(ix.compat().get_doc_by_rank(s=s, rank=rank, max_disp_len=window))
     r["spans"] = _compat_spans(ix, r["token_ids"], [[ids]] if ids else [])
     return r
 
@@ -230,8 +231,8 @@ def compat_find_cnf(ix: ServedIndex, cnf: list[list[list[int]]], p: m.InfiniGram
 def compat_search_docs_cnf(ix: ServedIndex, cnf: list[list[list[int]]],
                            p: m.InfiniGramRequest, limits: ServerLimits,
                            caps: dict[str, int]) -> dict[str, Any]:
-    window = _compat_window(p, limits)
-    r = _checked(ix.compat().search_docs_cnf(cnf, maxnum=p.maxnum, **window, **caps))
+    r = _checked(ix.compat().search_docs_cnf(cnf, maxnum=p.maxnum,
+                                             max_disp_len=_compat_window(p, limits), **caps))
     return _with_spans(ix, r, cnf)
 
 
@@ -239,7 +240,7 @@ def compat_get_doc_by_ptr(ix: ServedIndex, cnf: list[list[list[int]]], p: m.Infi
                           limits: ServerLimits, caps: dict[str, int]) -> dict[str, Any]:
     window = _compat_window(p, limits)
     s, ptr = _required(p, "s", "ptr")
-    r = _checked(ix.compat().get_doc_by_ptr(s=s, ptr=ptr, **window))
+    r = _checked(ix.compat().get_doc_by_ptr(s=s, ptr=ptr, max_disp_len=window))
     r["spans"] = _compat_spans(ix, r["token_ids"], cnf)
     return r
 
