@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import reference as ref
 
 import anygram.build as build_mod
-import reference as ref
 from anygram import BuildError, Engine, IncompleteIndexError, build_index
 
 TEXTS = [f"Document {i}: the quick brown fox {'jumps over' if i % 3 else 'sleeps near'} "
@@ -124,7 +124,8 @@ def test_hf_tokenizer_build_u16_and_parallel_workers_agree(tmp_path):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(vocab_size=400,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(TEXTS, trainer)
     tok.save(str(tmp_path / "tokenizer.json"))
     src = _write_jsonl(tmp_path / "c.jsonl")

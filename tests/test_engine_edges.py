@@ -7,8 +7,8 @@ import pickle
 
 import numpy as np
 import pytest
-
 import reference as ref
+
 from anygram import (
     Engine,
     IncompleteIndexError,

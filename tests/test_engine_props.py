@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import reference as ref
 from hypothesis import given
 from hypothesis import strategies as st
 
-import reference as ref
 from anygram import Engine
 from anygram.build import build_index_from_ids
 

@@ -8,10 +8,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import reference as ref
 from hypothesis import given
 from hypothesis import strategies as st
 
-import reference as ref
 from anygram import Engine, InvalidQueryError, build_index
 from anygram import takedown as td
 from anygram.build import build_index_from_ids
