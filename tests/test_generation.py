@@ -425,5 +425,6 @@ def test_kn_with_estimated_discounts(tmp_path):
     out = eng.generate([0], max_new_tokens=5, model="kn", n=3, discount="estimate", seed=1)
     assert out == eng.generate([0], max_new_tokens=5, model="kn", n=3,
                                discount=[est[2], est[3]], seed=1)
-    with pytest.raises(InvalidQueryError):
-        eng.kn_prob([0], 1, discount="guess")
+    for bad in ("guess", True, object(), [0.5, "x"], {2: 0.5}, b"ab", [0.5, None]):
+        with pytest.raises(InvalidQueryError, match="discount"):
+            eng.kn_prob([0], 1, n=3, discount=bad)

@@ -177,8 +177,15 @@ def _discounts(engine: LanguageModels, discount: Discount, order: int, n: int) -
     elif isinstance(discount, (int, float, np.floating, np.integer)) and not isinstance(
             discount, (bool, np.bool_)):
         ds = [float(discount)] * (n - 1)
-    else:  # one per order; anything else that is not iterable raises TypeError here
-        ds = [float(d) for d in cast("Iterable[float]", discount)]
+    else:  # one per order
+        bad = InvalidQueryError(f"discount must be a number, n - 1 numbers, 'estimate' or None, "
+                                f"not {discount!r}")
+        if isinstance(discount, (bool, np.bool_, bytes, dict)):
+            raise bad
+        try:
+            ds = [float(d) for d in cast("Iterable[float]", discount)]
+        except (TypeError, ValueError):
+            raise bad from None
         if len(ds) != n - 1:
             raise InvalidQueryError(f"discount must be one value or n - 1 = {n - 1} values "
                                     f"(orders 2..{n}), not {len(ds)}")
