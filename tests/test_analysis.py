@@ -510,3 +510,20 @@ def test_takedown_of_the_matching_document(tmp):
     assert r.cont_count.tolist() == [0, 1, 1, 0]
     assert [(s.start, s.end, s.count, [d.doc_id for d in s.docs])
             for s in eng.attribute([1, 2, 3, 4]).spans] == [(1, 3, 1, [1])]
+
+
+def test_enforce_bow_defaults_to_the_tokenizers_word_starts(tmp):
+    import json as _json
+
+    from anygram import build_index
+
+    path = tmp / "c.jsonl"
+    path.write_text("".join(_json.dumps({"text": t}) + "\n" for t in
+                            ["the cat sat on the mat", "a cat on a log", "the dog sat"]))
+    build_index([path], tmp / "bytes_idx", tokenizer="bytes", progress=False)
+    eng = Engine.open(tmp / "bytes_idx")
+    text = " the cat sat on a log"
+    got = eng.attribute(text, enforce_bow=True, max_cnt=3)
+    assert got == eng.attribute(text, enforce_bow=True, max_cnt=3,
+                                bow_ids=[9, 10, 11, 12, 13, 32])
+    assert got.spans and got != eng.attribute(text, max_cnt=3)

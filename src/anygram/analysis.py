@@ -194,7 +194,8 @@ class TextAnalyses(DocumentQueries):
             min_len: the shortest span kept (tokens, >= 0).
             max_cnt: the most occurrences a kept span may have (>= 1).
             enforce_bow, bow_ids: align spans to word starts (``bow_ids``: the ids that begin
-                a word; required with ``enforce_bow``).
+                a word; by default the tokenizer's :meth:`~anygram.tokenization.Tokenizer.
+                word_start_ids`, the tokens that begin with whitespace).
             max_docs_per_span: list at most this many occurrences per span (the first in
                 corpus order); ``count`` is still exact.
             with_context, max_ctx_len, decode: give each occurrence its document window
@@ -209,7 +210,7 @@ class TextAnalyses(DocumentQueries):
 
         Raises:
             InvalidQueryError: a bad id (in ``text``, ``delim_ids`` or ``bow_ids``), a bad
-                limit, ``enforce_bow`` without ``bow_ids``.
+                limit, ``enforce_bow`` without ``bow_ids`` on an index without a tokenizer.
         """
         ids = self._as_ids(text, "text", allow_empty=True)
         delims = self._id_set(delim_ids, "delim_ids")
@@ -220,8 +221,10 @@ class TextAnalyses(DocumentQueries):
         if not isinstance(enforce_bow, (bool, np.bool_)):
             raise InvalidQueryError(f"enforce_bow must be a bool, not {enforce_bow!r}")
         if enforce_bow and bow_ids is None:
-            raise InvalidQueryError("enforce_bow=True needs bow_ids: the token ids that begin "
-                                    "a word")
+            if self.tokenizer is None:
+                raise InvalidQueryError("enforce_bow=True needs bow_ids (the token ids that "
+                                        "begin a word): this index has no tokenizer to tell")
+            bow_ids = self.tokenizer.word_start_ids()
         bows = self._id_set(bow_ids if bow_ids is not None else (), "bow_ids")
         n = len(ids)
         if n == 0:
