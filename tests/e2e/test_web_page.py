@@ -78,6 +78,13 @@ def _open(driver: Any, url: str) -> None:
         lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1")
 
 
+def _run(driver: Any) -> None:
+    """Click Run once the previous run has settled: a click while it runs (the button is
+    disabled until every request of the run is answered) does nothing."""
+    WebDriverWait(driver, 15).until(lambda d: d.find_element(By.ID, "run").is_enabled())
+    driver.find_element(By.ID, "run").click()
+
+
 def _count_shown(driver: Any, previous: str = "") -> str:
     WebDriverWait(driver, 15).until(
         lambda d: d.find_element(By.ID, "count-value").get_attribute("data-count")
@@ -105,7 +112,7 @@ def test_type_a_query_and_see_the_count(browser: Any, base_url: str,
     box = browser.find_element(By.ID, "query")
     box.send_keys("the ")
     browser.find_element(By.ID, "cont").send_keys("c")
-    browser.find_element(By.ID, "run").click()
+    _run(browser)
     assert int(_count_shown(browser)) == eng.count("the ").count
     shown = browser.find_element(By.ID, "count-value").text.replace(",", "")
     assert shown == str(eng.count("the ").count)
@@ -133,7 +140,7 @@ def test_type_a_query_and_see_the_count(browser: Any, base_url: str,
     box.clear()
     box.send_keys("qqq the c")
     before = browser.find_element(By.ID, "count-value").get_attribute("data-count")
-    browser.find_element(By.ID, "run").click()
+    _run(browser)
     assert _count_shown(browser, before) == "0"
     WebDriverWait(browser, 10).until(lambda d: len(d.find_elements(
         By.CSS_SELECTOR, "#infgram-tokens .tok.in-suffix")) == eng.infgram_ntd(
@@ -150,13 +157,13 @@ def test_ids_on_an_index_without_tokenizer_and_errors(browser: Any, base_url: st
     assert not browser.find_element(By.ID, "mode-text").is_enabled()
     assert browser.find_element(By.ID, "mode-ids").is_selected()
     browser.find_element(By.ID, "query").send_keys("2, 3")
-    browser.find_element(By.ID, "run").click()
+    _run(browser)
     assert int(_count_shown(browser)) == engines["ids"].count([2, 3]).count == 3
     # A bad id: the API's error message is shown.
     box = browser.find_element(By.ID, "query")
     box.clear()
     box.send_keys("5000")
-    browser.find_element(By.ID, "run").click()
+    _run(browser)
     WebDriverWait(browser, 10).until(lambda d: d.find_element(By.ID, "error").is_displayed())
     assert "5000" in browser.find_element(By.ID, "error").text
 
@@ -167,7 +174,7 @@ def test_cnf_query(browser: Any, base_url: str, engines: dict[str, Engine]) -> N
     browser.set_window_size(1280, 900)
     _open(browser, base_url + "/?index=tiny")
     browser.find_element(By.ID, "query").send_keys("cat AND dog OR mat")
-    browser.find_element(By.ID, "run").click()
+    _run(browser)
     expect = eng.count_cnf("cat AND dog OR mat").count
     assert int(_count_shown(browser)) == expect > 0
     assert [m.text for m in browser.find_elements(By.CSS_SELECTOR, "#count-tokens mark")] == [
@@ -187,7 +194,7 @@ def test_longest_match_view_colours_tokens(browser: Any, base_url: str,
     browser.set_window_size(390, 900)
     _open(browser, base_url + "/?index=tiny")
     browser.find_element(By.ID, "query").send_keys(query)
-    browser.find_element(By.ID, "run").click()
+    _run(browser)
     expect = eng.infgram_text(query).suffix_len.tolist()
     sel = "#longest-tokens .tok[data-len]"
     WebDriverWait(browser, 10).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, sel))
