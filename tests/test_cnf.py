@@ -2,7 +2,8 @@
 
 Exact answers are compared with the brute-force twins of ``reference.py`` on many small random
 corpora (tiny alphabets with byte-order traps, 1-3 shards, taken-down documents); the
-approximate mode is checked for unbiasedness over many seeds against a known exact count.
+approximate mode is checked for unbiasedness over many seeds against a known exact count, and
+the cap samples only when the cost model predicts the sample to be cheaper than the exact answer.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from test_engine_props import ALPHABETS, _build
 from anygram import Engine, InvalidQueryError, TokenizerError, TokenOutOfRangeError, kernels
 from anygram import cnf as cnf_module
 from anygram.build import build_index, build_index_from_ids
-from anygram.cnf import MAX_CLAUSES, MAX_TERMS
+from anygram.cnf import MAX_CLAUSES, MAX_TERMS, plans
 from anygram.kernels import cnf as kernels_cnf
 
 EXACT = {"max_clause_freq": None}
@@ -41,6 +42,18 @@ def strategy(name):
         yield
     finally:
         cnf_module._FORCE = saved
+
+
+@contextmanager
+def sampling(force):
+    """Above the cap, force the sample (True) or the exact answer (False); None: the cost
+    model's choice (cnf.plans._sample_cheaper)."""
+    saved = cnf_module._FORCE_SAMPLE
+    cnf_module._FORCE_SAMPLE = force
+    try:
+        yield
+    finally:
+        cnf_module._FORCE_SAMPLE = saved
 
 
 @st.composite
@@ -114,8 +127,10 @@ def test_cnf_equals_reference(case, data):
 
 @given(corpora(), st.data())
 def test_sampled_mode_is_flagged_and_consistent(case, data):
-    """approx is set exactly when sampling happened (the rarest clause above the cap); the
-    sampled matches are true matches; the estimate stays within [0, anchor_count]."""
+    """approx is set exactly when sampling happened: the rarest clause above the cap and the
+    sample predicted cheaper than the exact answer (or forced); otherwise the answer is the
+    exact one. The sampled matches are true matches; the estimate stays within
+    [0, anchor_count]."""
     vocab, letters, docs, budget = case
     tmp, eng, corpus = _build(docs, vocab, budget)
     try:
@@ -123,32 +138,42 @@ def test_sampled_mode_is_flagged_and_consistent(case, data):
         d = data.draw(st.integers(0, 6))
         cap = data.draw(st.integers(1, 8))
         seed = data.draw(st.integers(0, 2**32))
+        force = data.draw(st.sampled_from([None, True, False]))
         gone, eng._removed = _removed_draw(data.draw, corpus)
         exact = set(ref.naive_cnf_matches(corpus, cnf, d, gone))
         counts = [len(ref.clause_occurrences(corpus, cl)) for cl in cnf]
-        with strategy(data.draw(st.sampled_from(STRATEGIES))):
+        plan = eng._cnf_plan(cnf, None)
+        with strategy(data.draw(st.sampled_from(STRATEGIES))), sampling(force):
+            cheaper = eng._cnf_sampling(plan, d, cap, count_only=False)
             got = eng.find_cnf(cnf, max_diff_tokens=d, max_clause_freq=cap, seed=seed)
-        assert got.approx == (min(counts) > cap)
-        event(f"approx={got.approx} sample_matches={bool(got.sample_matches)}")
+            r = eng.count_docs_with_all(cnf, max_clause_freq=cap, seed=seed, return_ids=True)
+            docs_cheaper = eng._docs_sampling(
+                plan, min(range(len(cnf)), key=lambda j: (counts[j], j)), cap)
+            again = eng.find_cnf(cnf, max_diff_tokens=d, max_clause_freq=cap, seed=seed)
+        above = min(counts) > cap
+        assert got.approx == (above and (cheaper if force is None else force))
+        assert not got.approx or above
+        event(f"force={force} above={above} approx={got.approx}")
         assert set(got.pairs()) <= exact
+        # A pure function of the query, the index and the arguments:
+        assert (again.pairs(), again.estimate) == (got.pairs(), got.estimate)
         if got.approx:
             assert got.sampled == cap and got.sample_matches == len(got.pairs())
             assert got.estimate == pytest.approx(counts[0] * got.sample_matches / cap)
             assert 0 <= got.estimate <= counts[0]
-            again = eng.find_cnf(cnf, max_diff_tokens=d, max_clause_freq=cap, seed=seed)
-            assert again.pairs() == got.pairs()  # reproducible
         else:
             assert set(got.pairs()) == exact and got.sampled == 0
+            assert got.count == len(exact)
         # count_cnf of one clause needs no positions: always exact.
         one = eng.count_cnf(cnf[:1], max_clause_freq=cap)
         assert (one.count, one.approx) == (len(ref.clause_occurrences(corpus, cnf[0], gone)),
                                            False)
-        # Documents: sampled ids are true ones; exact when R is under the cap.
+        # Documents: the same rule; sampled ids are true ones, exact otherwise.
         docs_all = set(ref.naive_docs_with_all(corpus, cnf, gone))
-        r = eng.count_docs_with_all(cnf, max_clause_freq=cap, seed=seed, return_ids=True)
-        assert r.approx == (min(counts) > cap) and set(r.doc_ids) <= docs_all
+        assert r.approx == (above and (docs_cheaper if force is None else force))
+        assert set(r.doc_ids) <= docs_all
         if not r.approx:
-            assert r.count == len(docs_all)
+            assert r.count == len(docs_all) and set(r.doc_ids) == docs_all
     finally:
         shutil.rmtree(tmp)
 
@@ -368,8 +393,9 @@ def test_distinct_positions_within_a_clause(tmp_path):
     assert eng.count_cnf([[[A], [A, B]]]).count == 3
     assert eng.count_cnf([[[A, B], [A], [A]]]).clause_counts == (3,)
     assert eng.find_cnf([[[A], [A, B]], [[X]]], max_diff_tokens=1).pairs() == [(0, 3), (0, 5)]
-    r = eng.count_cnf([[[A], [A, B]], [[X]]], max_diff_tokens=1, max_clause_freq=1)
-    assert r.approx and r.anchor_count == 3
+    with sampling(True):
+        r = eng.count_cnf([[[A], [A, B]], [[X]]], max_diff_tokens=1, max_clause_freq=1)
+    assert r.approx and r.anchor_count == 3 and r.sampled == 1
 
 
 def test_order_matters_anchor_is_first_clause(tmp_path):
@@ -437,8 +463,9 @@ def test_estimate_is_unbiased(big, cnf, d):
     exact = eng.count_cnf(cnf, max_diff_tokens=d, max_clause_freq=None)
     assert exact.count == len(ref.naive_cnf_matches(corpus, cnf, d))
     cap, seeds = 60, 300
-    runs = [eng.count_cnf(cnf, max_diff_tokens=d, max_clause_freq=cap, seed=s)
-            for s in range(seeds)]
+    with sampling(True):  # on this small corpus the exact answer is cheaper: sample anyway
+        runs = [eng.count_cnf(cnf, max_diff_tokens=d, max_clause_freq=cap, seed=s)
+                for s in range(seeds)]
     assert all(r.approx and r.sampled == cap for r in runs)
     est = np.array([r.estimate for r in runs])
     sd = _hypergeom_sd(exact.anchor_count, exact.count, cap)
@@ -452,11 +479,67 @@ def test_docs_with_all_estimate_is_unbiased(big):
     cnf = [[[B, C]], [[A, A]]]
     exact = eng.count_docs_with_all(cnf, max_clause_freq=None)
     assert exact.count == len(ref.naive_docs_with_all(corpus, cnf))
-    runs = [eng.count_docs_with_all(cnf, max_clause_freq=40, seed=s) for s in range(300)]
+    with sampling(True):
+        runs = [eng.count_docs_with_all(cnf, max_clause_freq=40, seed=s) for s in range(300)]
     assert all(r.approx for r in runs)
     est = np.array([r.estimate for r in runs])
     # Tolerance: 4 standard errors of the mean, from the spread of the estimates themselves.
     assert abs(est.mean() - exact.count) <= 4 * est.std() / math.sqrt(len(runs))
+
+
+def test_cap_answers_exactly_when_that_is_cheaper(big):
+    """Above the cap on a small corpus, the exact answer costs less than checking a sample
+    of ``cap`` anchors: the answer is exact (approx False, the reference's)."""
+    eng, corpus = big
+    cnf, d, cap = [[[A]], [[B]], [[C]]], 3, 60
+    plan = eng._cnf_plan(cnf, None)
+    assert min(plan.counts) > cap
+    assert not eng._cnf_sampling(plan, d, cap, count_only=True)
+    want = ref.naive_cnf_matches(corpus, cnf, d)
+    for seed in (0, 1):
+        got = eng.count_cnf(cnf, max_diff_tokens=d, max_clause_freq=cap, seed=seed)
+        assert (got.count, got.approx, got.sampled, got.stderr) == (len(want), False, 0, 0.0)
+        found = eng.find_cnf(cnf, max_diff_tokens=d, max_clause_freq=cap, seed=seed)
+        assert (found.pairs(), found.approx) == (sorted(want), False)
+        page = eng.search_docs_cnf(cnf, max_docs=5, max_diff_tokens=d, max_clause_freq=cap)
+        assert (page.total_hits, page.approx) == (len(want), False)
+    # count_docs_with_all follows its own model (the sample scans whole documents): here
+    # 60 short documents cost less than reading ~2,400 occurrences; a cap of 400 does not.
+    for cap, sampled in ((60, True), (400, False)):
+        docs = eng.count_docs_with_all(cnf, max_clause_freq=cap, return_ids=True)
+        assert docs.approx == sampled == eng._docs_sampling(plan, 0, cap)
+    assert docs.count == len(ref.naive_docs_with_all(corpus, cnf))
+
+
+def test_sample_is_taken_when_the_model_says_it_is_cheaper(big, monkeypatch):
+    """When the cost model prices the sample below the exact answer (here: a free draw),
+    the cap samples, and the estimate is unbiased; below the cap it never samples."""
+    eng, corpus = big
+    cnf, d, cap = [[[A]], [[B]]], 2, 60
+    monkeypatch.setattr(plans, "_SAMPLE_NS", -1e9)
+    plan = eng._cnf_plan(cnf, None)
+    assert eng._cnf_sampling(plan, d, cap, count_only=True)
+    exact = eng.count_cnf(cnf, max_diff_tokens=d, max_clause_freq=None)
+    assert exact.count == len(ref.naive_cnf_matches(corpus, cnf, d))
+    assert not eng.count_cnf(cnf, max_diff_tokens=d, max_clause_freq=min(plan.counts)).approx
+    seeds = 300
+    runs = [eng.count_cnf(cnf, max_diff_tokens=d, max_clause_freq=cap, seed=s)
+            for s in range(seeds)]
+    assert all(r.approx and r.sampled == cap for r in runs)
+    est = np.array([r.estimate for r in runs])
+    sd = _hypergeom_sd(exact.anchor_count, exact.count, cap)
+    assert abs(est.mean() - exact.count) <= 4 * sd / math.sqrt(seeds), (est.mean(), exact.count)
+    assert eng.count_docs_with_all(cnf, max_clause_freq=cap).approx
+
+
+def test_sample_cheaper_on_large_shards():
+    """The cost model: on a shard of 20M positions three clauses of ~1M occurrences are
+    answered exactly (marks), on a shard of 2B positions they are sampled (the bitmaps alone
+    would cost more than the sample), and so they are on 100 shards of 20M positions."""
+    dense = {0: 1_000_000, 1: 1_200_000, 2: 2_000_000}
+    assert not plans._sample_cheaper([(dense, 20_000_000)], 100, 50_000, count_only=True)
+    assert plans._sample_cheaper([(dense, 2_000_000_000)], 100, 50_000, count_only=True)
+    assert plans._sample_cheaper([(dense, 20_000_000)] * 100, 100, 50_000, count_only=True)
 
 
 # ---------------------------------------------------------------- search_docs_cnf

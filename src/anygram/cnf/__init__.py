@@ -4,8 +4,11 @@ The semantics are specified in ``docs/cnf.md``; in short, a *match* is an occurr
 first clause (the anchor) such that every other clause occurs in the same document within
 ``max_diff_tokens`` (``d``) tokens of it, start to start, and the count is the number of
 matches. Everything is exact unless the rarest clause occurs more than ``max_clause_freq``
-times; then a uniform sample of anchor occurrences (without replacement) is checked and the
-count is scaled up: unbiased, flagged ``approx``.
+times *and* the cost model predicts that checking ``max_clause_freq`` sampled anchors costs
+less than the exact answer (:func:`~anygram.cnf.plans._sample_cheaper`); then a uniform
+sample of anchor occurrences (without replacement) is checked and the count is scaled up:
+unbiased, flagged ``approx``. The choice depends only on the query, the index and the
+arguments.
 
 How an exact answer is computed, per shard (a document never spans shards), by the cheapest
 plan for the clause counts at hand under a small cost model in nanoseconds (:func:`_choose`):
@@ -59,6 +62,10 @@ from .queries import (
 #: clause); anchors and partners marked and swept ("marks"), half of the partners looked up
 #: after the sweep ("marks_split"). None: the cheapest.
 _FORCE: str | None = None
+#: Tests set this to force the sample (True) or the exact answer (False) whenever the rarest
+#: clause exceeds ``max_clause_freq``. None: whichever the cost model predicts is cheaper
+#: (:func:`~anygram.cnf.plans._sample_cheaper`).
+_FORCE_SAMPLE: bool | None = None
 
 __all__ = [
     "DEFAULT_MAX_CLAUSE_FREQ",

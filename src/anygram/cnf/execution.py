@@ -12,18 +12,18 @@ from .. import kernels
 from ..core import EngineCore
 from ..kernels import cnf as kernels_cnf
 from .plans import (
-    _ANCHOR_NS,
-    _HIT_NS,
-    _MISS_NS,
-    _SCAN_NS,
     _by_clause,
     _check_plan,
     _choose,
     _csr,
+    _docs_costs,
+    _docs_sample_cheaper,
     _estimate,
     _forced,
+    _forced_sample,
     _Plan,
     _Run,
+    _sample_cheaper,
     _split_partners,
 )
 
@@ -222,8 +222,25 @@ class _CnfExecution(EngineCore):
         rest = [j for j in plan.required[1:] if j != r]
         return hp[self._cnf_check(plan, shard, hp, clo[hw], chi[hw], d, rest)]
 
+    def _cnf_sampling(self, plan: _Plan, d: int, cap: int | None, count_only: bool
+                      ) -> bool:
+        """Whether to sample ``cap`` anchors: only when the rarest clause occurs more than
+        ``cap`` times and the cost model predicts the sample to be cheaper than the exact
+        answer (:func:`_sample_cheaper`); a pure function of the plan, the index and the
+        arguments."""
+        if cap is None or min(plan.counts) <= cap:
+            return False
+        force = _forced_sample()
+        if force is not None:
+            return force
+        shards = [({j: plan.shard_count(j, s) for j in plan.required}, sh.num_positions)
+                  for s, sh in enumerate(self._shards)]
+        return _sample_cheaper(shards, d, cap, count_only)
+
     def _cnf_run(self, plan: _Plan, d: int, cap: int | None, seed: int,
                  want_positions: bool) -> _Run:
+        """The matches (or their number) of a plan: exact, or from ``cap`` sampled anchors
+        when :meth:`_cnf_sampling` says so."""
         m = len(plan.clauses)
         counts = plan.counts
         n_shards = self.num_shards
@@ -240,7 +257,8 @@ class _CnfExecution(EngineCore):
                     hp, _, _ = self._cnf_scan(plan, s, *self._cnf_doc_bounds(s, gone), [0])
                     removed_hits += int(hp.shape[0])
             return _Run(None, float(counts[0] - removed_hits), 0.0, 0, 0)
-        if cap is not None and min(counts) > cap:
+        if self._cnf_sampling(plan, d, cap, count_only=not want_positions):
+            assert cap is not None
             matches, hits = [], 0
             for s, pos in enumerate(self._cnf_sample(plan, 0, cap, seed)):
                 pos, lo, hi = self._cnf_live(s, pos)
@@ -257,6 +275,20 @@ class _CnfExecution(EngineCore):
         matches = [self._cnf_exact(plan, s, d) for s in range(n_shards)]
         return _Run(matches, float(sum(int(a.shape[0]) for a in matches)), 0.0, 0, 0)
 
+    def _docs_sampling(self, plan: _Plan, r: int, cap: int | None) -> bool:
+        """Whether :meth:`count_docs_with_all` samples ``cap`` occurrences of the rarest
+        clause ``r``: only when it occurs more than ``cap`` times and the cost model
+        predicts the sample to be cheaper than the exact answer
+        (:func:`_docs_sample_cheaper`)."""
+        if cap is None or plan.counts[r] <= cap or min(plan.counts) == 0:
+            return False
+        force = _forced_sample()
+        if force is not None:
+            return force
+        shards = [({j: plan.shard_count(j, s) for j in plan.required}, sh.num_positions,
+                   sh.num_docs) for s, sh in enumerate(self._shards)]
+        return _docs_sample_cheaper(shards, r, cap)
+
     def _docs_exact(self, plan: _Plan, shard: int) -> np.ndarray:
         """Local ids of the live documents of a shard that hold every clause, ascending.
         (A clause implied by another is held wherever that one is: only the required
@@ -267,17 +299,11 @@ class _CnfExecution(EngineCore):
             return np.zeros(0, dtype=np.int64)
         sh = self._shards[shard]
         r = min(req, key=lambda j: (n[j], j))
-        # Plans: the documents of every clause from the suffix array, intersected ("merge"),
-        # or the documents of the rarest clause scanned whole for the others ("windows"),
-        # their length estimated from the mean document length.
-        size = sh.num_positions
-        candidates = min(n[r], sh.num_docs)
-        candidate_tokens = min(size, candidates * size // max(sh.num_docs, 1))
-        density = (sum(n.values()) - n[r]) / max(size, 1)
-        merge = sum(n.values()) * _ANCHOR_NS
-        windows = n[r] * _ANCHOR_NS + candidates * _MISS_NS + candidate_tokens * (
-            _SCAN_NS + _HIT_NS * density)
-        how = "merge" if merge <= windows else "windows"
+        # Plans (_docs_costs): the documents of every clause from the suffix array,
+        # intersected ("merge"), or the documents of the rarest clause scanned whole for the
+        # others ("windows").
+        costs = _docs_costs(n, sh.num_positions, sh.num_docs)
+        how = "merge" if costs["merge"] <= costs["windows"] else "windows"
         force = _forced()
         if force is not None:
             how = "merge" if force == "merge" else "windows"

@@ -19,15 +19,20 @@ import numpy as np
 #: :func:`anygram.kernels.probe_anchors`' outward walk; marking an occurrence read from the
 #: suffix array in a bitmap of the shard's positions (:func:`anygram.kernels.cnf.mark_ranks`,
 #: and its share of the sweep); one word (64 positions) of one row of those marks, zeroed
-#: and swept (:func:`anygram.kernels.cnf.sweep_marks`).
+#: and swept (:func:`anygram.kernels.cnf.sweep_marks`); drawing one anchor of a sample
+#: (:meth:`~anygram.cnf.execution._CnfExecution._cnf_sample`: the draw, a random read of the
+#: suffix array, the sort and the document lookup; measured 27 ns per anchor when the sample
+#: is dense in the clause's suffix-array range, 69 ns at 50,000 of 944,000, more when that
+#: range is far out of the cache: the cost model errs towards the sample, the latency bound).
 _READ_NS = 11.0
 _ANCHOR_NS = 20.0
 _SCAN_NS = 1.0
 _HIT_NS = 25.0
 _MISS_NS = 80.0
-_PROBE_NS = 2.0
+_PROBE_NS = 4.0
 _MARK_NS = 2.5
 _WORD_NS = 1.5
+_SAMPLE_NS = 60.0
 
 
 def _forced() -> str | None:
@@ -36,6 +41,15 @@ def _forced() -> str | None:
     from . import _FORCE
 
     return _FORCE
+
+
+def _forced_sample() -> bool | None:
+    """Whether the tests force the sample (True) or the exact answer (False) once the rarest
+    clause exceeds the cap, ``anygram.cnf._FORCE_SAMPLE``; None: the cheaper
+    (:func:`_sample_cheaper`)."""
+    from . import _FORCE_SAMPLE
+
+    return _FORCE_SAMPLE
 
 
 @dataclass(frozen=True)
@@ -98,7 +112,7 @@ def _implies(a: list[list[int]], b: list[list[int]]) -> bool:
     return all(any(p[:len(q)] == q for q in b) for p in a)
 
 
-def _scan_cost(centers: int, radius: int, density: float, positions: int) -> float:
+def _scan_cost(centers: float, radius: int, density: float, positions: int) -> float:
     """Cost of scanning ``2 * radius + 1`` positions around each of ``centers`` random places
     (together at most the whole shard) and storing the ``density`` hits per position."""
     scanned = min(centers * (2 * radius + 1), positions)
@@ -111,7 +125,7 @@ def _reach(d: int, count: int, positions: int) -> float:
     return min(2 * d + 1, 2 * positions / max(count, 1))
 
 
-def _split_partners(k: int, n: dict[int, int], d: int, positions: int, marks: bool = False
+def _split_partners(k: float, n: dict[int, int], d: int, positions: int, marks: bool = False
                     ) -> tuple[list[int], str, float]:
     """How to find the partners of ``k`` anchors (partner clause -> count ``n``).
 
@@ -162,12 +176,18 @@ def _check_plan(k: int, n: dict[int, int], d: int, positions: int
     """How to check the partners of ``k`` given anchors (ascending): the split of
     :func:`_split_partners`, with the merged clauses read and sorted (``False``) or marked
     (``True``, :func:`anygram.kernels.cnf.verify_marks`), whichever costs less."""
+    return _check_plan_cost(k, n, d, positions)[:3]
+
+
+def _check_plan_cost(k: float, n: dict[int, int], d: int, positions: int
+                     ) -> tuple[list[int], str, bool, float]:
+    """:func:`_check_plan` and its cost."""
     force = _forced()
     merged, way, cost = _split_partners(k, n, d, positions)
     m_merged, m_way, m_cost = _split_partners(k, n, d, positions, marks=True)
     if force in ("marks", "marks_split") or (force is None and m_merged and m_cost < cost):
-        return m_merged, m_way, True
-    return merged, way, False
+        return m_merged, m_way, True, m_cost
+    return merged, way, False, cost
 
 
 def _words(positions: int) -> int:
@@ -201,6 +221,14 @@ def _choose(n: dict[int, int], d: int, positions: int, count_only: bool = False
         return "marks", 0
     if force is not None:
         return "anchors", 0
+    costs = _plan_costs(n, d, positions, count_only)
+    return min(costs, key=lambda p: costs[p])  # min keeps the first of equal costs
+
+
+def _plan_costs(n: dict[int, int], d: int, positions: int, count_only: bool = False
+                ) -> dict[tuple[str, int], float]:
+    """The modelled cost of each exact plan of one shard (:func:`_choose`), in order."""
+    partners = [j for j in n if j != 0]
     rest_of = {j: n[j] for j in partners}
     costs = {("anchors", 0): n[0] * _ANCHOR_NS + (
         _split_partners(n[0], rest_of, d, positions)[2] if partners else 0.0)}
@@ -212,7 +240,75 @@ def _choose(n: dict[int, int], d: int, positions: int, count_only: bool = False
         stored = 0.0 if count_only and not rest else n[0] / max(positions, 1)
         costs[("driver", r)] = n[r] * _ANCHOR_NS + _scan_cost(n[r], d, stored, positions) + (
             _split_partners(int(found), rest, d, positions)[2] if rest else 0.0)
-    return min(costs, key=lambda p: costs[p])  # min keeps the first of equal costs
+    return costs
+
+
+def _exact_cost(n: dict[int, int], d: int, positions: int, count_only: bool = False
+                ) -> float:
+    """The modelled cost of one shard's exact answer: its cheapest plan (0 when a clause
+    is absent from the shard: no match there)."""
+    if min(n.values()) == 0:
+        return 0.0
+    return min(_plan_costs(n, d, positions, count_only).values())
+
+
+def _sample_cost(k: float, n: dict[int, int], d: int, positions: int) -> float:
+    """The modelled cost of ``k`` sampled anchors of one shard: drawn and read from the
+    suffix array at random, then their partners (clause -> count ``n``) checked
+    (:func:`_check_plan`)."""
+    if k <= 0:
+        return 0.0
+    check = _check_plan_cost(k, n, d, positions)[3] if n else 0.0
+    return k * _SAMPLE_NS + check
+
+
+def _sample_cheaper(shards: Sequence[tuple[dict[int, int], int]], d: int, cap: int,
+                    count_only: bool) -> bool:
+    """Whether ``cap`` anchors drawn from all shards cost less than the exact answer, both
+    summed over the shards (given as the required clauses' counts, the anchor clause 0
+    first, and the shard's positions). A sampled shard gets its expected share of the
+    draw. Exact on a tie: the cap bounds the latency, it does not ask for a sample."""
+    total = sum(n[0] for n, _ in shards)
+    exact = sum(_exact_cost(n, d, size, count_only) for n, size in shards)
+    sample = sum(_sample_cost(cap * n[0] / max(total, 1),
+                              {j: c for j, c in n.items() if j != 0}, d, size)
+                 for n, size in shards)
+    return sample < exact
+
+
+def _docs_costs(n: dict[int, int], size: int, num_docs: int) -> dict[str, float]:
+    """The modelled cost of each exact plan of :meth:`count_docs_with_all` on one shard
+    (required clause -> count ``n``, ``size`` positions, ``num_docs`` documents): every
+    clause's documents from the suffix array, intersected (``merge``), or the documents of
+    the rarest clause scanned whole for the others (``windows``, their length estimated
+    from the mean document length). Ties go to ``merge``."""
+    r = min(n, key=lambda j: (n[j], j))
+    candidates = min(n[r], num_docs)
+    candidate_tokens = min(size, candidates * size // max(num_docs, 1))
+    density = (sum(n.values()) - n[r]) / max(size, 1)
+    return {"merge": sum(n.values()) * _ANCHOR_NS,
+            "windows": n[r] * _ANCHOR_NS + candidates * _MISS_NS + candidate_tokens * (
+                _SCAN_NS + _HIT_NS * density)}
+
+
+def _docs_sample_cheaper(shards: Sequence[tuple[dict[int, int], int, int]], r: int,
+                         cap: int) -> bool:
+    """Whether sampling ``cap`` occurrences of the rarest clause ``r`` for
+    :meth:`count_docs_with_all` costs less than the exact answer, summed over the shards
+    (given as the required clauses' counts, positions and documents). A sampled shard gets
+    its expected share of the draw; the documents it meets (at most one per sampled
+    occurrence) are scanned whole for every clause. Exact on a tie."""
+    total = sum(n[r] for n, _, _ in shards)
+    exact = sample = 0.0
+    for n, size, num_docs in shards:
+        if min(n.values()):
+            exact += min(_docs_costs(n, size, num_docs).values())
+        k = cap * n[r] / max(total, 1)
+        docs = min(k, n[r], num_docs)
+        tokens = min(size, docs * size / max(num_docs, 1))
+        sample += k * _SAMPLE_NS + docs * _MISS_NS + tokens * (
+            _SCAN_NS + _HIT_NS * sum(n.values()) / max(size, 1))
+    return sample < exact
 
 
 def _csr(lists: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

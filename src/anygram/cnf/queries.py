@@ -190,15 +190,16 @@ class CnfQueries(_CnfExecution, DocumentQueries):
         m = len(plan.clauses)
         r = min(range(m), key=lambda j: (plan.counts[j], j))
         n_r = plan.counts[r]
-        if max_clause_freq is None or n_r <= max_clause_freq or min(plan.counts) == 0:
+        if not self._docs_sampling(plan, r, max_clause_freq):
             ids = np.concatenate([self._doc_base[s] + self._docs_exact(plan, s)
                                   for s in range(self.num_shards)] + [np.zeros(0, np.int64)])
             n = int(ids.shape[0])
             return DocsWithAllResult(count=n, approx=False, estimate=float(n), stderr=0.0,
                                      sampled=0,
                                      doc_ids=tuple(ids.tolist()) if return_ids else None)
+        assert max_clause_freq is not None
         ys, found = [], []
-        for s, pos in enumerate(self._cnf_sample(plan, r, max_clause_freq, int(seed))):
+        for s, pos in enumerate(self._cnf_sample(plan, r, int(max_clause_freq), int(seed))):
             y, docs = self._docs_sampled(plan, s, r, pos)
             ys.append(y)
             found.append(self._doc_base[s] + docs)
