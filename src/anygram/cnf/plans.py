@@ -10,20 +10,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: The cost model of :func:`_choose` and :func:`_split_partners`, in nanoseconds of CPU
-#: (measured with ``time.process_time`` on a 20M-token u16 index, ``bench/bench_cnf.py``'s):
-#: reading an occurrence from the suffix array and radix-sorting it; an anchor also needs its
-#: document and its bounds (:func:`anygram.kernels.docs_of_sorted`); scanning one text
-#: position; storing one hit found by scanning (and splitting and verifying it); the first
-#: touch of a random place in the text (a cache miss); one step of
-#: :func:`anygram.kernels.probe_anchors`' outward walk; marking an occurrence read from the
-#: suffix array in a bitmap of the shard's positions (:func:`anygram.kernels.cnf.mark_ranks`,
-#: and its share of the sweep); one word (64 positions) of one row of those marks, zeroed
-#: and swept (:func:`anygram.kernels.cnf.sweep_marks`); drawing one anchor of a sample
+#: The cost model of :func:`_choose`, :func:`_split_partners` and :func:`_sample_cheaper`, in
+#: nanoseconds of CPU (measured with ``time.process_time`` on a 20M-token u16 index,
+#: ``bench/bench_cnf.py``'s): reading an occurrence from the suffix array and radix-sorting
+#: it; an anchor also needs its document and its bounds
+#: (:func:`anygram.kernels.docs_of_sorted`); scanning one text position; storing one hit found
+#: by scanning (and splitting and verifying it); the first touch of a random place in the text
+#: (a cache miss); one step of :func:`anygram.kernels.probe_anchors`' outward walk (two
+#: positions: 3.5-4.8 ns measured; the walk's length is modelled without clustering, which
+#: can double it, e.g. for spaces in code); marking an occurrence read from the suffix array
+#: in a bitmap of the shard's positions (:func:`anygram.kernels.cnf.mark_ranks`, and its
+#: share of the sweep); one word (64 positions) of one row of those marks, zeroed and swept
+#: (:func:`anygram.kernels.cnf.sweep_marks`); drawing one anchor of a sample
 #: (:meth:`~anygram.cnf.execution._CnfExecution._cnf_sample`: the draw, a random read of the
-#: suffix array, the sort and the document lookup; measured 27 ns per anchor when the sample
-#: is dense in the clause's suffix-array range, 69 ns at 50,000 of 944,000, more when that
-#: range is far out of the cache: the cost model errs towards the sample, the latency bound).
+#: suffix array, the sort and the document lookup; 27-31 ns measured when the clause occurs
+#: up to ~3x the sample, 69 ns for 50,000 of 944,000 occurrences, more when the clause's
+#: suffix-array range is far out of the cache; the check of the sampled anchors usually
+#: costs more).
 _READ_NS = 11.0
 _ANCHOR_NS = 20.0
 _SCAN_NS = 1.0

@@ -18,7 +18,8 @@ from .execution import _CnfExecution
 from .plans import _estimate, _implies, _Plan, _reduce, _Run
 
 #: infini-gram's default cap (its HTTP API and engine): exact while the rarest clause occurs
-#: at most this often, an unbiased estimate from this many sampled anchors above it.
+#: at most this often; above it, an unbiased estimate from this many sampled anchors when the
+#: cost model predicts that to be cheaper than the exact answer (else still exact).
 DEFAULT_MAX_CLAUSE_FREQ = 50_000
 #: infini-gram's default proximity window.
 DEFAULT_MAX_DIFF_TOKENS = 100
@@ -62,10 +63,13 @@ class CnfQueries(_CnfExecution, DocumentQueries):
                 ``[[[5, 6], [7]], [[8]]]``; or a text query ``"a AND b OR c"`` (OR binds
                 tighter, see :mod:`anygram.query_text`).
             max_diff_tokens: the proximity window ``d >= 0``.
-            max_clause_freq: exact while the rarest clause occurs at most this often (the
-                default, 50,000, is infini-gram's); above it, this many anchor occurrences
-                are sampled and the count is an unbiased estimate (``approx=True``). None:
-                always exact.
+            max_clause_freq: a latency bound (the default, 50,000, is infini-gram's cap):
+                when the rarest clause occurs more than this often and the cost model
+                predicts that checking this many sampled anchor occurrences costs less than
+                the exact answer (summed over the shards), they are sampled and the count is
+                an unbiased estimate (``approx=True``); otherwise the answer is exact
+                (``approx=False``). The choice depends only on the query, the index and the
+                arguments. None: always exact.
             seed: seeds the sample (same seed, same answer).
             leading_space: how text terms are tokenized (:func:`~anygram.query_text.term_encoder`).
 
@@ -74,7 +78,7 @@ class CnfQueries(_CnfExecution, DocumentQueries):
         taken-down documents, if any). Otherwise, per shard, the cheapest of: O(count(r) x d)
         driven by a clause ``r`` whose partners are looked up in the text (so a frequent
         partner of a rare clause costs nothing extra), or O(sum of the counts) reading the
-        clauses from the suffix array; with the cap, O(cap x d) or O(cap + partner counts).
+        clauses from the suffix array; when sampled, O(cap x d) or O(cap + partner counts).
         See ``docs/cnf.md``.
 
         Raises:
@@ -116,8 +120,8 @@ class CnfQueries(_CnfExecution, DocumentQueries):
         pseudo-random order fixed by ``seed`` (the seeded permutation of
         :meth:`search_docs`, so pages with the same seed never overlap). ``offset`` and
         ``max_docs`` select the page, ``next_offset`` names the next one. ``seed`` also seeds
-        the sample when the cap forces one (then only the sampled matches can be paged:
-        ``total_hits``). Windows are cut around the anchor phrase as in
+        the sample when the cap samples (``approx``: then only the sampled matches can be
+        paged, ``total_hits``). Windows are cut around the anchor phrase as in
         :meth:`get_doc_by_pos` (``max_ctx_len`` tokens each side, default 100, or
         ``max_disp_len``); ``decode=False`` skips decoding.
 
@@ -173,14 +177,15 @@ class CnfQueries(_CnfExecution, DocumentQueries):
         Exact, per shard by the cheapest plan: the documents holding the rarest clause R,
         read from R's occurrences and scanned whole for the other clauses (O(count(R) +
         their tokens)); or every clause's documents from the suffix array, intersected
-        (O(sum of counts)); or every document scanned (O(shard tokens)).
+        (O(sum of counts)).
 
-        When R occurs more than ``max_clause_freq`` times, that many occurrences of R are
-        sampled uniformly without replacement; each contributes ``[its document has every
-        clause] / (occurrences of R in that document)``, scaled by ``count(R) / sampled``:
-        an unbiased estimate of the number of documents (``approx=True``; ``doc_ids`` are
-        then the matching documents met in the sample). Cost O(cap + tokens of the sampled
-        documents).
+        When R occurs more than ``max_clause_freq`` times and the cost model predicts the
+        sample to cost less than the exact answer (it scans the sampled documents whole),
+        that many occurrences of R are sampled uniformly without replacement; each
+        contributes ``[its document has every clause] / (occurrences of R in that
+        document)``, scaled by ``count(R) / sampled``: an unbiased estimate of the number of
+        documents (``approx=True``; ``doc_ids`` are then the matching documents met in the
+        sample). Cost O(cap + tokens of the sampled documents).
         """
         _check_int(max_clause_freq, "max_clause_freq", 1, allow_none=True)
         _check_int(seed, "seed", 0)
