@@ -240,8 +240,8 @@ def test_kernels_equal_twins(w, data):
 def test_marks_equal_twins(data):
     """mark_ranks: twin, the positions stored at the ranks, per row; sweep_marks: twin,
     naive_verify_anchors over the row-0 positions outside removed documents; verify_marks:
-    twin, naive_verify_anchors. Shards of up to 300 positions (several words, documents
-    across word edges), any d."""
+    twin, naive_verify_anchors; docs_with_marks: the documents holding every row. Shards of
+    up to 300 positions (several words, documents across word edges), any d."""
     n = data.draw(st.integers(1, 300))
     w = data.draw(st.sampled_from([1, 2, 4]))
     k = data.draw(st.sampled_from([4, 5]))  # the unrolled path and the generic one
@@ -278,6 +278,10 @@ def test_marks_equal_twins(data):
     removed = np.array(gone, dtype=np.int64)
     docs = [(a + 1, b) for a, b in zip(seps, seps[1:] + [n])]
     doc_of = {p: i for i, (a, b) in enumerate(docs) for p in range(a, b)}
+    # docs_with_marks: the live documents holding a mark of every row.
+    want = [i for i, (a, b) in enumerate(docs) if i not in gone
+            and all(any(a <= p < b for p in row) for row in occ)]
+    assert kernels_cnf.docs_with_marks(marks, offsets, w, n, removed).tolist() == want
     for first in range(n_rows):  # each row as the anchors in turn, every kind of d
         order = [first] + [j for j in range(n_rows) if j != first]
         trip = [(a, *docs[doc_of[a]]) for a in occ[first] if doc_of[a] not in gone]
@@ -503,12 +507,12 @@ def test_cap_answers_exactly_when_that_is_cheaper(big):
         assert (found.pairs(), found.approx) == (sorted(want), False)
         page = eng.search_docs_cnf(cnf, max_docs=5, max_diff_tokens=d, max_clause_freq=cap)
         assert (page.total_hits, page.approx) == (len(want), False)
-    # count_docs_with_all follows its own model (the sample scans whole documents): here
-    # 60 short documents cost less than reading ~2,400 occurrences; a cap of 400 does not.
-    for cap, sampled in ((60, True), (400, False)):
-        docs = eng.count_docs_with_all(cnf, max_clause_freq=cap, return_ids=True)
-        assert docs.approx == sampled == eng._docs_sampling(plan, 0, cap)
-    assert docs.count == len(ref.naive_docs_with_all(corpus, cnf))
+    # count_docs_with_all follows its own model (the sample scans whole documents; the
+    # exact answer marks ~2,400 occurrences): exact too.
+    assert not eng._docs_sampling(plan, 0, cap)
+    docs = eng.count_docs_with_all(cnf, max_clause_freq=cap, return_ids=True)
+    want_docs = ref.naive_docs_with_all(corpus, cnf)
+    assert (docs.count, docs.doc_ids, docs.approx) == (len(want_docs), tuple(want_docs), False)
 
 
 def test_sample_is_taken_when_the_model_says_it_is_cheaper(big, monkeypatch):

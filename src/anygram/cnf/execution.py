@@ -290,9 +290,9 @@ class _CnfExecution(EngineCore):
         return _docs_sample_cheaper(shards, r, cap)
 
     def _docs_exact(self, plan: _Plan, shard: int) -> np.ndarray:
-        """Local ids of the live documents of a shard that hold every clause, ascending.
-        (A clause implied by another is held wherever that one is: only the required
-        clauses are looked for.)"""
+        """Local ids of the live documents of a shard that hold every clause, ascending, by
+        the cheapest plan of :func:`_docs_costs`. (A clause implied by another is held
+        wherever that one is: only the required clauses are looked for.)"""
         req = plan.required
         n = {j: plan.shard_count(j, shard) for j in req}
         if min(n.values()) == 0:
@@ -300,13 +300,19 @@ class _CnfExecution(EngineCore):
         sh = self._shards[shard]
         r = min(req, key=lambda j: (n[j], j))
         # Plans (_docs_costs): the documents of every clause from the suffix array,
-        # intersected ("merge"), or the documents of the rarest clause scanned whole for the
-        # others ("windows").
+        # intersected ("merge"); the documents of the rarest clause scanned whole for the
+        # others ("windows"); every clause marked, each document tested ("marks").
         costs = _docs_costs(n, sh.num_positions, sh.num_docs)
-        how = "merge" if costs["merge"] <= costs["windows"] else "windows"
+        how = min(costs, key=lambda p: costs[p])  # min keeps the first of equal costs
         force = _forced()
         if force is not None:
-            how = "merge" if force == "merge" else "windows"
+            how = ("merge" if force == "merge" else
+                   "marks" if force in ("marks", "marks_split") else "windows")
+        if how == "marks":
+            rarest_first = sorted(req, key=lambda j: (n[j], j))
+            return kernels_cnf.docs_with_marks(
+                self._cnf_mark(plan, shard, rarest_first), sh.offsets, self.token_width,
+                sh.num_positions, self._removed[shard])
         if how == "merge":
             docs = self._cnf_clause_docs(plan, req[0], shard)
             for j in req[1:]:

@@ -282,16 +282,20 @@ def _sample_cheaper(shards: Sequence[tuple[dict[int, int], int]], d: int, cap: i
 def _docs_costs(n: dict[int, int], size: int, num_docs: int) -> dict[str, float]:
     """The modelled cost of each exact plan of :meth:`count_docs_with_all` on one shard
     (required clause -> count ``n``, ``size`` positions, ``num_docs`` documents): every
-    clause's documents from the suffix array, intersected (``merge``), or the documents of
-    the rarest clause scanned whole for the others (``windows``, their length estimated
-    from the mean document length). Ties go to ``merge``."""
+    clause's documents from the suffix array, intersected (``merge``); the documents of the
+    rarest clause scanned whole for the others (``windows``, their length estimated from the
+    mean document length); or every clause marked in a bitmap of the shard's positions and
+    each document tested for a mark of each (``marks``,
+    :func:`anygram.kernels.cnf.docs_with_marks`). Ties go to the earlier plan."""
     r = min(n, key=lambda j: (n[j], j))
     candidates = min(n[r], num_docs)
     candidate_tokens = min(size, candidates * size // max(num_docs, 1))
     density = (sum(n.values()) - n[r]) / max(size, 1)
     return {"merge": sum(n.values()) * _ANCHOR_NS,
             "windows": n[r] * _ANCHOR_NS + candidates * _MISS_NS + candidate_tokens * (
-                _SCAN_NS + _HIT_NS * density)}
+                _SCAN_NS + _HIT_NS * density),
+            "marks": sum(n.values()) * _MARK_NS + len(n) * (
+                _words(size) * _WORD_NS + num_docs * _SCAN_NS)}
 
 
 def _docs_sample_cheaper(shards: Sequence[tuple[dict[int, int], int, int]], r: int,

@@ -176,8 +176,10 @@ class CnfQueries(_CnfExecution, DocumentQueries):
 
         Exact, per shard by the cheapest plan: the documents holding the rarest clause R,
         read from R's occurrences and scanned whole for the other clauses (O(count(R) +
-        their tokens)); or every clause's documents from the suffix array, intersected
-        (O(sum of counts)).
+        their tokens)); every clause's documents from the suffix array, intersected
+        (O(sum of counts)); or every clause marked in bitmaps of the shard's positions and
+        each document tested for a mark of each (O(sum of counts + clauses x (positions / 64
+        + documents)), no sort).
 
         When R occurs more than ``max_clause_freq`` times and the cost model predicts the
         sample to cost less than the exact answer (it scans the sampled documents whole),

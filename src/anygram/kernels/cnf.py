@@ -535,3 +535,40 @@ def verify_marks(anchors: np.ndarray, doc_lo: np.ndarray, doc_hi: np.ndarray,
                 break
         ok[i] = good
     return ok
+
+
+@kernel
+def docs_with_marks(marks: np.ndarray, offsets: np.ndarray, w: int, n_positions: int,
+                    removed: np.ndarray) -> np.ndarray:
+    """The local ids (ascending) of the documents, outside the ``removed`` ones (ascending
+    local ids), in which every row of ``marks`` has a mark: a document-level AND of the
+    clauses marked by :func:`mark_ranks` (documents from the separators' byte ``offsets``).
+
+    One forward pointer per row (its first mark at or after the document's start), so the
+    cost is O(documents x rows + words x rows); rows are tested in order and the first one
+    without a mark in the document stops the test: pass the rarest first.
+    """
+    n_rows = marks.shape[0]
+    n_doc = offsets.shape[0]
+    shift = _log2(w)
+    after = np.full(n_rows, -1, dtype=np.int64)  # a row's first mark from some x on
+    out = np.empty(n_doc, dtype=np.int64)
+    count = 0
+    rm = 0
+    for doc in range(n_doc):
+        lo = (np.int64(offsets[doc]) >> shift) + 1
+        hi = np.int64(offsets[doc + 1]) >> shift if doc + 1 < n_doc else n_positions
+        good = True
+        for c in range(n_rows):
+            if after[c] < lo:
+                after[c] = _next_mark(marks, c, lo)
+            if after[c] >= hi:
+                good = False
+                break
+        if good:
+            while rm < removed.shape[0] and removed[rm] < doc:
+                rm += 1
+            if not (rm < removed.shape[0] and removed[rm] == doc):
+                out[count] = doc
+                count += 1
+    return out[:count].copy()
