@@ -247,6 +247,21 @@ def test_smallest_kernel_equals_sorting(values, m):
     assert kernels.smallest(arr, m).tolist() == np.sort(arr)[:m].tolist()
 
 
+@given(corpora(), st.data())
+def test_smallest_positions_kernel_equals_sorting(case, data):
+    """Twin: the m smallest positions of a rank range are np.sort(positions)[:m]."""
+    vocab, _, docs, budget = case
+    with built(docs, vocab, budget) as (eng, _):
+        s = data.draw(st.integers(0, eng.num_shards - 1), label="shard")
+        n = eng.shards[s].num_positions
+        a = data.draw(st.integers(0, n), label="lo")
+        b = data.draw(st.integers(a, n), label="hi")
+        m = data.draw(st.integers(0, b - a + 2), label="m")
+        sh = eng.shards[s]
+        got = kernels.smallest_positions(sh.sa, sh.ptr_width, sh.token_width, a, b, m)
+        assert got.tolist() == np.sort(eng.positions(s, a, b))[:m].tolist()
+
+
 def test_docs_of_kernel_equals_searchsorted():
     rng = np.random.default_rng(0)
     for _ in range(50):

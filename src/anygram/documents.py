@@ -30,8 +30,9 @@ ORDERS: tuple[str, ...] = get_args(Order)
 
 #: Context tokens on each side of a match when neither max_ctx_len nor max_disp_len is given.
 DEFAULT_MAX_CTX_LEN = 100
-#: order="position" sorts every occurrence: refused above this many (use "random" or "rank").
-DEFAULT_MAX_SORTED = 5_000_000
+#: order="position" reads every occurrence (~1 ns each): refused above this many (use
+#: "random" or "rank").
+DEFAULT_MAX_SORTED = 50_000_000
 
 _U64 = (1 << 64) - 1
 # order="position" picks the first pages of a shard's occurrences with a bounded heap (one
@@ -218,9 +219,10 @@ class DocumentQueries(EngineCore):
         and the same arguments always give the same page, so paging with ``offset`` (or the
         result's ``next_offset``) visits every occurrence exactly once.
 
-        - ``order="position"``: corpus order, by (shard, position). Locates every occurrence
-          of the shards holding the page: O(count) time and memory; refused with
-          InvalidQueryError above ``max_sorted`` occurrences (default 5,000,000) unless the
+        - ``order="position"``: corpus order, by (shard, position). Reads every occurrence
+          of the shards holding the page: O(count) time; memory O(offset + max_docs) for
+          early pages, O(count) only for a page past count / 8; refused with
+          InvalidQueryError above ``max_sorted`` occurrences (default 50,000,000) unless the
           page is empty.
         - ``order="rank"``: suffix-array order, i.e. grouped by what follows the match.
           O(max_docs) after the search.
@@ -365,12 +367,16 @@ class DocumentQueries(EngineCore):
             first += o.visible
             if hi <= lo:
                 continue  # this shard holds none of the page: do not locate its occurrences
-            located = o.positions if o.positions is not None else \
-                self.positions(s, o.start, o.start + o.visible)
-            if hi * _HEAP_FRACTION <= located.shape[0]:
-                page = kernels.smallest(located, hi)[lo:]  # an early page: one pass
-            else:
+            if hi * _HEAP_FRACTION > o.visible:  # a deep page: fewer than 8 (page end)
+                located = o.positions if o.positions is not None else \
+                    self.positions(s, o.start, o.start + o.visible)
                 page = _sorted_slice(located, lo, hi)
+            elif o.positions is not None:  # filtered around taken-down documents
+                page = kernels.smallest(o.positions, hi)[lo:]
+            else:  # an early page: one pass over the table, whatever the count
+                sh = self._shards[s]
+                page = kernels.smallest_positions(sh.sa, sh.ptr_width, sh.token_width,
+                                                  o.start, o.start + o.visible, hi)[lo:]
             shards.append(np.full(page.shape[0], s, dtype=np.int64))
             pos.append(page)
         if not pos:

@@ -19,6 +19,7 @@ from .docs import (
     permute,
     positions_at,
     smallest,
+    smallest_positions,
 )
 from .search import (
     find_range,
@@ -45,6 +46,7 @@ __all__ = [
     "rank_positions",
     "sample_next_token_counts",
     "smallest",
+    "smallest_positions",
     "sort_positions",
     "verify_anchors",
     "WINDOW_COLUMNS",

@@ -23,17 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import inline_kernel, kernel
-from .search import _ptr
-
-
-@inline_kernel
-def _log2(w):
-    """``log2`` of a token width (a power of two): positions are byte offsets ``>>`` it,
-    because a division by a variable costs ~20 ns in numba (sign checks and ``idiv``)."""
-    shift = 0
-    while (1 << shift) < w:
-        shift += 1
-    return shift
+from .search import _log2, _position
 
 
 @kernel
@@ -328,16 +318,9 @@ def mark_ranks(sa: np.ndarray, k: int, w: int, starts: np.ndarray, ends: np.ndar
     shift = _log2(w)
     for j in range(starts.shape[0]):
         row = rows[j]
-        if k == 4:  # the usual width, unrolled (a loop over k bytes costs ~1.5 ns more each)
-            for r in range(starts[j], ends[j]):
-                b = 4 * r
-                p = (np.int64(sa[b]) | (np.int64(sa[b + 1]) << 8) | (np.int64(sa[b + 2]) << 16)
-                     | (np.int64(sa[b + 3]) << 24)) >> shift
-                marks[row, p >> 6] |= np.uint64(1) << np.uint64(p & 63)
-        else:
-            for r in range(starts[j], ends[j]):
-                p = _ptr(sa, k, r) >> shift
-                marks[row, p >> 6] |= np.uint64(1) << np.uint64(p & 63)
+        for r in range(starts[j], ends[j]):
+            p = _position(sa, k, shift, r)
+            marks[row, p >> 6] |= np.uint64(1) << np.uint64(p & 63)
     return marks
 
 
