@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 import numpy as np
@@ -46,9 +46,8 @@ import numpy as np
 from .core import EngineCore, Query
 from .errors import InvalidQueryError
 from .kernels.lm import count_of_counts
+from .lm_results import END, KNNextTokenDist, KNProbResult
 
-#: The document-end event, as a token id in Kneser-Ney results (never a real id).
-END = -1
 #: The discount of every order unless one is given (estimating it exactly is expensive).
 DEFAULT_DISCOUNT = 0.75
 #: Suffix-array ranks read together by a sampled discount estimate (one random window).
@@ -58,70 +57,6 @@ CONTEXT_CACHE_SIZE = 4096
 
 Model = Literal["infgram", "ngram", "kn"]
 Discount = float | Sequence[float] | Literal["estimate"] | None
-
-
-# ---------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True, slots=True)
-class KNProbResult:
-    """Interpolated Kneser-Ney ``P(cont | prompt)``.
-
-    ``order`` is the order used (``min(n, len(prompt) + 1)``); ``context_count`` and
-    ``cont_count`` are the raw counts ``c(h)`` and ``c(h w)`` of the top-order context ``h``
-    (both 0 when ``h`` never occurs; the probability then comes from the lower orders);
-    ``discounts`` holds ``D`` of orders ``2..order``.
-    """
-
-    prob: float
-    order: int
-    context_count: int
-    cont_count: int
-    discounts: tuple[float, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"prob": self.prob, "order": self.order, "context_count": self.context_count,
-                "cont_count": self.cont_count, "discounts": list(self.discounts)}
-
-
-@dataclass(frozen=True, slots=True)
-class KNNextTokenDist:
-    """A Kneser-Ney next-token distribution.
-
-    ``probs`` holds explicit probabilities (token id -> probability; :data:`END` for the
-    document end); ``leftover = 1 - sum(probs)`` is the mass of every other token, spread over
-    them in proportion to the unigram base ``P_0``. With ``full`` the explicit tokens are the
-    whole support (every token of the corpus and END) and ``leftover`` is ~0.
-    """
-
-    probs: dict[int, float]
-    leftover: float
-    order: int
-    context_count: int
-    full: bool = False
-    discounts: tuple[float, ...] = field(default=())
-
-    @property
-    def end_prob(self) -> float | None:
-        """Probability of the document end, when it is explicit."""
-        return self.probs.get(END)
-
-    def prob(self, token_id: int) -> float | None:
-        """Explicit probability of ``token_id`` (0 for a token off a full support; None when
-        the token is not explicit: ask :meth:`~anygram.Engine.kn_prob`)."""
-        if token_id in self.probs:
-            return self.probs[token_id]
-        return 0.0 if self.full else None
-
-    def most_common(self, n: int | None = None) -> list[tuple[int, float]]:
-        """``(token_id, prob)`` by decreasing probability, then increasing id."""
-        items = sorted(self.probs.items(), key=lambda kv: (-kv[1], kv[0]))
-        return items if n is None else items[:n]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"order": self.order, "context_count": self.context_count, "full": self.full,
-                "leftover": self.leftover, "discounts": list(self.discounts),
-                "next_tokens": [{"token_id": t, "prob": p} for t, p in self.most_common()]}
 
 
 # ---------------------------------------------------------------------------- internals
