@@ -83,7 +83,7 @@ def smallest_positions(sa: np.ndarray, k: int, w: int, lo: int, hi: int, m: int
     """The ``m`` smallest token positions stored at suffix-array ranks ``[lo, hi)``, ascending:
     :func:`smallest` of :meth:`anygram.Engine.positions` without materialising them.
 
-    One sequential pass over the table (~1.5 ns a rank), O(m) memory.
+    One sequential pass over the table (~1 ns a rank), O(m) memory.
     """
     heap = np.empty(min(m, max(hi - lo, 0)), dtype=np.int64)
     shift = _log2(w)
