@@ -28,8 +28,8 @@ class ServerLimits:
         default_top / max_top: next-token entries returned by ntd (default / largest).
         default_docs / max_docs: document hits per search page (default / largest).
         max_offset: deepest search page offset.
-        max_sorted: most occurrences a search may sort for ``order=position`` (use the
-            default ``order=random``, or ``rank``, above it).
+        max_sorted: most occurrences a search may read for ``order=position`` (~1 ns each;
+            use the default ``order=random``, or ``rank``, above it).
         default_disp_len / max_disp_len: tokens of a document (``/docs/{id}``) or of a
             ``max_disp_len`` window (default / largest).
         max_ctx_len: largest ``max_ctx_len`` (context tokens on each side of a match).
@@ -54,7 +54,7 @@ class ServerLimits:
     default_docs: int = 5
     max_docs: int = 10
     max_offset: int = 10_000
-    max_sorted: int = 100_000
+    max_sorted: int = 10_000_000
     default_disp_len: int = 1000
     max_disp_len: int = 10_000
     max_ctx_len: int = 1000

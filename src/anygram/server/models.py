@@ -314,7 +314,7 @@ class SearchRequest(QueryRequest):
                                              "previous page).")
     order: Literal["random", "position", "rank"] = Field(
         "random", description="random: a pseudo-random order fixed by `seed` (cheap); "
-                              "position: corpus order (sorts every occurrence: refused above "
+                              "position: corpus order (reads every occurrence: refused above "
                               "max_sorted); rank: suffix-array order.")
     seed: Int = Field(0, ge=0, le=2**63 - 1, description="Seed of order=random.")
     max_disp_len: Int | None = Field(None, ge=1, description="Window of this many tokens "
