@@ -454,6 +454,21 @@ def _hypergeom_sd(total, matches, n):
     return total * math.sqrt(p * (1 - p) / n * (total - n) / (total - 1))
 
 
+def _sampled_runs_are_unbiased(eng, corpus, cnf, d, cap, seeds=300):
+    """Count ``cnf`` capped at ``cap`` with ``seeds`` seeds: every run samples, and the mean
+    estimate is within 4 standard errors of the exact count (checked against the reference).
+    Returns the runs and the hypergeometric sd of one estimate."""
+    exact = eng.count_cnf(cnf, max_diff_tokens=d, max_clause_freq=None)
+    assert exact.count == len(ref.naive_cnf_matches(corpus, cnf, d))
+    runs = [eng.count_cnf(cnf, max_diff_tokens=d, max_clause_freq=cap, seed=s)
+            for s in range(seeds)]
+    assert all(r.approx and r.sampled == cap for r in runs)
+    est = np.array([r.estimate for r in runs])
+    sd = _hypergeom_sd(exact.anchor_count, exact.count, cap)
+    assert abs(est.mean() - exact.count) <= 4 * sd / math.sqrt(seeds), (est.mean(), exact.count)
+    return runs, sd
+
+
 @pytest.mark.parametrize("cnf,d", [
     ([[[A]], [[B]]], 2),
     ([[[A], [A, B]], [[B, C], [C]]], 3),    # prefix phrases in the anchor clause
@@ -464,17 +479,10 @@ def test_estimate_is_unbiased(big, cnf, d):
     (the standard error of the mean is the hypergeometric sd / sqrt(300), computed from the
     known exact count). The reported stderr matches the spread of the estimates."""
     eng, corpus = big
-    exact = eng.count_cnf(cnf, max_diff_tokens=d, max_clause_freq=None)
-    assert exact.count == len(ref.naive_cnf_matches(corpus, cnf, d))
-    cap, seeds = 60, 300
+    cap = 60
     with sampling(True):  # on this small corpus the exact answer is cheaper: sample anyway
-        runs = [eng.count_cnf(cnf, max_diff_tokens=d, max_clause_freq=cap, seed=s)
-                for s in range(seeds)]
-    assert all(r.approx and r.sampled == cap for r in runs)
-    est = np.array([r.estimate for r in runs])
-    sd = _hypergeom_sd(exact.anchor_count, exact.count, cap)
-    assert abs(est.mean() - exact.count) <= 4 * sd / math.sqrt(seeds), (est.mean(), exact.count)
-    assert 0.7 * sd <= est.std() <= 1.3 * sd
+        runs, sd = _sampled_runs_are_unbiased(eng, corpus, cnf, d, cap)
+    assert 0.7 * sd <= np.std([r.estimate for r in runs]) <= 1.3 * sd
     assert 0.7 * sd <= np.mean([r.stderr for r in runs]) <= 1.3 * sd
 
 
@@ -523,16 +531,8 @@ def test_sample_is_taken_when_the_model_says_it_is_cheaper(big, monkeypatch):
     monkeypatch.setattr(plans, "_SAMPLE_NS", -1e9)
     plan = eng._cnf_plan(cnf, None)
     assert eng._cnf_sampling(plan, d, cap, count_only=True)
-    exact = eng.count_cnf(cnf, max_diff_tokens=d, max_clause_freq=None)
-    assert exact.count == len(ref.naive_cnf_matches(corpus, cnf, d))
     assert not eng.count_cnf(cnf, max_diff_tokens=d, max_clause_freq=min(plan.counts)).approx
-    seeds = 300
-    runs = [eng.count_cnf(cnf, max_diff_tokens=d, max_clause_freq=cap, seed=s)
-            for s in range(seeds)]
-    assert all(r.approx and r.sampled == cap for r in runs)
-    est = np.array([r.estimate for r in runs])
-    sd = _hypergeom_sd(exact.anchor_count, exact.count, cap)
-    assert abs(est.mean() - exact.count) <= 4 * sd / math.sqrt(seeds), (est.mean(), exact.count)
+    _sampled_runs_are_unbiased(eng, corpus, cnf, d, cap)
     assert eng.count_docs_with_all(cnf, max_clause_freq=cap).approx
 
 

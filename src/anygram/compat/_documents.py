@@ -28,6 +28,15 @@ class _DocumentsMixin(_Base):
                 "metadata": win.metadata_line or "",
                 "token_ids": win.token_ids, "blocked": False}  # a fresh list: no copy
 
+    def _page_args(self, maxnum: Any, max_disp_len: Any) -> tuple[int, int] | dict[str, str]:
+        """``(maxnum, max_disp_len)`` of a search, defaults filled in, or an error dict."""
+        if maxnum is None:
+            maxnum = self.maxnum
+        if not _positive_int(maxnum):
+            return {"error": "maxnum must be a positive integer"}
+        disp = self._disp_len(max_disp_len)
+        return disp if isinstance(disp, dict) else (maxnum, disp)
+
     def _disp_len(self, max_disp_len: Any) -> int | dict[str, str]:
         if max_disp_len is None:
             max_disp_len = self.max_disp_len
@@ -260,13 +269,10 @@ class _DocumentsMixin(_Base):
         ``idxs`` are their indices in that order (``[0, 1, ...]``). Occurrences inside
         taken-down documents are not counted. The empty query gives an error dict.
         """
-        if maxnum is None:
-            maxnum = self.maxnum
-        if not _positive_int(maxnum):
-            return {"error": "maxnum must be a positive integer"}
-        disp = self._disp_len(max_disp_len)
-        if isinstance(disp, dict):
-            return disp
+        page = self._page_args(maxnum, max_disp_len)
+        if isinstance(page, dict):
+            return page
+        maxnum, disp = page
         if not self._ids_ok(input_ids):
             return self._ids_error("input_ids")
         try:
@@ -285,13 +291,10 @@ class _DocumentsMixin(_Base):
         """:meth:`search_docs` of a CNF query: ``cnt``/``approx`` as :meth:`count_cnf`, and up
         to ``maxnum`` distinct matches (anchor occurrences) in a seeded random order, each
         windowed around its anchor phrase. ``idxs`` are their indices in that order."""
-        if maxnum is None:
-            maxnum = self.maxnum
-        if not _positive_int(maxnum):
-            return {"error": "maxnum must be a positive integer"}
-        disp = self._disp_len(max_disp_len)
-        if isinstance(disp, dict):
-            return disp
+        page = self._page_args(maxnum, max_disp_len)
+        if isinstance(page, dict):
+            return page
+        maxnum, disp = page
         args = self._cnf_args(cnf, max_clause_freq, max_diff_tokens)
         if isinstance(args, dict):
             return args
