@@ -97,7 +97,7 @@ def synthetic(n: int, seed: int = 0, vocab: int = 50257) -> np.ndarray:
 
 def quick_index(corpus: Path | None, n_tokens: int) -> tuple[Path, np.ndarray, dict[str, Any]]:
     """An index of the documents in the first ``n_tokens`` positions; the rest is held out."""
-    from anygram.build import build_index_from_ids
+    from anygram.index.build import build_index_from_ids
     arr = np.load(corpus, mmap_mode="r") if corpus else synthetic(n_tokens + 400_000)
     arr = np.asarray(arr[:n_tokens * 2])
     seps = np.flatnonzero(arr == 0xFFFF)

@@ -71,8 +71,8 @@ if str(SRC) not in sys.path:
     sys.path.insert(0, str(SRC))
 
 from anygram import Engine, build_index  # noqa: E402
-from anygram.format import ptr_width_for  # noqa: E402
-from anygram.sa import build_table  # noqa: E402
+from anygram.index.format import ptr_width_for  # noqa: E402
+from anygram.index.suffix_array import build_table  # noqa: E402
 
 IG_CAP = 50_000  # infini-gram's default max_clause_freq
 D = 100  # infini-gram's default max_diff_tokens

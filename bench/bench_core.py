@@ -6,8 +6,9 @@ Two parts (``--parts build,query``):
 build
     On the same tokenized shard (``tokenized.0`` + ``offset.0``, infini-gram v4 layout), time
     and measure peak RSS of
-      (a) anygram's suffix-table construction (``anygram.sa.build_table``), in a fresh Python
-          process (the package import, numba included, is part of the measured process);
+      (a) anygram's suffix-table construction (``anygram.index.suffix_array.build_table``), in a
+          fresh Python process (the package import, numba included, is part of the measured
+          process);
       (b) infini-gram's indexer: ``rust_indexing make-part`` (one process per CPU, parts of
           ds_size/cpus bytes + a 100,000-byte overlap, aligned to the token width), ``merge``,
           ``concat``: exactly what ``infini_gram/indexing.py build_sa`` runs, with one job
@@ -277,7 +278,7 @@ def corpus_key(paths: list[Path], tokenizer: str) -> str:
 def full_build_and_cache(inputs: list[str], tokenizer: str, out: Path, seed: int, cpus: int,
                          keep: bool, refresh: bool = False) -> Path:
     """Tokenize + index JSONL with anygram.build_index (timed, fresh process), cache ids."""
-    from anygram.corpus import expand_inputs
+    from anygram.index.corpus import expand_inputs
     paths = expand_inputs(inputs)
     key = corpus_key(paths, tokenizer)
     cache_dir = out / "cache"
@@ -568,8 +569,8 @@ def count_agreement(ag_dir: Path, ig_dir: Path, c: Corpus, queries: int, seed: i
 AG_CHILD = r"""
 import json, sys, time, resource
 t0 = time.perf_counter()
-from anygram import sa
-from anygram.format import ptr_width_for
+from anygram.index import suffix_array as sa
+from anygram.index.format import ptr_width_for
 import_s = time.perf_counter() - t0
 def rss():
     for line in open('/proc/self/status'):
@@ -733,13 +734,13 @@ def ensure_query_index(c: Corpus, n_tokens: int, out: Path, reuse: bool
             d.mkdir(parents=True)
             for name in ("tokenized.0", "offset.0", "table.0"):
                 os.link(bdir / name, d / name)
-            info["table_from"] = ("anygram.sa.build_table (this run's build part; compared "
-                                  "with rust_indexing's table there)")
+            info["table_from"] = ("anygram.index.suffix_array.build_table (this run's build "
+                                  "part; compared with rust_indexing's table there)")
         else:
             write_shard(prefix, c.width, c.sep, d)
-            log(f"building query index at {d} with anygram.sa.build_table")
+            log(f"building query index at {d} with anygram.index.suffix_array.build_table")
             build_anygram(d, c.width)
-            info["table_from"] = "anygram.sa.build_table"
+            info["table_from"] = "anygram.index.suffix_array.build_table"
     else:
         info["table_from"] = "reused"
     return d, rest, info

@@ -10,8 +10,9 @@ and its count (``get_suffix_count(state)``): the quantity ``infgram_text`` repor
 On the same token ids (the documents in the first ``--tokens`` positions of the cached corpus
 ``bench/out/cache/corpus_*.npy``: each document preceded by the separator id 65535), this script
 
-1. builds the anygram index (``anygram.build.build_index_from_ids``) in a fresh process, and
-   its suffix table alone (``anygram.sa.build_table`` on the written ``tokenized.0``) in another;
+1. builds the anygram index (``anygram.index.build.build_index_from_ids``) in a fresh process, and
+   its suffix table alone (``anygram.index.suffix_array.build_table`` on the written
+   ``tokenized.0``) in another;
 2. builds the CDAWG (``Cdawg(ids).build(); fill_counts()``) in a fresh process. The ids are the
    same array plus a final 65535: 65535 is rusty-dawg's ``Cdawg.EOS``, and without it at the end
    of the sequence some counts are wrong (checked against brute force on small corpora); the
@@ -137,7 +138,7 @@ def run_child(mode: str, spec: dict[str, Any]) -> dict[str, Any]:
 
 def child_ag_build(spec: dict[str, Any]) -> dict[str, Any]:
     r0 = rss_mb()
-    from anygram.build import build_index_from_ids
+    from anygram.index.build import build_index_from_ids
     r_import = rss_mb()
     arr = np.asarray(np.load(spec["corpus"], mmap_mode="r")[:spec["cut"]])
     seps = np.flatnonzero(arr == SEP)
@@ -154,7 +155,7 @@ def child_ag_build(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def child_ag_table(spec: dict[str, Any]) -> dict[str, Any]:
-    from anygram.sa import build_table
+    from anygram.index.suffix_array import build_table
     r_import = rss_mb()
     src = Path(spec["out"]) / "tokenized.0"
     dst = OUT / "rd_table_check.0"

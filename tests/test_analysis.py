@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from anygram import Engine, InvalidQueryError, TokenizerError, TokenOutOfRangeError, kernels
 from anygram import takedown as td
-from anygram.build import build_index_from_ids
+from anygram.index.build import build_index_from_ids
 from anygram.kernels import analysis as ka
 
 # (vocab_size, alphabet): ordinary ids and ids whose little-endian bytes trap a numeric order.

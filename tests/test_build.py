@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import reference as ref
 
-import anygram.build as build_mod
+import anygram.index.build as build_mod
 from anygram import BuildError, Engine, IncompleteIndexError, build_index
 
 TEXTS = [f"Document {i}: the quick brown fox {'jumps over' if i % 3 else 'sleeps near'} "

@@ -21,9 +21,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from anygram import Engine, InvalidQueryError, datasets
-from anygram.build import build_index_from_ids
+from anygram import Engine, InvalidQueryError
 from anygram.cli import main
+from anygram.index.build import build_index_from_ids
+from anygram.tools import datasets
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 

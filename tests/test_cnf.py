@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 from test_engine_props import ALPHABETS, _build
 
 from anygram import Engine, InvalidQueryError, TokenizerError, TokenOutOfRangeError, kernels
-from anygram import cnf as cnf_module
-from anygram.build import build_index, build_index_from_ids
-from anygram.cnf import MAX_CLAUSES, MAX_TERMS, plans
+from anygram.index.build import build_index, build_index_from_ids
 from anygram.kernels import cnf as kernels_cnf
+from anygram.query import cnf as cnf_module
+from anygram.query.cnf import MAX_CLAUSES, MAX_TERMS, plans
 
 EXACT = {"max_clause_freq": None}
 # The engine picks, per shard, the cheapest of several exact plans (cnf._choose); these force

@@ -15,8 +15,8 @@ import pytest
 import reference as ref
 
 from anygram import IndexNotFoundError
-from anygram.build import build_index_from_ids
 from anygram.compat import InfiniGramEngine
+from anygram.index.build import build_index_from_ids
 
 EOS = 60000
 # Shard 0 ends with a repeated token and doc 0 ends with 2: the cases where infini-gram's ntd
@@ -406,7 +406,7 @@ def test_search_docs_and_cnf_shapes(eng):
 
 
 def test_taken_down_documents_are_blocked(tmp_path):
-    from anygram.takedown import take_down
+    from anygram.tools.takedown import take_down
     d = tmp_path / "td"
     build_index_from_ids(DOCS, d, vocab_size=65535)
     take_down(d, [3])

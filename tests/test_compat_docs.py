@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import reference as ref
 
-from anygram.build import build_index, build_index_from_ids
 from anygram.compat import InfiniGramEngine as CompatEngine
+from anygram.index.build import build_index, build_index_from_ids
 
 infini_engine = pytest.importorskip("infini_gram.engine")
 

@@ -1,4 +1,4 @@
-"""Tests of anygram.corpus: every format read back from files written in tmp_path."""
+"""Tests of anygram.index.corpus: every format read back from files written in tmp_path."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from anygram.corpus import SUPPORTED_SUFFIXES, Document, expand_inputs, iter_documents
 from anygram.errors import CorpusError, InvalidQueryError
+from anygram.index.corpus import SUPPORTED_SUFFIXES, Document, expand_inputs, iter_documents
 
 RECORDS: list[dict[str, Any]] = [
     {"text": "hello world", "id": 1, "source": "a"},

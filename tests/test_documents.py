@@ -22,8 +22,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from anygram import DocWindow, Engine, InvalidQueryError, build_index
-from anygram.build import build_index_from_ids
 from anygram.cli import main
+from anygram.index.build import build_index_from_ids
 
 # Each property builds an index per example: a quarter of the default example count keeps
 # the file fast (ANYGRAM_MAX_EXAMPLES still scales it).

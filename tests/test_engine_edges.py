@@ -19,7 +19,7 @@ from anygram import (
     TokenizerError,
     TokenOutOfRangeError,
 )
-from anygram.build import build_index_from_ids
+from anygram.index.build import build_index_from_ids
 
 
 def _engine(tmp_path, docs, vocab=10, budget=None, name="idx"):
@@ -233,7 +233,7 @@ def test_unfinished_build_is_refused(tmp_path):
 def test_shard_pointers_read_every_width(k, tmp_path):
     """Shard.pointers (vectorised) reads k-byte little-endian entries as the kernels' _ptr."""
     from anygram import kernels
-    from anygram.format import Shard
+    from anygram.index.reader import Shard
 
     rng = np.random.default_rng(k)
     values = rng.integers(0, 2 ** min(8 * k, 63), 50, dtype=np.uint64)

@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from anygram import Engine
-from anygram.build import build_index_from_ids
+from anygram.index.build import build_index_from_ids
 
 # (vocab_size, alphabet): each alphabet mixes ordinary ids with byte-order traps.
 ALPHABETS = [

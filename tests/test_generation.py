@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from anygram import Engine
-from anygram.build import build_index_from_ids
 from anygram.errors import InvalidQueryError
-from anygram.generation import END
+from anygram.index.build import build_index_from_ids
+from anygram.lm.generation import END
 
 ALPHABETS = [(3, [0, 1, 2]), (65535, [1, 0xFF, 0xFF00, 0xFFFE])]
 
@@ -213,7 +213,7 @@ def _open_removed(docs, vocab, budget, gone):
 
 
 def _arrays(eng):
-    from anygram.generation import _removed_intervals
+    from anygram.lm.generation import _removed_intervals
     return ([(s.ds, s.sa, s.ptr_width) for s in eng.shards],
             [_removed_intervals(eng, i) for i in range(eng.num_shards)])
 
@@ -396,7 +396,7 @@ def test_estimate_discounts_sampled(tmp_path):
     many = [eng3.estimate_discounts(3, sample=8000, seed=s) for s in range(10)]
     for k in exact:
         assert np.mean([m[k] for m in many]) == pytest.approx(exact[k], abs=0.05)
-    from anygram.generation import SAMPLE_WINDOW, _sample_windows
+    from anygram.lm.generation import SAMPLE_WINDOW, _sample_windows
     ws = _sample_windows(eng3, 5000, 4)
     assert sum(w.shape[0] for w in ws) == -(-5000 // SAMPLE_WINDOW)
     with pytest.raises(InvalidQueryError):

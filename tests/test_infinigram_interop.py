@@ -25,7 +25,8 @@ Two infini-gram 2.6.0 defects are worked around, each detected at run time and r
   maps the dtype name to a numpy type and changes nothing else.
 - ``rust_indexing make-part`` for u32 allocates ``2**32`` 8-byte bins (32 GiB) and aborts on a
   machine with less memory. The tokenize step's files are then kept and the missing ``table``
-  is written by ``anygram.sa`` (the u8/u16 tests show the two builders' tables are identical).
+  is written by ``anygram.index.suffix_array`` (the u8/u16 tests show the two builders' tables
+  are identical).
 
 infini-gram finds files by *substring* of their full path ("table", "offset", ...), so every
 directory used here is checked to avoid those words.
@@ -50,10 +51,10 @@ import pytest
 import reference as ref
 
 from anygram import Engine
-from anygram import sa as anygram_sa
-from anygram.build import build_index, build_index_from_ids
 from anygram.compat import InfiniGramEngine as CompatEngine
-from anygram.format import ptr_width_for
+from anygram.index import suffix_array as anygram_sa
+from anygram.index.build import build_index, build_index_from_ids
+from anygram.index.format import ptr_width_for
 
 infini_engine = pytest.importorskip("infini_gram.engine")
 tokenizers = pytest.importorskip("tokenizers")
@@ -239,7 +240,8 @@ def build_with_infini_gram(ws: Workspace, name: str, *args: str, v6: bool = Fals
     if p.returncode != 0 and dtype == "u32" and "memory allocation of" in p.stderr:
         # rust_indexing's u32 SA-IS wants 2**32 bins of 8 bytes. Keep infini-gram's tokenized
         # files and write the table with anygram's builder (identical for u8/u16, see below).
-        ws.notes[name] = "rust_indexing make-part out of memory: table written by anygram.sa"
+        ws.notes[name] = ("rust_indexing make-part out of memory: table written by "
+                          "anygram.index.suffix_array")
         for part in save_dir.glob("parts*"):
             shutil.rmtree(part)
         for tokenized in save_dir.glob("tokenized*"):

@@ -1,4 +1,4 @@
-"""Text queries with operators (anygram.query_text): syntax, precedence, and the tokenizer-aware
+"""Text queries with operators (anygram.query.text): syntax, precedence, and the tokenizer-aware
 leading space, with tiny tokenizers of every kind trained here."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from anygram import Engine, InvalidQueryError
-from anygram.build import build_index
-from anygram.query_text import has_operators, parse_query, split_query, term_encoder
+from anygram.index.build import build_index
+from anygram.query.text import has_operators, parse_query, split_query, term_encoder
 from anygram.tokenization import load_tokenizer
 
 SENTENCES = [

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from test_documents import FEW, built, bytes_index, corpora
 
 from anygram import AnygramError, Engine, InvalidQueryError, SearchResult, kernels
-from anygram.build import build_index_from_ids
 from anygram.cli import main
+from anygram.index.build import build_index_from_ids
 
 
 def query_of(draw, letters, docs):

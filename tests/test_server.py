@@ -27,9 +27,9 @@ from click.testing import CliRunner  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 from anygram import Engine, build_index  # noqa: E402
-from anygram.build import build_index_from_ids  # noqa: E402
 from anygram.cli import main  # noqa: E402
 from anygram.compat import InfiniGramEngine  # noqa: E402
+from anygram.index.build import build_index_from_ids  # noqa: E402
 from anygram.server import ServerLimits, create_app  # noqa: E402
 
 CORPUS = [
@@ -853,7 +853,7 @@ def test_attribute_enforce_bow_uses_the_tokenizers_word_starts(client: TestClien
 
 def test_infgram_text_nan_is_null(tmp_path: Path) -> None:
     """With every document taken down every probability is NaN in the engine: null in JSON."""
-    from anygram.takedown import take_down
+    from anygram.tools.takedown import take_down
 
     d = tmp_path / "empty"
     build_index_from_ids([[1, 2], [3]], d, vocab_size=100)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from anygram import Engine, InvalidQueryError, build_index
 from anygram import takedown as td
-from anygram.build import build_index_from_ids
+from anygram.index.build import build_index_from_ids
 
 
 def _split(manifest, docs):

@@ -3,19 +3,7 @@
 The public API is what this module exports.
 """
 
-__version__ = "0.1.0"
-
-# (after __version__: the submodules read it)
-from .analysis_results import AttributionDoc, AttributionResult, AttributionSpan, InfGramTextResult
-from .build import build_index, build_index_from_ids
-from .cnf_results import (
-    CnfCount,
-    CnfFindResult,
-    CnfHit,
-    CnfSearchResult,
-    DocsWithAllResult,
-)
-from .engine import Engine
+from ._version import __version__
 from .errors import (
     AnygramError,
     BuildError,
@@ -28,22 +16,35 @@ from .errors import (
     TokenizerError,
     TokenOutOfRangeError,
 )
-from .format import Manifest
-from .query_text import parse_query
-from .results import (
+from .index.build import build_index, build_index_from_ids
+from .index.format import Manifest
+from .query.engine import Engine
+from .query.results import (
+    AttributionDoc,
+    AttributionResult,
+    AttributionSpan,
+    CnfCount,
+    CnfFindResult,
+    CnfHit,
+    CnfSearchResult,
     CountResult,
+    DocsWithAllResult,
     DocWindow,
     FindResult,
     InfGramNextTokenDist,
     InfGramProbResult,
+    InfGramTextResult,
     NextTokenDist,
     Occurrence,
     ProbResult,
     SearchResult,
 )
+from .query.text import parse_query
+from .tools import takedown
 
 __all__ = [
-    "__version__", "build_index", "build_index_from_ids", "Engine", "Manifest", "parse_query",
+    "__version__", "takedown", "build_index", "build_index_from_ids", "Engine", "Manifest",
+    "parse_query",
     "AnygramError", "BuildError", "CorpusError", "IncompleteIndexError", "IndexFormatError",
     "IndexNotFoundError", "IndexVersionError", "InvalidQueryError", "TokenizerError",
     "TokenOutOfRangeError",

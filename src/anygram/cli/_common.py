@@ -14,10 +14,10 @@ from typing import Any, TypeGuard, TypeVar
 
 import click
 
-from .. import __version__
-from ..engine import Engine
+from .._version import __version__
 from ..errors import AnygramError, InvalidQueryError
-from ..query_text import has_operators
+from ..query.engine import Engine
+from ..query.text import has_operators
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from ..build import build_index
-from ..format import MANIFEST_NAME, read_manifest
+from ..index.build import build_index
+from ..index.format import MANIFEST_NAME, read_manifest
 from ._common import _emit, _engine, _index_options, main
 
 

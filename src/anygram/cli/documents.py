@@ -10,8 +10,8 @@ from typing import Any
 
 import click
 
-from ..engine import Engine
-from ..results import DocWindow
+from ..query.engine import Engine
+from ..query.results import DocWindow
 from ._common import (
     _cnf_options,
     _emit,

@@ -1,6 +1,6 @@
 """``anygram eval`` (the ∞-gram on held-out text, alone or mixed with a causal LM) and
-``anygram color`` (a text coloured by ∞-gram suffix length). Logic: ``anygram.evaluation``
-and ``anygram.render``."""
+``anygram color`` (a text coloured by ∞-gram suffix length). Logic: ``anygram.lm.evaluation``
+and ``anygram.lm.render``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .. import evaluation, render
+from ..lm import evaluation, render
 from ._common import _emit, _engine, _index_options, _query, _query_options, main
 
 

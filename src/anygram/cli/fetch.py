@@ -12,7 +12,7 @@ from ._common import _emit, main
 
 
 def _fetch_help() -> str:
-    from ..datasets import AVAILABLE
+    from ..tools.datasets import AVAILABLE
 
     available = []
     for name, desc in AVAILABLE.items():
@@ -39,7 +39,7 @@ def _fetch_help() -> str:
 
 
 def _fetch_names() -> list[str]:
-    from ..datasets import AVAILABLE
+    from ..tools.datasets import AVAILABLE
 
     return list(AVAILABLE)
 
@@ -52,7 +52,7 @@ def _fetch_names() -> list[str]:
               help="Download cache (default: $ANYGRAM_CACHE or ~/.cache/anygram).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress message on stderr.")
 def fetch(name: str, out: Path, cache: Path | None, quiet: bool) -> None:
-    from .. import datasets
+    from ..tools import datasets
 
     if not quiet:
         click.echo(f"fetching {name} ...", err=True)

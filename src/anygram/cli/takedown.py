@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from .. import takedown as takedown_mod
-from ..engine import Engine
 from ..errors import InvalidQueryError
+from ..query.engine import Engine
+from ..tools import takedown as takedown_mod
 from ._common import _emit, _parse_ids, main
 
 
@@ -70,7 +70,7 @@ def takedown(index: Path, doc_ids: str | None, where: str | None, texts: Path | 
         with Engine.open(index, takedown=False) as engine:
             selected = takedown_mod.docs_where(engine, field, value)
     elif texts is not None:
-        from ..corpus import iter_documents
+        from ..index.corpus import iter_documents
 
         with Engine.open(index, takedown=False) as engine:
             docs = (d.text for d in iter_documents(texts, txt_mode="line"))

@@ -21,7 +21,7 @@ raise :class:`NotImplementedError`.
 Documents come back as infini-gram's ``DocResult`` dicts: ``doc_ix`` (global, numbered in
 infini-gram's shard order), ``doc_len``, ``disp_len``, ``needle_offset``, ``metadata`` (the
 raw JSON line with its trailing ``"\n"``, or ``""`` without metadata), ``token_ids`` and
-``blocked``. A taken-down document (:func:`anygram.takedown.take_down`) comes back as
+``blocked``. A taken-down document (:func:`anygram.tools.takedown.take_down`) comes back as
 ``blocked=True`` with no tokens (``token_ids=[]``, ``disp_len=0``, ``needle_offset=0``) and
 ``metadata=""``, like infini-gram's diff engine.
 

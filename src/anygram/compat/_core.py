@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from ..engine import Engine
 from ..errors import AnygramError
-from ..results import NextTokenDist
+from ..query.engine import Engine
+from ..query.results import NextTokenDist
 from ._base import _WIDTH_OF_DTYPE, _Base, _positive_int
 
 _UNSUPPORTED = ("compute_unigram_counts", "get_new_shards_by_index_dir")

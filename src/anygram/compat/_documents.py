@@ -7,7 +7,7 @@ import bisect
 from typing import Any
 
 from ..errors import AnygramError
-from ..results import DocWindow
+from ..query.results import DocWindow
 from ._base import _Base, _positive_int
 
 

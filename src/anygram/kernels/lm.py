@@ -5,7 +5,7 @@ Same conventions as :mod:`anygram.kernels.search` (``ds``, ``sa``, ``k`` of one 
 bytes a token, documents preceded by a separator of ``w`` bytes 0xff). Twins (brute force over
 the documents) in ``tests/reference_lm.py``.
 
-The k-grams are those of the Kneser-Ney model (``anygram.generation``): ``k - 1`` document
+The k-grams are those of the Kneser-Ney model (``anygram.lm.generation``): ``k - 1`` document
 tokens followed by a document token or the document end (a separator, or the end of the
 shard). A k-gram's *key* is its ``k * w`` bytes, the end written as a separator. All suffixes
 that begin with the same key are contiguous in a shard's suffix array, so one walk over the

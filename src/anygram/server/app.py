@@ -27,8 +27,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import __version__
-from ..engine import Engine
+from .._version import __version__
+from ..query.engine import Engine
 from . import models as m
 from .errors import (
     UnknownIndexError,

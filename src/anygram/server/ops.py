@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from ..cnf import DEFAULT_MAX_CLAUSE_FREQ, DEFAULT_MAX_DIFF_TOKENS
 from ..compat import InfiniGramEngine
-from ..engine import Engine
 from ..errors import AnygramError, InvalidQueryError, TokenizerError
-from ..query_text import parse_query
+from ..query.cnf import DEFAULT_MAX_CLAUSE_FREQ, DEFAULT_MAX_DIFF_TOKENS
+from ..query.engine import Engine
+from ..query.text import parse_query
 from . import models as m
 from .errors import DocumentNotFoundError, LimitExceededError
 from .limits import ServerLimits

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, NoReturn
 import numpy as np
 
 from ..errors import TokenizerError, TokenOutOfRangeError
-from ..format import sha256_file
+from ..fileio import sha256_file
 
 #: Appended to "cannot load" messages so the user knows what is accepted.
 SUPPORTED_TOKENIZERS_HINT = (

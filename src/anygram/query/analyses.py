@@ -27,12 +27,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import kernels
-from .analysis_results import AttributionDoc, AttributionResult, AttributionSpan, InfGramTextResult
+from .. import kernels
+from ..errors import InvalidQueryError
+from ..kernels import analysis as ka
 from .core import Query
 from .documents import DocumentQueries
-from .errors import InvalidQueryError
-from .kernels import analysis as ka
+from .results import AttributionDoc, AttributionResult, AttributionSpan, InfGramTextResult
 
 _Arrays = tuple[np.ndarray, np.ndarray, int, int]  # a shard as the kernels take it
 _Caches = tuple[np.ndarray, np.ndarray, np.ndarray]  # see anygram.kernels.analysis

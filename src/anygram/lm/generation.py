@@ -43,10 +43,10 @@ from typing import Any, Literal, cast
 
 import numpy as np
 
-from .core import EngineCore, Query
-from .errors import InvalidQueryError
-from .kernels.lm import count_of_counts
-from .lm_results import END, KNNextTokenDist, KNProbResult
+from ..errors import InvalidQueryError
+from ..kernels.lm import count_of_counts
+from ..query.core import EngineCore, Query
+from .results import END, KNNextTokenDist, KNProbResult
 
 #: The discount of every order unless one is given (estimating it exactly is expensive).
 DEFAULT_DISCOUNT = 0.75

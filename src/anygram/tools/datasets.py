@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import AnygramError
+from ..errors import AnygramError
 
 __all__ = ["AVAILABLE", "FetchError", "cache_dir", "fetch"]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BuildError
+from ..errors import BuildError
 
 _INT32_LIMIT = 2**31 - 1
 _CHUNK = 1 << 22  # entries per pass when compacting and writing: bounds the temporaries

@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from .errors import InvalidQueryError
+from ..errors import InvalidQueryError
 
 _AND = re.compile(r"\s+AND\s+")
 _OR = re.compile(r"\s+OR\s+")

@@ -20,9 +20,9 @@ from typing import Literal, NamedTuple, get_args
 
 import numpy as np
 
-from . import kernels
+from .. import kernels
+from ..errors import InvalidQueryError
 from .core import EngineCore, Query
-from .errors import InvalidQueryError
 from .results import DocWindow, SearchResult
 
 Order = Literal["position", "random", "rank"]

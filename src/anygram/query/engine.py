@@ -1,17 +1,17 @@
 """The query engine: :class:`Engine`, the public class, composed of the core and its features.
 
-The core (:mod:`anygram.core`) opens an index, validates input once, fans out over shards,
+The core (:mod:`anygram.query.core`) opens an index, validates input once, fans out over shards,
 merges and builds results; each feature is a mixin over it (documents, CNF queries, text
 analyses, language models).
 """
 
 from __future__ import annotations
 
-from .analysis import TextAnalyses
+from ..lm.generation import LanguageModels
+from .analyses import TextAnalyses
 from .cnf import CnfQueries
 from .core import Query, TokenIds
 from .documents import DocumentQueries
-from .generation import LanguageModels
 
 __all__ = ["Engine", "Query", "TokenIds"]
 

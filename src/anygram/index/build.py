@@ -23,9 +23,11 @@ from typing import Any, BinaryIO
 import numpy as np
 from tqdm import tqdm
 
-from . import __version__, sa
+from .._version import __version__
+from ..errors import BuildError
+from ..tokenization import Tokenizer, load_tokenizer, token_width_for
+from . import suffix_array as sa
 from .corpus import Document, expand_inputs, iter_documents
-from .errors import BuildError
 from .format import (
     MANIFEST_NAME,
     PARTIAL_SUFFIX,
@@ -37,7 +39,6 @@ from .format import (
     shard_file_names,
     write_manifest,
 )
-from .tokenization import Tokenizer, load_tokenizer, token_width_for
 
 PROGRESS_NAME = "progress.json"
 # Peak bytes per token byte while sorting: the bytes themselves + an int32 SA entry per byte.

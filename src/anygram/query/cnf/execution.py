@@ -1,6 +1,6 @@
 """Running a CNF plan on the engine's shards: reading occurrences from the suffix array,
 sampling anchors, scanning and probing the text around them (mixed into the Engine through
-:class:`~anygram.cnf.CnfQueries`)."""
+:class:`~anygram.query.cnf.CnfQueries`)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .. import kernels
+from ... import kernels
+from ...kernels import cnf as kernels_cnf
 from ..core import EngineCore
-from ..kernels import cnf as kernels_cnf
 from .plans import (
     _by_clause,
     _check_plan,
@@ -29,7 +29,7 @@ from .plans import (
 
 
 class _CnfExecution(EngineCore):
-    """The internals of :class:`~anygram.cnf.CnfQueries` that run a plan, shard by shard."""
+    """The internals of :class:`~anygram.query.cnf.CnfQueries` that run a plan, shard by shard."""
 
     def _cnf_doc_bounds(self, shard: int, docs: np.ndarray
                         ) -> tuple[np.ndarray, np.ndarray]:

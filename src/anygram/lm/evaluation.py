@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import AnygramError, InvalidQueryError
+from ..errors import AnygramError, InvalidQueryError
 
 if TYPE_CHECKING:
-    from .engine import Engine, Query
+    from ..query.engine import Engine, Query
 
 #: Token log-probabilities of one text: ``f(ids) -> array`` with entry ``j`` = log p(ids[j] |
 #: ids[:j]) for ``j >= 1`` (entry 0 is ignored unless ``bos_id`` was given).
@@ -411,6 +411,6 @@ def evaluate(engine: Engine, texts: Sequence[Query], *, lm: Any = None,
 def read_texts(path: str | Path, text_field: str = "text") -> list[str]:
     """The texts of a corpus file (JSONL/.txt one per line/Parquet), as ``anygram build``
     reads them."""
-    from .corpus import iter_documents
+    from ..index.corpus import iter_documents
 
     return [d.text for d in iter_documents(path, text_field=text_field, txt_mode="line")]

@@ -25,35 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import IndexFormatError, InvalidQueryError
+from ..errors import InvalidQueryError
+from ..index.takedown import FORMAT_NAME, RECORD_NAME, VERSION, read_record, takedown_dir
 
 if TYPE_CHECKING:
-    from .engine import Engine
-
-RECORD_NAME = "takedown.json"
-FORMAT_NAME = "anygram-takedown"
-VERSION = 1
-
-
-def read_record(index_dir: Path) -> dict[str, Any] | None:
-    """The takedown record of an index directory, or None when nothing was taken down."""
-    path = Path(index_dir) / RECORD_NAME
-    if not path.exists():
-        return None
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise IndexFormatError(f"cannot read {path} ({e}): restore it from a backup, or "
-                               "delete it and take the documents down again") from e
-    if record.get("format") != FORMAT_NAME or record.get("version") != VERSION:
-        raise IndexFormatError(f"{path} is not a takedown record this anygram reads: "
-                               "upgrade anygram")
-    return record
-
-
-def takedown_dir(index_dir: Path, record: dict[str, Any]) -> Path:
-    return Path(index_dir) / f"takedown-{record['generation']}"
-
+    from ..query.engine import Engine
 
 def _removed_documents(engine: Engine, doc_ids: list[int]) -> Iterator[np.ndarray]:
     """The token ids of each document, read from the index."""
@@ -71,8 +47,8 @@ def set_removed(index_dir: str | Path, doc_ids: Iterable[int]) -> list[int]:
     Builds the takedown index into a new generation directory, then atomically replaces
     ``takedown.json``; older generations are deleted afterwards. Returns the sorted ids.
     """
-    from .build import build_index_from_ids
-    from .engine import Engine
+    from ..index.build import build_index_from_ids
+    from ..query.engine import Engine
 
     index_dir = Path(index_dir)
     base = Engine.open(index_dir, takedown=False)

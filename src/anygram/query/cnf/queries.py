@@ -1,5 +1,5 @@
 """The public CNF queries of the Engine (count_cnf, find_cnf, search_docs_cnf,
-count_docs_with_all), their options and the validation of a query. See :mod:`anygram.cnf`."""
+count_docs_with_all), their options and the validation of a query. See :mod:`anygram.query.cnf`."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ from typing import Literal
 
 import numpy as np
 
-from .. import kernels
-from ..cnf_results import CnfCount, CnfFindResult, CnfHit, CnfSearchResult, DocsWithAllResult
+from ... import kernels
+from ...errors import InvalidQueryError, TokenizerError
 from ..documents import DocumentQueries
-from ..errors import InvalidQueryError, TokenizerError
-from ..query_text import parse_query, term_encoder
-from ..results import DocWindow
+from ..results import CnfCount, CnfFindResult, CnfHit, CnfSearchResult, DocsWithAllResult, DocWindow
+from ..text import parse_query, term_encoder
 from .execution import _CnfExecution
 from .plans import _estimate, _implies, _Plan, _reduce, _Run
 
@@ -61,7 +60,7 @@ class CnfQueries(_CnfExecution, DocumentQueries):
         Args:
             cnf: clauses (AND) of phrases (OR), each phrase token ids or text, e.g.
                 ``[[[5, 6], [7]], [[8]]]``; or a text query ``"a AND b OR c"`` (OR binds
-                tighter, see :mod:`anygram.query_text`).
+                tighter, see :mod:`anygram.query.text`).
             max_diff_tokens: the proximity window ``d >= 0``.
             max_clause_freq: a latency bound (the default, 50,000, is infini-gram's cap):
                 when the rarest clause occurs more than this often and the cost model
@@ -71,7 +70,7 @@ class CnfQueries(_CnfExecution, DocumentQueries):
                 (``approx=False``). The choice depends only on the query, the index and the
                 arguments. None: always exact.
             seed: seeds the sample (same seed, same answer).
-            leading_space: how text terms are tokenized (:func:`~anygram.query_text.term_encoder`).
+            leading_space: how text terms are tokenized (:func:`~anygram.query.text.term_encoder`).
 
         A single clause counts its distinct occurrence positions (a position where two of its
         phrases start counts once), exactly and in O(phrases x log N) (plus a scan of the
@@ -270,7 +269,7 @@ class CnfQueries(_CnfExecution, DocumentQueries):
     def _cnf_ids(self, cnf: Sequence[Sequence[Phrase]],
                  leading_space: bool | None) -> list[list[list[int]]]:
         """A nested-list CNF as ids: shape and types checked, text phrases encoded as terms
-        (:func:`~anygram.query_text.term_encoder`), ids range-checked."""
+        (:func:`~anygram.query.text.term_encoder`), ids range-checked."""
         encode = None
         out = []
         for i, clause in enumerate(cnf):

@@ -14,9 +14,12 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from . import kernels, takedown
-from .errors import IndexFormatError, InvalidQueryError, TokenizerError, TokenOutOfRangeError
-from .format import DTYPE_OF_WIDTH, LoadMethod, OpenedIndex, Shard, open_index
+from .. import kernels
+from ..errors import IndexFormatError, InvalidQueryError, TokenizerError, TokenOutOfRangeError
+from ..index import takedown
+from ..index.format import DTYPE_OF_WIDTH, LoadMethod
+from ..index.reader import OpenedIndex, Shard, open_index
+from ..tokenization import Tokenizer, load_tokenizer
 from .results import (
     CountResult,
     FindResult,
@@ -25,7 +28,6 @@ from .results import (
     NextTokenDist,
     ProbResult,
 )
-from .tokenization import Tokenizer, load_tokenizer
 
 TokenIds = Sequence[int] | np.ndarray
 Query = TokenIds | str
@@ -90,7 +92,7 @@ class EngineCore:
             vocab_size: valid ids are ``0..vocab_size-1``; defaults to the manifest's value,
                 or everything but the separator id for an index without a manifest.
             eos_id: the id that stands for a document end (used by the compat layer).
-            takedown: honour the documents taken down with :mod:`anygram.takedown` (the
+            takedown: honour the documents taken down with :mod:`anygram.tools.takedown` (the
                 default); False shows the index as built.
 
         Raises:

@@ -1,6 +1,6 @@
 """The plans of a CNF query: a validated query with where its clauses occur (:class:`_Plan`),
 the matches found (:class:`_Run`), and the cost model that picks how to find them
-(:func:`_choose`, :func:`_split_partners`). See :mod:`anygram.cnf`."""
+(:func:`_choose`, :func:`_split_partners`). See :mod:`anygram.query.cnf`."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import numpy as np
 #: in a bitmap of the shard's positions (:func:`anygram.kernels.cnf.mark_ranks`, and its
 #: share of the sweep); one word (64 positions) of one row of those marks, zeroed and swept
 #: (:func:`anygram.kernels.cnf.sweep_marks`); drawing one anchor of a sample
-#: (:meth:`~anygram.cnf.execution._CnfExecution._cnf_sample`: the draw, a random read of the
+#: (:meth:`~anygram.query.cnf.execution._CnfExecution._cnf_sample`: the draw, a random read of the
 #: suffix array, the sort and the document lookup; 27-31 ns measured when the clause occurs
 #: up to ~3x the sample, 69 ns for 50,000 of 944,000 occurrences, more when the clause's
 #: suffix-array range is far out of the cache; the check of the sampled anchors usually
@@ -39,7 +39,7 @@ _SAMPLE_NS = 60.0
 
 
 def _forced() -> str | None:
-    """The plan the tests force, ``anygram.cnf._FORCE``: read from the package at each call,
+    """The plan the tests force, ``anygram.query.cnf._FORCE``: read from the package at each call,
     where the tests set it."""
     from . import _FORCE
 
@@ -48,7 +48,7 @@ def _forced() -> str | None:
 
 def _forced_sample() -> bool | None:
     """Whether the tests force the sample (True) or the exact answer (False) once the rarest
-    clause exceeds the cap, ``anygram.cnf._FORCE_SAMPLE``; None: the cheaper
+    clause exceeds the cap, ``anygram.query.cnf._FORCE_SAMPLE``; None: the cheaper
     (:func:`_sample_cheaper`)."""
     from . import _FORCE_SAMPLE
 

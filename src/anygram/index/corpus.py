@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from .errors import CorpusError, InvalidQueryError
+from ..errors import CorpusError, InvalidQueryError
 
 __all__ = ["Document", "iter_documents", "expand_inputs", "SUPPORTED_SUFFIXES"]
 

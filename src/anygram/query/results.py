@@ -1,13 +1,17 @@
-"""Result types of engine queries: frozen dataclasses with a JSON-safe ``to_dict()``."""
+"""Result types of queries: frozen dataclasses with a JSON-safe ``to_dict()``.
+
+The n-gram queries, documents and search, CNF queries (``docs/cnf.md``) and the whole-text
+analyses (``docs/analyses.md``)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .format import parse_metadata_line
+from ..index.format import parse_metadata_line
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,3 +308,193 @@ class Occurrence:
     def to_dict(self) -> dict[str, Any]:
         return {"shard": self.shard, "pos": self.pos, "doc_id": self.doc_id,
                 "window": None if self.window is None else self.window.to_dict()}
+
+
+# ----------------------------------------------------------------------------- CNF queries
+
+@dataclass(frozen=True, slots=True)
+class CnfCount:
+    """The number of matches of a CNF query: anchor-clause occurrences with every other
+    clause nearby (``docs/cnf.md``).
+
+    Exact unless ``approx``. When ``approx``, ``sampled`` anchor occurrences drawn uniformly
+    without replacement were checked and ``sample_matches`` of them matched; ``estimate =
+    anchor_count * sample_matches / sampled`` is unbiased, ``stderr`` is its estimated
+    standard error, and ``count`` is ``estimate`` rounded. When exact, ``estimate == count``
+    and ``stderr == 0``.
+
+    ``clause_counts`` are the occurrences (distinct positions) of each clause as written,
+    ``anchor_count`` that of the first; both include taken-down documents, which no match
+    comes from.
+    """
+
+    count: int
+    approx: bool
+    estimate: float
+    stderr: float
+    sampled: int
+    sample_matches: int
+    anchor_count: int
+    clause_counts: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "approx": self.approx, "estimate": self.estimate,
+                "stderr": self.stderr, "sampled": self.sampled,
+                "sample_matches": self.sample_matches, "anchor_count": self.anchor_count,
+                "clause_counts": list(self.clause_counts)}
+
+
+@dataclass(frozen=True, slots=True)
+class CnfFindResult(CnfCount):
+    """:class:`CnfCount` plus where the matches are: per shard, the ascending token positions
+    of the matching anchor occurrences. Complete when exact; when ``approx``, only the
+    matches among the sampled anchors (``sample_matches`` of them).
+    """
+
+    positions: tuple[np.ndarray, ...] = ()
+
+    def pairs(self) -> list[tuple[int, int]]:
+        """The matches as ``(shard, position)`` pairs, by shard then position."""
+        return [(s, int(p)) for s, arr in enumerate(self.positions) for p in arr]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = CnfCount.to_dict(self)
+        d["positions"] = [arr.tolist() for arr in self.positions]
+        return d
+
+
+CnfHit = Occurrence  # an occurrence of the query, with its document window
+
+
+@dataclass(frozen=True, slots=True)
+class CnfSearchResult:
+    """One page of the matches of a CNF query.
+
+    ``count``/``approx``/``estimate`` as in :class:`CnfCount`. ``total_hits`` is how many
+    matches can be paged through: all of them when exact, the matches among the sampled
+    anchors when ``approx``. ``hits`` are entries ``[offset, offset + len(hits))`` of the
+    requested order, all distinct; ``next_offset`` is None after the last page.
+    """
+
+    count: int
+    approx: bool
+    estimate: float
+    total_hits: int
+    offset: int
+    next_offset: int | None
+    hits: tuple[CnfHit, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "approx": self.approx, "estimate": self.estimate,
+                "total_hits": self.total_hits, "offset": self.offset,
+                "next_offset": self.next_offset, "hits": [h.to_dict() for h in self.hits]}
+
+
+@dataclass(frozen=True, slots=True)
+class DocsWithAllResult:
+    """The number of documents in which every clause occurs (anywhere, no proximity limit).
+
+    Exact unless ``approx``; then ``estimate`` is unbiased (``docs/cnf.md``), ``stderr`` its
+    estimated standard error, ``count`` its rounding, and ``doc_ids`` (when requested) only
+    the matching documents met in the sample. ``doc_ids`` are global ids, ascending.
+    """
+
+    count: int
+    approx: bool
+    estimate: float
+    stderr: float
+    sampled: int
+    doc_ids: tuple[int, ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "approx": self.approx, "estimate": self.estimate,
+                "stderr": self.stderr, "sampled": self.sampled,
+                "doc_ids": None if self.doc_ids is None else list(self.doc_ids)}
+
+
+# ----------------------------------------------------------------------------- analyses
+
+@dataclass(frozen=True, slots=True, eq=False)
+class InfGramTextResult:
+    """The ∞-gram of every token of a text given the tokens before it (read-only arrays).
+
+    Entry ``j`` (``0 <= j < len(token_ids)``) is what ``Engine.infgram_prob(token_ids[:j],
+    token_ids[j])`` returns: ``suffix_len[j]`` is the length of the longest suffix of
+    ``token_ids[:j]`` that occurs (0: the empty suffix, i.e. the unigram over all
+    positions), ``prompt_count[j]`` its count, ``cont_count[j]`` the count of that suffix
+    followed by ``token_ids[j]``, and ``prob[j] = cont_count[j] / prompt_count[j]``, NaN
+    when ``prompt_count[j] == 0`` (only on an empty corpus; ``infgram_prob`` says None).
+    ``result[j]`` gives entry ``j`` as an :class:`~anygram.InfGramProbResult`.
+    """
+
+    token_ids: np.ndarray
+    suffix_len: np.ndarray
+    prompt_count: np.ndarray
+    cont_count: np.ndarray
+    prob: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.token_ids.shape[0])
+
+    def __getitem__(self, j: int) -> InfGramProbResult:
+        p = float(self.prob[j])
+        return InfGramProbResult(prompt_count=int(self.prompt_count[j]),
+                                 cont_count=int(self.cont_count[j]),
+                                 prob=None if math.isnan(p) else p,
+                                 suffix_len=int(self.suffix_len[j]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"token_ids": self.token_ids.tolist(), "suffix_len": self.suffix_len.tolist(),
+                "prompt_count": self.prompt_count.tolist(),
+                "cont_count": self.cont_count.tolist(),
+                "prob": [None if math.isnan(p) else p for p in self.prob.tolist()]}
+
+
+AttributionDoc = Occurrence  # an occurrence of the query, with its document window
+
+
+@dataclass(frozen=True, slots=True)
+class AttributionSpan:
+    """The text's tokens ``[start, end)``, found verbatim ``count`` times in the corpus.
+
+    ``unigram_logprob_sum`` is the sum over its tokens of ``log(count([t]) / count([]))``
+    (natural log; the denominator counts every position, separators included): the lower,
+    the rarer the words. ``docs`` are its occurrences in corpus order (shard, then
+    position), at most ``max_docs_per_span`` of them when that was given.
+    """
+
+    start: int
+    end: int
+    count: int
+    unigram_logprob_sum: float
+    docs: tuple[AttributionDoc, ...]
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end, "length": self.length,
+                "count": self.count, "unigram_logprob_sum": self.unigram_logprob_sum,
+                "docs": [d.to_dict() for d in self.docs]}
+
+
+@dataclass(frozen=True, slots=True)
+class AttributionResult:
+    """The maximal spans of a text that occur in the corpus rarely (``docs/analyses.md``),
+    by increasing start (and end)."""
+
+    spans: list[AttributionSpan]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"spans": [s.to_dict() for s in self.spans]}
+
+    def to_infini_gram(self, token_width: int) -> dict[str, Any]:
+        """infini-gram's ``attribute`` answer: ``{"spans": [{"l", "r", "length", "count",
+        "unigram_logprob_sum", "docs": [{"s", "ptr"}]}]}`` with byte pointers
+        (``pos * token_width``); its docs come in suffix-array order, ours in corpus order."""
+        return {"spans": [{"l": s.start, "r": s.end, "length": s.length, "count": s.count,
+                           "unigram_logprob_sum": s.unigram_logprob_sum,
+                           "docs": [{"s": d.shard, "ptr": d.pos * token_width}
+                                    for d in s.docs]}
+                          for s in self.spans]}

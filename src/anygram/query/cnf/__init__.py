@@ -5,7 +5,7 @@ first clause (the anchor) such that every other clause occurs in the same docume
 ``max_diff_tokens`` (``d``) tokens of it, start to start, and the count is the number of
 matches. Everything is exact unless the rarest clause occurs more than ``max_clause_freq``
 times *and* the cost model predicts that checking ``max_clause_freq`` sampled anchors costs
-less than the exact answer (:func:`~anygram.cnf.plans._sample_cheaper`); then a uniform
+less than the exact answer (:func:`~anygram.query.cnf.plans._sample_cheaper`); then a uniform
 sample of anchor occurrences (without replacement) is checked and the count is scaled up:
 unbiased, flagged ``approx``. The choice depends only on the query, the index and the
 arguments.
@@ -38,9 +38,9 @@ the suffix array costs O(count) and wins when no clause is much rarer than the o
 :func:`anygram.kernels.verify_anchors` checks anchors against sorted occurrence lists with
 one forward pointer per clause.
 
-The package: :mod:`~anygram.cnf.queries` (the public methods, their options and the validation
-of a query), :mod:`~anygram.cnf.plans` (the plan data and the cost model) and
-:mod:`~anygram.cnf.execution` (running a plan on the shards).
+The package: :mod:`~anygram.query.cnf.queries` (the public methods, their options and the validation
+of a query), :mod:`~anygram.query.cnf.plans` (the plan data and the cost model) and
+:mod:`~anygram.query.cnf.execution` (running a plan on the shards).
 """
 
 from __future__ import annotations
@@ -58,13 +58,13 @@ from .queries import (
 
 #: Tests set this to force one plan: anchors read from the suffix array with partners found
 #: by "windows", "probe", "merge" or half merged, half probed ("split") (see
-#: :func:`~anygram.cnf.plans._split_partners`); "driver" (driven by the rarest other
+#: :func:`~anygram.query.cnf.plans._split_partners`); "driver" (driven by the rarest other
 #: clause); anchors and partners marked and swept ("marks"), half of the partners looked up
 #: after the sweep ("marks_split"). None: the cheapest.
 _FORCE: str | None = None
 #: Tests set this to force the sample (True) or the exact answer (False) whenever the rarest
 #: clause exceeds ``max_clause_freq``. None: whichever the cost model predicts is cheaper
-#: (:func:`~anygram.cnf.plans._sample_cheaper`).
+#: (:func:`~anygram.query.cnf.plans._sample_cheaper`).
 _FORCE_SAMPLE: bool | None = None
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Result types of the smoothed language models (:mod:`anygram.generation`): frozen
+"""Result types of the smoothed language models (:mod:`anygram.lm.generation`): frozen
 dataclasses with a JSON-safe ``to_dict()``."""
 
 from __future__ import annotations
