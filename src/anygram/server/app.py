@@ -1,7 +1,7 @@
 """The ASGI app: ``create_app(engines, limits)``, routes, error handlers and the web page.
 
 The app is thin: each route validates the request with its model, runs the matching
-handler of :mod:`anygram.server.ops` (``/v1`` routes) or
+handler of :mod:`anygram.server.operations` (``/v1`` routes, one module per feature) or
 :mod:`anygram.server.infini_gram_api` (``POST /``) in the
 :class:`~anygram.server.pool.WorkPool`, and answers its dict. All errors go through
 :func:`_error_response` (one shape, real status).
@@ -28,17 +28,19 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._version import __version__
-from ..query.engine import Engine
+from ..engine import Engine
 from . import models as m
+from .common import Operation
 from .errors import (
     UnknownIndexError,
     body_of,
     error_body,
     validation_message,
 )
+from .indexes import ServedIndex
 from .infini_gram_api import run_compat
 from .limits import ServerLimits
-from .ops import HAS_GET_DOC, OPERATIONS, Operation, ServedIndex, op_get_doc
+from .operations import OPERATIONS, op_get_doc
 from .pool import WorkPool
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -115,15 +117,12 @@ def _warm_up(indexes: list[ServedIndex]) -> None:
 def _warm_up_engine(e: Engine) -> None:
     calls: list[Callable[[], object]] = [
         lambda: e.find([0]), lambda: e.ntd([0]), lambda: e.ntd([0], max_support=1),
-        lambda: e.infgram_prob([0], 0), lambda: e.infgram_ntd([0])]
-    if "search" in OPERATIONS:
-        calls.append(lambda: e.search_docs([0], max_docs=1))
-    if "infgram-text" in OPERATIONS:
-        calls += [lambda: e.infgram_text([0, 0]), lambda: e.creativity([0, 0]),
-                  lambda: e.attribute([0, 0], max_docs_per_span=1, with_context=True)]
-    if "cnf/search" in OPERATIONS:
-        calls += [lambda: e.count_cnf([[[0]], [[0]]]),
-                  lambda: e.search_docs_cnf([[[0]], [[0]]], max_docs=1)]
+        lambda: e.infgram_prob([0], 0), lambda: e.infgram_ntd([0]),
+        lambda: e.search_docs([0], max_docs=1),
+        lambda: e.infgram_text([0, 0]), lambda: e.creativity([0, 0]),
+        lambda: e.attribute([0, 0], max_docs_per_span=1, with_context=True),
+        lambda: e.count_cnf([[[0]], [[0]]]),
+        lambda: e.search_docs_cnf([[[0]], [[0]]], max_docs=1)]
     for call in calls:
         with contextlib.suppress(Exception):
             call()
@@ -141,15 +140,16 @@ def create_app(engines: Mapping[str, Engine], limits: ServerLimits | None = None
     limits = limits if limits is not None else ServerLimits()
     if not engines:
         raise ValueError("create_app needs at least one index")
-    served = {name: ServedIndex(name, engine) for name, engine in engines.items()}
-    pool = WorkPool(limits.workers, limits.max_pending, limits.timeout_s)
+    api = _Api({name: ServedIndex(name, engine) for name, engine in engines.items()},
+               WorkPool(limits.workers, limits.max_pending, limits.timeout_s), limits)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Load the compiled kernels before the first request, not during it.
-        await asyncio.get_running_loop().run_in_executor(None, _warm_up, list(served.values()))
+        await asyncio.get_running_loop().run_in_executor(None, _warm_up,
+                                                         list(api.served.values()))
         yield
-        pool.shutdown()
+        api.pool.shutdown()
 
     app = FastAPI(
         title="anygram",
@@ -160,12 +160,51 @@ def create_app(engines: Mapping[str, Engine], limits: ServerLimits | None = None
             "HTTP status. `POST /` takes infini-gram's API payload. See docs/http-api.md."),
         lifespan=lifespan,
     )
-    app.state.pool = pool
+    app.state.pool = api.pool
     app.state.limits = limits
-    app.state.indexes = served
+    app.state.indexes = api.served
     app.add_middleware(BodyLimitMiddleware, max_bytes=limits.max_body_bytes)
+    _add_error_handlers(app)
+    _add_meta_routes(app, api)
+    for op in OPERATIONS.values():
+        _add_operation(app, api, op)
+    _add_document_route(app, api)
+    _add_infini_gram_route(app, api)
+    _add_page(app, api)
+    return app
 
-    # ------------------------------------------------------------------ errors: one place
+
+class _Api:
+    """What the routes share: the served indexes, the work pool, the limits."""
+
+    def __init__(self, served: dict[str, ServedIndex], pool: WorkPool,
+                 limits: ServerLimits) -> None:
+        self.served = served
+        self.pool = pool
+        self.limits = limits
+        self.index_param = Annotated[str, PathParam(
+            description="Index name (see /v1/indexes).", examples=sorted(served)[:1])]
+
+    def index_of(self, name: str) -> ServedIndex:
+        try:
+            return self.served[name]
+        except KeyError:
+            raise UnknownIndexError(f"no index named {name!r}; this server has: "
+                                    f"{', '.join(sorted(self.served))}") from None
+
+    async def run(self, fn: Callable[..., dict[str, Any]], name: str, *args: Any,
+                  latency_key: str = "latency_ms") -> JSONResponse:
+        """``fn(index, *args, limits)`` in the pool, as JSON; any error in the one shape."""
+        try:
+            ix = self.index_of(name)
+            return _json(await self.pool.run(fn, ix, *args, self.limits,
+                                             latency_key=latency_key))
+        except Exception as exc:  # noqa: BLE001 - every error becomes the one shape
+            return _error_response(exc)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error answers the one error shape, with its real status."""
 
     @app.exception_handler(RequestValidationError)
     async def _on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -197,91 +236,64 @@ def create_app(engines: Mapping[str, Engine], limits: ServerLimits | None = None
     async def _on_exception(_: Request, exc: Exception) -> JSONResponse:
         return _error_response(exc)
 
-    def index_of(name: str) -> ServedIndex:
-        try:
-            return served[name]
-        except KeyError:
-            raise UnknownIndexError(f"no index named {name!r}; this server has: "
-                                    f"{', '.join(sorted(served))}") from None
 
-    async def run(fn: Callable[..., dict[str, Any]], *args: Any,
-                  latency_key: str = "latency_ms") -> JSONResponse:
-        try:
-            return _json(await pool.run(fn, *args, latency_key=latency_key))
-        except Exception as exc:  # noqa: BLE001 - every error becomes the one shape
-            return _error_response(exc)
-
-    # ------------------------------------------------------------------ meta
-
-    operations = list(OPERATIONS) + (["docs"] if HAS_GET_DOC else [])
+def _add_meta_routes(app: FastAPI, api: _Api) -> None:
+    operations = [*OPERATIONS, "docs"]
 
     @app.get("/v1/indexes", response_model=m.IndexesAnswer, tags=["meta"],
              summary="The indexes this server answers for")
     async def indexes() -> JSONResponse:
-        return _json({"ok": True, "indexes": [ix.info(operations) for ix in served.values()]})
+        return _json({"ok": True,
+                      "indexes": [ix.info(operations) for ix in api.served.values()]})
 
     @app.get("/v1/limits", tags=["meta"], summary="This server's limits (ServerLimits)")
     async def get_limits() -> JSONResponse:
-        return _json({"ok": True, "limits": limits.to_dict()})
+        return _json({"ok": True, "limits": api.limits.to_dict()})
 
-    # ------------------------------------------------------------------ one route per operation
 
-    index_param = Annotated[str, PathParam(description="Index name (see /v1/indexes).",
-                                           examples=sorted(served)[:1])]
+def _add_operation(app: FastAPI, api: _Api, op: Operation) -> None:
+    """``GET`` (query string) and ``POST`` (JSON body) of ``/v1/{index}/<op.path>``."""
+    model = op.request
+    index_param = api.index_param
+    responses: dict[int | str, Any] = {200: {"model": op.answer}, **_ERRORS}
 
-    def add(op: Operation) -> None:
-        model = op.request
-        responses: dict[int | str, Any] = {200: {"model": op.answer}, **_ERRORS}
+    async def get_route(index: index_param,  # type: ignore[valid-type]
+                        params: Annotated[model, Query()]  # type: ignore[valid-type]
+                        ) -> JSONResponse:
+        return await api.run(op.handler, index, params)
 
-        async def get_route(index: index_param,  # type: ignore[valid-type]
-                            params: Annotated[model, Query()]  # type: ignore[valid-type]
-                            ) -> JSONResponse:
-            try:
-                ix = index_of(index)
-            except UnknownIndexError as exc:
-                return _error_response(exc)
-            return await run(op.handler, ix, params, limits)
+    async def post_route(index: index_param,  # type: ignore[valid-type]
+                         body: Annotated[model, Body()]  # type: ignore[valid-type]
+                         ) -> JSONResponse:
+        return await api.run(op.handler, index, body)
 
-        async def post_route(index: index_param,  # type: ignore[valid-type]
-                             body: Annotated[model, Body()]  # type: ignore[valid-type]
-                             ) -> JSONResponse:
-            try:
-                ix = index_of(index)
-            except UnknownIndexError as exc:
-                return _error_response(exc)
-            return await run(op.handler, ix, body, limits)
+    for method, fn in (("GET", get_route), ("POST", post_route)):
+        app.add_api_route(f"/v1/{{index}}/{op.path}", fn, methods=[method],
+                          summary=op.summary, description=op.description,
+                          responses=responses, tags=["queries"],
+                          operation_id=f"{method.lower()}_"
+                                       f"{op.path.replace('-', '_').replace('/', '_')}",
+                          response_class=JSONResponse)
 
-        for method, fn in (("GET", get_route), ("POST", post_route)):
-            app.add_api_route(f"/v1/{{index}}/{op.path}", fn, methods=[method],
-                              summary=op.summary, description=op.description,
-                              responses=responses, tags=["queries"],
-                              operation_id=f"{method.lower()}_"
-                                           f"{op.path.replace('-', '_').replace('/', '_')}",
-                              response_class=JSONResponse)
 
-    for op in OPERATIONS.values():
-        add(op)
+def _add_document_route(app: FastAPI, api: _Api) -> None:
+    index_param = api.index_param
 
-    if HAS_GET_DOC:
-        @app.get("/v1/{index}/docs/{doc_id}", tags=["queries"], summary="Get a document",
-                 responses={200: {"model": m.DocAnswer}, **_ERRORS},
-                 operation_id="get_doc", response_class=JSONResponse)
-        async def get_doc(index: index_param,  # type: ignore[valid-type]
-                          doc_id: Annotated[int, PathParam(description="Global document id "
-                                                                       "(0..num_docs-1).")],
-                          params: Annotated[m.DocRequest, Query()]) -> JSONResponse:
-            """A document's tokens (its first `max_tokens`), text and metadata.
+    @app.get("/v1/{index}/docs/{doc_id}", tags=["queries"], summary="Get a document",
+             responses={200: {"model": m.DocAnswer}, **_ERRORS},
+             operation_id="get_doc", response_class=JSONResponse)
+    async def get_doc(index: index_param,  # type: ignore[valid-type]
+                      doc_id: Annotated[int, PathParam(description="Global document id "
+                                                                   "(0..num_docs-1).")],
+                      params: Annotated[m.DocRequest, Query()]) -> JSONResponse:
+        """A document's tokens (its first `max_tokens`), text and metadata.
 
-            A taken-down document answers `removed: true` with no content.
-            """
-            try:
-                ix = index_of(index)
-            except UnknownIndexError as exc:
-                return _error_response(exc)
-            return await run(op_get_doc, ix, doc_id, params, limits)
+        A taken-down document answers `removed: true` with no content.
+        """
+        return await api.run(op_get_doc, index, doc_id, params)
 
-    # ------------------------------------------------------------------ infini-gram API
 
+def _add_infini_gram_route(app: FastAPI, api: _Api) -> None:
     @app.post("/", tags=["infini-gram API"], summary="infini-gram's API payload",
               responses={200: {"description": "infini-gram's response for the query type, "
                                               "plus `latency` (ms), `token_ids`, `tokens`."},
@@ -296,15 +308,11 @@ def create_app(engines: Mapping[str, Engine], limits: ServerLimits | None = None
         if name is None:
             return _error_response(UnknownIndexError(
                 "give the index name as index (or corpus); this server has: "
-                f"{', '.join(sorted(served))}"))
-        try:
-            ix = index_of(name)
-        except UnknownIndexError as exc:
-            return _error_response(exc)
-        return await run(run_compat, ix, payload, limits, latency_key="latency")
+                f"{', '.join(sorted(api.served))}"))
+        return await api.run(run_compat, name, payload, latency_key="latency")
 
-    # ------------------------------------------------------------------ the web page
 
+def _add_page(app: FastAPI, api: _Api) -> None:
     @app.get("/", tags=["infini-gram API"], summary="The web page, or the index names",
              responses={200: {"description": "The web page when the request accepts "
                                              "text/html (a browser); otherwise infini-gram's "
@@ -316,10 +324,9 @@ def create_app(engines: Mapping[str, Engine], limits: ServerLimits | None = None
         """The web page for a browser; infini-gram's list of index names for a program."""
         if "text/html" in request.headers.get("accept", ""):
             return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
-        return _json(sorted(served))
+        return _json(sorted(api.served))
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    return app
 
 
 async def _asgi_get(app: ASGIApp, target: str) -> tuple[int, bytes]:

@@ -2,10 +2,10 @@
 
 :func:`run_compat` answers a payload in infini-gram's response shape, through the index's
 :class:`~anygram.compat.InfiniGramEngine` (:meth:`ServedIndex.compat
-<anygram.server.ops.ServedIndex.compat>`). :data:`COMPAT_QUERY_TYPES` and
+<anygram.server.indexes.ServedIndex.compat>`). :data:`COMPAT_QUERY_TYPES` and
 :data:`COMPAT_CNF_QUERY_TYPES` are the allow-list of infini-gram's ``query_type`` values:
 nothing is ever looked up by a name the client sent. The size checks and CNF parsing are the
-``/v1`` routes' own (:mod:`anygram.server.ops`).
+``/v1`` routes' own (:mod:`anygram.server.common`, :mod:`anygram.server.operations`).
 """
 
 from __future__ import annotations
@@ -15,19 +15,12 @@ from typing import Any
 
 from ..errors import InvalidQueryError
 from . import models as m
+from .common import check_text, check_tokens, spans
 from .errors import BadRequestError, LimitExceededError, QueryTypeNotImplementedError
+from .indexes import ServedIndex
 from .limits import ServerLimits
-from .ops import (
-    ATTRIBUTE_MAX_CNT,
-    ServedIndex,
-    _check_text,
-    _check_tokens,
-    _cnf_options,
-    _diff,
-    cnf_ids,
-    spans,
-    word_starts,
-)
+from .operations.analyses import ATTRIBUTE_MAX_CNT, word_starts
+from .operations.cnf import cnf_ids, cnf_options, max_diff_tokens
 
 # ----------------------------------------------------------------------------- infini-gram API
 
@@ -36,12 +29,12 @@ def _compat_ids(ix: ServedIndex, p: m.InfiniGramRequest, limits: ServerLimits) -
     if (p.query is None) == (p.query_ids is None):
         raise BadRequestError("Exactly one of query and query_ids must be present")
     if p.query is not None:
-        _check_text(p.query, limits)
+        check_text(p.query, limits)
         ids = ix.engine.tokenize(p.query)
     else:
         raw = p.query_ids or []
         ids = [int(x) for x in raw]  # type: ignore[arg-type]
-    _check_tokens(len(ids), limits)
+    check_tokens(len(ids), limits)
     return ids
 
 
@@ -179,7 +172,7 @@ def compat_attribute(ix: ServedIndex, ids: list[int], p: m.InfiniGramRequest,
     if not 0 < max_cnt <= limits.max_attribute_cnt:
         raise LimitExceededError(f"max_cnt must be an integer in [1, {limits.max_attribute_cnt}]")
     delims = list(p.delim_ids or [])
-    _check_tokens(len(delims), limits, "delim_ids")
+    check_tokens(len(delims), limits, "delim_ids")
     if p.enforce_bow:
         word_starts(ix)  # a clear error when the index has no tokenizer to tell them
     return _checked(ix.compat().attribute(input_ids=ids, delim_ids=delims,
@@ -211,9 +204,9 @@ def _compat_cnf(ix: ServedIndex, p: m.InfiniGramRequest,
                        max_clause_freq=p.max_clause_freq, max_diff_tokens=p.max_diff_tokens,
                        seed=0)
     cnf = cnf_ids(ix, req, limits)
-    opts = _cnf_options(req, limits)
+    opts = cnf_options(req, limits)
     return cnf, {"max_clause_freq": opts["max_clause_freq"],
-                 "max_diff_tokens": _diff(req, limits)}
+                 "max_diff_tokens": max_diff_tokens(req, limits)}
 
 
 def compat_count_cnf(ix: ServedIndex, cnf: list[list[list[int]]], p: m.InfiniGramRequest,
