@@ -167,9 +167,10 @@ def alternate(ops: dict[str, Callable[[], tuple[float, float]]], reps: int
 def ig_blind(eng: Any, text: list[int], i: int) -> bool:
     """infini-gram's creativity misses a match when ``text[i:]`` sorts before every suffix
     of a shard holding its first token (see docs/analyses.md)."""
-    q = bytes(eng._bytes(text[i:]))
+    q = np.array(text[i:], dtype=f"<u{eng.token_width}").tobytes()
     w = eng.token_width
-    for ds, sa, k, _ in eng._arrays:
+    for s in eng.shards:
+        ds, sa, k = s.ds, s.sa, s.ptr_width
         first = int.from_bytes(bytes(sa[:k]), "little")
         if q < bytes(ds[first:first + len(q)]) and bytes(ds[first:first + w]) == q[:w]:
             return True
@@ -264,9 +265,11 @@ def infgram_section(args: argparse.Namespace, res: dict[str, Any], ag: Any, ig: 
                        "cont_seen_fraction": float(np.mean(
                            np.concatenate([a.cont_count for a in answers]) > 0))}
     from anygram.kernels import analysis as ka
-    fresh = [ka.suffix_walk(*ag._arrays[0][:3], 2, ag._bytes(t),
-                            np.arange(len(t) + 1, dtype=np.int64),
-                            *ag._analysis_cache_arrays[0][0])[3] for t in texts]
+    shard = ag.shards[0]
+    caches = ag._core.shards._members[0].walk_caches  # warmed by the calls above
+    fresh = [ka.suffix_walk(shard.ds, shard.sa, shard.ptr_width, 2,
+                            np.array(t, dtype="<u2").view(np.uint8),
+                            np.arange(len(t) + 1, dtype=np.int64), *caches)[3] for t in texts]
     res["fresh_searches_per_token"] = sum(fresh) / tok
 
     per = [(t, j) for t in texts[:args.per_pos_texts] for j in range(len(t))]

@@ -1,4 +1,4 @@
-"""Textbook interpolated Kneser-Ney by brute-force counting (the twin of anygram.lm.generation).
+"""Textbook interpolated Kneser-Ney by brute-force counting (the twin of anygram.lm.kneser_ney).
 
 A corpus is a list of documents (lists of token ids); shards do not matter here. A document
 ``t1 .. tm`` is the event sequence ``<s> t1 .. tm </s>``; ``END`` stands for ``</s>``.

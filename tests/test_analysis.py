@@ -24,6 +24,7 @@ import pytest
 import reference_analysis as ra
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from internals import holding_walk_caches, kernel_arrays, query_bytes
 
 from anygram import Engine, InvalidQueryError, TokenizerError, TokenOutOfRangeError, kernels
 from anygram import takedown as td
@@ -110,13 +111,13 @@ def test_walk_kernel_equals_twin(case, data):
         w = eng.token_width
         caches = [ka.new_caches(vocab, pair_slots=2) for _ in corpus]
         for text in texts:
-            q = eng._bytes(text)
+            q = query_bytes(eng, text)
             n = len(text)
             some = sorted(data.draw(st.sets(st.integers(0, n - 1), max_size=n)) | {n}) \
                 if n else [0]
             for cuts in (list(range(n + 1)), some):
                 c_arr = np.array(cuts, dtype=np.int64)
-                for (ds, sa, k, _), shard, c in zip(eng._arrays, corpus, caches):
+                for (ds, sa, k, _), shard, c in zip(kernel_arrays(eng), corpus, caches):
                     want = ra.naive_suffix_walk(shard, text, cuts)
                     for cache in (c, ka.new_caches(0, pair_slots=0), c):
                         starts, lows, counts, _ = ka.suffix_walk(ds, sa, k, w, q, c_arr, *cache)
@@ -362,7 +363,7 @@ def test_busy_caches_give_the_same_answers(tmp):
     eng, corpus = _build(tmp, docs, 10, 200)
     text = rng.integers(0, 7, size=50).tolist()
     want = (eng.creativity(text), _infgram_rows(eng.infgram_text(text)))
-    with eng._analysis_caches():  # held: the calls below get empty caches
+    with holding_walk_caches(eng):  # held: the calls below get empty caches
         assert (eng.creativity(text), _infgram_rows(eng.infgram_text(text))) == want
     results = []
 
@@ -444,8 +445,8 @@ def real(tmp_path_factory):
 def _ig_blind(eng, text: list[int], i: int) -> bool:
     """Whether infini-gram's creativity cannot see a match at ``i``: ``text[i:]`` sorts
     before every suffix of some shard holding a prefix of it (see creativity_rs)."""
-    q = bytes(eng._bytes(text[i:]))
-    for ds, sa, k, _ in eng._arrays:
+    q = bytes(query_bytes(eng, text[i:]))
+    for ds, sa, k, _ in kernel_arrays(eng):
         first = int.from_bytes(bytes(sa[:k]), "little")
         if q < bytes(ds[first:]) and ds[first:first + eng.token_width].tobytes() == \
                 q[:eng.token_width]:

@@ -322,12 +322,12 @@ def test_usage_errors_exit_2(index: Path) -> None:
 
 
 def test_broken_pipe_exits_quietly(index: Path, monkeypatch) -> None:
-    import anygram.cli as cli
+    from anygram.cli import _common
 
     def closed(*args: object, **kwargs: object) -> None:
         raise BrokenPipeError(32, "Broken pipe")
 
-    monkeypatch.setattr(cli, "_emit", closed)
+    monkeypatch.setattr(_common, "output", closed)
     result = run("count", "--index", index, "cat", ok=False)
     assert result.exit_code == 1 and result.stderr == ""
 

@@ -17,13 +17,14 @@ import pytest
 import reference as ref
 from hypothesis import event, given
 from hypothesis import strategies as st
+from internals import set_removed
 from test_engine_props import ALPHABETS, _build
 
 from anygram import Engine, InvalidQueryError, TokenizerError, TokenOutOfRangeError, kernels
 from anygram.index.build import build_index, build_index_from_ids
 from anygram.kernels import cnf as kernels_cnf
-from anygram.query import cnf as cnf_module
 from anygram.query.cnf import MAX_CLAUSES, MAX_TERMS, plans
+from anygram.shards import cnf_costs
 
 EXACT = {"max_clause_freq": None}
 # The engine picks, per shard, the cheapest of several exact plans (cnf._choose); these force
@@ -36,24 +37,24 @@ STRATEGIES = [None, "windows", "probe", "merge", "split", "driver", "marks", "ma
 
 @contextmanager
 def strategy(name):
-    saved = cnf_module._FORCE
-    cnf_module._FORCE = name
+    saved = plans.FORCE_PLAN
+    plans.FORCE_PLAN = name
     try:
         yield
     finally:
-        cnf_module._FORCE = saved
+        plans.FORCE_PLAN = saved
 
 
 @contextmanager
 def sampling(force):
     """Above the cap, force the sample (True) or the exact answer (False); None: the cost
-    model's choice (cnf.plans._sample_cheaper)."""
-    saved = cnf_module._FORCE_SAMPLE
-    cnf_module._FORCE_SAMPLE = force
+    model's choice (cnf_costs.sample_cheaper)."""
+    saved = plans.FORCE_SAMPLE
+    plans.FORCE_SAMPLE = force
     try:
         yield
     finally:
-        cnf_module._FORCE_SAMPLE = saved
+        plans.FORCE_SAMPLE = saved
 
 
 @st.composite
@@ -100,9 +101,9 @@ def test_cnf_equals_reference(case, data):
             gone, arrays = (frozenset(), None)
             if data.draw(st.booleans()):
                 gone, arrays = _removed_draw(data.draw, corpus)
-                eng._removed = arrays
+                set_removed(eng, arrays)
             else:
-                eng._removed = [np.zeros(0, dtype=np.int64) for _ in corpus]
+                set_removed(eng, [np.zeros(0, dtype=np.int64) for _ in corpus])
             mode = data.draw(st.sampled_from(STRATEGIES))
             want = ref.naive_cnf_matches(corpus, cnf, d, gone)
             event(f"clauses={len(cnf)} matches={'some' if want else 'none'} "
@@ -139,16 +140,17 @@ def test_sampled_mode_is_flagged_and_consistent(case, data):
         cap = data.draw(st.integers(1, 8))
         seed = data.draw(st.integers(0, 2**32))
         force = data.draw(st.sampled_from([None, True, False]))
-        gone, eng._removed = _removed_draw(data.draw, corpus)
+        gone, arrays = _removed_draw(data.draw, corpus)
+        set_removed(eng, arrays)
         exact = set(ref.naive_cnf_matches(corpus, cnf, d, gone))
         counts = [len(ref.clause_occurrences(corpus, cl)) for cl in cnf]
-        plan = eng._cnf_plan(cnf, None)
+        plan = eng._cnf._plan(cnf, None)
         with strategy(data.draw(st.sampled_from(STRATEGIES))), sampling(force):
-            cheaper = eng._cnf_sampling(plan, d, cap, count_only=False)
+            cheaper = plans.should_sample(plan, eng._core.shards, d, cap, count_only=False)
             got = eng.find_cnf(cnf, max_diff_tokens=d, max_clause_freq=cap, seed=seed)
             r = eng.count_docs_with_all(cnf, max_clause_freq=cap, seed=seed, return_ids=True)
-            docs_cheaper = eng._docs_sampling(
-                plan, min(range(len(cnf)), key=lambda j: (counts[j], j)), cap)
+            docs_cheaper = plans.should_sample_docs(
+                plan, eng._core.shards, min(range(len(cnf)), key=lambda j: (counts[j], j)), cap)
             again = eng.find_cnf(cnf, max_diff_tokens=d, max_clause_freq=cap, seed=seed)
         above = min(counts) > cap
         assert got.approx == (above and (cheaper if force is None else force))
@@ -421,7 +423,7 @@ def test_takedown_excludes_anchors_and_partners(tmp_path):
     eng, corpus = _engine(tmp_path, docs)
     cnf = [[[A]], [[B]]]
     assert eng.count_cnf(cnf, max_diff_tokens=1).count == 3
-    eng._removed = [np.array([0, 3], dtype=np.int64)]
+    set_removed(eng, [np.array([0, 3], dtype=np.int64)])
     gone = frozenset({(0, 0), (0, 3)})
     assert eng.count_cnf(cnf, max_diff_tokens=1).count == 1
     assert eng.find_cnf(cnf, max_diff_tokens=1).pairs() == ref.naive_cnf_matches(
@@ -504,9 +506,9 @@ def test_cap_answers_exactly_when_that_is_cheaper(big):
     of ``cap`` anchors: the answer is exact (approx False, the reference's)."""
     eng, corpus = big
     cnf, d, cap = [[[A]], [[B]], [[C]]], 3, 60
-    plan = eng._cnf_plan(cnf, None)
+    plan = eng._cnf._plan(cnf, None)
     assert min(plan.counts) > cap
-    assert not eng._cnf_sampling(plan, d, cap, count_only=True)
+    assert not plans.should_sample(plan, eng._core.shards, d, cap, count_only=True)
     want = ref.naive_cnf_matches(corpus, cnf, d)
     for seed in (0, 1):
         got = eng.count_cnf(cnf, max_diff_tokens=d, max_clause_freq=cap, seed=seed)
@@ -517,7 +519,7 @@ def test_cap_answers_exactly_when_that_is_cheaper(big):
         assert (page.total_hits, page.approx) == (len(want), False)
     # count_docs_with_all follows its own model (the sample scans whole documents; the
     # exact answer marks ~2,400 occurrences): exact too.
-    assert not eng._docs_sampling(plan, 0, cap)
+    assert not plans.should_sample_docs(plan, eng._core.shards, 0, cap)
     docs = eng.count_docs_with_all(cnf, max_clause_freq=cap, return_ids=True)
     want_docs = ref.naive_docs_with_all(corpus, cnf)
     assert (docs.count, docs.doc_ids, docs.approx) == (len(want_docs), tuple(want_docs), False)
@@ -528,9 +530,9 @@ def test_sample_is_taken_when_the_model_says_it_is_cheaper(big, monkeypatch):
     the cap samples, and the estimate is unbiased; below the cap it never samples."""
     eng, corpus = big
     cnf, d, cap = [[[A]], [[B]]], 2, 60
-    monkeypatch.setattr(plans, "_SAMPLE_NS", -1e9)
-    plan = eng._cnf_plan(cnf, None)
-    assert eng._cnf_sampling(plan, d, cap, count_only=True)
+    monkeypatch.setattr(cnf_costs, "_SAMPLE_NS", -1e9)
+    plan = eng._cnf._plan(cnf, None)
+    assert plans.should_sample(plan, eng._core.shards, d, cap, count_only=True)
     assert not eng.count_cnf(cnf, max_diff_tokens=d, max_clause_freq=min(plan.counts)).approx
     _sampled_runs_are_unbiased(eng, corpus, cnf, d, cap)
     assert eng.count_docs_with_all(cnf, max_clause_freq=cap).approx
@@ -541,9 +543,9 @@ def test_sample_cheaper_on_large_shards():
     answered exactly (marks), on a shard of 2B positions they are sampled (the bitmaps alone
     would cost more than the sample), and so they are on 100 shards of 20M positions."""
     dense = {0: 1_000_000, 1: 1_200_000, 2: 2_000_000}
-    assert not plans._sample_cheaper([(dense, 20_000_000)], 100, 50_000, count_only=True)
-    assert plans._sample_cheaper([(dense, 2_000_000_000)], 100, 50_000, count_only=True)
-    assert plans._sample_cheaper([(dense, 20_000_000)] * 100, 100, 50_000, count_only=True)
+    assert not cnf_costs.sample_cheaper([(dense, 20_000_000)], 100, 50_000, count_only=True)
+    assert cnf_costs.sample_cheaper([(dense, 2_000_000_000)], 100, 50_000, count_only=True)
+    assert cnf_costs.sample_cheaper([(dense, 20_000_000)] * 100, 100, 50_000, count_only=True)
 
 
 # ---------------------------------------------------------------- search_docs_cnf
@@ -667,8 +669,8 @@ def test_bigger_random_cases_equal_reference(big):
             if case % 2:
                 gone = frozenset((s, int(i)) for s, shard in enumerate(corpus)
                                  for i in rng.choice(len(shard), size=20, replace=False))
-            eng._removed = [np.array(sorted(i for s2, i in gone if s2 == s), dtype=np.int64)
-                            for s in range(len(corpus))]
+            set_removed(eng, [np.array(sorted(i for s2, i in gone if s2 == s), dtype=np.int64)
+                              for s in range(len(corpus))])
             want = ref.naive_cnf_matches(corpus, cnf, d, gone)
             nonempty += bool(want)
             docs_all = tuple(ref.naive_docs_with_all(corpus, cnf, gone))
@@ -680,7 +682,7 @@ def test_bigger_random_cases_equal_reference(big):
                 assert (got, n, ids) == (want, len(want), docs_all), (cnf, d, mode)
         assert nonempty >= 8  # dense corpus: most of these queries match
     finally:
-        eng._removed = [np.zeros(0, dtype=np.int64) for _ in corpus]
+        set_removed(eng, [np.zeros(0, dtype=np.int64) for _ in corpus])
 
 
 def test_largest_cnf_shape(tmp_path):

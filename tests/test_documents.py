@@ -20,6 +20,7 @@ import reference as ref
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from internals import set_removed
 
 from anygram import DocWindow, Engine, InvalidQueryError, build_index
 from anygram.cli import main
@@ -226,7 +227,7 @@ def test_metadata_that_is_not_json_is_kept_raw(tmp_path):
 def test_removed_documents_reveal_nothing(tmp_path):
     build_index_from_ids([[1, 2], [3, 4], [5]], tmp_path / "idx", vocab_size=9)
     eng = Engine.open(tmp_path / "idx")
-    eng._removed = [np.array([1], dtype=np.int64)]  # what takedown will record
+    set_removed(eng, [np.array([1], dtype=np.int64)])  # what takedown will record
     d = eng.get_doc(1)
     assert (d.removed, d.token_ids, d.text, d.metadata, d.doc_len) == (True, [], None, None, 2)
     w = eng.get_doc_by_pos(0, 5, query_len=1)

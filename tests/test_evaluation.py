@@ -1,4 +1,4 @@
-"""``anygram.lm.evaluation`` / ``anygram.lm.render`` and the ``eval`` / ``color`` commands.
+"""``anygram.tools.evaluation`` / ``anygram.tools.render`` and the ``eval`` / ``color`` commands.
 
 Arithmetic (perplexity, mixing, λ fitting) is checked against direct formulas; agreement,
 sparsity and histograms against ``infgram_ntd`` / ``infgram_prob`` called per position; the
@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from anygram import Engine, InvalidQueryError, build_index
 from anygram.cli import main
 from anygram.index.build import build_index_from_ids
-from anygram.lm.evaluation import (
+from anygram.tools.evaluation import (
     evaluate,
     fit_lambda,
     improvement,
@@ -29,7 +29,7 @@ from anygram.lm.evaluation import (
     mix_logprobs,
     perplexity,
 )
-from anygram.lm.render import BINS, ansi, bin_of, eval_html, html_page, token_pieces
+from anygram.tools.render import BINS, ansi, bin_of, eval_html, html_page, token_pieces
 
 WORDS = "the cat dog sat on mat log a and ran to big red small house".split()
 
@@ -243,7 +243,7 @@ def test_plot_and_html_written(engine: Engine, corpus: list[str], tmp_path: Path
     html = eval_html(engine, r)
     assert html.count("<pre>") == 2
     pytest.importorskip("matplotlib")
-    from anygram.lm.render import plot
+    from anygram.tools.render import plot
 
     plot(r, tmp_path / "p.png")
     data = (tmp_path / "p.png").read_bytes()

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from anygram import Engine
 from anygram.errors import InvalidQueryError
 from anygram.index.build import build_index_from_ids
-from anygram.lm.generation import END
+from anygram.lm.results import END
 
 ALPHABETS = [(3, [0, 1, 2]), (65535, [1, 0xFF, 0xFF00, 0xFFFE])]
 
@@ -213,9 +213,9 @@ def _open_removed(docs, vocab, budget, gone):
 
 
 def _arrays(eng):
-    from anygram.lm.generation import _removed_intervals
+    from anygram.shards.local import _removed_bytes
     return ([(s.ds, s.sa, s.ptr_width) for s in eng.shards],
-            [_removed_intervals(eng, i) for i in range(eng.num_shards)])
+            [_removed_bytes(m) for m in eng._core.shards._members])
 
 
 def _decode(ds, p, order, w):
@@ -396,8 +396,8 @@ def test_estimate_discounts_sampled(tmp_path):
     many = [eng3.estimate_discounts(3, sample=8000, seed=s) for s in range(10)]
     for k in exact:
         assert np.mean([m[k] for m in many]) == pytest.approx(exact[k], abs=0.05)
-    from anygram.lm.generation import SAMPLE_WINDOW, _sample_windows
-    ws = _sample_windows(eng3, 5000, 4)
+    from anygram.lm.kneser_ney import SAMPLE_WINDOW, _sample_windows
+    ws = _sample_windows([s.num_positions for s in eng3.shards], 5000, 4)
     assert sum(w.shape[0] for w in ws) == -(-5000 // SAMPLE_WINDOW)
     with pytest.raises(InvalidQueryError):
         eng.estimate_discounts(3, sample=0)

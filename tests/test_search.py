@@ -14,6 +14,7 @@ import reference as ref
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
+from internals import set_removed
 from test_documents import FEW, built, bytes_index, corpora
 
 from anygram import AnygramError, Engine, InvalidQueryError, SearchResult, kernels
@@ -89,9 +90,9 @@ def test_removed_documents_are_skipped_and_not_counted(case, data):
     with built(docs, vocab, budget) as (eng, corpus):
         removed = frozenset(data.draw(st.sets(st.integers(0, max(len(docs) - 1, 0)))))
         table = ref.doc_table(corpus)
-        eng._removed = [np.array(sorted(local for g, (s2, local, _, _) in enumerate(table)
-                                        if s2 == s and g in removed), dtype=np.int64)
-                        for s in range(eng.num_shards)]
+        set_removed(eng, [np.array(sorted(local for g, (s2, local, _, _) in enumerate(table)
+                                          if s2 == s and g in removed), dtype=np.int64)
+                          for s in range(eng.num_shards)])
         q = query_of(data.draw, letters, docs)
         expected = ref.visible_occurrences(corpus, q, removed)
         for order in ("position", "rank", "random"):

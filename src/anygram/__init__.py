@@ -4,6 +4,7 @@ The public API is what this module exports.
 """
 
 from ._version import __version__
+from .engine import Engine
 from .errors import (
     AnygramError,
     BuildError,
@@ -18,7 +19,6 @@ from .errors import (
 )
 from .index.build import build_index, build_index_from_ids
 from .index.format import Manifest
-from .query.engine import Engine
 from .query.results import (
     AttributionDoc,
     AttributionResult,

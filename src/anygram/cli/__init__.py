@@ -13,7 +13,6 @@ the imports below, in this order, are the order of ``main.commands``.
 
 from __future__ import annotations
 
-from ._common import _print_json as _emit  # noqa: F401  (tests replace anygram.cli._emit)
 from ._common import main
 
 # isort: off

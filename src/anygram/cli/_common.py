@@ -15,8 +15,8 @@ from typing import Any, TypeGuard, TypeVar
 import click
 
 from .._version import __version__
+from ..engine import Engine
 from ..errors import AnygramError, InvalidQueryError
-from ..query.engine import Engine
 from ..query.text import has_operators
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -59,13 +59,14 @@ def _print_json(payload: Any, pretty: bool = False) -> None:
         click.echo(json.dumps(payload, ensure_ascii=True, indent=indent))
 
 
-def _emit(payload: Any, pretty: bool = False) -> None:
-    """:func:`_print_json`, called as ``anygram.cli._emit`` (looked up at each call): the
-    package's ``_emit`` stays the one place to replace the output (the tests make it raise
-    BrokenPipeError), as when the commands lived in one module."""
-    from . import _emit as emit
+#: How every command prints its result: the one place to replace the output (the tests make
+#: it raise BrokenPipeError). Looked up at each call.
+output: Callable[[Any, bool], None] = _print_json
 
-    emit(payload, pretty)
+
+def _emit(payload: Any, pretty: bool = False) -> None:
+    """Print a command's result with :data:`output`."""
+    output(payload, pretty)
 
 
 def _parse_ids(value: str, option: str = "--ids") -> list[int]:

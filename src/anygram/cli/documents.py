@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from ..query.engine import Engine
+from ..engine import Engine
 from ..query.results import DocWindow
 from ._common import (
     _cnf_options,

@@ -1,6 +1,6 @@
 """``anygram eval`` (the ∞-gram on held-out text, alone or mixed with a causal LM) and
-``anygram color`` (a text coloured by ∞-gram suffix length). Logic: ``anygram.lm.evaluation``
-and ``anygram.lm.render``."""
+``anygram color`` (a text coloured by ∞-gram suffix length). Logic: ``anygram.tools.evaluation``
+and ``anygram.tools.render``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ..lm import evaluation, render
+from ..tools import evaluation, render
 from ._common import _emit, _engine, _index_options, _query, _query_options, main
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from ..query.engine import Engine
+from ..engine import Engine
 from ._common import main
 
 _INDEX_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
+from ..engine import Engine
 from ..errors import InvalidQueryError
-from ..query.engine import Engine
 from ..tools import takedown as takedown_mod
 from ._common import _emit, _parse_ids, main
 

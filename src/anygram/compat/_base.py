@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..query.engine import Engine
+from ..engine import Engine
 
 _WIDTH_OF_DTYPE = {"u8": 1, "u16": 2, "u32": 4}
 

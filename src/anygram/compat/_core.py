@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from ..engine import Engine
 from ..errors import AnygramError
-from ..query.engine import Engine
 from ..query.results import NextTokenDist
 from ._base import _WIDTH_OF_DTYPE, _Base, _positive_int
 

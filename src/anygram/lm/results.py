@@ -1,4 +1,4 @@
-"""Result types of the smoothed language models (:mod:`anygram.lm.generation`): frozen
+"""Result types of the smoothed language models (:mod:`anygram.lm.kneser_ney`): frozen
 dataclasses with a JSON-safe ``to_dict()``."""
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import AnygramError, InvalidQueryError
 
 if TYPE_CHECKING:
-    from ..query.engine import Engine, Query
+    from ..engine import Engine, Query
 
 #: Token log-probabilities of one text: ``f(ids) -> array`` with entry ``j`` = log p(ids[j] |
 #: ids[:j]) for ``j >= 1`` (entry 0 is ignored unless ``bos_id`` was given).

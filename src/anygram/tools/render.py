@@ -14,7 +14,7 @@ import click
 from .evaluation import require
 
 if TYPE_CHECKING:
-    from ..query.engine import Engine
+    from ..engine import Engine
     from .evaluation import EvalResult
 
 #: Suffix-length bins ``[lo, hi)`` and their colours: (label, lo, hi, hex, xterm-256 index).

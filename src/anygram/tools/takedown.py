@@ -29,7 +29,7 @@ from ..errors import InvalidQueryError
 from ..index.takedown import FORMAT_NAME, RECORD_NAME, VERSION, read_record, takedown_dir
 
 if TYPE_CHECKING:
-    from ..query.engine import Engine
+    from ..engine import Engine
 
 def _removed_documents(engine: Engine, doc_ids: list[int]) -> Iterator[np.ndarray]:
     """The token ids of each document, read from the index."""
@@ -47,8 +47,8 @@ def set_removed(index_dir: str | Path, doc_ids: Iterable[int]) -> list[int]:
     Builds the takedown index into a new generation directory, then atomically replaces
     ``takedown.json``; older generations are deleted afterwards. Returns the sorted ids.
     """
+    from ..engine import Engine
     from ..index.build import build_index_from_ids
-    from ..query.engine import Engine
 
     index_dir = Path(index_dir)
     base = Engine.open(index_dir, takedown=False)

@@ -1,66 +1,33 @@
-"""The plans of a CNF query: a validated query with where its clauses occur (:class:`_Plan`),
-the matches found (:class:`_Run`), and the cost model that picks how to find them
-(:func:`_choose`, :func:`_split_partners`). See :mod:`anygram.query.cnf`."""
+"""A CNF query planned over the whole index: its clauses reduced to prefix-free phrase sets and
+where they occur (:class:`CnfPlan`), the matches found (:class:`CnfRun`), and the decisions
+that span shards: whether to sample, and the sample itself. How one shard runs its part is in
+:mod:`anygram.shards.cnf`. See :mod:`anygram.query.cnf`."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-#: The cost model of :func:`_choose`, :func:`_split_partners` and :func:`_sample_cheaper`, in
-#: nanoseconds of CPU (measured with ``time.process_time`` on a 20M-token u16 index,
-#: ``bench/bench_cnf.py``'s): reading an occurrence from the suffix array and radix-sorting
-#: it; an anchor also needs its document and its bounds
-#: (:func:`anygram.kernels.docs_of_sorted`); scanning one text position; storing one hit found
-#: by scanning (and splitting and verifying it); the first touch of a random place in the text
-#: (a cache miss); one step of :func:`anygram.kernels.probe_anchors`' outward walk (two
-#: positions: 3.5-4.8 ns measured; the walk's length is modelled without clustering, which
-#: can double it, e.g. for spaces in code); marking an occurrence read from the suffix array
-#: in a bitmap of the shard's positions (:func:`anygram.kernels.cnf.mark_ranks`, and its
-#: share of the sweep); one word (64 positions) of one row of those marks, zeroed and swept
-#: (:func:`anygram.kernels.cnf.sweep_marks`); drawing one anchor of a sample
-#: (:meth:`~anygram.query.cnf.execution._CnfExecution._cnf_sample`: the draw, a random read of the
-#: suffix array, the sort and the document lookup; 27-31 ns measured when the clause occurs
-#: up to ~3x the sample, 69 ns for 50,000 of 944,000 occurrences, more when the clause's
-#: suffix-array range is far out of the cache; the check of the sampled anchors usually
-#: costs more).
-_READ_NS = 11.0
-_ANCHOR_NS = 20.0
-_SCAN_NS = 1.0
-_HIT_NS = 25.0
-_MISS_NS = 80.0
-_PROBE_NS = 4.0
-_MARK_NS = 2.5
-_WORD_NS = 1.5
-_SAMPLE_NS = 60.0
+from ... import kernels
+from ...shards import CnfShardPlan, ShardGroup
+from ...shards.base import Range
+from ...shards.cnf_costs import docs_sample_cheaper, sample_cheaper
 
-
-def _forced() -> str | None:
-    """The plan the tests force, ``anygram.query.cnf._FORCE``: read from the package at each call,
-    where the tests set it."""
-    from . import _FORCE
-
-    return _FORCE
-
-
-def _forced_sample() -> bool | None:
-    """Whether the tests force the sample (True) or the exact answer (False) once the rarest
-    clause exceeds the cap, ``anygram.query.cnf._FORCE_SAMPLE``; None: the cheaper
-    (:func:`_sample_cheaper`)."""
-    from . import _FORCE_SAMPLE
-
-    return _FORCE_SAMPLE
+#: Tests set this to force one plan on every shard (the names are those of
+#: :mod:`anygram.shards.cnf_costs`). None: the cheapest.
+FORCE_PLAN: str | None = None
+#: Tests set this to force the sample (True) or the exact answer (False) whenever the rarest
+#: clause exceeds ``max_clause_freq``. None: whichever the cost model predicts is cheaper.
+FORCE_SAMPLE: bool | None = None
 
 
 @dataclass(frozen=True)
-class _Plan:
+class CnfPlan:
     """A validated CNF, its clauses reduced to prefix-free phrase sets, and where they occur."""
 
     clauses: list[list[list[int]]]  # [clause][phrase] -> ids; clause 0 is the anchor
-    ranges: list[list[list[tuple[int, int]]]]  # [clause][phrase][shard] -> SA rank range
+    ranges: list[list[list[Range]]]  # [clause][phrase][shard] -> SA rank range
     counts: list[int]  # distinct occurrence positions per clause (taken-down docs included)
     qbytes: list[list[np.ndarray]]  # [clause][phrase] -> little-endian token bytes
     required: list[int]  # the anchor clause, then the partners not implied by another
@@ -69,21 +36,16 @@ class _Plan:
         """Occurrences of a clause in one shard (taken-down documents included)."""
         return sum(rs[shard][1] - rs[shard][0] for rs in self.ranges[clause])
 
-    def flat(self, clause_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The phrases of ``clause_ids`` as the kernels take them: bytes, offsets, clause bits."""
-        chunks, bits = [], []
-        for j in clause_ids:
-            for q in self.qbytes[j]:
-                chunks.append(q)
-                bits.append(1 << j)
-        poff = np.zeros(len(chunks) + 1, dtype=np.int64)
-        poff[1:] = np.cumsum([c.shape[0] for c in chunks])
-        pbytes = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.uint8)
-        return pbytes, poff, np.array(bits, dtype=np.int64)
+    def for_shards(self, num_shards: int) -> list[CnfShardPlan]:
+        """The plan as each shard runs it."""
+        qbytes = tuple(tuple(c) for c in self.qbytes)
+        required = tuple(self.required)
+        return [CnfShardPlan(qbytes, tuple(tuple(rs[s] for rs in c) for c in self.ranges),
+                             required, FORCE_PLAN) for s in range(num_shards)]
 
 
 @dataclass(frozen=True)
-class _Run:
+class CnfRun:
     """The matches of a plan: per shard, the ascending positions of matching anchors (all of
     them when exact, those among the sample when ``sampled > 0``)."""
 
@@ -94,7 +56,7 @@ class _Run:
     sample_matches: int
 
 
-def _reduce(clause: list[list[int]]) -> list[list[int]]:
+def reduce_clause(clause: list[list[int]]) -> list[list[int]]:
     """Drop repeated phrases and phrases that extend another phrase of the clause.
 
     Two phrases start at the same position only if one is a prefix of the other, and then the
@@ -109,235 +71,56 @@ def _reduce(clause: list[list[int]]) -> list[list[int]]:
     return kept
 
 
-def _implies(a: list[list[int]], b: list[list[int]]) -> bool:
+def implies(a: list[list[int]], b: list[list[int]]) -> bool:
     """Whether a phrase of clause ``b`` starts wherever a phrase of clause ``a`` does (each
     phrase of ``a`` extends one of ``b``): then any occurrence of ``a`` is one of ``b``."""
     return all(any(p[:len(q)] == q for q in b) for p in a)
 
 
-def _scan_cost(centers: float, radius: int, density: float, positions: int) -> float:
-    """Cost of scanning ``2 * radius + 1`` positions around each of ``centers`` random places
-    (together at most the whole shard) and storing the ``density`` hits per position."""
-    scanned = min(centers * (2 * radius + 1), positions)
-    return centers * _MISS_NS + scanned * (_SCAN_NS + _HIT_NS * density)
+def should_sample(plan: CnfPlan, group: ShardGroup, d: int, cap: int | None,
+                  count_only: bool) -> bool:
+    """Whether to check ``cap`` sampled anchors instead of all: only when the rarest clause
+    occurs more than ``cap`` times and the cost model predicts the sample to be cheaper than
+    the exact answer (:func:`~anygram.shards.cnf_costs.sample_cheaper`); a pure function of
+    the plan, the index and the arguments."""
+    if cap is None or min(plan.counts) <= cap:
+        return False
+    if FORCE_SAMPLE is not None:
+        return FORCE_SAMPLE
+    shards = [({j: plan.shard_count(j, s) for j in plan.required}, size.num_positions)
+              for s, size in enumerate(group.sizes)]
+    return sample_cheaper(shards, d, cap, count_only, FORCE_PLAN)
 
 
-def _reach(d: int, count: int, positions: int) -> float:
-    """Expected steps of an outward walk from an anchor until a clause of ``count``
-    occurrences is seen: ~1/density each side, and the whole window when it is rare."""
-    return min(2 * d + 1, 2 * positions / max(count, 1))
+def should_sample_docs(plan: CnfPlan, group: ShardGroup, r: int, cap: int | None) -> bool:
+    """Whether ``count_docs_with_all`` samples ``cap`` occurrences of the rarest clause
+    ``r``: only when it occurs more than ``cap`` times and the cost model predicts the sample
+    to be cheaper than the exact answer
+    (:func:`~anygram.shards.cnf_costs.docs_sample_cheaper`)."""
+    if cap is None or plan.counts[r] <= cap or min(plan.counts) == 0:
+        return False
+    if FORCE_SAMPLE is not None:
+        return FORCE_SAMPLE
+    shards = [({j: plan.shard_count(j, s) for j in plan.required}, size.num_positions,
+               size.num_docs) for s, size in enumerate(group.sizes)]
+    return docs_sample_cheaper(shards, r, cap)
 
 
-def _split_partners(k: float, n: dict[int, int], d: int, positions: int, marks: bool = False
-                    ) -> tuple[list[int], str, float]:
-    """How to find the partners of ``k`` anchors (partner clause -> count ``n``).
+def sample(plan: CnfPlan, group: ShardGroup, clause: int, n: int, seed: int
+           ) -> list[np.ndarray]:
+    """Per shard, the ascending positions of ``n`` occurrences of ``clause`` drawn uniformly
+    without replacement from all of its occurrences in all shards.
 
-    Each clause is either read from the suffix array (``merge``: ``count`` reads, whatever
-    ``k``; with ``marks``, marked in a bitmap of the shard's positions instead of sorted) or
-    looked up in the text around each anchor, the looked-up clauses together by the cheaper
-    of an outward walk that stops when all are seen (``probe``) or a scan of the whole window
-    that stores the hits (``windows``). Returns the clauses to merge, the way for the others,
-    and the total cost. Merged clauses are checked first and narrow the anchors the text is
-    read around (not modelled: a bonus).
-
-    Looking up costs one cache miss per anchor for all the looked-up clauses together, plus
-    the walk to the farthest one: so the candidates are the densest clauses first (the
-    shortest walks), and the cheapest number of them is looked up (none included).
+    The clause's phrases are prefix-free (:func:`reduce_clause`), so the concatenation of
+    their rank ranges lists every occurrence position exactly once: drawing distinct indices
+    into it draws distinct positions.
     """
-    force = _forced()
-    read = _MARK_NS if marks else _READ_NS
-    per_clause = _words(positions) * _WORD_NS if marks else 0.0
-
-    def lookup(looked: list[int]) -> tuple[str, float]:
-        probe = k * (_MISS_NS + _PROBE_NS * max(_reach(d, n[j], positions) for j in looked))
-        windows = _scan_cost(k, d, sum(n[j] for j in looked) / max(positions, 1), positions)
-        return ("probe", probe) if probe <= windows else ("windows", windows)
-
-    densest = sorted(n, key=lambda j: (-n[j], j))
-    options = [densest[:t] for t in range(len(densest) + 1)]
-    if force in ("windows", "probe"):
-        options = [list(n)]
-    elif force in ("merge", "marks"):
-        options = [[]]
-    elif force in ("split", "marks_split"):  # tests: exercise both at once
-        options = [list(n)[::2]]
-    best: tuple[float, list[int], str] | None = None
-    for looked in options:
-        way, cost = lookup(looked) if looked else ("probe", 0.0)
-        cost += sum(n[j] * read + per_clause for j in n if j not in looked)
-        if best is None or cost < best[0]:
-            best = (cost, looked, way)
-    assert best is not None
-    cost, looked, way = best
-    if force in ("windows", "probe"):
-        way = force
-    return [j for j in n if j not in looked], way, cost
-
-
-def _check_plan(k: int, n: dict[int, int], d: int, positions: int
-                ) -> tuple[list[int], str, bool]:
-    """How to check the partners of ``k`` given anchors (ascending): the split of
-    :func:`_split_partners`, with the merged clauses read and sorted (``False``) or marked
-    (``True``, :func:`anygram.kernels.cnf.verify_marks`), whichever costs less."""
-    return _check_plan_cost(k, n, d, positions)[:3]
-
-
-def _check_plan_cost(k: float, n: dict[int, int], d: int, positions: int
-                     ) -> tuple[list[int], str, bool, float]:
-    """:func:`_check_plan` and its cost."""
-    force = _forced()
-    merged, way, cost = _split_partners(k, n, d, positions)
-    m_merged, m_way, m_cost = _split_partners(k, n, d, positions, marks=True)
-    if force in ("marks", "marks_split") or (force is None and m_merged and m_cost < cost):
-        return m_merged, m_way, True, m_cost
-    return merged, way, False, cost
-
-
-def _words(positions: int) -> int:
-    """Words of one row of marks over a shard of ``positions`` positions."""
-    return (positions + 63) // 64
-
-
-def _choose(n: dict[int, int], d: int, positions: int, count_only: bool = False
-            ) -> tuple[str, int]:
-    """The exact plan of one shard (see the module doc), as ``(kind, clause)``:
-
-    - ``("anchors", 0)``: read the anchors from the suffix array, sort them, and check their
-      partners (:func:`_split_partners`);
-    - ``("marks", 0)``: mark the anchors, and the partners worth reading, in bitmaps of the
-      shard's positions and sweep them once (:func:`anygram.kernels.cnf.sweep_marks`), then
-      look the other partners up around the matches so far: no sort, no per-anchor arrays,
-      so the cheapest when the clauses are dense in the shard;
-    - ``("driver", r)``: read the occurrences of a partner ``r``, scan ``[r - d, r + d]``
-      around each for anchor candidates (stored: every one within ``d`` of ``r``), then check
-      their other partners. With one partner and ``count_only``, the candidates are the
-      matches and are only counted.
-
-    ``n`` maps the anchor clause (0) and the required partners to their occurrences in the
-    shard, ``positions`` is its size. Ties go to the earlier plan.
-    """
-    force = _forced()
-    partners = [j for j in n if j != 0]
-    if partners and force == "driver":
-        return "driver", min(partners, key=lambda j: n[j])
-    if force in ("marks", "marks_split"):
-        return "marks", 0
-    if force is not None:
-        return "anchors", 0
-    costs = _plan_costs(n, d, positions, count_only)
-    return min(costs, key=lambda p: costs[p])  # min keeps the first of equal costs
-
-
-def _plan_costs(n: dict[int, int], d: int, positions: int, count_only: bool = False
-                ) -> dict[tuple[str, int], float]:
-    """The modelled cost of each exact plan of one shard (:func:`_choose`), in order."""
-    partners = [j for j in n if j != 0]
-    rest_of = {j: n[j] for j in partners}
-    costs = {("anchors", 0): n[0] * _ANCHOR_NS + (
-        _split_partners(n[0], rest_of, d, positions)[2] if partners else 0.0)}
-    costs[("marks", 0)] = n[0] * _MARK_NS + _words(positions) * _WORD_NS + (
-        _split_partners(n[0], rest_of, d, positions, marks=True)[2] if partners else 0.0)
-    for r in partners:
-        found = min(n[0], n[r] * (2 * d + 1) * n[0] / max(positions, 1))  # candidates
-        rest = {j: n[j] for j in partners if j != r}
-        stored = 0.0 if count_only and not rest else n[0] / max(positions, 1)
-        costs[("driver", r)] = n[r] * _ANCHOR_NS + _scan_cost(n[r], d, stored, positions) + (
-            _split_partners(int(found), rest, d, positions)[2] if rest else 0.0)
-    return costs
-
-
-def _exact_cost(n: dict[int, int], d: int, positions: int, count_only: bool = False
-                ) -> float:
-    """The modelled cost of one shard's exact answer: its cheapest plan (0 when a clause
-    is absent from the shard: no match there)."""
-    if min(n.values()) == 0:
-        return 0.0
-    return min(_plan_costs(n, d, positions, count_only).values())
-
-
-def _sample_cost(k: float, n: dict[int, int], d: int, positions: int) -> float:
-    """The modelled cost of ``k`` sampled anchors of one shard: drawn and read from the
-    suffix array at random, then their partners (clause -> count ``n``) checked
-    (:func:`_check_plan`)."""
-    if k <= 0:
-        return 0.0
-    check = _check_plan_cost(k, n, d, positions)[3] if n else 0.0
-    return k * _SAMPLE_NS + check
-
-
-def _sample_cheaper(shards: Sequence[tuple[dict[int, int], int]], d: int, cap: int,
-                    count_only: bool) -> bool:
-    """Whether ``cap`` anchors drawn from all shards cost less than the exact answer, both
-    summed over the shards (given as the required clauses' counts, the anchor clause 0
-    first, and the shard's positions). A sampled shard gets its expected share of the
-    draw. Exact on a tie: the cap bounds the latency, it does not ask for a sample."""
-    total = sum(n[0] for n, _ in shards)
-    exact = sum(_exact_cost(n, d, size, count_only) for n, size in shards)
-    sample = sum(_sample_cost(cap * n[0] / max(total, 1),
-                              {j: c for j, c in n.items() if j != 0}, d, size)
-                 for n, size in shards)
-    return sample < exact
-
-
-def _docs_costs(n: dict[int, int], size: int, num_docs: int) -> dict[str, float]:
-    """The modelled cost of each exact plan of :meth:`count_docs_with_all` on one shard
-    (required clause -> count ``n``, ``size`` positions, ``num_docs`` documents): every
-    clause's documents from the suffix array, intersected (``merge``); the documents of the
-    rarest clause scanned whole for the others (``windows``, their length estimated from the
-    mean document length); or every clause marked in a bitmap of the shard's positions and
-    each document tested for a mark of each (``marks``,
-    :func:`anygram.kernels.cnf.docs_with_marks`). Ties go to the earlier plan."""
-    r = min(n, key=lambda j: (n[j], j))
-    candidates = min(n[r], num_docs)
-    candidate_tokens = min(size, candidates * size // max(num_docs, 1))
-    density = (sum(n.values()) - n[r]) / max(size, 1)
-    return {"merge": sum(n.values()) * _ANCHOR_NS,
-            "windows": n[r] * _ANCHOR_NS + candidates * _MISS_NS + candidate_tokens * (
-                _SCAN_NS + _HIT_NS * density),
-            "marks": sum(n.values()) * _MARK_NS + len(n) * (
-                _words(size) * _WORD_NS + num_docs * _SCAN_NS)}
-
-
-def _docs_sample_cheaper(shards: Sequence[tuple[dict[int, int], int, int]], r: int,
-                         cap: int) -> bool:
-    """Whether sampling ``cap`` occurrences of the rarest clause ``r`` for
-    :meth:`count_docs_with_all` costs less than the exact answer, summed over the shards
-    (given as the required clauses' counts, positions and documents). A sampled shard gets
-    its expected share of the draw; the documents it meets (at most one per sampled
-    occurrence) are scanned whole for every clause. Exact on a tie."""
-    total = sum(n[r] for n, _, _ in shards)
-    exact = sample = 0.0
-    for n, size, num_docs in shards:
-        if min(n.values()):
-            exact += min(_docs_costs(n, size, num_docs).values())
-        k = cap * n[r] / max(total, 1)
-        docs = min(k, n[r], num_docs)
-        tokens = min(size, docs * size / max(num_docs, 1))
-        sample += k * _SAMPLE_NS + docs * _MISS_NS + tokens * (
-            _SCAN_NS + _HIT_NS * sum(n.values()) / max(size, 1))
-    return sample < exact
-
-
-def _csr(lists: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Ascending position lists as :func:`anygram.kernels.verify_anchors` takes them."""
-    start = np.zeros(len(lists) + 1, dtype=np.int64)
-    start[1:] = np.cumsum([x.shape[0] for x in lists])
-    occ = np.concatenate(lists) if lists else np.zeros(0, dtype=np.int64)
-    return occ.astype(np.int64, copy=False), start
-
-
-def _by_clause(hp: np.ndarray, hb: np.ndarray, clauses: Sequence[int]) -> list[np.ndarray]:
-    """Split phrase hits (ascending positions, clause bits) into one list per clause."""
-    return [hp[(hb >> j) & 1 == 1] for j in clauses]
-
-
-def _estimate(total: int, y: np.ndarray) -> tuple[float, float]:
-    """Unbiased estimate of ``sum`` over a population of ``total`` units from the values ``y``
-    of a uniform sample without replacement, and its estimated standard error (with the
-    finite-population correction)."""
-    n = y.shape[0]
-    est = total * float(y.mean()) if n else 0.0
-    if n < 2:
-        return est, 0.0
-    var = float(y.var(ddof=1)) * (1.0 - n / total) / n
-    return est, total * math.sqrt(max(var, 0.0))
+    segs = [(s, a, b) for rs in plan.ranges[clause] for s, (a, b) in enumerate(rs) if b > a]
+    seg_shard = np.array([s for s, _, _ in segs], dtype=np.int64)
+    seg_start = np.array([a for _, a, _ in segs], dtype=np.int64)
+    cum = np.concatenate([[0], np.cumsum([b - a for _, a, b in segs])]).astype(np.int64)
+    idx = np.random.default_rng(seed).choice(int(cum[-1]), size=n, replace=False)
+    seg = np.searchsorted(cum, idx, side="right") - 1
+    shards = seg_shard[seg]
+    positions = group.positions_at(shards, seg_start[seg] + (idx - cum[seg]))
+    return [kernels.sort_positions(positions[shards == s]) for s in range(len(group.sizes))]

@@ -1,0 +1,111 @@
+"""One shard in this process: its arrays as the kernels take them, its taken-down documents,
+and the per-shard document arithmetic every query kind shares."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import kernels
+from ..index.reader import Shard
+
+#: Vocabularies up to this size get a per-shard table of each first token's rank range
+#: (16 bytes per id), filled in lazily: searches start inside it.
+FIRST_TOKEN_TABLE_MAX = 1 << 21
+
+
+class LocalShard:
+    """A shard's memory maps (:class:`anygram.index.reader.Shard`), unpacked for the
+    kernels, with the sorted local ids of its taken-down documents."""
+
+    __slots__ = ("files", "ds", "sa", "k", "w", "n", "offsets", "first", "removed",
+                 "_removed_spans", "walk_caches")
+
+    def __init__(self, files: Shard, vocab_size: int, removed: np.ndarray) -> None:
+        self.files = files
+        self.ds = files.ds
+        self.sa = files.sa
+        self.k = files.ptr_width
+        self.w = files.token_width
+        self.n = files.num_positions
+        self.offsets = files.offsets
+        rows = vocab_size if vocab_size <= FIRST_TOKEN_TABLE_MAX else 0
+        # The rank range of each first token (-1: not looked up yet), shared by the searches.
+        self.first = np.full((rows, 2), -1, dtype=np.int64)
+        self.removed = removed
+        self._removed_spans: np.ndarray | None = None
+        # The suffix walk's caches (anygram.shards.analysis), made on first use.
+        self.walk_caches: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    # ------------------------------------------------------------------ positions
+
+    def positions(self, start: int, end: int) -> np.ndarray:
+        """Token positions of ranks ``[start, end)`` (rank order)."""
+        # Vectorised, 15x the byte-assembling kernel's speed on long ranges; offsets are
+        # multiples of the token width (1, 2 or 4), so a shift divides exactly.
+        shift = np.uint64(self.w.bit_length() - 1)
+        return (self.files.pointers(start, end) >> shift).astype(np.int64)
+
+    def sorted_positions(self, ranges: list[tuple[int, int]]) -> np.ndarray:
+        """Ascending positions of the ranks of several rank ranges."""
+        parts = [self.positions(a, b) for a, b in ranges if b > a]
+        if not parts:
+            return np.zeros(0, dtype=np.int64)
+        return kernels.sort_positions(np.concatenate(parts))
+
+    # ------------------------------------------------------------------ documents
+
+    def docs_at(self, pos: np.ndarray) -> np.ndarray:
+        """Local document holding each position."""
+        return kernels.docs_of(self.offsets, self.w, np.asarray(pos, dtype=np.int64))
+
+    def docs_sorted(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For ascending positions: the document of each and its token range ``[lo, hi)``, in
+        one forward walk (~10x faster than a binary search per position)."""
+        return kernels.docs_of_sorted(pos, self.offsets, self.w, self.n)
+
+    def doc_span(self, doc: int) -> tuple[int, int]:
+        """Token positions ``[start, end)`` of a document's tokens (its separator excluded)."""
+        start = int(self.offsets[doc]) // self.w + 1
+        end = int(self.offsets[doc + 1]) // self.w if doc + 1 < self.offsets.shape[0] else self.n
+        return start, end
+
+    def doc_bounds(self, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Token ranges ``[lo, hi)`` of the given documents: :meth:`doc_span`, vectorised."""
+        docs = np.asarray(docs, dtype=np.int64)
+        # Index the (memory-mapped, uint64) offsets first: never convert the whole array.
+        lo = self.offsets[docs].astype(np.int64) // self.w + 1
+        last = docs + 1 >= self.offsets.shape[0]
+        hi = np.full(docs.shape[0], self.n, dtype=np.int64)
+        hi[~last] = self.offsets[docs[~last] + 1].astype(np.int64) // self.w
+        return lo, hi
+
+    def is_removed(self, docs: np.ndarray) -> np.ndarray:
+        """Whether each document is taken down (bool array)."""
+        removed = self.removed
+        docs = np.asarray(docs, dtype=np.int64)
+        if removed.shape[0] == 0:
+            return np.zeros(docs.shape, dtype=bool)
+        i = np.minimum(np.searchsorted(removed, docs), removed.shape[0] - 1)
+        return removed[i] == docs
+
+    def in_removed(self, pos: np.ndarray) -> np.ndarray:
+        """Whether each position lies in a taken-down document: bisects the spans of the
+        removed documents (few) rather than all documents, O(len(pos) log removed)."""
+        spans = self._removed_spans
+        if spans is None:
+            spans = np.stack(self.doc_bounds(self.removed), axis=1) if self.removed.shape[0] \
+                else np.zeros((0, 2), dtype=np.int64)
+            self._removed_spans = spans
+        j = np.searchsorted(spans[:, 0], pos, side="right") - 1
+        return (j >= 0) & (pos < spans[np.maximum(j, 0), 1])
+
+    def live(self, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The (ascending) positions outside taken-down documents, and their documents'
+        token ranges."""
+        docs, lo, hi = self.docs_sorted(pos)
+        if self.removed.shape[0]:
+            gone = self.is_removed(docs)
+            if gone.any():
+                live = ~gone
+                return pos[live], lo[live], hi[live]
+        return pos, lo, hi
