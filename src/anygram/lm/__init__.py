@@ -1,0 +1,1 @@
+"""Language models over the query core: interpolated Kneser-Ney and text generation."""
