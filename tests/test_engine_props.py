@@ -41,7 +41,11 @@ def corpora(draw):
 
 def _build(docs, vocab, budget):
     tmp = Path(tempfile.mkdtemp(prefix="anygram-test-"))
-    manifest = build_index_from_ids(docs, tmp / "idx", vocab_size=vocab, shard_tokens=budget)
+    # Searches go through the search sample: tiny strides put the bounds in every kind of
+    # block; 0 writes none (the engine builds one at the default stride on first use).
+    stride = (0, 1, 2, 3, 256)[budget % 5]
+    manifest = build_index_from_ids(docs, tmp / "idx", vocab_size=vocab, shard_tokens=budget,
+                                    sample_stride=stride)
     corpus, i = [], 0
     for s in manifest.shards:  # the reference sees the same shard split as the engine
         corpus.append(docs[i:i + s.num_docs])

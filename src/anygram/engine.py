@@ -85,7 +85,8 @@ class Engine:
     def open(cls: type[_E], path: str | Path | Sequence[str | Path], *,
              token_dtype: str | None = None, load: LoadMethod = "mmap",
              tokenizer: str | Path | Tokenizer | None = None, vocab_size: int | None = None,
-             eos_id: int | None = None, takedown: bool = True) -> _E:
+             eos_id: int | None = None, takedown: bool = True,
+             search_sample: bool = True) -> _E:
         """Open an index: an anygram directory, or infini-gram v4/v6 directories.
 
         Args:
@@ -99,6 +100,10 @@ class Engine:
             eos_id: the id that stands for a document end (used by the compat layer).
             takedown: honour the documents taken down with :mod:`anygram.tools.takedown` (the
                 default); False shows the index as built.
+            search_sample: search each shard through its search sample
+                (:mod:`anygram.index.sample`: a small in-memory top level over the suffix
+                array, so that a search reads few pages of a cold index), read or built on
+                first use; False searches the suffix arrays alone. Answers are the same.
 
         Raises:
             IndexNotFoundError, IncompleteIndexError, IndexFormatError, TokenizerError.
@@ -115,7 +120,8 @@ class Engine:
         if vocab_size is None:
             vocab_size = manifest.vocab_size if manifest else (1 << (8 * index.token_width)) - 1
         vocab_size = check_vocab_size(vocab_size, index.token_width)
-        shards, removed = open_groups(index, vocab_size, load=load, takedown=takedown)
+        shards, removed = open_groups(index, vocab_size, load=load, takedown=takedown,
+                                      search_sample=search_sample)
         core = Searcher(shards, removed, vocab_size=vocab_size,
                         eos_id=eos_id if eos_id is not None else (
                             manifest.eos_id if manifest else None),

@@ -10,6 +10,7 @@ import click
 
 from ..index.build import build_index
 from ..index.format import MANIFEST_NAME, read_manifest
+from ..index.sample import DEFAULT_STRIDE
 from ._common import _emit, _engine, _index_options, main
 
 
@@ -34,10 +35,17 @@ from ._common import _emit, _engine, _index_options, main
 @click.option("--overwrite", is_flag=True, help="Replace an existing index at --out.")
 @click.option("--eos-id", type=click.IntRange(min=0), default=None, metavar="N",
               help="Id recorded as end-of-document (default: the tokenizer's).")
+@click.option("--sample-stride", type=click.IntRange(min=1), default=DEFAULT_STRIDE,
+              show_default=True, metavar="N",
+              help="Keep every N-th suffix in each shard's search sample (~25 bytes each, "
+                   "held in RAM by a searching process: fewer disk reads per query).")
+@click.option("--no-sample-index", is_flag=True,
+              help="Write no search sample (one is built on the index's first use).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def build(inputs: tuple[str, ...], out: Path, tokenizer: str, shard_tokens: int | None,
           workers: int | None, text_field: str, txt_mode: str, no_metadata: bool,
-          resume: bool, overwrite: bool, eos_id: int | None, quiet: bool) -> None:
+          resume: bool, overwrite: bool, eos_id: int | None, sample_stride: int,
+          no_sample_index: bool, quiet: bool) -> None:
     """Build an index over corpus files, directories or glob patterns.
 
     Reads .jsonl/.json/.ndjson (optionally .gz/.zst), .txt and .parquet files. Prints a
@@ -53,7 +61,8 @@ def build(inputs: tuple[str, ...], out: Path, tokenizer: str, shard_tokens: int 
     manifest = build_index(list(inputs), out, tokenizer=tokenizer, shard_tokens=shard_tokens,
                            workers=workers, text_field=text_field, txt_mode=txt_mode,
                            metadata=not no_metadata, resume=resume, overwrite=overwrite,
-                           eos_id=eos_id, progress=not quiet)
+                           eos_id=eos_id, progress=not quiet,
+                           sample_stride=0 if no_sample_index else sample_stride)
     _emit({"index": str(out), "shards": len(manifest.shards), "docs": manifest.num_docs,
            "tokens": manifest.num_tokens,
            "token_dtype": {1: "u8", 2: "u16", 4: "u32"}[manifest.token_width],

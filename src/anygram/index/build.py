@@ -26,6 +26,7 @@ from tqdm import tqdm
 from .._version import __version__
 from ..errors import BuildError
 from ..tokenization import Tokenizer, load_tokenizer, token_width_for
+from . import sample as search_sample
 from . import suffix_array as sa
 from .corpus import Document, expand_inputs, iter_documents
 from .format import (
@@ -116,10 +117,12 @@ def _tokenized(docs: Iterable[Document], tokenizer: Tokenizer, width: int, worke
 class _ShardWriter:
     """Appends documents to one shard's tokenized/offset/metadata/metaoff files."""
 
-    def __init__(self, directory: Path, name: str, width: int, with_metadata: bool) -> None:
+    def __init__(self, directory: Path, name: str, width: int, with_metadata: bool,
+                 sample_stride: int) -> None:
         self.directory = directory
         self.name = name
         self.width = width
+        self.sample_stride = sample_stride  # of the search sample written when it is sorted
         names = shard_file_names(name)
         self.files: dict[str, BinaryIO] = {
             k: open(directory / names[k], "wb")
@@ -157,15 +160,32 @@ class _ShardWriter:
 
 
 def _finish_shard(writer: _ShardWriter) -> ShardInfo:
-    """Sort the shard's suffixes into its table file and describe its files."""
+    """Sort the shard's suffixes into its table file, sample them (unless the writer's
+    ``sample_stride`` is 0) and describe its files."""
     names = shard_file_names(writer.name)
     ptr_width = ptr_width_for(writer.ds_bytes)
     sa.build_table(writer.directory / names["tokenized"], writer.directory / names["table"],
                    writer.width, ptr_width)
+    files = describe_shard_files(writer.directory, writer.name)
+    if writer.sample_stride:
+        files.update(_write_sample(writer.directory, writer.name, writer.width, ptr_width,
+                                   writer.sample_stride))
     return ShardInfo(name=writer.name, num_docs=writer.num_docs,
                      num_tokens=writer.positions - writer.num_docs, ds_bytes=writer.ds_bytes,
-                     ptr_width=ptr_width, files=describe_shard_files(writer.directory,
-                                                                     writer.name))
+                     ptr_width=ptr_width, files=files)
+
+
+def _write_sample(directory: Path, shard: str, width: int, ptr_width: int,
+                  stride: int) -> dict[str, dict[str, Any]]:
+    """Write the shard's search sample; its manifest entry (size and CRC-32)."""
+    names = shard_file_names(shard)
+    ds = np.fromfile(directory / names["tokenized"], dtype=np.uint8)
+    table = np.memmap(directory / names["table"], dtype=np.uint8, mode="r") \
+        if (directory / names["table"]).stat().st_size else np.zeros(0, dtype=np.uint8)
+    path = directory / search_sample.sample_name(shard)
+    search_sample.write(path, search_sample.build(ds, table, width, ptr_width, stride=stride),
+                        ds, table, width, ptr_width)
+    return {path.name: {"size": path.stat().st_size, "crc32": search_sample.crc32_of(path)}}
 
 
 # ----------------------------------------------------------------------------- the build
@@ -195,7 +215,8 @@ def build_index(inputs: str | Path | Sequence[str | Path], out_dir: str | Path, 
                 workers: int | None = None, text_field: str = "text",
                 txt_mode: str = "file", metadata: bool = True, resume: bool = False,
                 overwrite: bool = False, eos_id: int | None = None,
-                progress: bool = True) -> Manifest:
+                progress: bool = True,
+                sample_stride: int = search_sample.DEFAULT_STRIDE) -> Manifest:
     """Build an index over text corpora.
 
     Args:
@@ -212,6 +233,9 @@ def build_index(inputs: str | Path | Sequence[str | Path], out_dir: str | Path, 
         overwrite: replace an existing index at ``out_dir``.
         eos_id: the id recorded as end-of-document (default: the tokenizer's).
         progress: show a progress bar with tokens/s on stderr.
+        sample_stride: keep every this-many-th suffix of each shard in its search sample
+            (:mod:`anygram.index.sample`: ~25 bytes a sample, in RAM when searching); 0
+            writes none (it is then built on first use).
 
     Returns:
         The manifest of the finished index.
@@ -234,17 +258,18 @@ def build_index(inputs: str | Path | Sequence[str | Path], out_dir: str | Path, 
     return _build(items, Path(out_dir), params=params, width=width, vocab_size=tok.max_id + 1,
                   eos_id=eos_id if eos_id is not None else tok.eos_id, tokenizer=tok,
                   shard_tokens=shard_tokens, metadata=metadata, resume=resume,
-                  overwrite=overwrite, progress=progress)
+                  overwrite=overwrite, progress=progress, sample_stride=sample_stride)
 
 
 def build_index_from_ids(docs: Iterable[Sequence[int] | np.ndarray], out_dir: str | Path, *,
                          vocab_size: int, shard_tokens: int | None = None,
                          eos_id: int | None = None, overwrite: bool = False,
-                         progress: bool = False) -> Manifest:
+                         progress: bool = False,
+                         sample_stride: int = search_sample.DEFAULT_STRIDE) -> Manifest:
     """Build an index from documents that are already token ids (no tokenizer, no metadata).
 
     The token width is the smallest of 1, 2, 4 bytes whose all-0xff separator id is at
-    least ``vocab_size``.
+    least ``vocab_size``. ``sample_stride`` as in :func:`build_index`.
     """
     width = token_width_for(vocab_size - 1)
     dtype = np.dtype(f"<u{width}")
@@ -260,13 +285,13 @@ def build_index_from_ids(docs: Iterable[Sequence[int] | np.ndarray], out_dir: st
     return _build(items, Path(out_dir), params={"from_ids": True}, width=width,
                   vocab_size=vocab_size, eos_id=eos_id, tokenizer=None,
                   shard_tokens=shard_tokens, metadata=False, resume=False,
-                  overwrite=overwrite, progress=progress)
+                  overwrite=overwrite, progress=progress, sample_stride=sample_stride)
 
 
 def _build(items: Callable[[int], Iterator[tuple[Document | None, bytes]]], out: Path, *,
            params: dict[str, Any], width: int, vocab_size: int, eos_id: int | None,
            tokenizer: Tokenizer | None, shard_tokens: int | None, metadata: bool,
-           resume: bool, overwrite: bool, progress: bool) -> Manifest:
+           resume: bool, overwrite: bool, progress: bool, sample_stride: int) -> Manifest:
     """Write shards from ``items(skip)`` (documents with token bytes), sort, write manifest."""
     started = time.time()
     if out.exists() and not overwrite:
@@ -277,13 +302,16 @@ def _build(items: Callable[[int], Iterator[tuple[Document | None, bytes]]], out:
     budget = shard_tokens if shard_tokens is not None else default_shard_positions(width)
     if budget < 1:
         raise BuildError(f"shard_tokens must be positive, not {budget}")
+    if isinstance(sample_stride, bool) or not isinstance(sample_stride, int) \
+            or sample_stride < 0:
+        raise BuildError(f"sample_stride must be an int >= 0, not {sample_stride!r}")
     params = {**params, "shard_tokens": budget, "token_width": width}
     partial = out.with_name(out.name + PARTIAL_SUFFIX)
     if partial.exists() and not resume:
         shutil.rmtree(partial)
     partial.mkdir(parents=True, exist_ok=True)
     shards, docs_done = _load_progress(partial, params) if resume else ([], 0)
-    done_names = {n for s in shards for n in shard_file_names(s.name).values()}
+    done_names = {n for s in shards for n in s.files}
     for leftover in partial.iterdir():  # files of shards that did not finish
         if leftover.is_file() and leftover.name not in done_names | {PROGRESS_NAME}:
             leftover.unlink()
@@ -319,12 +347,13 @@ def _build(items: Callable[[int], Iterator[tuple[Document | None, bytes]]], out:
                 writer = None
             if writer is None:
                 writer = _ShardWriter(partial, str(len(shards) + (pending is not None)), width,
-                                      metadata)
+                                      metadata, sample_stride)
             writer.add(doc, token_bytes)
             docs_done += 1
             bar.update(n_pos - 1)
         if writer is None and not shards and pending is None:
-            writer = _ShardWriter(partial, "0", width, metadata)  # empty corpus: one empty shard
+            # An empty corpus: one empty shard.
+            writer = _ShardWriter(partial, "0", width, metadata, sample_stride)
         if writer is not None:
             submit(writer)
         settle()

@@ -34,6 +34,7 @@ from .format import (
     separator,
     shard_file_names,
 )
+from .sample import SAMPLE_NAME
 
 
 def _map_file(path: Path, load: LoadMethod) -> np.ndarray:
@@ -134,6 +135,8 @@ def _open_shard(directory: Path, shard: str | None, width: int, load: LoadMethod
 
 def _check_against_manifest(directory: Path, info: ShardInfo, width: int) -> None:
     for name, entry in info.files.items():
+        if name.startswith(SAMPLE_NAME):
+            continue  # never required: checked, and rebuilt when needed, on first use
         p = directory / name
         if not p.exists():
             raise IndexFormatError(f"{p} is missing: the index is incomplete; rebuild it")

@@ -22,6 +22,7 @@ from ..index.format import LoadMethod
 from ..index.reader import OpenedIndex, Shard, open_index
 from ..kernels import analysis as ka
 from ..kernels.lm import count_of_counts
+from ..kernels.sample import find_range_sampled, longest_suffix_sampled
 from . import cnf
 from .base import (
     CnfShardPlan,
@@ -62,13 +63,17 @@ class LocalShards(ShardGroup):
         shards: the shard files, in index order.
         vocab_size: sizes the per-shard table of first-token ranges.
         removed: per shard, the sorted local ids of its taken-down documents (default none).
+        search_sample: search through each shard's sample (:mod:`anygram.index.sample`),
+            read or built on first use; False searches the suffix arrays alone.
     """
 
     def __init__(self, shards: Sequence[Shard], vocab_size: int,
-                 removed: Sequence[np.ndarray] | None = None) -> None:
+                 removed: Sequence[np.ndarray] | None = None, *,
+                 search_sample: bool = True) -> None:
         if removed is None:
             removed = [_EMPTY] * len(shards)
-        self._members = [LocalShard(s, vocab_size, r) for s, r in zip(shards, removed)]
+        self._members = [LocalShard(s, vocab_size, r, search_sample)
+                         for s, r in zip(shards, removed)]
         self.token_width = shards[0].token_width if shards else 1
         self.sizes = tuple(ShardSize(s.name, s.num_positions, s.num_docs, s.ptr_width)
                            for s in shards)
@@ -103,9 +108,15 @@ class LocalShards(ShardGroup):
     # ------------------------------------------------------------------ n-gram searches
 
     def find(self, q: np.ndarray) -> list[Range]:
-        w = self.token_width
-        return [kernels.find_range_cached(ds, sa, k, q, w, first)
-                for ds, sa, k, first in self._arrays]
+        out = []
+        for m, (ds, sa, k, first) in zip(self._members, self._arrays):
+            smp = m.sample
+            if smp is None:
+                out.append(kernels.find_range_cached(ds, sa, k, q, m.w, first))
+            else:
+                out.append(find_range_sampled(ds, sa, k, q, smp.keys, smp.lens, smp.ptrs,
+                                              smp.stride))
+        return out
 
     def find_within(self, q: np.ndarray, ranges: Sequence[Range]) -> list[Range]:
         return [kernels.find_range(ds, sa, k, q, a, b) if b > a else (a, a)
@@ -126,8 +137,15 @@ class LocalShards(ShardGroup):
         return out
 
     def longest_suffix(self, q: np.ndarray) -> list[tuple[int, int, int]]:
-        w = self.token_width
-        return [kernels.longest_suffix(ds, sa, k, q, w) for ds, sa, k, _ in self._arrays]
+        out = []
+        for m, (ds, sa, k, _) in zip(self._members, self._arrays):
+            smp = m.sample
+            if smp is None:
+                out.append(kernels.longest_suffix(ds, sa, k, q, m.w))
+            else:
+                out.append(longest_suffix_sampled(ds, sa, k, q, m.w, smp.keys, smp.lens,
+                                                  smp.ptrs, smp.stride))
+        return out
 
     # ------------------------------------------------------------------ positions, documents
 
@@ -337,7 +355,8 @@ def _removed_bytes(m: LocalShard) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def open_groups(index: OpenedIndex, vocab_size: int, *, load: LoadMethod = "mmap",
-                takedown: bool = True) -> tuple[LocalShards, LocalShards | None]:
+                takedown: bool = True, search_sample: bool = True
+                ) -> tuple[LocalShards, LocalShards | None]:
     """The shard group of an opened index and, when documents are taken down (and
     ``takedown``), the group of its takedown indexes, whose counts are subtracted.
 
@@ -369,5 +388,7 @@ def open_groups(index: OpenedIndex, vocab_size: int, *, load: LoadMethod = "mmap
                                        "take the documents down again")
             minus += gone.shards
     group = LocalShards(shards, vocab_size,
-                        [np.unique(np.array(r, dtype=np.int64)) for r in removed])
-    return group, (LocalShards(minus, vocab_size) if minus else None)
+                        [np.unique(np.array(r, dtype=np.int64)) for r in removed],
+                        search_sample=search_sample)
+    return group, (LocalShards(minus, vocab_size, search_sample=search_sample)
+                   if minus else None)

@@ -3,14 +3,21 @@ and the per-shard document arithmetic every query kind shares."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from .. import kernels
+from ..index import sample as search_sample
 from ..index.reader import Shard
+from ..index.sample import Sample
 
 #: Vocabularies up to this size get a per-shard table of each first token's rank range
 #: (16 bytes per id), filled in lazily: searches start inside it.
 FIRST_TOKEN_TABLE_MAX = 1 << 21
+
+
+_UNLOADED = object()
 
 
 class LocalShard:
@@ -18,9 +25,10 @@ class LocalShard:
     kernels, with the sorted local ids of its taken-down documents."""
 
     __slots__ = ("files", "ds", "sa", "k", "w", "n", "offsets", "first", "removed",
-                 "_removed_spans", "walk_caches")
+                 "_removed_spans", "walk_caches", "_sample", "_sample_lock")
 
-    def __init__(self, files: Shard, vocab_size: int, removed: np.ndarray) -> None:
+    def __init__(self, files: Shard, vocab_size: int, removed: np.ndarray,
+                 use_sample: bool = True) -> None:
         self.files = files
         self.ds = files.ds
         self.sa = files.sa
@@ -33,8 +41,27 @@ class LocalShard:
         self.first = np.full((rows, 2), -1, dtype=np.int64)
         self.removed = removed
         self._removed_spans: np.ndarray | None = None
-        # The suffix walk's caches (anygram.shards.analysis), made on first use.
+        # The suffix walk's caches (anygram.shards.local), made on first use.
         self.walk_caches: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        # The search sample, loaded on first use (_UNLOADED), or None when not used.
+        self._sample: Sample | object | None = _UNLOADED if use_sample else None
+        self._sample_lock = threading.Lock()
+
+    @property
+    def sample(self) -> Sample | None:
+        """The shard's search sample (:mod:`anygram.index.sample`), read or built on first
+        use; None when the shard is searched without one."""
+        found = self._sample
+        if found is _UNLOADED:
+            with self._sample_lock:
+                if self._sample is _UNLOADED:
+                    f = self.files
+                    suffixed = (f.directory / f"tokenized.{f.name}").exists()
+                    self._sample = search_sample.load_or_build(
+                        f.directory, f.name if suffixed else None, self.ds, self.sa, self.w,
+                        self.k)
+            found = self._sample
+        return found  # type: ignore[return-value]  # loaded: a Sample or None
 
     # ------------------------------------------------------------------ positions
 

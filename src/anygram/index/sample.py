@@ -1,0 +1,190 @@
+"""The search sample of a shard (:mod:`anygram.kernels.sample`) as a sidecar file.
+
+``sample.{s}`` (``sample`` for an infini-gram v6 directory) holds every ``stride``-th suffix of
+``table.{s}`` with its first ``m`` bytes and its offset: a 64-byte header (magic, format
+version, stride, ``m``, the number of samples, a CRC-32 of the rest, and the shard's
+fingerprint: its token and table sizes and widths), then the keys (``n x m`` bytes), the
+lengths (``n`` bytes) and the offsets (``n`` little-endian int64). ``(m + 9) / stride`` bytes
+a token: 0.1 B at the defaults (stride 256, 16 bytes), which is also its size in RAM.
+
+`build` writes it; an index without one (an older anygram index, infini-gram's) gets it on
+first use, next to the index when the directory is writable, else in the user's cache
+directory, else in memory only. It is never required: a missing, stale (its fingerprint or
+its sampled entries disagree with the shard) or corrupt (its CRC) sample is rebuilt, never
+used. infini-gram ignores the file (it finds its files by the words ``tokenized``,
+``table``, ``offset``, ``metadata``, ``metaoff`` and ``unigram``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import struct
+import threading
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..kernels import sample as kernels
+
+log = logging.getLogger(__name__)
+
+SAMPLE_NAME = "sample"
+DEFAULT_STRIDE = 256
+DEFAULT_KEY_BYTES = 16
+_MAGIC = b"AGSAMPLE"
+_VERSION = 1
+# magic, version, stride, key bytes, count, crc32, ds bytes, sa bytes, token width, ptr width
+_HEADER = struct.Struct("<8sIIIQIQQII")
+_HEADER_SIZE = 64
+
+
+@dataclass(frozen=True, eq=False)
+class Sample:
+    """A shard's search sample, in memory."""
+
+    stride: int
+    keys: np.ndarray  # uint8 [n, m]
+    lens: np.ndarray  # uint8 [n]
+    ptrs: np.ndarray  # int64 [n]
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.keys.nbytes + self.lens.nbytes + self.ptrs.nbytes)
+
+
+def sample_name(shard: str | None) -> str:
+    """The sidecar's file name: ``sample.0`` for shard ``"0"``, ``sample`` for v6 (None)."""
+    return SAMPLE_NAME if shard is None else f"{SAMPLE_NAME}.{shard}"
+
+
+def _fingerprint(ds: np.ndarray, sa: np.ndarray, token_width: int, ptr_width: int
+                 ) -> tuple[int, int, int, int]:
+    return int(ds.shape[0]), int(sa.shape[0]), token_width, ptr_width
+
+
+def build(ds: np.ndarray, sa: np.ndarray, token_width: int, ptr_width: int, *,
+          stride: int = DEFAULT_STRIDE, key_bytes: int = DEFAULT_KEY_BYTES) -> Sample:
+    """The sample of a shard's arrays (one read of every ``stride``-th suffix)."""
+    if stride < 1 or not 1 <= key_bytes <= 255:
+        raise ValueError(f"stride must be >= 1 and key_bytes in 1..255, not {stride}, "
+                         f"{key_bytes}")
+    keys, lens, ptrs = kernels.build_sample(ds, sa, ptr_width, stride, key_bytes)
+    return Sample(stride, keys, lens, ptrs)
+
+
+def write(path: Path, sample: Sample, ds: np.ndarray, sa: np.ndarray, token_width: int,
+          ptr_width: int) -> None:
+    """Write the sidecar atomically (a temporary file in the same directory, renamed)."""
+    body = sample.keys.tobytes() + sample.lens.tobytes() + sample.ptrs.astype("<i8").tobytes()
+    header = _HEADER.pack(_MAGIC, _VERSION, sample.stride, sample.keys.shape[1],
+                          sample.ptrs.shape[0], zlib.crc32(body),
+                          *_fingerprint(ds, sa, token_width, ptr_width))
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "xb") as f:  # the umask's permissions, as the index's other files
+            f.write(header.ljust(_HEADER_SIZE, b"\0"))
+            f.write(body)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def read(path: Path, ds: np.ndarray, sa: np.ndarray, token_width: int,
+         ptr_width: int) -> Sample | None:
+    """The sidecar at ``path`` if it is this shard's and intact; None (and a log line) when
+    it is missing, stale or corrupt."""
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    why = _check(raw, ds, sa, token_width, ptr_width)
+    if why is not None:
+        log.warning("ignoring the search sample %s: %s", path, why)
+        return None
+    _, _, stride, m, n, *_ = _HEADER.unpack_from(raw)
+    at = _HEADER_SIZE
+    keys = np.frombuffer(raw, dtype=np.uint8, count=n * m, offset=at).reshape(n, m)
+    lens = np.frombuffer(raw, dtype=np.uint8, count=n, offset=at + n * m)
+    ptrs = np.frombuffer(raw, dtype="<i8", count=n, offset=at + n * m + n).astype(np.int64)
+    sample = Sample(stride, keys, lens, ptrs)
+    if not _agrees(sample, ds, sa, ptr_width):
+        log.warning("ignoring the search sample %s: it does not match the shard's table", path)
+        return None
+    return sample
+
+
+def crc32_of(path: Path) -> int:
+    """The CRC-32 a sidecar's header records (of everything after the header)."""
+    with open(path, "rb") as f:
+        return int(_HEADER.unpack_from(f.read(_HEADER_SIZE))[5])
+
+
+def _check(raw: bytes, ds: np.ndarray, sa: np.ndarray, token_width: int,
+           ptr_width: int) -> str | None:
+    if len(raw) < _HEADER_SIZE:
+        return "it is truncated"
+    magic, version, stride, m, n, crc, *fingerprint = _HEADER.unpack_from(raw)
+    if magic != _MAGIC or version != _VERSION:
+        return "not a search sample of this anygram version"
+    if tuple(fingerprint) != _fingerprint(ds, sa, token_width, ptr_width):
+        return "it was made for another shard (sizes differ): the index was rebuilt"
+    total = sa.shape[0] // ptr_width if ptr_width else 0
+    if stride < 1 or m < 1 or n != -(-total // stride):
+        return "its header is inconsistent"
+    if len(raw) != _HEADER_SIZE + n * (m + 9):
+        return "it is truncated"
+    if zlib.crc32(memoryview(raw)[_HEADER_SIZE:]) != crc:
+        return "its checksum does not match (a damaged file)"
+    return None
+
+
+def _agrees(sample: Sample, ds: np.ndarray, sa: np.ndarray, ptr_width: int) -> bool:
+    """Spot-check the first, middle and last samples against the table and the tokens: an
+    index rebuilt to the same sizes gets a new sample."""
+    n = sample.ptrs.shape[0]
+    for j in {0, n // 2, n - 1} if n else ():
+        rank = j * sample.stride
+        raw = bytes(sa[rank * ptr_width:(rank + 1) * ptr_width])
+        p = int.from_bytes(raw, "little")
+        length = int(sample.lens[j])
+        if p != sample.ptrs[j] or bytes(ds[p:p + length]) != sample.keys[j, :length].tobytes():
+            return False
+    return True
+
+
+def cache_path(shard_path: Path, name: str) -> Path:
+    """Where the sample of a read-only index goes: the user's cache directory, under a key
+    of the shard's absolute path."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "anygram"
+    key = hashlib.sha256(str(shard_path.resolve()).encode()).hexdigest()[:16]
+    return base / "samples" / key / name
+
+
+def load_or_build(directory: Path, shard: str | None, ds: np.ndarray, sa: np.ndarray,
+                  token_width: int, ptr_width: int) -> Sample:
+    """The shard's sample: its sidecar (beside the index, or in the cache), else built now and
+    written where it can be (next time it is read)."""
+    name = sample_name(shard)
+    places = [directory / name, cache_path(directory, name)]
+    for path in places:
+        if path.exists():
+            found = read(path, ds, sa, token_width, ptr_width)
+            if found is not None:
+                return found
+    log.info("building the search sample of %s (once)", directory / name)
+    sample = build(ds, sa, token_width, ptr_width)
+    for path in places:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write(path, sample, ds, sa, token_width, ptr_width)
+            break
+        except OSError:
+            continue
+    return sample

@@ -1,0 +1,125 @@
+"""The search sample: a small in-memory top level over a shard's suffix array.
+
+Every ``stride``-th suffix (ranks ``0, stride, 2 stride, ...``) is kept with its first ``m``
+bytes (``keys``, zero-padded; ``lens`` says how many are real: fewer than ``m`` only for a
+suffix that ends first, at the end of the shard) and its byte offset (``ptrs``). A search
+bisects the sample in memory, which narrows each bound of a query's rank range to one block
+of ``stride`` ranks; only that block of the suffix array, and the token bytes its binary
+search compares, are read from the shard: about ``2 log2(stride)`` reads of the token file
+instead of ``2 log2(N)`` dependent reads of both files. A sampled suffix whose stored bytes
+equal the query's first ``m`` (a query longer than ``m`` bytes) is compared on in the token
+file, from byte ``m`` on.
+
+The answers are exactly :func:`anygram.kernels.search.find_range`'s.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import inline_kernel, kernel
+from .search import _cmp_at, _lower_bound, _ptr, _upper_bound
+
+
+@kernel
+def build_sample(ds: np.ndarray, sa: np.ndarray, k: int, stride: int, m: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(keys, lens, ptrs)`` of every ``stride``-th suffix: ``keys`` uint8 ``[n, m]``, ``lens``
+    uint8 ``[n]``, ``ptrs`` int64 ``[n]``. One read of the suffix array and of ``m`` token
+    bytes per kept suffix."""
+    total = sa.shape[0] // k if k > 0 else 0
+    n = (total + stride - 1) // stride
+    keys = np.zeros((n, m), dtype=np.uint8)
+    lens = np.zeros(n, dtype=np.uint8)
+    ptrs = np.empty(n, dtype=np.int64)
+    size = ds.shape[0]
+    for j in range(n):
+        p = _ptr(sa, k, j * stride)
+        ptrs[j] = p
+        length = min(m, size - p)
+        lens[j] = length
+        for i in range(length):
+            keys[j, i] = ds[p + i]
+    return keys, lens, ptrs
+
+
+@inline_kernel
+def _cmp_sampled(ds, keys, lens, ptrs, j, q):
+    """Compare sampled suffix ``j`` with ``q`` as :func:`_cmp_at` does (-1, 0: ``q`` is a
+    prefix of it, 1), on its stored bytes, reading the token file only past them."""
+    stored = np.int64(lens[j])
+    n = q.shape[0]
+    for i in range(min(n, stored)):
+        a = keys[j, i]
+        b = q[i]
+        if a != b:
+            return -1 if a < b else 1
+    if n <= stored:
+        return 0
+    if stored < keys.shape[1]:
+        return -1  # the suffix ends before q does: a proper prefix sorts first
+    return _cmp_at(ds, ptrs[j], q, stored)
+
+
+@kernel
+def find_range_sampled(ds: np.ndarray, sa: np.ndarray, k: int, q: np.ndarray,
+                       keys: np.ndarray, lens: np.ndarray, ptrs: np.ndarray, stride: int
+                       ) -> tuple[int, int]:
+    """The rank range ``[start, end)`` of the suffixes starting with ``q`` (as
+    :func:`~anygram.kernels.search.find_range` over the whole table), bracketed by the
+    sample (module docstring) and finished in one block of ``stride`` ranks per bound."""
+    total = sa.shape[0] // k if k > 0 else 0
+    n = ptrs.shape[0]
+    if q.shape[0] == 0 or n == 0:
+        return 0, total
+    # lo_j: the first sample that compares >= q; up_j: the first that compares > q (not a
+    # match). Samples before them compare < q (resp. <= q), so each bound lies in the
+    # block just before its sample.
+    a, b = 0, n
+    while a < b:
+        mid = (a + b) >> 1
+        if _cmp_sampled(ds, keys, lens, ptrs, mid, q) < 0:
+            a = mid + 1
+        else:
+            b = mid
+    lo_j = a
+    b = n
+    while a < b:
+        mid = (a + b) >> 1
+        if _cmp_sampled(ds, keys, lens, ptrs, mid, q) <= 0:
+            a = mid + 1
+        else:
+            b = mid
+    up_j = a
+    lo = 0 if lo_j == 0 else _lower_bound(ds, sa, k, q, 0, (lo_j - 1) * stride + 1,
+                                          min(lo_j * stride, total))
+    if up_j == lo_j:  # no sample matches: both bounds are in the same block
+        return lo, lo if lo_j == 0 else _upper_bound(ds, sa, k, q, 0, lo,
+                                                      min(lo_j * stride, total))
+    hi = _upper_bound(ds, sa, k, q, 0, (up_j - 1) * stride + 1, min(up_j * stride, total))
+    return lo, hi
+
+
+@kernel
+def longest_suffix_sampled(ds: np.ndarray, sa: np.ndarray, k: int, q: np.ndarray, w: int,
+                           keys: np.ndarray, lens: np.ndarray, ptrs: np.ndarray, stride: int
+                           ) -> tuple[int, int, int]:
+    """:func:`~anygram.kernels.search.longest_suffix` with each search bracketed by the
+    sample: ``(suffix_len_tokens, start, end)``."""
+    n_tok = q.shape[0] // w
+    total = sa.shape[0] // k if k > 0 else 0
+    # Invariant: the suffix of length `good` occurs (range [gs, ge)); length `bad` does not.
+    good = 0
+    gs = 0
+    ge = total
+    bad = n_tok + 1
+    while bad - good > 1:
+        mid = (good + bad) >> 1
+        s, e = find_range_sampled(ds, sa, k, q[(n_tok - mid) * w:], keys, lens, ptrs, stride)
+        if e > s:
+            good = mid
+            gs = s
+            ge = e
+        else:
+            bad = mid
+    return good, gs, ge
