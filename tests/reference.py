@@ -53,8 +53,9 @@ def naive_ntd(corpus: Corpus, prompt: list[int]) -> tuple[int, Counter[int], int
     nxt: Counter[int] = Counter()
     end = 0
     hits = occurrences(corpus, prompt)
+    streams = [stream(shard) for shard in corpus]
     for s, i in hits:
-        toks = stream(corpus[s])
+        toks = streams[s]
         j = i + len(prompt)
         if j == len(toks) or toks[j] is SEP:
             end += 1
@@ -156,11 +157,11 @@ def compat_find_cnf(corpus: Corpus, cnf: list[list[list[int]]], d: int,
                 if p in matches and p not in listed:
                     listed.append(p)
         ptrs = []
+        partner_occurrences = [clause_occurrences([shard], clause) for clause in partners]
         for p in listed:
             left = p
-            for clause in partners:
-                before = [c for _, c in clause_occurrences([shard], clause)
-                          if p - d <= c < p and docs[c] == docs[p]]
+            for occ in partner_occurrences:
+                before = [c for _, c in occ if p - d <= c < p and docs[c] == docs[p]]
                 if before:
                     left = min(left, max(before))
             ptrs.append(left * width)
