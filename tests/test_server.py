@@ -942,3 +942,70 @@ def test_infini_gram_payload_creativity_and_attribute(client: TestClient,
                                  "query_ids": [300]}), 400, "InvalidQueryError")
     error(client.post("/", json={"index": "tiny", "query_type": "attribute", "query": "a",
                                  "max_cnt": 0}), 422, "LimitExceededError")
+
+
+# ----------------------------------------------------------------------------- infini-gram
+#                                                                text, tokens and spans
+
+
+@pytest.mark.parametrize("kind", ["hf-bytelevel", "hf-llama-legacy"])
+def test_infini_gram_payload_reads_text_as_its_server(tmp_path: Path, kind: str) -> None:
+    """Text as infini-gram's server tokenizes it: a space in front for GPT-2-style
+    tokenizers, no lone "▁" first for Llama-style ones; ``tokens`` are the pieces."""
+    from test_query_text import MAKERS, SENTENCES
+
+    from anygram.tokenization import load_tokenizer
+
+    make, name = MAKERS[kind]
+    spec = make(tmp_path / name)
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps({"text": t}) + "\n" for t in SENTENCES))
+    build_index(corpus, tmp_path / "idx", tokenizer=spec, progress=False, workers=1)
+    tok = load_tokenizer(spec)
+    with TestClient(create_app({"i": Engine.open(tmp_path / "idx")})) as c:
+        for text in ("quick brown", "the lazy dog", "1990 dog"):
+            if kind == "hf-bytelevel":
+                ids = tok.encode(" " + text)
+            else:
+                ids = tok.encode(text)
+                if tok.pieces(ids[:1]) == ["▁"]:
+                    ids = ids[1:]
+            body = ok_compat(c.post("/", json={"index": "i", "query_type": "count",
+                                               "query": text}))
+            assert body["token_ids"] == ids and body["tokens"] == tok.pieces(ids)
+            cnf = ok_compat(c.post("/", json={"index": "i", "query_type": "count",
+                                              "query": f"{text} AND sat"}))
+            assert cnf["token_ids"][0] == [ids]
+            assert cnf["tokens"] == [[tok.pieces(ids)], [tok.pieces(cnf["token_ids"][1][0])]]
+        assert ok_compat(c.post("/", json={"index": "i", "query_type": "count",
+                                           "query": "quick brown"}))["count"] == 2
+        ntd = ok_compat(c.post("/", json={"index": "i", "query_type": "ntd",
+                                          "query": "the lazy"}))
+        (entry,) = ntd["result_by_token_id"].values()  # "dog" twice
+        assert entry["token"] == tok.pieces(tok.encode(" dog" if kind == "hf-bytelevel"
+                                                       else "dog"))[0].replace("Ġ", " ")
+        assert ok_compat(c.post("/", json={"index": "i", "query_type": "count",
+                                           "query": ""}))["token_ids"] == []
+
+
+def test_infini_gram_payload_bytes_and_spans(client: TestClient) -> None:
+    """A bytes index reads ``\\xNN`` as a byte; ``spans`` cut each occurrence of each phrase
+    apart, as infini-gram's server does."""
+    body = ok_compat(client.post("/", json={"index": "tiny", "query_type": "count",
+                                            "query": "\\x63at caf\\xc3\\xa9"}))
+    assert body["token_ids"] == list("cat café".encode())
+    assert body["tokens"] == [chr(b) for b in "cat café".encode()]
+    found = ok_compat(client.post("/", json={"index": "tiny", "query_type": "search_docs",
+                                             "query": "the", "maxnum": 10,
+                                             "max_disp_len": 100}))
+    spans = {tuple(tuple(s) for s in d["spans"]) for d in found["documents"]}
+    assert (("the", "0"), (" cat sat on ", None), ("the", "0"), (" mat", None)) in spans
+    cnf = ok_compat(client.post("/", json={"index": "tiny", "query_type": "search_docs",
+                                           "query": "cat AND the OR a", "maxnum": 10,
+                                           "max_disp_len": 100}))
+    # Clause by clause, phrase by phrase: "cat" first, then "the" (in "other" too), then "a".
+    assert [["a", "1"], [" ", None], ["cat", "0"], [" ", None], ["a", "1"], ["nd ", None],
+            ["a", "1"], [" dog met ", None], ["the", "1"], [" o", None], ["the", "1"],
+            ["r ", None], ["cat", "0"]] in [d["spans"] for d in cnf["documents"]]
+    error(client.post("/", json={"index": "tiny", "query_type": "creativity", "query": ""}),
+          400, "InvalidQueryError")
