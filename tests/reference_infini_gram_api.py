@@ -66,9 +66,11 @@ class ModelTokenizer:
                        for c in text)
 
 
-def _in_range(value: Any, name: str, top: int) -> dict[str, str] | None:
-    if value is not None and not (type(value) is int and 0 < value <= top):
-        return {"error": f"{name} must be an integer in [1, {top}]!"}
+def _in_range(**options: Any) -> dict[str, str] | None:
+    """The server's error for the first option outside ``[1, LIMITS[name]]``, if any."""
+    for name, value in options.items():
+        if value is not None and not (type(value) is int and 0 < value <= LIMITS[name]):
+            return {"error": f"{name} must be an integer in [1, {LIMITS[name]}]!"}
     return None
 
 
@@ -197,8 +199,7 @@ class InfiniGramApiModel:
 
     def _count_cnf(self, cnf: Any, max_clause_freq: Any = None,
                    max_diff_tokens: Any = None) -> dict[str, Any]:
-        err = (_in_range(max_clause_freq, "max_clause_freq", LIMITS["max_clause_freq"])
-               or _in_range(max_diff_tokens, "max_diff_tokens", LIMITS["max_diff_tokens"]))
+        err = _in_range(max_clause_freq=max_clause_freq, max_diff_tokens=max_diff_tokens)
         return err or self.engine.count_cnf(cnf=cnf, max_clause_freq=max_clause_freq,
                                             max_diff_tokens=max_diff_tokens)
 
@@ -213,7 +214,7 @@ class InfiniGramApiModel:
         return result
 
     def _ntd(self, ids: list[int], max_support: Any = None) -> dict[str, Any]:
-        err = _in_range(max_support, "max_support", LIMITS["max_support"])
+        err = _in_range(max_support=max_support)
         return err or self._with_tokens(self.engine.ntd(prompt_ids=ids, max_support=max_support))
 
     def _infgram_prob(self, ids: list[int]) -> dict[str, Any]:
@@ -226,7 +227,7 @@ class InfiniGramApiModel:
         return result  # type: ignore[no-any-return]
 
     def _infgram_ntd(self, ids: list[int], max_support: Any = None) -> dict[str, Any]:
-        err = _in_range(max_support, "max_support", LIMITS["max_support"])
+        err = _in_range(max_support=max_support)
         if err:
             return err
         result = self._with_tokens(self.engine.infgram_ntd(prompt_ids=ids,
@@ -257,18 +258,15 @@ class InfiniGramApiModel:
 
     def _search_docs(self, ids: list[int], maxnum: Any = None,
                      max_disp_len: Any = None) -> dict[str, Any]:
-        err = (_in_range(maxnum, "maxnum", LIMITS["maxnum"])
-               or _in_range(max_disp_len, "max_disp_len", LIMITS["max_disp_len"]))
+        err = _in_range(maxnum=maxnum, max_disp_len=max_disp_len)
         return err or self._searched(self.engine.search_docs(
             input_ids=ids, maxnum=maxnum, max_disp_len=max_disp_len), [[ids]] if ids else [])
 
     def _search_docs_cnf(self, cnf: Any, maxnum: Any = None, max_disp_len: Any = None,
                          max_clause_freq: Any = None, max_diff_tokens: Any = None
                          ) -> dict[str, Any]:
-        err = (_in_range(maxnum, "maxnum", LIMITS["maxnum"])
-               or _in_range(max_disp_len, "max_disp_len", LIMITS["max_disp_len"])
-               or _in_range(max_clause_freq, "max_clause_freq", LIMITS["max_clause_freq"])
-               or _in_range(max_diff_tokens, "max_diff_tokens", LIMITS["max_diff_tokens"]))
+        err = _in_range(maxnum=maxnum, max_disp_len=max_disp_len,
+                        max_clause_freq=max_clause_freq, max_diff_tokens=max_diff_tokens)
         return err or self._searched(self.engine.search_docs_cnf(
             cnf=cnf, maxnum=maxnum, max_disp_len=max_disp_len, max_clause_freq=max_clause_freq,
             max_diff_tokens=max_diff_tokens), cnf)
@@ -278,8 +276,7 @@ class InfiniGramApiModel:
 
     def _find_cnf(self, cnf: Any, max_clause_freq: Any = None,
                   max_diff_tokens: Any = None) -> dict[str, Any]:
-        err = (_in_range(max_clause_freq, "max_clause_freq", LIMITS["max_clause_freq"])
-               or _in_range(max_diff_tokens, "max_diff_tokens", LIMITS["max_diff_tokens"]))
+        err = _in_range(max_clause_freq=max_clause_freq, max_diff_tokens=max_diff_tokens)
         return err or self.engine.find_cnf(cnf=cnf, max_clause_freq=max_clause_freq,
                                            max_diff_tokens=max_diff_tokens)
 
@@ -290,12 +287,12 @@ class InfiniGramApiModel:
 
     def _get_doc_by_rank(self, ids: list[int], s: Any, rank: Any,
                          max_disp_len: Any = None) -> dict[str, Any]:
-        err = _in_range(max_disp_len, "max_disp_len", LIMITS["max_disp_len"])
+        err = _in_range(max_disp_len=max_disp_len)
         return err or self._shown(self.engine.get_doc_by_rank(
             s=s, rank=rank, max_disp_len=max_disp_len), [[ids]] if ids else [])
 
     def _get_doc_by_ptr(self, cnf: Any, s: Any, ptr: Any,
                         max_disp_len: Any = None) -> dict[str, Any]:
-        err = _in_range(max_disp_len, "max_disp_len", LIMITS["max_disp_len"])
+        err = _in_range(max_disp_len=max_disp_len)
         return err or self._shown(self.engine.get_doc_by_ptr(
             s=s, ptr=ptr, max_disp_len=max_disp_len), cnf)

@@ -158,27 +158,11 @@ def _texts() -> list[str]:
 
 
 def _train(texts: list[str], path: Path, family: str) -> Path:
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    """A GPT-2-style byte-level BPE, or a BPE in Llama-2's ``tokenizer.json`` layout."""
+    from test_query_text import _hf_bytelevel, _hf_llama_legacy
     if family == "gpt2":
-        tok = Tokenizer(models.BPE())
-        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        tok.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=900, special_tokens=["<|endoftext|>"],
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                      show_progress=False)
-        tok.train_from_iterator(texts, trainer=trainer)
-    else:  # Llama-2's layout: the normalizer adds "▁" before the text and for each space
-        tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=False))
-        tok.pre_tokenizer = pre_tokenizers.Metaspace()
-        trainer = trainers.BpeTrainer(vocab_size=700, special_tokens=["<unk>", "<s>", "</s>"],
-                                      show_progress=False)
-        tok.train_from_iterator(texts, trainer=trainer)
-        tok.pre_tokenizer = None
-        tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"),
-                                               normalizers.Replace(" ", "▁")])
-        tok.decoder = decoders.Metaspace()
-    tok.save(str(path))
-    return path
+        return _hf_bytelevel(path, texts, 900, ("<|endoftext|>",))
+    return _hf_llama_legacy(path, texts, 700, ("<unk>", "<s>", "</s>"))
 
 
 @dataclass

@@ -50,14 +50,8 @@ class _CnfMixin(_DocumentsMixin):
         from each shard's rarest clause as infini-gram counts them; exact unless the rarest
         clause occurs more than ``max_clause_freq`` times and sampling is cheaper (then an
         unbiased estimate, ``approx=True``)."""
-        args = self._cnf_args(cnf, max_clause_freq, max_diff_tokens)
-        if isinstance(args, dict):
-            return args
-        try:
-            got = self._cnf(cnf, *args, with_ptrs=False)
-        except AnygramError as e:
-            return {"error": str(e)}
-        return {"count": got.count, "approx": got.approx}
+        got = self._cnf_answer(cnf, max_clause_freq, max_diff_tokens, with_ptrs=False)
+        return got if isinstance(got, dict) else {"count": got.count, "approx": got.approx}
 
     def find_cnf(self, cnf: list[list[list[int]]], max_clause_freq: int | None = None,
                  max_diff_tokens: int | None = None) -> dict[str, Any]:
@@ -65,14 +59,9 @@ class _CnfMixin(_DocumentsMixin):
         infini-gram's order), the matches as infini-gram's byte pointers (module doc); when
         ``approx``, the matches among the sampled anchors only. ``ptrs_by_shard`` is ``[]``
         when a clause never occurs, as infini-gram's."""
-        args = self._cnf_args(cnf, max_clause_freq, max_diff_tokens)
-        if isinstance(args, dict):
-            return args
-        try:
-            got = self._cnf(cnf, *args, with_ptrs=True)
-        except AnygramError as e:
-            return {"error": str(e)}
-        return {"cnt": got.count, "approx": got.approx, "ptrs_by_shard": got.ptrs}
+        got = self._cnf_answer(cnf, max_clause_freq, max_diff_tokens, with_ptrs=True)
+        return got if isinstance(got, dict) else {"cnt": got.count, "approx": got.approx,
+                                                   "ptrs_by_shard": got.ptrs}
 
     def search_docs_cnf(self, cnf: list[list[list[int]]], maxnum: int | None = None,
                         max_disp_len: int | None = None, max_clause_freq: int | None = None,
@@ -91,13 +80,9 @@ class _CnfMixin(_DocumentsMixin):
         if isinstance(page, dict):
             return page
         maxnum, disp = page
-        args = self._cnf_args(cnf, max_clause_freq, max_diff_tokens)
-        if isinstance(args, dict):
-            return args
-        try:
-            got = self._cnf(cnf, *args, with_ptrs=True)
-        except AnygramError as e:
-            return {"error": str(e)}
+        got = self._cnf_answer(cnf, max_clause_freq, max_diff_tokens, with_ptrs=True)
+        if isinstance(got, dict):
+            return got
         pairs = [(s, p) for s, ptrs in enumerate(got.ptrs or []) for p in ptrs]
         n = len(pairs)
         picked = np.random.default_rng(seed).choice(n, min(maxnum, n), replace=False).tolist()
@@ -108,6 +93,17 @@ class _CnfMixin(_DocumentsMixin):
                 "idxs": [i * got.count // n for i in picked], "documents": docs}
 
     # ------------------------------------------------------------------ the answer
+
+    def _cnf_answer(self, cnf: Any, max_clause_freq: Any, max_diff_tokens: Any, *,
+                    with_ptrs: bool) -> _CnfAnswer | dict[str, str]:
+        """:meth:`_cnf` after infini-gram's argument checks, or an error dict."""
+        args = self._cnf_args(cnf, max_clause_freq, max_diff_tokens)
+        if isinstance(args, dict):
+            return args
+        try:
+            return self._cnf(cnf, *args, with_ptrs=with_ptrs)
+        except AnygramError as e:
+            return {"error": str(e)}
 
     def _cnf(self, cnf: list[list[list[int]]], cap: int, d: int, *,
              with_ptrs: bool) -> _CnfAnswer:
