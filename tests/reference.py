@@ -53,8 +53,9 @@ def naive_ntd(corpus: Corpus, prompt: list[int]) -> tuple[int, Counter[int], int
     nxt: Counter[int] = Counter()
     end = 0
     hits = occurrences(corpus, prompt)
+    streams = [stream(shard) for shard in corpus]
     for s, i in hits:
-        toks = stream(corpus[s])
+        toks = streams[s]
         j = i + len(prompt)
         if j == len(toks) or toks[j] is SEP:
             end += 1
@@ -123,6 +124,50 @@ def naive_cnf_matches(corpus: Corpus, cnf: list[list[list[int]]], d: int,
                for occ in others):
             out.append((s, a))
     return out
+
+
+def infini_gram_anchor(shard: list[list[int]], cnf: list[list[list[int]]]) -> int:
+    """The clause infini-gram anchors an AND on in one shard: the one whose phrases occur the
+    fewest times in it (their counts summed), the first of equals."""
+    counts = [sum(naive_count([shard], p) for p in clause) for clause in cnf]
+    return counts.index(min(counts))
+
+
+def compat_find_cnf(corpus: Corpus, cnf: list[list[list[int]]], d: int,
+                    width: int) -> tuple[int, list[list[int]]]:
+    """``anygram.compat``'s exact ``find_cnf``: ``(count, pointers per shard)``.
+
+    In each shard the matches are :func:`naive_cnf_matches` anchored on
+    :func:`infini_gram_anchor`, listed in suffix-array order of the anchor's phrases (phrase
+    by phrase, a shared position once), each as the byte offset of the nearest occurrence of
+    each other clause before it (within ``d``, in its document) or of itself, whichever is
+    first. No pointers (``[]``) when a clause never occurs.
+    """
+    if any(not clause_occurrences(corpus, c) for c in cnf):
+        return 0, []
+    count, pointers = 0, []
+    for shard in corpus:
+        a = infini_gram_anchor(shard, cnf)
+        partners = cnf[:a] + cnf[a + 1:]
+        matches = {p for _, p in naive_cnf_matches([shard], [cnf[a], *partners], d)}
+        data, docs = stream_bytes(shard, width), doc_index(shard)
+        listed: list[int] = []
+        for phrase in cnf[a]:
+            for _, p in sorted(occurrences([shard], phrase), key=lambda h: data[h[1] * width:]):
+                if p in matches and p not in listed:
+                    listed.append(p)
+        ptrs = []
+        partner_occurrences = [clause_occurrences([shard], clause) for clause in partners]
+        for p in listed:
+            left = p
+            for occ in partner_occurrences:
+                before = [c for _, c in occ if p - d <= c < p and docs[c] == docs[p]]
+                if before:
+                    left = min(left, max(before))
+            ptrs.append(left * width)
+        count += len(listed)
+        pointers.append(ptrs)
+    return count, pointers
 
 
 def contains(doc: list[int], phrase: list[int]) -> bool:

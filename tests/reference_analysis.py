@@ -41,10 +41,22 @@ def naive_suffix_walk(shard: list[list[int]], text: list[int], cuts: list[int] |
     return starts, counts
 
 
+def visible_len(corpus: ref.Corpus, hidden: ref.Corpus, text: list[int], start: int,
+                length: int) -> int:
+    """infini-gram's takedown engine: ``length`` shortened until ``text[start:start+length]``
+    occurs more often in ``corpus`` than in the ``hidden`` documents (its diff index)."""
+    while length > 0 and (ref.naive_count(corpus, text[start:start + length])
+                          <= ref.naive_count(hidden, text[start:start + length])):
+        length -= 1
+    return length
+
+
 def naive_candidates(corpus: ref.Corpus, text: list[int], delim_ids: list[int] = (),
                      min_len: int = 1, max_cnt: int = 10, enforce_bow: bool = False,
-                     bow_ids: list[int] = ()) -> list[tuple[int, int, int]]:
-    """The attribution candidates, one start at a time: ``(l, r, count)``."""
+                     bow_ids: list[int] = (), hidden: ref.Corpus | None = None
+                     ) -> list[tuple[int, int, int]]:
+    """The attribution candidates, one start at a time: ``(l, r, count)`` (with ``hidden``:
+    each match shortened by :func:`visible_len` after its cuts)."""
     candidates = []
     for start in range(len(text)):
         if enforce_bow and text[start] not in bow_ids:
@@ -58,6 +70,8 @@ def naive_candidates(corpus: ref.Corpus, text: list[int], delim_ids: list[int] =
             while length > 0 and not (start + length == len(text)
                                       or text[start + length] in bow_ids):
                 length -= 1
+        if hidden is not None:
+            length = visible_len(corpus, hidden, text, start, length)
         if length < min_len:
             continue
         count = ref.naive_count(corpus, text[start:start + length])
@@ -68,14 +82,14 @@ def naive_candidates(corpus: ref.Corpus, text: list[int], delim_ids: list[int] =
 
 def naive_attribute(corpus: ref.Corpus, text: list[int], delim_ids: list[int] = (),
                     min_len: int = 1, max_cnt: int = 10, enforce_bow: bool = False,
-                    bow_ids: list[int] = ()) -> list[tuple[int, int, int, float,
-                                                           list[tuple[int, int, int]]]]:
+                    bow_ids: list[int] = (), hidden: ref.Corpus | None = None
+                    ) -> list[tuple[int, int, int, float, list[tuple[int, int, int]]]]:
     """The written rules: ``(l, r, count, unigram_logprob_sum, [(shard, pos, doc_id)] in
-    corpus order)`` per kept span."""
+    corpus order)`` per kept span (``hidden``: as :func:`naive_candidates`)."""
     total = ref.naive_count(corpus, [])
     kept, last_r = [], 0
     for start, end, count in naive_candidates(corpus, text, delim_ids, min_len, max_cnt,
-                                              enforce_bow, bow_ids):
+                                              enforce_bow, bow_ids, hidden):
         if end > last_r:  # kept when it ends beyond every span kept before it
             last_r = end
             logp = sum(math.log(ref.naive_count(corpus, [t])) - math.log(total)

@@ -252,11 +252,17 @@ def test_infini_gram_keyword_arguments_are_accepted(idx):
     assert eng.count([2]) == {"count": ref.naive_count(CORPUS, [2]), "approx": False}
 
 
-def test_unsupported_methods_say_so(eng):
-    with pytest.raises(NotImplementedError, match="compute_unigram_counts"):
-        eng.compute_unigram_counts()
-    with pytest.raises(NotImplementedError):
-        eng.get_new_shards_by_index_dir()
+def test_unigram_counts_and_shards(eng, idx):
+    counts = eng.compute_unigram_counts(0)
+    tokens = [t for d in DOCS for t in d]
+    assert len(counts) == 65536  # every id below vocab_size, and the separator
+    assert {t: c for t, c in counts.items() if c} == {
+        **{t: tokens.count(t) for t in set(tokens)}, 65535: len(DOCS)}
+    assert sum(counts.values()) == eng.count([])["count"]
+    assert eng.compute_unigram_counts(1) == {"error": "s must be an integer in range [0, 1)"}
+    (shards,) = eng.get_new_shards_by_index_dir().values()
+    assert list(eng.get_new_shards_by_index_dir()) == [idx]
+    assert [(s.tok_cnt, s.ds_size, s.doc_cnt) for s in shards] == [(20, 40, 4)]
     with pytest.raises(AttributeError):
         eng.no_such_method  # noqa: B018
 
@@ -324,7 +330,7 @@ DOC_KEYS = {"doc_ix", "doc_len", "disp_len", "needle_offset", "metadata", "token
 
 
 def test_doc_results_have_infini_gram_shape_and_engine_values(eng):
-    e = eng.engine
+    e = eng.native
     d = eng.get_doc_by_ix(3, 4)
     assert set(d) == DOC_KEYS
     assert d == {"doc_ix": 3, "doc_len": 8, "disp_len": 4, "needle_offset": 0, "metadata": "",
@@ -392,13 +398,18 @@ def test_search_docs_and_cnf_shapes(eng):
     assert eng.search_docs([7, 8], maxnum=5, max_disp_len=4) == r
     assert eng.search_docs([6]) == {"cnt": 0, "approx": False, "idxs": [], "documents": []}
     assert eng.search_docs([7, 8], maxnum=0) == {"error": "maxnum must be a positive integer"}
-    cnf = [[[7, 8]], [[9]]]
-    assert eng.count_cnf(cnf, max_diff_tokens=2) == {
-        "count": len(ref.naive_cnf_matches(CORPUS, cnf, 2)), "approx": False}
+    cnf = [[[7, 8]], [[9]]]  # anchored on [9], the rarer clause
+    count, ptrs = ref.compat_find_cnf(CORPUS, cnf, 2, 2)
+    assert count == 1 and ptrs == [[2 * 12]]  # [7, 8] at 12 stands for 9 at 14
+    assert eng.count_cnf(cnf, max_diff_tokens=2) == {"count": count, "approx": False}
     f = eng.find_cnf(cnf, max_diff_tokens=2)
-    assert f["ptrs_by_shard"] == [[2 * p for _, p in ref.naive_cnf_matches(CORPUS, cnf, 2)]]
+    assert f == {"cnt": count, "approx": False, "ptrs_by_shard": ptrs}
     s = eng.search_docs_cnf(cnf, maxnum=10, max_disp_len=6, max_diff_tokens=2)
-    assert s["cnt"] == f["cnt"] == len(s["documents"]) and s["idxs"] == list(range(s["cnt"]))
+    assert s["cnt"] == f["cnt"] == len(s["documents"]) and s["idxs"] == [0]
+    assert s["documents"] == [eng.get_doc_by_ptr(0, 24, 6)]
+    assert eng.find_cnf([[[7, 8]], [[6]]]) == {"cnt": 0, "approx": False, "ptrs_by_shard": []}
+    assert eng.find_cnf([[[7, 8]], [[2]]], max_diff_tokens=1) == {
+        "cnt": 0, "approx": False, "ptrs_by_shard": [[]]}
     assert eng.count_cnf([[]]) == {"error": "cnf must be a non-empty, triply-nested list of "
                                             "integers in range [0, 65535]"}
     assert eng.find_cnf(cnf, max_diff_tokens=0) == {
@@ -482,7 +493,7 @@ def test_attribute_equals_infini_gram(real_text, kw):
         assert [a[k] for k in ("l", "r", "length", "count")] == \
             [b[k] for k in ("l", "r", "length", "count")]
         assert math.isclose(a["unigram_logprob_sum"], b["unigram_logprob_sum"], rel_tol=1e-12)
-        assert a["docs"] == sorted(b["docs"], key=lambda d: (d["s"], d["ptr"]))
+        assert a["docs"] == b["docs"]  # suffix-array order
         assert all(type(d["s"]) is int and type(d["ptr"]) is int for d in a["docs"])
 
 

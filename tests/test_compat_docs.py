@@ -3,8 +3,10 @@
 On indexes built by anygram (u8 with metadata, u16 in several shards), infini-gram's own
 ``InfiniGramEngine`` (prefetch depths 0) and ``anygram.compat.InfiniGramEngine`` give identical
 ``DocResult`` dicts for ``get_doc_by_rank/ptr/ix`` and their ``_2`` variants on many random
-arguments, identical ``cnt`` for ``search_docs``, and ``count_cnf``/``find_cnf`` agree where
-infini-gram is exact (elsewhere ours equals ``tests/reference.py``'s naive CNF twin).
+arguments, identical ``cnt`` for ``search_docs``, and ``count_cnf``/``find_cnf`` equal
+``tests/reference.py``'s twin of the compat CNF (infini-gram's anchors and pointers, anygram's
+matches): infini-gram's own answers are the same but for the matches it loses at document
+edges.
 
 Skipped on purpose, each checked to be a known infini-gram quirk: positions at a document
 separator (infini-gram answers the next document with ``needle_offset = 2**64 - 1``, or fails
@@ -73,7 +75,7 @@ def case(request, tmp_path_factory):
         ds_prefetch_depth=0, sa_prefetch_depth=0, od_prefetch_depth=0)
     shim = CompatEngine(str(out), eos_token_id=eos, vocab_size=vocab, token_dtype=dtype)
     corpus, i = [], 0
-    for s in shim.engine.shards:
+    for s in shim.native.shards:
         corpus.append(docs[i:i + s.num_docs])
         i += s.num_docs
     return dtype, ig, shim, docs, corpus
@@ -89,7 +91,7 @@ def _same_or_separator(theirs, ours, what):
 
 def test_get_doc_by_rank_and_ptr_agree(case):
     dtype, ig, shim, _, _ = case
-    w = shim.engine.token_width
+    w = shim.native.token_width
     rng = random.Random(1)
     compared = 0
     for _ in range(400):
@@ -131,7 +133,7 @@ def test_get_doc_by_ix_agrees(case):
 
 def test_batch_forms_agree(case):
     _, ig, shim, docs, _ = case
-    w = shim.engine.token_width
+    w = shim.native.token_width
     ixs = list(range(0, len(docs), 3))
     assert ig.get_docs_by_ixs(ixs, 7) == shim.get_docs_by_ixs(ixs, 7)
     assert ig.get_docs_by_ixs_2([(i, i % 4) for i in ixs]) == \
@@ -139,7 +141,7 @@ def test_batch_forms_agree(case):
     # Positions inside documents (not separators), as pointers and as their ranks.
     pos = []
     for s in range(ig.engine.get_num_shards()):
-        sh = shim.engine.shards[shim._shard_order[s]]
+        sh = shim.native.shards[shim._shard_order[s]]
         seps = set((sh.offsets // w).tolist())
         pos += [(s, p) for p in range(0, sh.num_positions, 5) if p not in seps]
     ptrs = [(s, p * w) for s, p in pos if (p * w) % 2 == 0]
@@ -181,9 +183,14 @@ def test_search_docs_counts_agree_and_hits_are_occurrences(case):
         assert shim.search_docs(q, maxnum=3, max_disp_len=20) == ours  # reproducible
 
 
+def _is_subsequence(short, long):
+    it = iter(long)
+    return all(x in it for x in short)
+
+
 def test_cnf_agrees_where_infini_gram_is_exact(case):
     _, ig, shim, docs, corpus = case
-    w = shim.engine.token_width
+    w = shim.native.token_width
     rng = random.Random(5)
     stats: Counter = Counter()
     for _ in range(60):
@@ -195,30 +202,28 @@ def test_cnf_agrees_where_infini_gram_is_exact(case):
         assert shim.count_cnf(cnf, max_diff_tokens=d) == {"count": ours["cnt"],
                                                           "approx": False}
         assert theirs["approx"] is False and ours["approx"] is False
-        naive = ref.naive_cnf_matches(corpus, cnf, d)
-        expect = [[] for _ in corpus]
-        for s, p in naive:
-            expect[s].append(p * w)
-        assert ours["cnt"] == len(naive), (cnf, d)
-        assert ours["ptrs_by_shard"] == [expect[i] for i in shim._shard_order], (cnf, d)
-        # infini-gram anchors on the rarer clause (per shard): where that is ours (the first),
-        # its matches are ours minus those it loses near a document end; its pointers are the
-        # left ends of merged ranges, so a partner before our anchor (within d) stands for it.
-        ca = [len(ref.clause_occurrences([sh], [a])) for sh in corpus]
-        cb = [len(ref.clause_occurrences([sh], [b])) for sh in corpus]
-        if all(x < y or x == 0 for x, y in zip(ca, cb)):
-            assert theirs["cnt"] <= ours["cnt"], (cnf, d)
-            for t, o in zip(theirs["ptrs_by_shard"], ours["ptrs_by_shard"]):
-                assert all(any(0 <= x - p <= d * w for x in o) for p in t), (cnf, d)
-            stats["same anchor"] += 1
-            stats["same anchor, equal count"] += theirs["cnt"] == ours["cnt"]
+        count, ptrs = ref.compat_find_cnf(corpus, cnf, d, w)
+        assert ours["cnt"] == count, (cnf, d)
+        assert ours["ptrs_by_shard"] == ([ptrs[i] for i in shim._shard_order] if ptrs else [])
+        # Both anchor on each shard's rarer clause: infini-gram's matches are ours minus those
+        # it loses near a document end, with the same pointers in the same order.
+        assert theirs["cnt"] <= ours["cnt"], (cnf, d)
+        if not theirs["ptrs_by_shard"]:
+            assert ours["ptrs_by_shard"] == []
+        for t, o in zip(theirs["ptrs_by_shard"], ours["ptrs_by_shard"], strict=True):
+            assert _is_subsequence(t, o), (cnf, d)
+        stats["equal"] += theirs == ours
+        # The answer does not depend on the clause order, unless the clauses tie in a shard
+        # (then the first is the anchor, as in infini-gram).
+        counts = [(ref.naive_count([sh], a), ref.naive_count([sh], b)) for sh in corpus]
+        if all(x != y for x, y in counts):
+            stats["untied"] += 1
+            assert shim.find_cnf([[b], [a]], max_diff_tokens=d) == ours, (cnf, d)
     print(stats)
-    assert stats["same anchor"] >= 15 and stats["same anchor, equal count"] >= 10, stats
+    assert stats["equal"] >= 45 and stats["untied"] >= 25, stats
     # A single rare clause: no subsampling and no second clause, so infini-gram is exact.
     for q in _queries(docs, rng, 20):
-        theirs = ig.find_cnf([[q]])
-        theirs["ptrs_by_shard"] = [sorted(p) for p in theirs["ptrs_by_shard"]]  # rank order
-        assert theirs == shim.find_cnf([[q]]), q
+        assert ig.find_cnf([[q]]) == shim.find_cnf([[q]]), q
         assert ig.count_cnf([[q]]) == shim.count_cnf([[q]]), q
 
 
@@ -229,10 +234,13 @@ def test_search_docs_cnf_hits_are_the_matches(case):
         a, b = _queries(docs, rng, 2)
         cnf = [[a], [b]]
         ours = shim.search_docs_cnf(cnf, maxnum=4, max_disp_len=30, max_diff_tokens=20)
-        assert ours["cnt"] == shim.count_cnf(cnf, max_diff_tokens=20)["count"]
+        found = shim.find_cnf(cnf, max_diff_tokens=20)
+        assert ours["cnt"] == found["cnt"]
         assert len(ours["documents"]) == min(4, ours["cnt"]) == len(ours["idxs"])
-        for doc in ours["documents"]:
-            o = doc["needle_offset"]
-            assert doc["token_ids"][o:o + len(a)] == a[:len(doc["token_ids"]) - o]
+        assert len(set(ours["idxs"])) == len(ours["idxs"])  # distinct matches
+        pairs = [(s, p) for s, ptrs in enumerate(found["ptrs_by_shard"]) for p in ptrs]
+        for i, doc in zip(ours["idxs"], ours["documents"]):
+            assert doc == shim.get_doc_by_ptr(*pairs[i], max_disp_len=30)
         theirs = ig.search_docs_cnf(cnf, maxnum=4, max_disp_len=30, max_diff_tokens=20)
         assert set(theirs) == set(ours)
+        assert shim.search_docs_cnf(cnf, maxnum=4, max_disp_len=30, max_diff_tokens=20) == ours

@@ -65,28 +65,33 @@ def test_parse_with_a_function_and_bad_input():
 # ---------------------------------------------------------------- tokenizers of each kind
 
 
-def _hf_bytelevel(path: Path) -> Path:
+def _hf_bytelevel(path: Path, texts: list[str] = SENTENCES * 3, vocab_size: int = 300,
+                  special_tokens: tuple[str, ...] = ()) -> Path:
+    """A GPT-2-style byte-level BPE trained on ``texts``."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=300, show_progress=False,
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False,
+                                  special_tokens=list(special_tokens),
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(SENTENCES * 3, trainer=trainer)
+    tok.train_from_iterator(texts, trainer=trainer)
     tok.save(str(path))
     return path
 
 
-def _hf_llama_legacy(path: Path) -> Path:
+def _hf_llama_legacy(path: Path, texts: list[str] = SENTENCES * 3, vocab_size: int = 120,
+                     special_tokens: tuple[str, ...] = ("<unk>",)) -> Path:
     """Llama-2's tokenizer.json layout: no pre-tokenizer; the normalizer prepends "▁" and
     turns spaces into "▁" (so a prepended space would become a stray "▁" token)."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Metaspace()  # train merges inside words only
-    trainer = trainers.BpeTrainer(vocab_size=120, special_tokens=["<unk>"], show_progress=False)
-    tok.train_from_iterator(SENTENCES * 3, trainer=trainer)
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(special_tokens),
+                                  show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer)
     tok.pre_tokenizer = None
     tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"),
                                            normalizers.Replace(" ", "▁")])

@@ -517,7 +517,9 @@ def test_infini_gram_payload_errors(client: TestClient, engines: dict[str, Engin
         cnf = [[eng.tokenize("cat")], [eng.tokenize("dog")]]
         for key, value in (("query", "cat AND dog"), ("query_ids", cnf)):
             body = ok_compat(client.post("/", json={**base, key: value}))
-            assert body["count"] == eng.count_cnf(cnf).count and body["approx"] is False
+            # infini-gram's anchor: the rarer clause ("dog", 2 occurrences; "cat", 3).
+            assert body["count"] == eng.count_cnf(cnf[::-1]).count != eng.count_cnf(cnf).count
+            assert body["approx"] is False
             assert body["token_ids"] == cnf and body["tokens"] == [[list("cat")], [list("dog")]]
         error(client.post("/", json={**base, "query": "a AND b", "max_diff_tokens": 0}), 422)
     else:
@@ -759,12 +761,16 @@ def test_infini_gram_payload_cnf(client: TestClient, engines: dict[str, Engine])
     eng = engines["tiny"]
     base = {"index": "tiny"}
     cnf = [[eng.tokenize("natural")], [eng.tokenize("fun"), eng.tokenize("many")]]
+    # The clauses occur twice each: infini-gram anchors on the first (ties keep the order).
     want = eng.find_cnf(cnf, max_diff_tokens=40)
+    shim = InfiniGramEngine(index_dir=str(eng.shards[0].directory), eos_token_id=0,
+                            vocab_size=255, token_dtype="u8")
     for key, value in (("query", "natural AND fun OR many"), ("query_ids", cnf)):
         f = ok_compat(client.post("/", json={**base, "query_type": "find_cnf", key: value,
                                              "max_diff_tokens": 40}))
         assert f["cnt"] == want.count > 0 and f["approx"] is False
-        assert f["ptrs_by_shard"] == [a.tolist() for a in want.positions]  # u8: bytes = pos
+        # infini-gram's pointers: a partner before the anchor stands for it.
+        assert f["ptrs_by_shard"] == shim.find_cnf(cnf, max_diff_tokens=40)["ptrs_by_shard"]
         assert f["token_ids"] == cnf
         c = ok_compat(client.post("/", json={**base, "query_type": "count", key: value,
                                              "max_diff_tokens": 40}))
@@ -901,6 +907,12 @@ def test_text_analyses_errors_and_limits(client: TestClient, engines: dict[str, 
                                 "max_cnt": 6}), 422, "LimitExceededError")
 
 
+def _docs_sorted(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Spans with their docs in corpus order (infini-gram lists them in suffix-array order)."""
+    return [{**sp, "docs": sorted(sp["docs"], key=lambda d: (d["s"], d["ptr"]))}
+            for sp in spans]
+
+
 def test_infini_gram_payload_creativity_and_attribute(client: TestClient,
                                                       engines: dict[str, Engine]) -> None:
     eng = engines["tiny"]
@@ -915,12 +927,13 @@ def test_infini_gram_payload_creativity_and_attribute(client: TestClient,
                "enforce_bow": False}
     body = ok_compat(client.post("/", json=payload))
     want = eng.attribute(ids, delim_ids=eng.tokenize(" "), min_len=2, max_cnt=3)
-    assert body["spans"] == want.to_infini_gram(eng.token_width)["spans"] != []
+    assert _docs_sorted(body["spans"]) == want.to_infini_gram(eng.token_width)["spans"] != []
     assert body["tokens"] == list(text)
     # Defaults: delim_ids [], min_len 1, max_cnt 10 (infini-gram's engine needs them all).
     body = ok_compat(client.post("/", json={"index": "tiny", "query_type": "attribute",
                                             "query": text}))
-    assert body["spans"] == eng.attribute(ids).to_infini_gram(eng.token_width)["spans"]
+    assert _docs_sorted(body["spans"]) == eng.attribute(ids).to_infini_gram(
+        eng.token_width)["spans"]
     for bad in ({"query_ids": [300]}, {"query": "a", "delim_ids": [300]},
                 {"query": "a", "min_len": -1}):
         error(client.post("/", json={"index": "tiny", "query_type": "attribute", **bad}), 400,
@@ -929,3 +942,70 @@ def test_infini_gram_payload_creativity_and_attribute(client: TestClient,
                                  "query_ids": [300]}), 400, "InvalidQueryError")
     error(client.post("/", json={"index": "tiny", "query_type": "attribute", "query": "a",
                                  "max_cnt": 0}), 422, "LimitExceededError")
+
+
+# ----------------------------------------------------------------------------- infini-gram
+#                                                                text, tokens and spans
+
+
+@pytest.mark.parametrize("kind", ["hf-bytelevel", "hf-llama-legacy"])
+def test_infini_gram_payload_reads_text_as_its_server(tmp_path: Path, kind: str) -> None:
+    """Text as infini-gram's server tokenizes it: a space in front for GPT-2-style
+    tokenizers, no lone "▁" first for Llama-style ones; ``tokens`` are the pieces."""
+    from test_query_text import MAKERS, SENTENCES
+
+    from anygram.tokenization import load_tokenizer
+
+    make, name = MAKERS[kind]
+    spec = make(tmp_path / name)
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps({"text": t}) + "\n" for t in SENTENCES))
+    build_index(corpus, tmp_path / "idx", tokenizer=spec, progress=False, workers=1)
+    tok = load_tokenizer(spec)
+    with TestClient(create_app({"i": Engine.open(tmp_path / "idx")})) as c:
+        for text in ("quick brown", "the lazy dog", "1990 dog"):
+            if kind == "hf-bytelevel":
+                ids = tok.encode(" " + text)
+            else:
+                ids = tok.encode(text)
+                if tok.pieces(ids[:1]) == ["▁"]:
+                    ids = ids[1:]
+            body = ok_compat(c.post("/", json={"index": "i", "query_type": "count",
+                                               "query": text}))
+            assert body["token_ids"] == ids and body["tokens"] == tok.pieces(ids)
+            cnf = ok_compat(c.post("/", json={"index": "i", "query_type": "count",
+                                              "query": f"{text} AND sat"}))
+            assert cnf["token_ids"][0] == [ids]
+            assert cnf["tokens"] == [[tok.pieces(ids)], [tok.pieces(cnf["token_ids"][1][0])]]
+        assert ok_compat(c.post("/", json={"index": "i", "query_type": "count",
+                                           "query": "quick brown"}))["count"] == 2
+        ntd = ok_compat(c.post("/", json={"index": "i", "query_type": "ntd",
+                                          "query": "the lazy"}))
+        (entry,) = ntd["result_by_token_id"].values()  # "dog" twice
+        assert entry["token"] == tok.pieces(tok.encode(" dog" if kind == "hf-bytelevel"
+                                                       else "dog"))[0].replace("Ġ", " ")
+        assert ok_compat(c.post("/", json={"index": "i", "query_type": "count",
+                                           "query": ""}))["token_ids"] == []
+
+
+def test_infini_gram_payload_bytes_and_spans(client: TestClient) -> None:
+    """A bytes index reads ``\\xNN`` as a byte; ``spans`` cut each occurrence of each phrase
+    apart, as infini-gram's server does."""
+    body = ok_compat(client.post("/", json={"index": "tiny", "query_type": "count",
+                                            "query": "\\x63at caf\\xc3\\xa9"}))
+    assert body["token_ids"] == list("cat café".encode())
+    assert body["tokens"] == [chr(b) for b in "cat café".encode()]
+    found = ok_compat(client.post("/", json={"index": "tiny", "query_type": "search_docs",
+                                             "query": "the", "maxnum": 10,
+                                             "max_disp_len": 100}))
+    spans = {tuple(tuple(s) for s in d["spans"]) for d in found["documents"]}
+    assert (("the", "0"), (" cat sat on ", None), ("the", "0"), (" mat", None)) in spans
+    cnf = ok_compat(client.post("/", json={"index": "tiny", "query_type": "search_docs",
+                                           "query": "cat AND the OR a", "maxnum": 10,
+                                           "max_disp_len": 100}))
+    # Clause by clause, phrase by phrase: "cat" first, then "the" (in "other" too), then "a".
+    assert [["a", "1"], [" ", None], ["cat", "0"], [" ", None], ["a", "1"], ["nd ", None],
+            ["a", "1"], [" dog met ", None], ["the", "1"], [" o", None], ["the", "1"],
+            ["r ", None], ["cat", "0"]] in [d["spans"] for d in cnf["documents"]]
+    error(client.post("/", json={"index": "tiny", "query_type": "creativity", "query": ""}),
+          400, "InvalidQueryError")

@@ -348,6 +348,24 @@ def test_word_start_ids_are_the_tokens_that_begin_with_whitespace(tmp_path: Path
             assert all(str(sp._sp.IdToPiece(i)).startswith("▁") for i in starts)
 
 
+def test_pieces_are_the_vocabulary_strings(tmp_path: Path, hf_path: Path) -> None:
+    """``pieces``: what ``convert_ids_to_tokens`` gives (infini-gram's API token strings)."""
+    assert load_tokenizer("bytes").pieces([104, 32, 10, 233]) == ["h", " ", "\n", "é"]
+    tik = load_tokenizer(_write_tiktoken(tmp_path / "tiny.tiktoken"))
+    assert tik.pieces(tik.encode(" the\nhello")) == ["Ġthe", "Ċ", "he", "llo"]
+    from tokenizers import Tokenizer as HFTok
+    hf, raw = load_tokenizer(hf_path), HFTok.from_file(str(hf_path))
+    ids = hf.encode("the lazy dog\n")
+    assert hf.pieces(ids) == [raw.id_to_token(i) for i in ids] and "Ġlazy" in "".join(
+        hf.pieces(ids))
+    sp = load_tokenizer(_train_sentencepiece(tmp_path / "tiny.model"))
+    ids = sp.encode("the lazy dog")
+    assert sp.pieces(ids) == [sp._sp.IdToPiece(i) for i in ids] and sp.pieces(ids)[0][0] == "▁"
+    for t in (tik, hf, sp):
+        with pytest.raises(TokenOutOfRangeError):
+            t.pieces([t.max_id + 1])
+
+
 # ---------------------------------------------------------------- errors
 
 

@@ -32,7 +32,11 @@ class _Base:
     max_disp_len: int
     exact_ntd: bool
     _bow_ids: np.ndarray
-    engine: Engine
+    native: Engine  # anygram's engine over the same index
+    # infini-gram's C++ engine object (``engine.engine`` in scripts): a
+    # :class:`~anygram.compat.CppEngine`, which calls back into this class (hence not typed).
+    engine: Any
+    _index_dirs: list[str]
     _shard_order: list[int]
     _ig_shard_of: dict[int, int]
     _ig_doc_base: list[int]
@@ -49,6 +53,13 @@ class _Base:
     def _ids_error(self, name: str, non_empty_wording: bool = False) -> dict[str, str]:
         what = "a non-empty list" if non_empty_wording else "a list"
         return {"error": f"{name} must be {what} of integers in range [0, {self.token_id_max}]"}
+
+    def _shard(self, s: Any) -> int | dict[str, str]:
+        """infini-gram's shard number ``s`` as ours, or an error."""
+        n = len(self._shard_order)
+        if not (type(s) is int and 0 <= s < n):
+            return {"error": f"s must be an integer in range [0, {n})"}
+        return self._shard_order[s]
 
     # ------------------------------------------------------------------ CNF checks
 

@@ -12,13 +12,12 @@ from ..engine import Engine
 from ..errors import AnygramError
 from ..query.results import NextTokenDist
 from ._base import _WIDTH_OF_DTYPE, _Base, _positive_int
-
-_UNSUPPORTED = ("compute_unigram_counts", "get_new_shards_by_index_dir")
+from ._cpp_engine import CppEngine, DatastoreShard
 
 
 class _CoreMixin(_Base):
     """``__init__``, ``count``, ``find``, ``prob``, ``ntd``, ``infgram_prob``, ``infgram_ntd``,
-    ``get_total_doc_cnt`` and the :class:`NotImplementedError` of the unsupported methods."""
+    ``get_total_doc_cnt``, ``compute_unigram_counts`` and ``get_new_shards_by_index_dir``."""
 
     def __init__(self, index_dir: str | list[str], eos_token_id: int, vocab_size: int = 65535,
                  version: int = 4, token_dtype: str = "u16", load_to_ram: bool = False,
@@ -78,12 +77,14 @@ class _CoreMixin(_Base):
                                  dtype=np.int64)
         # infini-gram accepts any id up to token_id_max in queries (vocab_size only bounds
         # eos_token_id), so every id but the separator is valid here.
-        self.engine = Engine.open(index_dir, token_dtype=token_dtype,
+        self.native = Engine.open(index_dir, token_dtype=token_dtype,
                                   load="ram" if load_to_ram else "mmap",
                                   vocab_size=self.token_id_max, eos_id=eos_token_id)
+        self._index_dirs = list(index_dir)
+        self.engine = self._cpp_engine()
         # infini-gram's shard order: per directory, file names sorted as strings.
         dir_pos = {Path(d): i for i, d in enumerate(index_dir)}
-        shards = self.engine.shards
+        shards = self.native.shards
         self._shard_order = sorted(range(len(shards)),
                                    key=lambda i: (dir_pos.get(shards[i].directory, 0),
                                                   shards[i].name))
@@ -121,7 +122,7 @@ class _CoreMixin(_Base):
         if not self._ids_ok(input_ids):
             return self._ids_error("input_ids")
         try:
-            r = self.engine.count(input_ids)  # type: ignore[arg-type]
+            r = self.native.count(input_ids)  # type: ignore[arg-type]
         except AnygramError as e:
             return {"error": str(e)}
         return {"count": r.count, "approx": r.approx}
@@ -131,7 +132,7 @@ class _CoreMixin(_Base):
         if not self._ids_ok(input_ids):
             return self._ids_error("input_ids")
         try:
-            r = self.engine.find(input_ids)  # type: ignore[arg-type]
+            r = self.native.find(input_ids)  # type: ignore[arg-type]
         except AnygramError as e:
             return {"error": str(e)}
         return {"cnt": r.count,
@@ -144,7 +145,7 @@ class _CoreMixin(_Base):
         if not self._id_ok(cont_id):
             return {"error": f"cont_id must be an integer in range [0, {self.token_id_max}]"}
         try:
-            r = self.engine.prob(prompt_ids, cont_id)  # type: ignore[arg-type]
+            r = self.native.prob(prompt_ids, cont_id)  # type: ignore[arg-type]
         except AnygramError as e:
             return {"error": str(e)}
         return {"prompt_cnt": r.prompt_count, "cont_cnt": r.cont_count,
@@ -161,7 +162,7 @@ class _CoreMixin(_Base):
         ``prompt_cnt > max_support``: infini-gram samples there. ``max_support`` is only
         validated, unless the engine was made with ``exact_ntd=False``.
         """
-        got = self._next_tokens(self.engine.ntd, prompt_ids, max_support)
+        got = self._next_tokens(self.native.ntd, prompt_ids, max_support)
         return got if isinstance(got, dict) else self._dist(got)
 
     def infgram_prob(self, prompt_ids: Iterable[int], cont_id: int) -> dict[str, Any]:
@@ -175,7 +176,7 @@ class _CoreMixin(_Base):
         if not self._id_ok(cont_id):
             return {"error": f"cont_id must be an integer in range [0, {self.token_id_max}]"}
         try:
-            r = self.engine.infgram_prob(prompt_ids, cont_id)  # type: ignore[arg-type]
+            r = self.native.infgram_prob(prompt_ids, cont_id)  # type: ignore[arg-type]
         except AnygramError as e:
             return {"error": str(e)}
         return {"prompt_cnt": r.prompt_count, "cont_cnt": r.cont_count,
@@ -187,7 +188,7 @@ class _CoreMixin(_Base):
 
         Exact by default, like :meth:`ntd`.
         """
-        got = self._next_tokens(self.engine.infgram_ntd, prompt_ids, max_support)
+        got = self._next_tokens(self.native.infgram_ntd, prompt_ids, max_support)
         return got if isinstance(got, dict) else {**self._dist(got.dist),
                                                    "suffix_len": got.suffix_len}
 
@@ -207,11 +208,37 @@ class _CoreMixin(_Base):
 
     def get_total_doc_cnt(self) -> int:
         """Number of documents in all shards."""
-        return self.engine.num_docs
+        return self.native.num_docs
 
-    def __getattr__(self, name: str) -> Any:
-        if name in _UNSUPPORTED:
-            raise NotImplementedError(f"anygram.compat.InfiniGramEngine does not implement "
-                                      f"{name}() yet; use infini_gram for it")
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+    def compute_unigram_counts(self, s: int) -> dict[int, int] | dict[str, str]:
+        """``{token id: count}`` in shard ``s``: every id below ``vocab_size`` (0 when absent)
+        and the document separator id (one per document), as infini-gram counts them."""
+        at = self._shard(s)
+        if isinstance(at, dict):
+            return at
+        shard = self.native.shards[at]
+        tokens = shard.ds.view(f"<u{shard.token_width}")
+        counts = np.bincount(tokens[tokens < self.vocab_size], minlength=self.vocab_size)
+        out = dict(enumerate(counts.tolist()))
+        out[self.token_id_max] = shard.num_docs
+        return out
 
+    def get_new_shards_by_index_dir(self) -> dict[str, list[DatastoreShard]]:
+        """``{index_dir: [shard, ...]}``, as infini-gram's (whose servers pass it back as
+        ``prev_shards_by_index_dir`` to share memory maps; this engine accepts and ignores
+        that argument: the operating system shares the mapped pages of the same files)."""
+        out: dict[str, list[DatastoreShard]] = {d: [] for d in self._index_dirs}
+        for ours in self._shard_order:
+            sh = self.native.shards[ours]
+            d = next((d for d in self._index_dirs if Path(d) == sh.directory),
+                     str(sh.directory))
+            meta = sh.metadata
+            out.setdefault(d, []).append(DatastoreShard(
+                tok_cnt=sh.num_positions, ds_size=sh.ds_bytes, ptr_size=sh.ptr_width,
+                doc_cnt=sh.num_docs, mt_size=0 if meta is None else int(meta.shape[0]),
+                ds=sh.ds, sa=sh.sa, od=sh.offsets, mt=meta, om=sh.metaoff))
+        return out
+
+    def _cpp_engine(self) -> CppEngine:
+        """The ``.engine`` object (the diff engine gives its own)."""
+        return CppEngine(self)

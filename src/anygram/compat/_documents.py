@@ -18,7 +18,7 @@ class _DocumentsMixin(_Base):
 
     def _doc(self, win: DocWindow) -> dict[str, Any]:
         """An anygram :class:`DocWindow` as infini-gram's ``DocResult`` dict."""
-        local = win.doc_id - self.engine.doc_id(win.shard, 0)
+        local = win.doc_id - self.native.doc_id(win.shard, 0)
         doc_ix = self._ig_doc_base[self._ig_shard_of[win.shard]] + local
         if win.removed:
             return {"doc_ix": doc_ix, "doc_len": win.doc_len, "disp_len": 0,
@@ -44,18 +44,11 @@ class _DocumentsMixin(_Base):
             return {"error": "max_disp_len must be a positive integer"}
         return max_disp_len
 
-    def _shard(self, s: Any) -> int | dict[str, str]:
-        """infini-gram's shard number ``s`` as ours, or an error."""
-        n = len(self._shard_order)
-        if not (type(s) is int and 0 <= s < n):
-            return {"error": f"s must be an integer in range [0, {n})"}
-        return self._shard_order[s]
-
     def _rank(self, s: Any, rank: Any) -> tuple[int, int] | dict[str, str]:
         shard = self._shard(s)
         if isinstance(shard, dict):
             return shard
-        tok_cnt = self.engine.shards[shard].num_positions
+        tok_cnt = self.native.shards[shard].num_positions
         if not (type(rank) is int and 0 <= rank < tok_cnt):
             # (sic: infini-gram's message says ptr)
             return {"error": f"ptr must be an integer in range [0, {tok_cnt})"}
@@ -66,8 +59,8 @@ class _DocumentsMixin(_Base):
         shard = self._shard(s)
         if isinstance(shard, dict):
             return shard
-        w = self.engine.token_width
-        ds_size = self.engine.shards[shard].num_positions * w
+        w = self.native.token_width
+        ds_size = self.native.shards[shard].num_positions * w
         if not (type(ptr) is int and 0 <= ptr < ds_size and ptr % w == 0):
             what = "an even integer" if w == 2 else (
                 "an integer" if w == 1 else f"a multiple of {w} (the token width)")
@@ -80,7 +73,7 @@ class _DocumentsMixin(_Base):
         if not (type(doc_ix) is int and 0 <= doc_ix < total):
             return {"error": f"doc_ix must be an integer in range [0, {total})"}
         ig = bisect.bisect_right(self._ig_doc_base, doc_ix) - 1
-        return self.engine.doc_id(self._shard_order[ig], doc_ix - self._ig_doc_base[ig])
+        return self.native.doc_id(self._shard_order[ig], doc_ix - self._ig_doc_base[ig])
 
     @staticmethod
     def _ctx(needle_len: Any, max_ctx_len: Any) -> dict[str, str] | None:
@@ -112,7 +105,7 @@ class _DocumentsMixin(_Base):
                 ) -> list[dict[str, Any]] | dict[str, str]:
         if not requests:
             return []
-        fetch = self.engine.get_docs_by_rank if ranks else self.engine.get_docs_by_pos
+        fetch = self.native.get_docs_by_rank if ranks else self.native.get_docs_by_pos
         return self._windows(fetch, requests, query_len=query_len,
                              max_disp_len=max_disp_len, max_ctx_len=max_ctx_len)
 
@@ -217,7 +210,7 @@ class _DocumentsMixin(_Base):
         out: list[dict[str, Any] | None] = [None] * len(ids)
         for n in dict.fromkeys(n for _, n in ids):
             idx = [i for i, (_, m) in enumerate(ids) if m == n]
-            windows = self._windows(self.engine.get_docs, [ids[i][0] for i in idx],
+            windows = self._windows(self.native.get_docs, [ids[i][0] for i in idx],
                                     max_tokens=n)
             if isinstance(windows, dict):
                 return windows
@@ -276,34 +269,10 @@ class _DocumentsMixin(_Base):
         if not self._ids_ok(input_ids):
             return self._ids_error("input_ids")
         try:
-            r = self.engine.search_docs(input_ids, max_docs=maxnum, order="random", seed=seed,
+            r = self.native.search_docs(input_ids, max_docs=maxnum, order="random", seed=seed,
                                         max_disp_len=disp, decode=False)
         except AnygramError as e:
             return {"error": str(e)}
         return {"cnt": r.count, "approx": r.approx,
                 "idxs": list(range(r.offset, r.offset + len(r.hits))),
                 "documents": [self._doc(h) for h in r.hits]}
-
-    def search_docs_cnf(self, cnf: list[list[list[int]]], maxnum: int | None = None,
-                        max_disp_len: int | None = None, max_clause_freq: int | None = None,
-                        max_diff_tokens: int | None = None, *, seed: int = 0
-                        ) -> dict[str, Any]:
-        """:meth:`search_docs` of a CNF query: ``cnt``/``approx`` as :meth:`count_cnf`, and up
-        to ``maxnum`` distinct matches (anchor occurrences) in a seeded random order, each
-        windowed around its anchor phrase. ``idxs`` are their indices in that order."""
-        page = self._page_args(maxnum, max_disp_len)
-        if isinstance(page, dict):
-            return page
-        maxnum, disp = page
-        args = self._cnf_args(cnf, max_clause_freq, max_diff_tokens)
-        if isinstance(args, dict):
-            return args
-        try:
-            r = self.engine.search_docs_cnf(cnf, max_docs=maxnum, order="random", seed=seed,
-                                            max_clause_freq=args[0], max_diff_tokens=args[1],
-                                            max_disp_len=disp, decode=False)
-        except AnygramError as e:
-            return {"error": str(e)}
-        return {"cnt": r.count, "approx": r.approx,
-                "idxs": list(range(r.offset, r.offset + len(r.hits))),
-                "documents": [self._doc(h.window) for h in r.hits if h.window is not None]}

@@ -1,26 +1,128 @@
 """The infini-gram API (``POST /``): dispatch an infini-gram payload, shape its answer.
 
-:func:`run_compat` answers a payload in infini-gram's response shape, through the index's
+:func:`run_compat` answers a payload as infini-gram's API server does, through the index's
 :class:`~anygram.compat.InfiniGramEngine` (:meth:`ServedIndex.compat
 <anygram.server.indexes.ServedIndex.compat>`). :data:`COMPAT_QUERY_TYPES` and
 :data:`COMPAT_CNF_QUERY_TYPES` are the allow-list of infini-gram's ``query_type`` values:
-nothing is ever looked up by a name the client sent. The size checks and CNF parsing are the
-``/v1`` routes' own (:mod:`anygram.server.common`, :mod:`anygram.server.operations`).
+nothing is ever looked up by a name the client sent. The size checks are the ``/v1`` routes'
+own (:mod:`anygram.server.common`, :mod:`anygram.server.operations`).
+
+Text is handled as infini-gram's server handles it (unlike the ``/v1`` routes): a query (or
+each term of ``A AND B OR C``, split on exactly ``" AND "`` then ``" OR "``) is tokenized with
+a space in front for GPT-2-style tokenizers, and without the lone word-start token ``"▁"``
+for SentencePiece / Llama-style ones; a ``bytes`` index reads ``"\\xNN"`` as the byte ``NN``.
+``tokens`` are the vocabulary's pieces (``"▁natural"``, ``"Ġnatural"``), ``spans`` cut a
+document at each occurrence of the query's phrases as infini-gram cuts it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import InvalidQueryError
+from ..tokenization import Tokenizer
 from . import models as m
-from .common import check_text, check_tokens, spans
+from .common import check_text, check_tokens
 from .errors import BadRequestError, LimitExceededError, QueryTypeNotImplementedError
 from .indexes import ServedIndex
 from .limits import ServerLimits
 from .operations.analyses import ATTRIBUTE_MAX_CNT, word_starts
 from .operations.cnf import cnf_ids, cnf_options, max_diff_tokens
+
+# ----------------------------------------------------------------------------- text, as infini-gram
+
+#: A byte written as ``\xNN`` in a query to a ``bytes`` index (infini-gram's u8 server).
+_BYTE_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
+
+
+def _tokenizer(ix: ServedIndex) -> Tokenizer:
+    tok = ix.engine.tokenizer
+    if tok is None:
+        ix.engine.tokenize("")  # raises TokenizerError, with the engine's message
+    assert tok is not None
+    return tok
+
+
+def _marks_word_starts(tok: Tokenizer) -> bool:
+    """Whether the tokenizer puts the word-start mark ``"▁"`` on a text's first word itself
+    (SentencePiece, Llama-style ``tokenizer.json``), as infini-gram's "llama" tokenizer."""
+    first = tok.pieces(tok.encode("a")[:1])
+    return tok.kind == "sentencepiece" or (bool(first) and first[0].startswith("▁"))
+
+
+def ig_tokenize(ix: ServedIndex, text: str) -> list[int]:
+    """``text`` as infini-gram's API server tokenizes a query or a CNF term (module doc)."""
+    tok = _tokenizer(ix)
+    if tok.kind == "bytes":
+        parts = _BYTE_ESCAPE.split(text)  # text, hex digits, text, ...
+        return [i for k, part in enumerate(parts)
+                for i in ([int(part, 16)] if k % 2 else tok.encode(part))]
+    if not text:
+        return []
+    if _marks_word_starts(tok):
+        ids = tok.encode(text)
+        return ids[1:] if tok.pieces(ids[:1]) == ["▁"] else ids
+    return tok.encode(" " + text)
+
+
+def _pieces(ix: ServedIndex, ids: Sequence[int]) -> list[str] | None:
+    """infini-gram's ``tokens``: the vocabulary's pieces (None without a tokenizer)."""
+    tok = ix.engine.tokenizer
+    return None if tok is None else tok.pieces(ids)
+
+
+def ig_decode(ix: ServedIndex, ids: Sequence[int]) -> str:
+    """Decoded text as infini-gram's server shows it: a ``bytes`` index's invalid UTF-8 as
+    ``\\xNN`` escapes, and its control characters but tab and newline escaped the same way."""
+    tok = _tokenizer(ix)
+    if tok.kind != "bytes":
+        return ix.text(ids) or ""
+    text = bytes(ids).decode("utf-8", errors="backslashreplace")
+    return "".join(f"\\x{ord(c):02x}" if ord(c) < 32 and c not in "\t\n" else c for c in text)
+
+
+def _cut(ids: list[int], needle: list[int], label: str) -> list[tuple[list[int], str | None]]:
+    """``ids`` cut at each occurrence of ``needle`` (left to right, not overlapping)."""
+    out: list[tuple[list[int], str | None]] = []
+    start = i = 0
+    while i + len(needle) <= len(ids):
+        if ids[i:i + len(needle)] == needle:
+            if i > start:
+                out.append((ids[start:i], None))
+            out.append((needle, label))
+            i = start = i + len(needle)
+        else:
+            i += 1
+    if start < len(ids):
+        out.append((ids[start:], None))
+    return out
+
+
+def ig_spans(ix: ServedIndex, token_ids: list[int],
+             cnf: Sequence[Sequence[Sequence[int]]]) -> list[list[Any]] | None:
+    """infini-gram's ``spans`` of a document window: clause by clause, phrase by phrase, each
+    phrase's occurrences are cut out of the text not yet labelled and labelled with the
+    clause's index (a string); ``[text, label]`` pairs (label None: no phrase). None without
+    a tokenizer."""
+    if not ix.has_tokenizer:
+        return None
+    pieces: list[tuple[list[int], str | None]] = [(list(token_ids), None)]
+    for c, clause in enumerate(cnf):
+        for needle in clause:
+            pieces = [cut for ids, label in pieces
+                      for cut in ([(ids, label)] if label is not None or not needle
+                                  else _cut(ids, list(needle), str(c)))]
+    return [[ig_decode(ix, ids), label] for ids, label in pieces]
+
+
+def ig_cnf(ix: ServedIndex, text: str) -> list[list[list[int]]]:
+    """A text CNF query as infini-gram's server reads it: split on ``" AND "``, then each part
+    on ``" OR "``, each term tokenized with :func:`ig_tokenize` (nothing stripped)."""
+    return [[ig_tokenize(ix, term) for term in part.split(" OR ")]
+            for part in text.split(" AND ")]
+
 
 # ----------------------------------------------------------------------------- infini-gram API
 
@@ -30,7 +132,7 @@ def _compat_ids(ix: ServedIndex, p: m.InfiniGramRequest, limits: ServerLimits) -
         raise BadRequestError("Exactly one of query and query_ids must be present")
     if p.query is not None:
         check_text(p.query, limits)
-        ids = ix.engine.tokenize(p.query)
+        ids = ig_tokenize(ix, p.query)
     else:
         raw = p.query_ids or []
         ids = [int(x) for x in raw]  # type: ignore[arg-type]
@@ -57,8 +159,11 @@ def _non_empty(ids: list[int]) -> None:
 
 
 def _tokens_of_entries(ix: ServedIndex, result: dict[str, Any]) -> dict[str, Any]:
-    for token_id, entry in result["result_by_token_id"].items():
-        entry["token"] = ix.token_text(token_id)
+    """Each next token's ``token``: its piece, GPT-2's ``"Ġ"`` shown as a space (as infini-gram)."""
+    entries = result["result_by_token_id"]
+    pieces = _pieces(ix, list(entries))
+    for i, entry in enumerate(entries.values()):
+        entry["token"] = None if pieces is None else pieces[i].replace("Ġ", " ")
     return result
 
 
@@ -91,15 +196,19 @@ def compat_infgram_prob(ix: ServedIndex, ids: list[int], p: m.InfiniGramRequest,
     _non_empty(ids)
     r = _checked(ix.compat().infgram_prob(prompt_ids=ids[:-1], cont_id=ids[-1]))
     prompt = ids[:-1]
-    r["longest_suffix"] = ix.text(prompt[len(prompt) - r["suffix_len"]:])
+    r["longest_suffix"] = _suffix_text(ix, prompt, r["suffix_len"])
     return r
 
 
 def compat_infgram_ntd(ix: ServedIndex, ids: list[int], p: m.InfiniGramRequest,
                        limits: ServerLimits) -> dict[str, Any]:
     r = _checked(ix.compat().infgram_ntd(prompt_ids=ids, max_support=_support(p, limits)))
-    r["longest_suffix"] = ix.text(ids[len(ids) - r["suffix_len"]:])
+    r["longest_suffix"] = _suffix_text(ix, ids, r["suffix_len"])
     return _tokens_of_entries(ix, r)
+
+
+def _suffix_text(ix: ServedIndex, ids: list[int], n: int) -> str | None:
+    return ig_decode(ix, ids[len(ids) - n:]) if ix.has_tokenizer else None
 
 
 def _compat_window(p: m.InfiniGramRequest, limits: ServerLimits) -> int | None:
@@ -110,16 +219,6 @@ def _compat_window(p: m.InfiniGramRequest, limits: ServerLimits) -> int | None:
         if value is not None and not 0 < value <= most:
             raise LimitExceededError(f"{name} must be an integer in [1, {most}]")
     return p.max_disp_len
-
-
-def _compat_spans(ix: ServedIndex, token_ids: list[int],
-                  clauses: Sequence[Sequence[Sequence[int]]]) -> list[list[Any]] | None:
-    """infini-gram's ``spans``: ``[text, label]`` pairs, the label the index (as a string) of
-    the clause whose phrase the text is, or None (the /v1 routes' :func:`spans`, reshaped)."""
-    cut = spans(ix, token_ids, clauses)
-    if cut is None:
-        return None
-    return [[sp["text"], None if sp["clause"] is None else str(sp["clause"])] for sp in cut]
 
 
 def _message(r: dict[str, Any]) -> str:
@@ -133,7 +232,7 @@ def _with_spans(ix: ServedIndex, r: dict[str, Any],
                 clauses: Sequence[Sequence[Sequence[int]]]) -> dict[str, Any]:
     r["message"] = _message(r)
     for doc in r["documents"]:
-        doc["spans"] = _compat_spans(ix, doc["token_ids"], clauses)
+        doc["spans"] = ig_spans(ix, doc["token_ids"], clauses)
     return r
 
 
@@ -156,12 +255,14 @@ def compat_get_doc_by_rank(ix: ServedIndex, ids: list[int], p: m.InfiniGramReque
     window = _compat_window(p, limits)
     s, rank = _required(p, "s", "rank")
     r = _checked(ix.compat().get_doc_by_rank(s=s, rank=rank, max_disp_len=window))
-    r["spans"] = _compat_spans(ix, r["token_ids"], [[ids]] if ids else [])
+    r["spans"] = ig_spans(ix, r["token_ids"], [[ids]] if ids else [])
     return r
 
 
 def compat_creativity(ix: ServedIndex, ids: list[int], p: m.InfiniGramRequest,
                       limits: ServerLimits) -> dict[str, Any]:
+    if not ids:
+        raise InvalidQueryError("Please provide a non-empty query for creativity")
     return _checked(ix.compat().creativity(input_ids=ids))
 
 
@@ -198,9 +299,12 @@ def _compat_cnf(ix: ServedIndex, p: m.InfiniGramRequest,
         if value is not None and not 0 < value <= most:
             raise LimitExceededError(f"{name} must be an integer in [1, {most}]")
     raw = p.query_ids
-    if raw is not None and not (raw and isinstance(raw[0], list)):
+    if p.query is not None:
+        check_text(p.query, limits)
+        raw = ig_cnf(ix, p.query)  # type: ignore[assignment]
+    elif raw is not None and not (raw and isinstance(raw[0], list)):
         raw = [[[int(x) for x in raw]]]  # type: ignore[arg-type]
-    req = m.CnfRequest(query=p.query, query_ids=raw,  # type: ignore[arg-type]
+    req = m.CnfRequest(query=None, query_ids=raw,  # type: ignore[arg-type]
                        max_clause_freq=p.max_clause_freq, max_diff_tokens=p.max_diff_tokens,
                        seed=0)
     cnf = cnf_ids(ix, req, limits)
@@ -234,7 +338,7 @@ def compat_get_doc_by_ptr(ix: ServedIndex, cnf: list[list[list[int]]], p: m.Infi
     window = _compat_window(p, limits)
     s, ptr = _required(p, "s", "ptr")
     r = _checked(ix.compat().get_doc_by_ptr(s=s, ptr=ptr, max_disp_len=window))
-    r["spans"] = _compat_spans(ix, r["token_ids"], cnf)
+    r["spans"] = ig_spans(ix, r["token_ids"], cnf)
     return r
 
 
@@ -290,7 +394,7 @@ def run_compat(ix: ServedIndex, p: m.InfiniGramRequest, limits: ServerLimits) ->
         cnf, caps = _compat_cnf(ix, p, limits)
         result = COMPAT_CNF_QUERY_TYPES[qt](ix, cnf, p, limits, caps)
         result["token_ids"] = cnf
-        result["tokens"] = ([[ix.token_texts(t) for t in clause] for clause in cnf]
+        result["tokens"] = ([[_pieces(ix, t) for t in clause] for clause in cnf]
                             if ix.has_tokenizer else None)
         return result
     if _is_cnf(p):
@@ -298,5 +402,5 @@ def run_compat(ix: ServedIndex, p: m.InfiniGramRequest, limits: ServerLimits) ->
     ids = _compat_ids(ix, p, limits)
     result = COMPAT_QUERY_TYPES[qt](ix, ids, p, limits)
     result["token_ids"] = ids
-    result["tokens"] = ix.token_texts(ids)
+    result["tokens"] = _pieces(ix, ids)
     return result

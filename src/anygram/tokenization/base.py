@@ -107,6 +107,22 @@ class Tokenizer(ABC):
     def _decode_list(self, ids: list[int]) -> str:
         """:meth:`decode` of a list of ints known to lie in ``0..max_id``."""
 
+    def pieces(self, ids: Sequence[int]) -> list[str]:
+        """Each id's piece as the vocabulary spells it: ``"Ġnatural"`` (GPT-2-style byte-level
+        BPE and tiktoken, bytes shown as GPT-2 shows them), ``"▁natural"`` (SentencePiece and
+        Llama-style ``tokenizer.json``), the byte's character (``chr(id)``) for ``bytes``; ``""``
+        for an id the vocabulary does not define. These are the token strings infini-gram's
+        API answers (``tokenizer.convert_ids_to_tokens``).
+
+        Raises:
+            TokenOutOfRangeError: an id is negative or larger than :attr:`max_id`.
+        """
+        return [self._piece(i) or "" for i in self._check_ids(ids)]
+
+    @abstractmethod
+    def _piece(self, token_id: int) -> str | None:
+        """The piece of one id in ``0..max_id`` (None: not in the vocabulary)."""
+
     def word_start_ids(self) -> np.ndarray:
         """The ids whose token begins with whitespace (a space, tab or newline), ascending.
 

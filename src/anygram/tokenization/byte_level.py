@@ -40,6 +40,10 @@ class ByteTokenizer(Tokenizer):
         """ASCII whitespace bytes."""
         return bytes([token_id]).isspace()
 
+    def _piece(self, token_id: int) -> str:
+        """The character whose code point is the byte (infini-gram's byte-level pieces)."""
+        return chr(token_id)
+
     def _decode_list(self, ids: list[int]) -> str:
         """Decode the bytes as UTF-8, replacing invalid sequences with U+FFFD."""
         return bytes(ids).decode("utf-8", errors="replace")

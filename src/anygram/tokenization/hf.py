@@ -48,9 +48,12 @@ class HFTokenizer(_FileTokenizer):
         """Encode with the library's multithreaded batch encoder."""
         return [list(enc.ids) for enc in self._tok.encode_batch(texts, add_special_tokens=False)]
 
+    def _piece(self, token_id: int) -> str | None:
+        return self._tok.id_to_token(token_id)  # type: ignore[no-any-return]
+
     def _starts_word(self, token_id: int) -> bool:
         """From the vocabulary piece (``Ġthe``, ``▁the``, ``<0x0A>``, or plain ``" the"``)."""
-        return piece_starts_word(self._tok.id_to_token(token_id))
+        return piece_starts_word(self._piece(token_id))
 
     def _decode_list(self, ids: list[int]) -> str:
         """Decode keeping special tokens; the HF decoders already replace invalid UTF-8 with U+FFFD.

@@ -35,9 +35,12 @@ class SentencePieceTokenizer(_FileTokenizer):
             list(ids) for ids in self._sp.encode(texts, out_type=int, add_bos=False, add_eos=False)
         ]
 
+    def _piece(self, token_id: int) -> str:
+        return str(self._sp.IdToPiece(token_id))
+
     def _starts_word(self, token_id: int) -> bool:
         """From the piece: the meta space ``▁`` or a whitespace byte-fallback piece."""
-        return piece_starts_word(str(self._sp.IdToPiece(token_id)))
+        return piece_starts_word(self._piece(token_id))
 
     def _decode_list(self, ids: list[int]) -> str:
         """Decode; byte-fallback pieces cut inside a character become U+FFFD in the library."""

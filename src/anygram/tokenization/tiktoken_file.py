@@ -84,6 +84,24 @@ _TIKTOKEN_PRESETS: dict[str, tuple[str, dict[str, int]]] = {
 }
 
 
+def _byte_chars() -> list[str]:
+    """GPT-2's printable stand-in of each byte in byte-level pieces: printable Latin-1 bytes
+    stand for themselves, the others (space, control bytes, ...) for ``chr(256 + n)`` in byte
+    order, so a space is ``"Ġ"`` and a newline ``"Ċ"``."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAC + 1), *range(0xAE, 0xFF + 1)]
+    chars, extra = {}, 0
+    for b in range(256):
+        if b in printable:
+            chars[b] = chr(b)
+        else:
+            chars[b] = chr(256 + extra)
+            extra += 1
+    return [chars[b] for b in range(256)]
+
+
+_BYTE_CHARS = _byte_chars()
+
+
 def _read_tiktoken_ranks(path: Path) -> dict[bytes, int]:
     """Parse a ``.tiktoken`` rank file (``<base64 token> <rank>`` per line).
 
@@ -212,6 +230,14 @@ class TiktokenTokenizer(_FileTokenizer):
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         """Encode with tiktoken's threaded batch encoder."""
         return [list(ids) for ids in self._enc.encode_ordinary_batch(texts)]
+
+    def _piece(self, token_id: int) -> str | None:
+        """The token's bytes as GPT-2's byte-level pieces show them (``b" the"``: ``"Ġthe"``)."""
+        try:
+            data = self._enc.decode_single_token_bytes(token_id)
+        except KeyError:
+            return None
+        return "".join(_BYTE_CHARS[b] for b in data)
 
     def _starts_word(self, token_id: int) -> bool:
         """From the token's bytes (ids in the gaps of the vocabulary are not words)."""
