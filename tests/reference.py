@@ -112,10 +112,21 @@ def clause_occurrences(corpus: Corpus, clause: list[list[int]],
             if (s, docs[s][i]) not in removed}
 
 
+def default_anchor(corpus: Corpus, cnf: list[list[list[int]]]) -> int:
+    """The clause a CNF is anchored on by default: the one with the fewest distinct occurrence
+    positions in the whole corpus (taken-down documents included), the first of equals."""
+    counts = [len(clause_occurrences(corpus, c)) for c in cnf]
+    return counts.index(min(counts))
+
+
 def naive_cnf_matches(corpus: Corpus, cnf: list[list[list[int]]], d: int,
-                      removed: frozenset[tuple[int, int]] = frozenset()) -> list[tuple[int, int]]:
-    """The anchor occurrences (of the first clause) such that every other clause occurs in the
-    same document with its start within ``d`` tokens of the anchor's start."""
+                      removed: frozenset[tuple[int, int]] = frozenset(),
+                      anchor: int | None = None) -> list[tuple[int, int]]:
+    """The occurrences of the anchor clause (``anchor``, by default :func:`default_anchor`)
+    such that every other clause occurs in the same document with its start within ``d``
+    tokens of the anchor's start."""
+    a = default_anchor(corpus, cnf) if anchor is None else anchor
+    cnf = [cnf[a], *cnf[:a], *cnf[a + 1:]]
     others = [clause_occurrences(corpus, c, removed) for c in cnf[1:]]
     docs = [doc_index(shard) for shard in corpus]
     out = []
@@ -149,7 +160,8 @@ def compat_find_cnf(corpus: Corpus, cnf: list[list[list[int]]], d: int,
     for shard in corpus:
         a = infini_gram_anchor(shard, cnf)
         partners = cnf[:a] + cnf[a + 1:]
-        matches = {p for _, p in naive_cnf_matches([shard], [cnf[a], *partners], d)}
+        matches = {p for _, p in naive_cnf_matches([shard], [cnf[a], *partners], d,
+                                                   anchor=0)}
         data, docs = stream_bytes(shard, width), doc_index(shard)
         listed: list[int] = []
         for phrase in cnf[a]:

@@ -150,7 +150,8 @@ def test_sampled_mode_is_flagged_and_consistent(case, data):
             got = eng.find_cnf(cnf, max_diff_tokens=d, max_clause_freq=cap, seed=seed)
             r = eng.count_docs_with_all(cnf, max_clause_freq=cap, seed=seed, return_ids=True)
             docs_cheaper = plans.should_sample_docs(
-                plan, eng._core.shards, min(range(len(cnf)), key=lambda j: (counts[j], j)), cap)
+                eng._cnf._plan(cnf, None, 0), eng._core.shards,
+                min(range(len(cnf)), key=lambda j: (counts[j], j)), cap)
             again = eng.find_cnf(cnf, max_diff_tokens=d, max_clause_freq=cap, seed=seed)
         above = min(counts) > cap
         assert got.approx == (above and (cheaper if force is None else force))
@@ -161,8 +162,10 @@ def test_sampled_mode_is_flagged_and_consistent(case, data):
         assert (again.pairs(), again.estimate) == (got.pairs(), got.estimate)
         if got.approx:
             assert got.sampled == cap and got.sample_matches == len(got.pairs())
-            assert got.estimate == pytest.approx(counts[0] * got.sample_matches / cap)
-            assert 0 <= got.estimate <= counts[0]
+            anchored = counts[got.anchor]  # the anchor: the rarest clause, by default
+            assert got.anchor == ref.default_anchor(corpus, cnf)
+            assert got.estimate == pytest.approx(anchored * got.sample_matches / cap)
+            assert 0 <= got.estimate <= anchored
         else:
             assert set(got.pairs()) == exact and got.sampled == 0
             assert got.count == len(exact)
@@ -398,24 +401,38 @@ def test_distinct_positions_within_a_clause(tmp_path):
     eng, _ = _engine(tmp_path, docs)
     assert eng.count_cnf([[[A], [A, B]]]).count == 3
     assert eng.count_cnf([[[A, B], [A], [A]]]).clause_counts == (3,)
-    assert eng.find_cnf([[[A], [A, B]], [[X]]], max_diff_tokens=1).pairs() == [(0, 3), (0, 5)]
+    assert eng.find_cnf([[[A], [A, B]], [[X]]], max_diff_tokens=1,
+                        anchor=0).pairs() == [(0, 3), (0, 5)]
     with sampling(True):
-        r = eng.count_cnf([[[A], [A, B]], [[X]]], max_diff_tokens=1, max_clause_freq=1)
+        r = eng.count_cnf([[[A], [A, B]], [[X]]], max_diff_tokens=1, max_clause_freq=1,
+                          anchor=0)
     assert r.approx and r.anchor_count == 3 and r.sampled == 1
 
 
-def test_order_matters_anchor_is_first_clause(tmp_path):
+def test_the_anchor_decides_what_is_counted(tmp_path):
     # One A near two Bs: as anchor, A counts once; with B as anchor, both Bs count.
     docs = [[B, A, B]]
     eng, _ = _engine(tmp_path, docs)
-    assert eng.count_cnf([[[A]], [[B]]], max_diff_tokens=1).count == 1
-    assert eng.count_cnf([[[B]], [[A]]], max_diff_tokens=1).count == 2
+    assert eng.count_cnf([[[A]], [[B]]], max_diff_tokens=1, anchor=0).count == 1
+    assert eng.count_cnf([[[B]], [[A]]], max_diff_tokens=1, anchor=0).count == 2
+    assert eng.count_cnf([[[A]], [[B]]], max_diff_tokens=1, anchor=1).count == 2
+    # By default the rarest clause (A) is the anchor, whatever the order written.
+    for cnf in ([[[A]], [[B]]], [[[B]], [[A]]]):
+        r = eng.count_cnf(cnf, max_diff_tokens=1)
+        assert (r.count, cnf[r.anchor], r.anchor_count) == (1, [[A]], 1)
+    # Equal counts: the first clause as written.
+    assert eng.count_cnf([[[B]], [[B]]], max_diff_tokens=0).anchor == 0
     # A clause may repeat or overlap the anchor: [[A], [A]] is every A.
     assert eng.count_cnf([[[A]], [[A]]], max_diff_tokens=0).count == 1
     # d = 0: partner at the same position.
-    assert eng.count_cnf([[[B]], [[B, A]]], max_diff_tokens=0).count == 1
+    assert eng.count_cnf([[[B]], [[B, A]]], max_diff_tokens=0, anchor=0).count == 1
     # A partner implied by the anchor (a prefix of every anchor phrase) is always met.
-    assert eng.find_cnf([[[B, A]], [[B]], [[B], [X]]], max_diff_tokens=0).pairs() == [(0, 1)]
+    assert eng.find_cnf([[[B, A]], [[B]], [[B], [X]]], max_diff_tokens=0,
+                        anchor=0).pairs() == [(0, 1)]
+    with pytest.raises(InvalidQueryError, match="anchor"):
+        eng.count_cnf([[[A]], [[B]]], anchor=2)
+    with pytest.raises(InvalidQueryError, match="anchor"):
+        eng.count_cnf([[[A]], [[B]]], anchor=-1)
 
 
 def test_takedown_excludes_anchors_and_partners(tmp_path):
@@ -647,8 +664,9 @@ def test_invalid_options(tmp_path, kwargs):
 
 def test_results_to_dict(tmp_path):
     eng, _ = _engine(tmp_path, [[1, 2, 3, 1]])
-    f = eng.find_cnf([[[1]], [[3]]], max_diff_tokens=2)
+    f = eng.find_cnf([[[1]], [[3]]], max_diff_tokens=2, anchor=0)
     assert f.to_dict()["positions"] == [[1, 4]] and f.to_dict()["count"] == 2
+    assert f.to_dict()["anchor"] == 0 and f.to_dict()["clause_counts"] == [2, 1]
     assert eng.search_docs_cnf([[[1]]]).to_dict()["hits"][0]["doc_id"] == 0
     assert eng.count_docs_with_all([[[1]]], return_ids=True).to_dict()["doc_ids"] == [0]
 
@@ -671,15 +689,18 @@ def test_bigger_random_cases_equal_reference(big):
                                  for i in rng.choice(len(shard), size=20, replace=False))
             set_removed(eng, [np.array(sorted(i for s2, i in gone if s2 == s), dtype=np.int64)
                               for s in range(len(corpus))])
-            want = ref.naive_cnf_matches(corpus, cnf, d, gone)
+            want = ref.naive_cnf_matches(corpus, cnf, d, gone, anchor=0)
             nonempty += bool(want)
             docs_all = tuple(ref.naive_docs_with_all(corpus, cnf, gone))
+            rarest = ref.naive_cnf_matches(corpus, cnf, d, gone)
             for mode in STRATEGIES:
                 with strategy(mode):
-                    got = eng.find_cnf(cnf, max_diff_tokens=d, **EXACT).pairs()
-                    n = eng.count_cnf(cnf, max_diff_tokens=d, **EXACT).count
+                    got = eng.find_cnf(cnf, max_diff_tokens=d, anchor=0, **EXACT).pairs()
+                    n = eng.count_cnf(cnf, max_diff_tokens=d, anchor=0, **EXACT).count
                     ids = eng.count_docs_with_all(cnf, return_ids=True, **EXACT).doc_ids
+                    default = eng.find_cnf(cnf, max_diff_tokens=d, **EXACT).pairs()
                 assert (got, n, ids) == (want, len(want), docs_all), (cnf, d, mode)
+                assert default == rarest, (cnf, d, mode)
         assert nonempty >= 8  # dense corpus: most of these queries match
     finally:
         set_removed(eng, [np.zeros(0, dtype=np.int64) for _ in corpus])

@@ -518,7 +518,9 @@ def test_infini_gram_payload_errors(client: TestClient, engines: dict[str, Engin
         for key, value in (("query", "cat AND dog"), ("query_ids", cnf)):
             body = ok_compat(client.post("/", json={**base, key: value}))
             # infini-gram's anchor: the rarer clause ("dog", 2 occurrences; "cat", 3).
-            assert body["count"] == eng.count_cnf(cnf[::-1]).count != eng.count_cnf(cnf).count
+            assert body["count"] == eng.count_cnf(cnf[::-1], anchor=0).count \
+                != eng.count_cnf(cnf, anchor=0).count
+            assert body["count"] == eng.count_cnf(cnf).count  # anygram's default: the rarest
             assert body["approx"] is False
             assert body["token_ids"] == cnf and body["tokens"] == [[list("cat")], [list("dog")]]
         error(client.post("/", json={**base, "query": "a AND b", "max_diff_tokens": 0}), 422)

@@ -407,9 +407,14 @@ class Engine:
     def count_cnf(self, cnf: CnfQuery, *,
                   max_diff_tokens: int = DEFAULT_MAX_DIFF_TOKENS,
                   max_clause_freq: int | None = DEFAULT_MAX_CLAUSE_FREQ, seed: int = 0,
-                  leading_space: bool | None = None) -> CnfCount:
-        """Number of matches of a CNF query: occurrences of the first clause with every other
+                  leading_space: bool | None = None, anchor: int | None = None) -> CnfCount:
+        """Number of matches of a CNF query: occurrences of the anchor clause with every other
         clause in the same document within ``max_diff_tokens`` tokens (start to start).
+
+        The anchor is the rarest clause (the first of equals), so the count of an AND does
+        not depend on the order its clauses are written in; ``anchor=i`` anchors on clause
+        ``i`` as written (``anchor=0``: the first clause, infini-gram's native API). The
+        result says which (``anchor``).
 
         Args:
             cnf: clauses (AND) of phrases (OR), each phrase token ids or text, e.g.
@@ -425,6 +430,8 @@ class Engine:
                 arguments. None: always exact.
             seed: seeds the sample (same seed, same answer).
             leading_space: how text terms are tokenized (:func:`~anygram.query.text.term_encoder`).
+            anchor: the clause the matches are counted at (its place as written), or None
+                for the rarest.
 
         A single clause counts its distinct occurrence positions (a position where two of its
         phrases start counts once), exactly and in O(phrases x log N) (plus a scan of the
@@ -437,12 +444,14 @@ class Engine:
         Raises:
             InvalidQueryError, TokenOutOfRangeError, TokenizerError (text without a tokenizer).
         """
-        return self._cnf.count(cnf, max_diff_tokens, max_clause_freq, seed, leading_space)
+        return self._cnf.count(cnf, max_diff_tokens, max_clause_freq, seed, leading_space,
+                               anchor)
 
     def find_cnf(self, cnf: CnfQuery, *,
                  max_diff_tokens: int = DEFAULT_MAX_DIFF_TOKENS,
                  max_clause_freq: int | None = DEFAULT_MAX_CLAUSE_FREQ, seed: int = 0,
-                 leading_space: bool | None = None) -> CnfFindResult:
+                 leading_space: bool | None = None,
+                 anchor: int | None = None) -> CnfFindResult:
         """The matches of a CNF query (as :meth:`count_cnf`) and where they are: per shard, the
         ascending token positions of the matching anchor occurrences.
 
@@ -450,15 +459,16 @@ class Engine:
         :meth:`count_cnf`, a single clause is capped too (its positions are the output).
         Cost: as :meth:`count_cnf`, plus the output.
         """
-        return self._cnf.find(cnf, max_diff_tokens, max_clause_freq, seed, leading_space)
+        return self._cnf.find(cnf, max_diff_tokens, max_clause_freq, seed, leading_space,
+                              anchor)
 
     def search_docs_cnf(self, cnf: CnfQuery, *, max_docs: int = 10, offset: int = 0,
                         order: CnfOrder = "position", seed: int = 0,
                         max_diff_tokens: int = DEFAULT_MAX_DIFF_TOKENS,
                         max_clause_freq: int | None = DEFAULT_MAX_CLAUSE_FREQ,
                         max_disp_len: int | None = None, max_ctx_len: int | None = None,
-                        decode: bool = True,
-                        leading_space: bool | None = None) -> CnfSearchResult:
+                        decode: bool = True, leading_space: bool | None = None,
+                        anchor: int | None = None) -> CnfSearchResult:
         """A page of the matches of a CNF query, each with its document window.
 
         Hits are distinct anchor occurrences (as :meth:`find_cnf`), reproducible and pageable:
@@ -474,7 +484,8 @@ class Engine:
         Cost: as :meth:`find_cnf`, plus O(max_docs x window) for the page.
         """
         return self._cnf.search(cnf, max_docs, offset, order, seed, max_diff_tokens,
-                                max_clause_freq, max_disp_len, max_ctx_len, decode, leading_space)
+                                max_clause_freq, max_disp_len, max_ctx_len, decode, leading_space,
+                                anchor)
 
     def count_docs_with_all(self, cnf: CnfQuery, *,
                             max_clause_freq: int | None = DEFAULT_MAX_CLAUSE_FREQ,

@@ -122,10 +122,11 @@ class _CnfMixin(_DocumentsMixin):
         anchor_of = counts.argmin(axis=0).tolist()  # the first minimum: ties keep the order
         anchors = sorted(set(anchor_of))
         if len(anchors) == 1 and not with_ptrs:
-            r = native.count_cnf(_anchored(cnf, anchors[0]), max_clause_freq=cap,
+            r = native.count_cnf(_anchored(cnf, anchors[0]), anchor=0, max_clause_freq=cap,
                                  max_diff_tokens=d)
             return _CnfAnswer(r.count, r.approx, None)
-        runs = {a: native.find_cnf(_anchored(cnf, a), max_clause_freq=cap, max_diff_tokens=d)
+        runs = {a: native.find_cnf(_anchored(cnf, a), anchor=0, max_clause_freq=cap,
+                                   max_diff_tokens=d)
                 for a in anchors}
         if any(r.approx for r in runs.values()) and len(anchors) > 1:
             # A sample has no per-shard count: anchor every shard on the rarest clause over
@@ -133,8 +134,8 @@ class _CnfMixin(_DocumentsMixin):
             rarest = int(counts.sum(axis=1).argmin())
             anchor_of = [rarest] * native.num_shards
             if rarest not in runs:
-                runs[rarest] = native.find_cnf(_anchored(cnf, rarest), max_clause_freq=cap,
-                                               max_diff_tokens=d)
+                runs[rarest] = native.find_cnf(_anchored(cnf, rarest), anchor=0,
+                                               max_clause_freq=cap, max_diff_tokens=d)
             r = runs[rarest]
             count, approx = r.count, r.approx
         elif len(anchors) == 1:

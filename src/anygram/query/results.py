@@ -324,8 +324,8 @@ class CnfCount:
     and ``stderr == 0``.
 
     ``clause_counts`` are the occurrences (distinct positions) of each clause as written,
-    ``anchor_count`` that of the first; both include taken-down documents, which no match
-    comes from.
+    ``anchor`` the place of the anchor clause among them and ``anchor_count`` its
+    occurrences; they include taken-down documents, which no match comes from.
     """
 
     count: int
@@ -336,12 +336,13 @@ class CnfCount:
     sample_matches: int
     anchor_count: int
     clause_counts: tuple[int, ...]
+    anchor: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {"count": self.count, "approx": self.approx, "estimate": self.estimate,
                 "stderr": self.stderr, "sampled": self.sampled,
-                "sample_matches": self.sample_matches, "anchor_count": self.anchor_count,
-                "clause_counts": list(self.clause_counts)}
+                "sample_matches": self.sample_matches, "anchor": self.anchor,
+                "anchor_count": self.anchor_count, "clause_counts": list(self.clause_counts)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -306,7 +306,7 @@ def _compat_cnf(ix: ServedIndex, p: m.InfiniGramRequest,
         raw = [[[int(x) for x in raw]]]  # type: ignore[arg-type]
     req = m.CnfRequest(query=None, query_ids=raw,  # type: ignore[arg-type]
                        max_clause_freq=p.max_clause_freq, max_diff_tokens=p.max_diff_tokens,
-                       seed=0)
+                       seed=0, anchor=None)
     cnf = cnf_ids(ix, req, limits)
     opts = cnf_options(req, limits)
     return cnf, {"max_clause_freq": opts["max_clause_freq"],

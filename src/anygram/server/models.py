@@ -360,13 +360,16 @@ class CnfRequest(BaseModel):
         None, description="Clauses (AND) of phrases (OR) of token ids. In a query string: "
                           "JSON, `query_ids=[[[1,2]],[[3]]]`.")
     max_diff_tokens: Int | None = Field(None, ge=0, description="Every other clause within "
-                                                                "this many tokens of the first "
-                                                                "(default 100).")
+                                                                "this many tokens of the "
+                                                                "anchor (default 100).")
     max_clause_freq: Int | None = Field(None, ge=1, description="Exact while the rarest "
                                                                 "clause occurs at most this "
                                                                 "often, else an unbiased "
                                                                 "estimate (default 50,000).")
     seed: Int = Field(0, ge=0, le=2**63 - 1, description="Seeds the sample (and the order).")
+    anchor: Int | None = Field(None, ge=0, le=64, description="The clause matches are counted "
+                                                              "at (its place as written, from "
+                                                              "0); default: the rarest.")
 
     @field_validator("query_ids", mode="before")
     @classmethod

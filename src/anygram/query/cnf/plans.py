@@ -31,6 +31,8 @@ class CnfPlan:
     counts: list[int]  # distinct occurrence positions per clause (taken-down docs included)
     qbytes: list[list[np.ndarray]]  # [clause][phrase] -> little-endian token bytes
     required: list[int]  # the anchor clause, then the partners not implied by another
+    anchor: int = 0  # the anchor's place among the clauses as written
+    written: tuple[int, ...] = ()  # each clause as written -> its place here
 
     def shard_count(self, clause: int, shard: int) -> int:
         """Occurrences of a clause in one shard (taken-down documents included)."""

@@ -55,15 +55,15 @@ class CnfSearch:
         self._documents = documents
 
     def count(self, cnf: CnfQuery, max_diff_tokens: int, max_clause_freq: int | None,
-              seed: int, leading_space: bool | None) -> CnfCount:
+              seed: int, leading_space: bool | None, anchor: int | None) -> CnfCount:
         plan, run = self._query(cnf, max_diff_tokens, max_clause_freq, seed, leading_space,
-                                want_positions=False)
+                                anchor, want_positions=False)
         return _count_result(plan, run)
 
     def find(self, cnf: CnfQuery, max_diff_tokens: int, max_clause_freq: int | None,
-             seed: int, leading_space: bool | None) -> CnfFindResult:
+             seed: int, leading_space: bool | None, anchor: int | None) -> CnfFindResult:
         plan, run = self._query(cnf, max_diff_tokens, max_clause_freq, seed, leading_space,
-                                want_positions=True)
+                                anchor, want_positions=True)
         c = _count_result(plan, run)
         assert run.matches is not None
         return CnfFindResult(**{f: getattr(c, f) for f in CnfCount.__dataclass_fields__},
@@ -71,14 +71,14 @@ class CnfSearch:
 
     def search(self, cnf: CnfQuery, max_docs: int, offset: int, order: Order, seed: int,
                max_diff_tokens: int, max_clause_freq: int | None, max_disp_len: int | None,
-               max_ctx_len: int | None, decode: bool,
-               leading_space: bool | None) -> CnfSearchResult:
+               max_ctx_len: int | None, decode: bool, leading_space: bool | None,
+               anchor: int | None) -> CnfSearchResult:
         _check_int(max_docs, "max_docs", 0)
         _check_int(offset, "offset", 0)
         if order not in ("position", "random"):
             raise InvalidQueryError(f"order must be 'position' or 'random', not {order!r}")
         plan, run = self._query(cnf, max_diff_tokens, max_clause_freq, seed, leading_space,
-                                want_positions=True)
+                                anchor, want_positions=True)
         found = _count_result(plan, run)
         assert run.matches is not None
         shard_of = np.concatenate([np.full(a.shape[0], s, dtype=np.int64)
@@ -114,7 +114,7 @@ class CnfSearch:
             raise InvalidQueryError(f"return_ids must be a bool, not {return_ids!r}")
         core = self._core
         group = core.shards
-        plan = self._plan(cnf, leading_space)
+        plan = self._plan(cnf, leading_space, 0)  # (no anchor: every clause has a document)
         shard_plans = plan.for_shards(len(group.sizes))
         m = len(plan.clauses)
         r = min(range(m), key=lambda j: (plan.counts[j], j))
@@ -139,13 +139,14 @@ class CnfSearch:
     # ------------------------------------------------------------------ internals
 
     def _query(self, cnf: CnfQuery, max_diff_tokens: int, max_clause_freq: int | None,
-               seed: int, leading_space: bool | None, want_positions: bool
-               ) -> tuple[CnfPlan, CnfRun]:
+               seed: int, leading_space: bool | None, anchor: int | None,
+               want_positions: bool) -> tuple[CnfPlan, CnfRun]:
         """Validate the options (cheap, first), plan the query, run it."""
         _check_int(max_diff_tokens, "max_diff_tokens", 0)
         _check_int(max_clause_freq, "max_clause_freq", 1, allow_none=True)
         _check_int(seed, "seed", 0)
-        plan = self._plan(cnf, leading_space)
+        _check_int(anchor, "anchor", 0, allow_none=True)
+        plan = self._plan(cnf, leading_space, anchor)
         cap = None if max_clause_freq is None else int(max_clause_freq)
         return plan, self._run(plan, int(max_diff_tokens), cap, int(seed), want_positions)
 
@@ -177,8 +178,10 @@ class CnfSearch:
         matches = group.cnf_matches(shard_plans, d)
         return CnfRun(matches, float(sum(int(a.shape[0]) for a in matches)), 0.0, 0, 0)
 
-    def _plan(self, cnf: CnfQuery, leading_space: bool | None) -> CnfPlan:
-        """Validate and tokenize a CNF, reduce its clauses, and find every phrase."""
+    def _plan(self, cnf: CnfQuery, leading_space: bool | None,
+              anchor: int | None = None) -> CnfPlan:
+        """Validate and tokenize a CNF, reduce its clauses, find every phrase, and put the
+        anchor clause first: ``anchor`` (its place as written), by default the rarest."""
         core = self._core
         if isinstance(cnf, str):
             if core.tokenizer is None:
@@ -202,10 +205,22 @@ class CnfSearch:
             if len(clause) > MAX_TERMS:
                 raise InvalidQueryError(f"clause {i} has {len(clause)} phrases; at most "
                                         f"{MAX_TERMS} are allowed per clause")
+        if anchor is not None and anchor >= len(raw):
+            raise InvalidQueryError(f"anchor is {anchor}; the query has {len(raw)} clauses "
+                                    f"(0..{len(raw) - 1})")
         clauses = [reduce_clause(c) for c in raw]
         qbytes = [[core.bytes(p) for p in c] for c in clauses]
         ranges = [[core.ranges(q) for q in qs] for qs in qbytes]
         counts = [sum(b - a for rs in cr for a, b in rs) for cr in ranges]
+        # The default anchor is the rarest clause (the first of equals): the count of an AND
+        # does not depend on the order its clauses are written in, and it is the cheapest.
+        a = min(range(len(raw)), key=lambda j: (counts[j], j)) if anchor is None else anchor
+        order = [a, *(j for j in range(len(raw)) if j != a)]
+        clauses = [clauses[j] for j in order]
+        qbytes = [qbytes[j] for j in order]
+        ranges = [ranges[j] for j in order]
+        counts = [counts[j] for j in order]
+        written = tuple(order.index(j) for j in range(len(raw)))
         # A partner implied by the anchor clause or by a partner kept before it is met
         # wherever that one is (at the same position): checking it is wasted work.
         required = [0]
@@ -213,7 +228,7 @@ class CnfSearch:
             if not any(implies(clauses[i], clauses[j]) for i in required):
                 required.append(j)
         return CnfPlan(clauses=clauses, ranges=ranges, counts=counts, qbytes=qbytes,
-                       required=required)
+                       required=required, anchor=a, written=written)
 
     def _ids(self, cnf: Sequence[Sequence[Phrase]],
              leading_space: bool | None) -> list[list[list[int]]]:
@@ -254,4 +269,5 @@ def _count_result(plan: CnfPlan, run: CnfRun) -> CnfCount:
     return CnfCount(count=round(run.estimate) if approx else int(run.estimate), approx=approx,
                     estimate=run.estimate, stderr=run.stderr, sampled=run.sampled,
                     sample_matches=run.sample_matches, anchor_count=plan.counts[0],
-                    clause_counts=tuple(plan.counts))
+                    clause_counts=tuple(plan.counts[j] for j in plan.written),
+                    anchor=plan.anchor)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...errors import TokenizerError
+from ...errors import InvalidQueryError, TokenizerError
 from ...query.cnf import DEFAULT_MAX_CLAUSE_FREQ, DEFAULT_MAX_DIFF_TOKENS
 from ...query.text import parse_query
 from .. import models as m
@@ -59,7 +59,8 @@ def op_cnf_count(ix: ServedIndex, req: m.CnfRequest, limits: ServerLimits) -> di
     opts = cnf_options(req, limits)
     diff = max_diff_tokens(req, limits)
     cnf = cnf_ids(ix, req, limits)
-    return _cnf_answer(ix, cnf, ix.engine.count_cnf(cnf, max_diff_tokens=diff, **opts).to_dict())
+    r = ix.engine.count_cnf(cnf, max_diff_tokens=diff, anchor=req.anchor, **opts)
+    return _cnf_answer(ix, cnf, r.to_dict())
 
 
 def op_cnf_search(ix: ServedIndex, req: m.CnfSearchRequest,
@@ -69,17 +70,12 @@ def op_cnf_search(ix: ServedIndex, req: m.CnfSearchRequest,
     max_docs = page_size(req, limits)
     cnf = cnf_ids(ix, req, limits)
     r = ix.engine.search_docs_cnf(cnf, max_docs=max_docs, offset=req.offset, order=req.order,
-                                  max_diff_tokens=diff, **opts)
+                                  max_diff_tokens=diff, anchor=req.anchor, **opts)
     d = r.to_dict()
-    need = [h for h in r.hits if h.window is None]
-    # Hits come with their document window, or (older engines) are fetched here.
-    windows = iter(ix.engine.get_docs_by_pos([(h.shard, h.pos) for h in need], query_len=1,
-                                             max_ctx_len=min(diff + 50, limits.max_ctx_len))
-                   if need else [])
     hits = []
     for hit in r.hits:
-        window = hit.window if hit.window is not None else next(windows)
-        w = window.to_dict()
+        assert hit.window is not None  # a CNF search's hits come with their window
+        w = hit.window.to_dict()
         mark = ((w["match_offset"], w["match_len"]) if w.get("match_offset") is not None
                 else None)
         hits.append({**w, "shard": hit.shard, "pos": hit.pos, "doc_id": hit.doc_id,
@@ -92,6 +88,9 @@ def op_docs_with_all(ix: ServedIndex, req: m.DocsWithAllRequest,
                      limits: ServerLimits) -> dict[str, Any]:
     opts = cnf_options(req, limits)
     check_max("max_ids", req.max_ids, limits.max_docs * 100)
+    if req.anchor is not None:
+        raise InvalidQueryError("anchor has no meaning here: every clause is looked for in "
+                                "the whole document")
     cnf = cnf_ids(ix, req, limits)
     r = ix.engine.count_docs_with_all(cnf, return_ids=req.max_ids > 0, **opts)
     d = r.to_dict()
@@ -103,9 +102,10 @@ def op_docs_with_all(ix: ServedIndex, req: m.DocsWithAllRequest,
 OPERATIONS = (
     Operation(
         "cnf/count", m.CnfRequest, op_cnf_count, m.CnfCountAnswer, "Count a CNF query",
-        "Matches of `A AND B OR C`: occurrences of the first clause with every other clause "
-        "in the same document within max_diff_tokens tokens. Exact, or an unbiased "
-        "estimate (approx) when the rarest clause occurs over max_clause_freq times."),
+        "Matches of `A AND B OR C`: occurrences of the anchor clause (the rarest, unless "
+        "`anchor` names one) with every other clause in the same document within "
+        "max_diff_tokens tokens. Exact, or an unbiased estimate (approx) when the rarest "
+        "clause occurs over max_clause_freq times."),
     Operation(
         "cnf/search", m.CnfSearchRequest, op_cnf_search, m.CnfSearchAnswer,
         "Search documents with a CNF query",
