@@ -862,7 +862,7 @@ def report_open(opens: dict[str, Any]) -> list[str]:
 def report_first(first: list[dict[str, Any]]) -> list[str]:
     rows = [[f["op"], f["runs"], *(f"{f[e]['import_s']:.2f} / {f[e]['open_ms']:.1f} / "
                                    f"{f[e]['first_ms']:.2f} / {f[e]['later_ms']:.3f} / "
-                                   f"+{f[e]['excess_ms']:.2f}" for e in ENGINES)]
+                                   f"{f[e]['excess_ms']:+.2f}" for e in ENGINES)]
             for f in first]
     return ["New process, warm index: import s / open ms / 1st query ms / median of queries "
             "2-20 ms / excess ms (medians over runs)\n"
@@ -914,7 +914,7 @@ def summary_row(r: dict[str, Any]) -> list[Any]:
     else:
         row += ["-"] * 3
     if "first_query" in r:
-        row.append(f"{max(f['anygram']['excess_ms'] for f in r['first_query']):.1f}")
+        row.append(f"{max(f['anygram']['excess_ms'] for f in r['first_query']):+.1f}")
     else:
         row.append("-")
     if "warm" in r:
