@@ -230,6 +230,33 @@ def loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def run_header() -> dict[str, Any]:
+    """What every result file starts with: argv, machine, package versions, anygram's git
+    commit and the uncommitted files under src/ (the code measured is ``REPO/src``)."""
+    res: dict[str, Any] = {
+        "argv": sys.argv, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform(), "loadavg_start": loadavg(),
+                    "mem_GB": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+                                    / 2**30, 1)},
+    }
+    try:
+        from importlib.metadata import version
+        res["versions"] = {p: version(p) for p in ("infini-gram", "numpy", "numba",
+                                                   "pydivsufsort")}
+    except Exception:  # pragma: no cover
+        pass
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"],
+                              capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "src"],
+                               capture_output=True, text=True).stdout.split("\n")
+        res["anygram_git"] = {"head": head, "dirty_src": [x for x in dirty if x.strip()]}
+    except OSError:
+        pass
+    return res
+
+
 # ============================================================================ corpus
 
 
@@ -746,18 +773,44 @@ def ensure_query_index(c: Corpus, n_tokens: int, out: Path, reuse: bool
     return d, rest, info
 
 
-def make_queries(ds: np.ndarray, rest: np.ndarray, sep: int, vocab: int, q: int, q_ntd: int,
-                 rng: np.random.Generator) -> tuple[dict[str, list[Any]], dict[str, Any]]:
-    def windows(src: np.ndarray, length: int, count: int) -> np.ndarray:
-        out = []
-        got = 0
-        while got < count:
-            pos = rng.integers(0, src.shape[0] - length, size=count * 2)
-            w = src[pos[:, None] + np.arange(length)[None, :]]
-            w = w[(w != sep).all(axis=1)]
-            out.append(w)
-            got += w.shape[0]
-        return np.concatenate(out)[:count]
+def sample_windows(src: np.ndarray | list[np.ndarray], sep: int, length: int, count: int,
+                   rng: np.random.Generator) -> np.ndarray:
+    """``count`` windows of ``length`` tokens at random positions, none holding ``sep``.
+
+    ``src`` is one token array or several (the shards of an index); with several, each
+    window's array is drawn in proportion to the array's length.
+    """
+    arrays = [src] if isinstance(src, np.ndarray) else src
+    sizes = np.array([max(a.shape[0] - length, 0) for a in arrays], dtype=np.float64)
+    if not sizes.sum():
+        raise SystemExit(f"no window of {length} tokens fits in the corpus")
+    offsets = np.arange(length)[None, :]
+    out = []
+    got = 0
+    while got < count:
+        if len(arrays) == 1:
+            pos = rng.integers(0, arrays[0].shape[0] - length, size=count * 2)
+            w = arrays[0][pos[:, None] + offsets]
+        else:
+            which = rng.choice(len(arrays), size=count * 2, p=sizes / sizes.sum())
+            parts = []
+            for i in np.unique(which).tolist():
+                pos = rng.integers(0, int(sizes[i]), size=int((which == i).sum()))
+                parts.append(np.asarray(arrays[i][pos[:, None] + offsets], dtype=np.int64))
+            w = np.concatenate(parts)[rng.permutation(count * 2)]
+        w = w[(w != sep).all(axis=1)]
+        out.append(w)
+        got += w.shape[0]
+    return np.concatenate(out)[:count]
+
+
+def make_queries(ds: np.ndarray | list[np.ndarray], rest: np.ndarray, sep: int, vocab: int,
+                 q: int, q_ntd: int, rng: np.random.Generator
+                 ) -> tuple[dict[str, list[Any]], dict[str, Any]]:
+    """Queries of every op (keys: "count n=1", "prob (5-gram)", "ntd prompt=1",
+    "infgram_prob (20 tok)", ...), windows of ``ds`` (one array or the shards' arrays)."""
+    def windows(src: np.ndarray | list[np.ndarray], length: int, count: int) -> np.ndarray:
+        return sample_windows(src, sep, length, count, rng)
 
     qs: dict[str, list[Any]] = {}
     for k in (1, 2, 5, 10):
@@ -1120,27 +1173,7 @@ def main() -> None:
 
     import infini_gram  # noqa: F401  (fail early)
     t_start = time.time()
-    res: dict[str, Any] = {
-        "argv": sys.argv, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform(), "loadavg_start": loadavg(),
-                    "mem_GB": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-                                    / 2**30, 1)},
-    }
-    try:
-        from importlib.metadata import version
-        res["versions"] = {p: version(p) for p in ("infini-gram", "numpy", "numba",
-                                                   "pydivsufsort")}
-    except Exception:  # pragma: no cover
-        pass
-    try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"],
-                              capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "src"],
-                               capture_output=True, text=True).stdout.split("\n")
-        res["anygram_git"] = {"head": head, "dirty_src": [x for x in dirty if x.strip()]}
-    except OSError:
-        pass
+    res = run_header()
     c = load_corpus(args)
     res["corpus"] = c.description
     res["corpus"].update({"vocab_size": c.vocab_size, "eos_id": c.eos_id, "width": c.width})
