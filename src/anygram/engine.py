@@ -10,7 +10,7 @@ analyses (:mod:`anygram.query.analyses`) and language models (:mod:`anygram.lm`)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -94,7 +94,8 @@ class Engine:
             token_dtype: ``"u8"``/``"u16"``/``"u32"``; only needed for an infini-gram index
                 whose width cannot be inferred from its file sizes.
             load: ``"mmap"`` (default, pages are read on demand) or ``"ram"``.
-            tokenizer: a tokenizer spec for text queries; defaults to the manifest's.
+            tokenizer: a tokenizer spec for text queries; defaults to the manifest's, which
+                is loaded on the first text query (a query of ids never pays for it).
             vocab_size: valid ids are ``0..vocab_size-1``; defaults to the manifest's value,
                 or everything but the separator id for an index without a manifest.
             eos_id: the id that stands for a document end (used by the compat layer).
@@ -109,14 +110,15 @@ class Engine:
             IndexNotFoundError, IncompleteIndexError, IndexFormatError, TokenizerError.
         """
         index = open_index(path, token_dtype=token_dtype, load=load)
-        tok: Tokenizer | None
-        if tokenizer is None and index.manifest is not None and index.manifest.tokenizer:
-            tok = load_tokenizer(index.manifest.tokenizer, base_dir=index.directories[0])
-        elif tokenizer is None or isinstance(tokenizer, (str, Path, dict)):
-            tok = load_tokenizer(tokenizer) if tokenizer is not None else None
+        tok: Tokenizer | Callable[[], Tokenizer] | None
+        manifest = index.manifest
+        if tokenizer is None and manifest is not None and manifest.tokenizer:
+            spec, base = manifest.tokenizer, index.directories[0]
+            tok = lambda: load_tokenizer(spec, base_dir=base)  # noqa: E731  (loaded on use)
+        elif isinstance(tokenizer, (str, Path, dict)):
+            tok = load_tokenizer(tokenizer)  # asked for: its errors belong to the open
         else:
             tok = tokenizer
-        manifest = index.manifest
         if vocab_size is None:
             vocab_size = manifest.vocab_size if manifest else (1 << (8 * index.token_width)) - 1
         vocab_size = check_vocab_size(vocab_size, index.token_width)

@@ -9,7 +9,8 @@ so that difference is the count over the documents that remain.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -47,17 +48,20 @@ class Searcher:
         takedown: the group of its takedown indexes (the removed documents), or None.
         vocab_size: valid query ids are ``0..vocab_size-1``.
         eos_id: the id that stands for a document end (used by the compat layer).
-        tokenizer: for text queries, or None.
+        tokenizer: for text queries, or None; or a function that loads it, called on first
+            use (loading a tokenizer takes ~0.1-0.2 s: a query of ids never pays it).
     """
 
     def __init__(self, shards: ShardGroup, takedown: ShardGroup | None, *, vocab_size: int,
-                 eos_id: int | None, tokenizer: Tokenizer | None) -> None:
+                 eos_id: int | None,
+                 tokenizer: Tokenizer | Callable[[], Tokenizer | None] | None) -> None:
         self.shards = shards
         self.takedown = takedown
         self.token_width: int = shards.token_width
         self.vocab_size = check_vocab_size(vocab_size, self.token_width)
         self.eos_id = eos_id
-        self.tokenizer = tokenizer
+        self._tokenizer = tokenizer
+        self._tokenizer_lock = threading.Lock()
         self.dtype = _LE_DTYPE[self.token_width]
         self.closed = False
         # Global id of each shard's first document (doc ids run through shards in order).
@@ -72,6 +76,17 @@ class Searcher:
             self.takedown.close()
 
     # ------------------------------------------------------------------ input
+
+    @property
+    def tokenizer(self) -> Tokenizer | None:
+        """The tokenizer of text queries (loaded on first use), or None."""
+        tok = self._tokenizer
+        if tok is None or isinstance(tok, Tokenizer):
+            return tok
+        with self._tokenizer_lock:
+            if not (self._tokenizer is None or isinstance(self._tokenizer, Tokenizer)):
+                self._tokenizer = self._tokenizer()
+            return self._tokenizer  # type: ignore[return-value]  # loaded
 
     def tokenize(self, text: str) -> list[int]:
         """Token ids of ``text`` with the index's tokenizer."""

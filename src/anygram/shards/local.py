@@ -11,7 +11,7 @@ import bisect
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -22,7 +22,6 @@ from ..index.format import LoadMethod
 from ..index.reader import OpenedIndex, Shard, open_index
 from ..kernels import analysis as ka
 from ..kernels.lm import count_of_counts
-from ..kernels.sample import find_range_sampled, longest_suffix_sampled
 from . import cnf
 from .base import (
     CnfShardPlan,
@@ -35,6 +34,7 @@ from .base import (
     Walk,
     Windows,
 )
+from .fanout import FanOut
 from .shard import LocalShard
 
 _T = TypeVar("_T")
@@ -77,25 +77,30 @@ class LocalShards(ShardGroup):
         self.token_width = shards[0].token_width if shards else 1
         self.sizes = tuple(ShardSize(s.name, s.num_positions, s.num_docs, s.ptr_width)
                            for s in shards)
-        # What the search kernels take, per shard, unpacked once instead of on every query.
-        self._arrays = [(m.ds, m.sa, m.k, m.first) for m in self._members]
+        self._fan = FanOut(len(self._members))
         # The suffix walk's caches are shared by all calls, one at a time (walk_caches).
         self._walk_lock = threading.Lock()
 
     def close(self) -> None:
+        self._fan.close()
         self._members = []
-        self._arrays = []
 
     @property
     def files(self) -> tuple[Shard, ...]:
         """The shard files, in order."""
         return tuple(m.files for m in self._members)
 
-    def _map(self, fn: Callable[[LocalShard], _T]) -> list[_T]:
-        return [fn(m) for m in self._members]
+    def _each(self, fn: Callable[[LocalShard], _T]) -> list[_T]:
+        """``fn`` of every shard, in order (:mod:`anygram.shards.fanout`)."""
+        if len(self._members) < 2:
+            return [fn(m) for m in self._members]
+        return self._fan.map(fn, self._members)
 
-    def _zip(self, fn: Callable[[LocalShard, _T], object], per_shard: Sequence[_T]) -> list:
-        return [fn(m, x) for m, x in zip(self._members, per_shard)]
+    def _zip(self, fn: Callable[[LocalShard, Any], _T], per_shard: Sequence[Any]) -> list[_T]:
+        """``fn`` of every shard and its own argument, in order."""
+        if len(self._members) < 2:
+            return [fn(m, x) for m, x in zip(self._members, per_shard)]
+        return self._fan.map(lambda mx: fn(*mx), list(zip(self._members, per_shard)))
 
     def _by_shard(self, shards: np.ndarray, values: np.ndarray,
                   fn: Callable[[LocalShard, np.ndarray], np.ndarray]) -> np.ndarray:
@@ -108,44 +113,20 @@ class LocalShards(ShardGroup):
     # ------------------------------------------------------------------ n-gram searches
 
     def find(self, q: np.ndarray) -> list[Range]:
-        out = []
-        for m, (ds, sa, k, first) in zip(self._members, self._arrays):
-            smp = m.sample
-            if smp is None:
-                out.append(kernels.find_range_cached(ds, sa, k, q, m.w, first))
-            else:
-                out.append(find_range_sampled(ds, sa, k, q, smp.keys, smp.lens, smp.ptrs,
-                                              smp.stride))
-        return out
+        return self._each(lambda m: m.find(q))
 
     def find_within(self, q: np.ndarray, ranges: Sequence[Range]) -> list[Range]:
-        return [kernels.find_range(ds, sa, k, q, a, b) if b > a else (a, a)
-                for (ds, sa, k, _), (a, b) in zip(self._arrays, ranges)]
+        return self._zip(lambda m, r: m.find_within(q, *r), ranges)
 
     def next_tokens(self, qlen: int, ranges: Sequence[Range],
                     samples: Sequence[int | None]) -> list[NextTokens]:
-        w = self.token_width
-        out = []
-        for (ds, sa, k, _), (a, b), n in zip(self._arrays, ranges, samples):
-            if b <= a:
-                out.append(_NO_TOKENS)
-            elif n is not None:
-                out.append(NextTokens(*kernels.sample_next_token_counts(ds, sa, k, qlen, w, a, b,
-                                                                        n)))
-            else:
-                out.append(NextTokens(*kernels.next_token_counts(ds, sa, k, qlen, w, a, b)))
-        return out
+        def tally(m: LocalShard, job: tuple[Range, int | None]) -> NextTokens:
+            (a, b), n = job
+            return NextTokens(*m.next_tokens(qlen, a, b, n)) if b > a else _NO_TOKENS
+        return self._zip(tally, list(zip(ranges, samples)))
 
     def longest_suffix(self, q: np.ndarray) -> list[tuple[int, int, int]]:
-        out = []
-        for m, (ds, sa, k, _) in zip(self._members, self._arrays):
-            smp = m.sample
-            if smp is None:
-                out.append(kernels.longest_suffix(ds, sa, k, q, m.w))
-            else:
-                out.append(longest_suffix_sampled(ds, sa, k, q, m.w, smp.keys, smp.lens,
-                                                  smp.ptrs, smp.stride))
-        return out
+        return self._each(lambda m: m.longest_suffix(q))
 
     # ------------------------------------------------------------------ positions, documents
 
@@ -177,15 +158,14 @@ class LocalShards(ShardGroup):
         return m.ds[start * m.w:end * m.w]
 
     def occurrences(self, ranges: Sequence[Range], filtered: bool) -> list[Occurrences]:
-        out = []
-        for m, (a, b) in zip(self._members, ranges):
+        def visible(m: LocalShard, r: Range) -> Occurrences:
+            a, b = r
             if b <= a or not filtered or m.removed.shape[0] == 0:
-                out.append(Occurrences(a, max(b - a, 0), None, None))
-                continue
+                return Occurrences(a, max(b - a, 0), None, None)
             pos = m.positions(a, b)
             keep = ~m.in_removed(pos)
-            out.append(Occurrences(a, int(keep.sum()), a + np.flatnonzero(keep), pos[keep]))
-        return out
+            return Occurrences(a, int(keep.sum()), a + np.flatnonzero(keep), pos[keep])
+        return self._zip(visible, ranges)
 
     def smallest_positions(self, shard: int, start: int, end: int, m: int) -> np.ndarray:
         s = self._members[shard]
@@ -230,8 +210,8 @@ class LocalShards(ShardGroup):
 
     def cnf_check(self, plans: Sequence[CnfShardPlan], anchors: Sequence[np.ndarray],
                   d: int) -> list[np.ndarray]:
-        return [cnf.check_sampled(m, p, a, d)
-                for m, p, a in zip(self._members, plans, anchors)]
+        return self._zip(lambda m, pa: cnf.check_sampled(m, pa[0], pa[1], d),
+                         list(zip(plans, anchors)))
 
     def cnf_removed_hits(self, plans: Sequence[CnfShardPlan]) -> list[int]:
         return self._zip(cnf.removed_hits, plans)
@@ -242,8 +222,8 @@ class LocalShards(ShardGroup):
     def docs_with_all_sampled(self, plans: Sequence[CnfShardPlan], r: int,
                               positions: Sequence[np.ndarray]
                               ) -> list[tuple[np.ndarray, np.ndarray]]:
-        return [cnf.docs_sampled(m, p, r, pos)
-                for m, p, pos in zip(self._members, plans, positions)]
+        return self._zip(lambda m, pp: cnf.docs_sampled(m, pp[0], r, pp[1]),
+                         list(zip(plans, positions)))
 
     def phrase_lengths(self, shards: np.ndarray, positions: np.ndarray,
                        phrases: Sequence[np.ndarray]) -> np.ndarray:
@@ -276,22 +256,20 @@ class LocalShards(ShardGroup):
             self._walk_lock.release()
 
     def suffix_walk(self, q: np.ndarray, cuts: np.ndarray) -> list[Walk]:
-        w = self.token_width
         with self._walk_caches() as caches:
-            return [Walk(*ka.suffix_walk(ds, sa, k, w, q, cuts, *cache)[:3])
-                    for (ds, sa, k, _), cache in zip(self._arrays, caches)]
+            return self._zip(lambda m, c: Walk(*ka.suffix_walk(m.ds, m.sa, m.k, m.w, q, cuts,
+                                                               *c)[:3]), caches)
 
     def span_ranges(self, q: np.ndarray, left: np.ndarray, right: np.ndarray
                     ) -> list[tuple[np.ndarray, np.ndarray]]:
-        w = self.token_width
         with self._walk_caches() as caches:
-            return [ka.span_ranges(ds, sa, k, w, q, left, right, *cache)
-                    for (ds, sa, k, _), cache in zip(self._arrays, caches)]
+            return self._zip(lambda m, c: ka.span_ranges(m.ds, m.sa, m.k, m.w, q, left, right,
+                                                         *c), caches)
 
     def span_occurrences(self, ranges: Sequence[tuple[np.ndarray, np.ndarray]]
                          ) -> list[SpanOccurrences]:
-        out = []
-        for m, (lo, hi) in zip(self._members, ranges):
+        def located(m: LocalShard, r: tuple[np.ndarray, np.ndarray]) -> SpanOccurrences:
+            lo, hi = r
             sizes = np.maximum(hi - lo, 0)
             span = np.repeat(np.arange(lo.shape[0]), sizes)
             # The ranks lo[i]..hi[i]-1 of every span, one after the other.
@@ -301,20 +279,20 @@ class LocalShards(ShardGroup):
             if m.removed.shape[0]:  # drop the occurrences in taken-down documents
                 keep = ~m.is_removed(docs)
                 span, pos, docs = span[keep], pos[keep], docs[keep]
-            out.append(SpanOccurrences(span, pos, docs))
-        return out
+            return SpanOccurrences(span, pos, docs)
+        return self._zip(located, ranges)
 
     # ------------------------------------------------------------------ language models
 
     def token_pairs(self, ranges: Sequence[Range] | None, k: int
                     ) -> list[tuple[np.ndarray, np.ndarray]]:
         if ranges is None:
-            return self._map(lambda m: _pairs(m, np.arange(m.n, dtype=np.int64), k))
+            return self._each(lambda m: _pairs(m, np.arange(m.n, dtype=np.int64), k))
         return self._zip(lambda m, r: _pairs(m, np.sort(m.positions(*r)) - 1, k), ranges)
 
     def count_of_counts(self, order: int, top: int, continuation: bool,
                         windows: Sequence[np.ndarray | None]) -> np.ndarray:
-        removed = self._map(_removed_bytes)
+        removed = [_removed_bytes(m) for m in self._members]
         return count_of_counts([(m.ds, m.sa, m.k) for m in self._members], self.token_width,
                                order, top, continuation=continuation, windows=windows,
                                removed=removed)

@@ -11,6 +11,7 @@ from .. import kernels
 from ..index import sample as search_sample
 from ..index.reader import Shard
 from ..index.sample import Sample
+from ..kernels.sample import find_range_sampled, longest_suffix_sampled
 
 #: Vocabularies up to this size get a per-shard table of each first token's rank range
 #: (16 bytes per id), filled in lazily: searches start inside it.
@@ -24,8 +25,8 @@ class LocalShard:
     """A shard's memory maps (:class:`anygram.index.reader.Shard`), unpacked for the
     kernels, with the sorted local ids of its taken-down documents."""
 
-    __slots__ = ("files", "ds", "sa", "k", "w", "n", "offsets", "first", "removed",
-                 "_removed_spans", "walk_caches", "_sample", "_sample_lock")
+    __slots__ = ("files", "ds", "sa", "k", "w", "n", "offsets", "removed", "_first_rows",
+                 "_first", "_removed_spans", "walk_caches", "_sample", "_sample_lock")
 
     def __init__(self, files: Shard, vocab_size: int, removed: np.ndarray,
                  use_sample: bool = True) -> None:
@@ -36,9 +37,8 @@ class LocalShard:
         self.w = files.token_width
         self.n = files.num_positions
         self.offsets = files.offsets
-        rows = vocab_size if vocab_size <= FIRST_TOKEN_TABLE_MAX else 0
-        # The rank range of each first token (-1: not looked up yet), shared by the searches.
-        self.first = np.full((rows, 2), -1, dtype=np.int64)
+        self._first_rows = vocab_size if vocab_size <= FIRST_TOKEN_TABLE_MAX else 0
+        self._first: np.ndarray | None = None
         self.removed = removed
         self._removed_spans: np.ndarray | None = None
         # The suffix walk's caches (anygram.shards.local), made on first use.
@@ -46,6 +46,16 @@ class LocalShard:
         # The search sample, loaded on first use (_UNLOADED), or None when not used.
         self._sample: Sample | object | None = _UNLOADED if use_sample else None
         self._sample_lock = threading.Lock()
+
+    @property
+    def first(self) -> np.ndarray:
+        """The rank range of each first token (-1: not looked up yet), shared by the searches
+        that run without a sample and by the suffix walk; made on first use (16 bytes an id:
+        not at open)."""
+        table = self._first
+        if table is None:
+            table = self._first = np.full((self._first_rows, 2), -1, dtype=np.int64)
+        return table
 
     @property
     def sample(self) -> Sample | None:
@@ -136,3 +146,34 @@ class LocalShard:
                 live = ~gone
                 return pos[live], lo[live], hi[live]
         return pos, lo, hi
+
+    # ------------------------------------------------------------------ searches
+
+    def find(self, q: np.ndarray) -> tuple[int, int]:
+        """The rank range of ``q``: through the sample, else from the first token's range."""
+        smp = self.sample
+        if smp is None:
+            return kernels.find_range_cached(self.ds, self.sa, self.k, q, self.w, self.first)
+        return find_range_sampled(self.ds, self.sa, self.k, q, smp.keys, smp.lens, smp.ptrs,
+                                  smp.stride)
+
+    def find_within(self, q: np.ndarray, lo: int, hi: int) -> tuple[int, int]:
+        """The rank range of ``q`` inside ``[lo, hi)``, the range of a prefix of it."""
+        return kernels.find_range(self.ds, self.sa, self.k, q, lo, hi) if hi > lo else (lo, lo)
+
+    def longest_suffix(self, q: np.ndarray) -> tuple[int, int, int]:
+        """The longest suffix of ``q`` that occurs (in tokens) and its rank range."""
+        smp = self.sample
+        if smp is None:
+            return kernels.longest_suffix(self.ds, self.sa, self.k, q, self.w)
+        return longest_suffix_sampled(self.ds, self.sa, self.k, q, self.w, smp.keys, smp.lens,
+                                      smp.ptrs, smp.stride)
+
+    def next_tokens(self, qlen: int, lo: int, hi: int, samples: int | None
+                    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """The tokens after the ``qlen`` query bytes at ranks ``[lo, hi)``, counted (all, or
+        ``samples`` evenly spaced ranks)."""
+        if samples is None:
+            return kernels.next_token_counts(self.ds, self.sa, self.k, qlen, self.w, lo, hi)
+        return kernels.sample_next_token_counts(self.ds, self.sa, self.k, qlen, self.w, lo, hi,
+                                                samples)

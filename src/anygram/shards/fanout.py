@@ -1,0 +1,87 @@
+"""Running one function on every shard of a group: in the calling thread while the shards
+answer in microseconds, on a thread pool while they do not, so that their reads overlap.
+
+A search of a warm shard (its pages in the page cache) takes a few microseconds: handing it
+to a thread costs more than it does. A search of a cold shard waits ~0.1 ms on each page it
+reads from disk, and a shard's reads depend on each other (a binary search), so the only way
+to shorten a cold query over many shards is to search them at the same time. The kernels
+release the GIL, so threads run them in parallel, and a thread waiting on a page costs
+nothing. So the fan-out adapts: a group starts on the pool (an index just opened is cold),
+moves to the calling thread once its per-shard calls have been fast for a while, and moves
+back as soon as a sequential pass is slow (pages evicted, or big answers).
+
+Threads: one per shard, at most :data:`MAX_THREADS`: an I/O-bound query wants every shard's
+read in flight at once, and a thread blocked on a page fault uses no CPU.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+#: The most threads one group's pool runs.
+MAX_THREADS = 64
+#: A per-shard call slower than this (seconds) is not worth running in the calling thread:
+#: it read pages from disk (~0.1 ms each) or computed a big answer.
+SLOW = 200e-6
+#: Consecutive fast pool passes after which the group runs in the calling thread.
+SETTLE = 8
+
+
+class FanOut:
+    """Runs per-shard calls for one group of ``shards`` shards (module docstring)."""
+
+    def __init__(self, shards: int) -> None:
+        self._threads = min(shards, MAX_THREADS)
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._parallel = self._threads > 1  # an index just opened is cold
+        self._fast = 0
+
+    @property
+    def parallel(self) -> bool:
+        """Whether calls run on the pool now."""
+        return self._parallel
+
+    def map(self, fn: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
+        """``[fn(x) for x in items]``, on the pool or in this thread (module docstring)."""
+        if not self._parallel:
+            start = time.perf_counter()
+            out = [fn(x) for x in items]
+            if time.perf_counter() - start > SLOW * len(items):
+                self._parallel, self._fast = True, 0
+            return out
+        timed = list(self._executor().map(lambda x: _timed(fn, x), items))
+        if max((t for _, t in timed), default=0.0) < SLOW:
+            self._fast += 1
+            if self._fast >= SETTLE:
+                self._parallel = False
+        else:
+            self._fast = 0
+        return [r for r, _ in timed]
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="anygram-shard")
+            return self._pool
+
+    def close(self) -> None:
+        """Stop the pool's threads (after the calls in flight)."""
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
+                self._pool = None
+        self._parallel = False
+
+
+def _timed(fn: Callable[[_T], _R], x: _T) -> tuple[_R, float]:
+    start = time.perf_counter()
+    out = fn(x)
+    return out, time.perf_counter() - start
