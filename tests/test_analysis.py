@@ -24,6 +24,7 @@ import pytest
 import reference_analysis as ra
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from optional import infini_gram_engine
 
 from anygram import Engine, InvalidQueryError, TokenizerError, TokenOutOfRangeError, kernels
 from anygram import takedown as td
@@ -404,7 +405,7 @@ def real(tmp_path_factory):
     """Docstrings as u16 word pieces (ids spread so their bytes differ in both halves) in 3+
     shards, the same as u8 bytes in 2+, and a text spliced from corpus pieces, new
     combinations and ids the corpus never holds."""
-    infini = pytest.importorskip("infini_gram.engine")
+    infini = infini_gram_engine()
     root = tmp_path_factory.mktemp("attr")
     texts = _docstrings()
     pieces = [PIECE.findall(t) for t in texts]
@@ -486,7 +487,7 @@ def test_attribute_matches_infini_gram(real, kw):
 
 def test_infini_gram_creativity_blind_spot(tmp):
     """infini-gram reports 0 where the text sorts before every suffix of the shard."""
-    infini = pytest.importorskip("infini_gram.engine")
+    infini = infini_gram_engine()
     eng, _ = _build(tmp, [[5, 6, 7], [0, 9, 9]], 1000)
     ig = infini.InfiniGramEngine(index_dir=str(tmp / "idx"), eos_token_id=999, vocab_size=1000,
                                  token_dtype="u16", ds_prefetch_depth=0, sa_prefetch_depth=0,

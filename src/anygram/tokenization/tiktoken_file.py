@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .._extras import require
 from ..errors import TokenizerError, TokenOutOfRangeError
 from .base import _FileTokenizer
 
@@ -129,7 +130,7 @@ class TiktokenTokenizer(_FileTokenizer):
         special_tokens: Mapping[str, int] | None = None,
     ) -> None:
         super().__init__(path, expected_sha256=expected_sha256)
-        import tiktoken
+        tiktoken = require("tiktoken", "tiktoken", f"the tokenizer {self.path.name}")
 
         if encoding == TiktokenTokenizer.FROM_STEM:
             encoding = self.path.stem if self.path.stem in _TIKTOKEN_PRESETS else None
