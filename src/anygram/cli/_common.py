@@ -1,23 +1,30 @@
 """What every ``anygram`` command shares: the click group, error handling, JSON output,
-option decorators and the parsing of queries and token ids."""
+option decorators and the parsing of queries and token ids.
+
+The CLI imports numpy, numba, the tokenizers and the web server only inside the commands that
+use them, so ``--help`` and usage errors answer at once.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeGuard, TypeVar
+from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
 
 import click
 
 from .._version import __version__
 from ..errors import AnygramError, InvalidQueryError
-from ..query.engine import Engine
 from ..query.text import has_operators
+
+if TYPE_CHECKING:
+    from ..query.engine import Engine
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,6 +54,21 @@ class _Group(click.Group):
         except (AnygramError, OSError) as exc:
             click.echo(f"error: {_one_line(exc)}", err=True)
             ctx.exit(1)
+
+
+class _Notices(logging.Handler):
+    """Prints what the library logs at INFO and up (``compiling query kernels ...``) on stderr,
+    looked up at each line (click's test runner swaps it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(record.getMessage(), err=True)
+
+
+def _show_notices() -> None:
+    log = logging.getLogger("anygram")
+    if not any(isinstance(h, _Notices) for h in log.handlers):
+        log.addHandler(_Notices())
+    log.setLevel(logging.INFO)
 
 
 def _print_json(payload: Any, pretty: bool = False) -> None:
@@ -93,6 +115,8 @@ def _parse_id(value: str, option: str) -> int:
 @contextmanager
 def _engine(index: Sequence[Path], tokenizer: str | None,
             token_dtype: str | None) -> Iterator[Engine]:
+    from ..query.engine import Engine
+
     path: Path | list[Path] = index[0] if len(index) == 1 else list(index)
     with Engine.open(path, token_dtype=token_dtype, tokenizer=tokenizer) as engine:
         yield engine
@@ -217,3 +241,4 @@ def main() -> None:
       anygram count --index idx/ "natural language"
       anygram ntd --index idx/ "natural languag" --top 5 --pretty
     """
+    _show_notices()

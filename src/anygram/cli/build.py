@@ -8,7 +8,6 @@ from typing import Any
 
 import click
 
-from ..index.build import build_index
 from ..index.format import MANIFEST_NAME, read_manifest
 from ._common import _emit, _engine, _index_options, main
 
@@ -49,6 +48,8 @@ def build(inputs: tuple[str, ...], out: Path, tokenizer: str, shard_tokens: int 
       anygram build 'data/*.jsonl.zst' --out idx/ --tokenizer gpt2.tiktoken --workers 4
       anygram build notes/ --out idx/ --txt-mode line --no-metadata --overwrite
     """
+    from ..index.build import build_index
+
     started = time.perf_counter()
     manifest = build_index(list(inputs), out, tokenizer=tokenizer, shard_tokens=shard_tokens,
                            workers=workers, text_field=text_field, txt_mode=txt_mode,

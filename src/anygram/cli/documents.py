@@ -6,12 +6,14 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..query.engine import Engine
-from ..query.results import DocWindow
+if TYPE_CHECKING:
+    from ..query.engine import Engine
+    from ..query.results import DocWindow
+
 from ._common import (
     _cnf_options,
     _emit,

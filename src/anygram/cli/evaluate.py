@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 
-from ..lm import evaluation, render
 from ._common import _emit, _engine, _index_options, _query, _query_options, main
 
 
@@ -47,6 +46,8 @@ def eval_(index: tuple[Path, ...], tokenizer: str | None, token_dtype: str | Non
       anygram eval --index idx/ --texts held_out.jsonl --plot eval.png --html eval.html
       anygram eval --index idx/ --texts held_out.jsonl --lm path/to/gpt2-dir
     """
+    from ..lm import evaluation, render
+
     with _engine(index, tokenizer, token_dtype) as engine:
         docs = evaluation.read_texts(texts, text_field)
         result = evaluation.evaluate(engine, docs, lm=lm, dev_fraction=dev_fraction,
@@ -71,6 +72,8 @@ def color(index: tuple[Path, ...], tokenizer: str | None, token_dtype: str | Non
     Example:
       anygram color --index idx/ "the United States of America"
     """
+    from ..lm import render
+
     with _engine(index, tokenizer, token_dtype) as engine:
         tokens = _query(engine, text, ids, "text")
         r = engine.infgram_text(tokens)
