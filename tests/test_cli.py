@@ -139,6 +139,30 @@ def test_build_progress_goes_to_stderr(tmp_path: Path, corpus: Path) -> None:
     result = run("build", corpus, "--out", tmp_path / "idx", ok=False)
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["docs"] == len(DOCS)  # stdout: the summary alone
+    # Not a terminal: each phase starts and ends on a line of its own, no carriage returns.
+    assert "\r" not in result.stderr
+    lines = result.stderr.splitlines()
+    for phase in ("tokenizing", "sorting", "writing", "verifying"):
+        assert f"{phase} shard 0 ..." in lines or any(
+            line.startswith(f"{phase} shard 0 (") for line in lines), (phase, lines)
+        assert any(line.startswith(f"{phase} shard 0: ") and line.endswith(" s")
+                   for line in lines), (phase, lines)
+    tokens = sum(len(d["text"].encode()) for d in DOCS)
+    assert f"tokenizing shard 0: {tokens:,} tokens in" in result.stderr
+    assert run("build", corpus, "--out", tmp_path / "q", "-q", ok=False).stderr == ""
+
+
+def test_build_interrupted_says_how_to_resume(tmp_path: Path, corpus: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from anygram.index import build as build_mod
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build_mod, "build_index", interrupted)
+    result = run("build", corpus, "--out", tmp_path / "idx", ok=False)
+    assert result.exit_code == 130
+    assert "--resume" in result.stderr and result.stdout == ""
 
 
 # ----------------------------------------------------------------------------- queries

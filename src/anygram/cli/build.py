@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -29,11 +30,14 @@ from ._common import _emit, _engine, _index_options, main
               show_default=True, help="A .txt file is one document, or one per line.")
 @click.option("--no-metadata", is_flag=True,
               help="Do not store the documents' other fields, path and line number.")
-@click.option("--resume", is_flag=True, help="Continue an interrupted build.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted build (same inputs and options) after its last "
+                   "finished shard.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing index at --out.")
 @click.option("--eos-id", type=click.IntRange(min=0), default=None, metavar="N",
               help="Id recorded as end-of-document (default: the tokenizer's).")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="No progress on stderr (by default: each phase of each shard).")
 def build(inputs: tuple[str, ...], out: Path, tokenizer: str, shard_tokens: int | None,
           workers: int | None, text_field: str, txt_mode: str, no_metadata: bool,
           resume: bool, overwrite: bool, eos_id: int | None, quiet: bool) -> None:
@@ -51,10 +55,16 @@ def build(inputs: tuple[str, ...], out: Path, tokenizer: str, shard_tokens: int 
     from ..index.build import build_index
 
     started = time.perf_counter()
-    manifest = build_index(list(inputs), out, tokenizer=tokenizer, shard_tokens=shard_tokens,
-                           workers=workers, text_field=text_field, txt_mode=txt_mode,
-                           metadata=not no_metadata, resume=resume, overwrite=overwrite,
-                           eos_id=eos_id, progress=not quiet)
+    try:
+        manifest = build_index(list(inputs), out, tokenizer=tokenizer,
+                               shard_tokens=shard_tokens, workers=workers,
+                               text_field=text_field, txt_mode=txt_mode,
+                               metadata=not no_metadata, resume=resume, overwrite=overwrite,
+                               eos_id=eos_id, progress=not quiet)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: the same command with --resume continues after the last "
+                   "finished shard", err=True)
+        sys.exit(130)
     _emit({"index": str(out), "shards": len(manifest.shards), "docs": manifest.num_docs,
            "tokens": manifest.num_tokens,
            "token_dtype": {1: "u8", 2: "u16", 4: "u32"}[manifest.token_width],
