@@ -37,6 +37,16 @@ def _one_line(exc: BaseException) -> str:
     return message or type(exc).__name__
 
 
+def _as_typed(message: str, command: click.Command | None) -> str:
+    """``message`` with the Python names of ``command``'s options (``text_field``, as the
+    library's errors name them) written as the user typed them (``--text-field``)."""
+    for param in command.params if command is not None else ():
+        if isinstance(param, click.Option) and param.name and "_" in param.name:
+            flag = max(param.opts, key=len)
+            message = re.sub(rf"(?<![\w-]){re.escape(param.name)}(?!\w)", flag, message)
+    return message
+
+
 class _Group(click.Group):
     """Turns anygram errors and OS errors into ``error: ...`` on stderr and exit status 1."""
 
@@ -52,7 +62,9 @@ class _Group(click.Group):
                 pass
             ctx.exit(1)
         except (AnygramError, OSError) as exc:
-            click.echo(f"error: {_one_line(exc)}", err=True)
+            name = ctx.invoked_subcommand
+            command = self.get_command(ctx, name) if name else None
+            click.echo(f"error: {_as_typed(_one_line(exc), command)}", err=True)
             ctx.exit(1)
 
 
@@ -172,19 +184,28 @@ def _with_tokens(engine: Engine, d: dict[str, Any], top: int | None) -> dict[str
 # ----------------------------------------------------------------------------- options
 
 
-def _index_options(f: F) -> F:
-    """``--index``, ``--tokenizer``, ``--token-dtype`` and ``--pretty``."""
-    f = click.option("--pretty", is_flag=True, help="Indent the JSON output.")(f)
-    f = click.option("--token-dtype", type=click.Choice(["u8", "u16", "u32"]), default=None,
-                     help="Token width of an infini-gram index without a manifest, if it "
-                          "cannot be inferred.")(f)
-    f = click.option("--tokenizer", "tokenizer", default=None, metavar="bytes|PATH",
-                     help="Tokenizer for TEXT queries (default: the one the index was built "
-                          "with).")(f)
-    f = click.option("--index", "index", multiple=True, required=True, metavar="DIR",
-                     type=click.Path(path_type=Path),
-                     help="Index directory (repeat to query several as one corpus).")(f)
-    return f
+QUERY_TOKENIZER = ("Tokenizer for TEXT queries (default: the one the index was built "
+                   "with).")
+
+
+def _index_options(*, tokenizer: str | None = QUERY_TOKENIZER, pretty: bool = True
+                   ) -> Callable[[F], F]:
+    """``--index``, ``--token-dtype``, ``--tokenizer`` (help: what it is for in the command;
+    None: no such option) and ``--pretty`` (for commands that print JSON)."""
+    def decorate(f: F) -> F:
+        if pretty:
+            f = click.option("--pretty", is_flag=True, help="Indent the JSON output.")(f)
+        f = click.option("--token-dtype", type=click.Choice(["u8", "u16", "u32"]), default=None,
+                         help="Token width of an infini-gram index without a manifest, if it "
+                              "cannot be inferred.")(f)
+        if tokenizer is not None:
+            f = click.option("--tokenizer", "tokenizer", default=None, metavar="bytes|PATH",
+                             help=tokenizer)(f)
+        f = click.option("--index", "index", multiple=True, required=True, metavar="DIR",
+                         type=click.Path(path_type=Path),
+                         help="Index directory (repeat to query several as one corpus).")(f)
+        return f
+    return decorate
 
 
 def _query_options(metavar: str) -> Callable[[F], F]:
@@ -200,7 +221,7 @@ def _query_options(metavar: str) -> Callable[[F], F]:
 def _dist_options(f: F) -> F:
     f = click.option("--top", type=click.IntRange(min=0), default=None, metavar="K",
                      help="Show only the K most frequent next tokens.")(f)
-    f = click.option("--max-support", type=int, default=None, metavar="N",
+    f = click.option("--max-support", type=click.IntRange(min=1), default=None, metavar="N",
                      help="Estimate from N evenly spaced occurrences when the prompt occurs "
                           "more often (approx: true).")(f)
     return f

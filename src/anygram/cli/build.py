@@ -20,7 +20,7 @@ from ._common import _emit, _engine, _index_options, main
 @click.option("--tokenizer", default="bytes", show_default=True, metavar="bytes|PATH",
               help="'bytes' (UTF-8 bytes as ids), or a tokenizer.json / *.tiktoken / "
                    "sentencepiece *.model file.")
-@click.option("--shard-tokens", type=int, default=None, metavar="N",
+@click.option("--shard-tokens", type=click.IntRange(min=1), default=None, metavar="N",
               help="Token positions per shard (default: what fits in 60% of RAM).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
               help="Tokenizer processes (default: all cores).")
@@ -72,20 +72,18 @@ def build(inputs: tuple[str, ...], out: Path, tokenizer: str, shard_tokens: int 
 
 
 @main.command()
-@_index_options
-def info(index: tuple[Path, ...], tokenizer: str | None, token_dtype: str | None,
-         pretty: bool) -> None:
+@_index_options(tokenizer=None)
+def info(index: tuple[Path, ...], token_dtype: str | None, pretty: bool) -> None:
     """Describe an index: token type, vocabulary, tokenizer, shards and totals.
 
     \b
     Example:
       anygram info --index idx/ --pretty
     """
-    with _engine(index, tokenizer, token_dtype) as engine:
+    with _engine(index, None, token_dtype) as engine:
         manifest = (read_manifest(index[0])
                     if len(index) == 1 and (index[0] / MANIFEST_NAME).is_file() else None)
-        tok_spec = (engine.tokenizer.spec() if tokenizer is not None and engine.tokenizer
-                    else manifest.tokenizer if manifest is not None
+        tok_spec = (manifest.tokenizer if manifest is not None
                     else engine.tokenizer.spec() if engine.tokenizer else None)
         payload: dict[str, Any] = {
             "index": [str(p) for p in index] if len(index) > 1 else str(index[0]),

@@ -77,7 +77,7 @@ def _window_text(engine: Engine, w: DocWindow, color: bool) -> str:
 
 
 @main.command()
-@_index_options
+@_index_options()
 @_query_options("TEXT")
 @click.option("--max-docs", type=click.IntRange(min=0), default=10, show_default=True,
               metavar="N", help="Hits to show.")
@@ -145,7 +145,8 @@ def search(index: tuple[Path, ...], tokenizer: str | None, token_dtype: str | No
 
 
 @main.command("get-doc")
-@_index_options
+@_index_options(tokenizer="Tokenizer that decodes the document's text (default: the one "
+                          "the index was built with).")
 @click.argument("doc_id", type=int)
 @click.option("--max-tokens", type=click.IntRange(min=0), default=None, metavar="N",
               help="Show only the document's first N tokens.")

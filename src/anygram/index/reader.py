@@ -176,7 +176,7 @@ def _infer_width(directory: Path, shard: str | None) -> int:
         return fits[0]
     raise IndexFormatError(
         f"cannot tell the token width of {directory / names['tokenized']} from its size: "
-        "pass token_dtype='u8', 'u16' or 'u32'")
+        "pass token_dtype u8, u16 or u32")
 
 
 def _find_shards(directory: Path) -> list[str | None]:
