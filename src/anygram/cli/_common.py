@@ -253,7 +253,9 @@ def main() -> None:
     """Exact n-gram and ∞-gram counts, probabilities and search over suffix-array indexes.
 
     Build an index over JSONL / text / Parquet corpora, then query it with text (tokenized
-    with the index's tokenizer) or token ids. Query results are printed as JSON.
+    with the index's tokenizer) or token ids. Query results are printed as JSON (search and
+    get-doc: as text, unless --json). Errors: "error: ..." on stderr and exit status 1;
+    usage errors: exit status 2.
 
     \b
     Example:
