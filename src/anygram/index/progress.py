@@ -40,14 +40,15 @@ class Progress:
     """Reports phases on stderr; ``enabled=False`` reports nothing.
 
     Phases may run in two threads at once (a shard sorts in the background while the next
-    one is tokenized). On a terminal only the main thread draws: a live bar for its own phase
-    and one for the background thread's, refreshed as it steps and while it waits,
-    and a summary line above them as each phase ends.
+    one is tokenized). On a terminal only the thread that made this object draws: a live bar
+    for its own phase and one for the background thread's, refreshed as it steps and while it
+    waits, and a summary line above them as each phase ends.
     """
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
         self.terminal = enabled and sys.stderr.isatty()
+        self._owner = threading.get_ident()  # the thread that draws
         self._lock = threading.Lock()
         self._background: _Running | None = None  # the background thread's phase
         self._finished: list[str] = []  # summaries of background phases, not yet shown
@@ -62,7 +63,7 @@ class Progress:
             yield lambda n: None
             return
         run = _Running(name, total, unit, estimate_s)
-        main = threading.current_thread() is threading.main_thread()
+        main = threading.get_ident() == self._owner
         if not self.terminal:
             size = f" ({total:,} {unit})" if total is not None else ""
             print(f"{name}{size} ...", file=sys.stderr, flush=True)
@@ -97,7 +98,7 @@ class Progress:
                 self._finished.append(run.summary())
 
     def wait(self, ready: Callable[[float], bool]) -> None:
-        """Block (in the main thread) until ``ready(timeout_s)`` is true, drawing the
+        """Block (in the drawing thread) until ``ready(timeout_s)`` is true, drawing the
         background phase meanwhile: a phase without steps still shows its time passing."""
         while not ready(0.5):
             if self.terminal:
@@ -105,7 +106,7 @@ class Progress:
         if self.terminal:
             self._draw_background()
 
-    # -- drawing: main thread only
+    # -- drawing: the owner thread only
 
     def _draw_background(self) -> None:
         with self._lock:
