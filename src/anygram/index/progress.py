@@ -87,7 +87,8 @@ class Progress:
             yield step
         finally:
             if self.terminal and main:
-                self._close(0)
+                self._close(1)  # reopened at the top row by the next draw: a bar left below
+                self._close(0)  # an empty row garbles the lines written above it
         if not self.terminal:
             print(run.summary(), file=sys.stderr, flush=True)
         elif main:
@@ -111,11 +112,11 @@ class Progress:
     def _draw_background(self) -> None:
         with self._lock:
             run, finished, self._finished = self._background, self._finished, []
+        if finished or run is None:
+            self._close(1)  # before the lines: a line written over a closing bar is garbled
         for line in finished:
             self._write(line)
-        if run is None:
-            self._close(1)
-        else:
+        if run is not None:
             self._draw(1, run)
 
     def _draw(self, row: int, run: _Running) -> None:
