@@ -9,7 +9,6 @@ from typing import Any
 
 import click
 
-from ..index.format import MANIFEST_NAME, read_manifest
 from ._common import _emit, _engine, _index_options, main
 
 
@@ -80,6 +79,8 @@ def info(index: tuple[Path, ...], token_dtype: str | None, pretty: bool) -> None
     Example:
       anygram info --index idx/ --pretty
     """
+    from ..index.format import MANIFEST_NAME, read_manifest
+
     with _engine(index, None, token_dtype) as engine:
         manifest = (read_manifest(index[0])
                     if len(index) == 1 and (index[0] / MANIFEST_NAME).is_file() else None)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import re
-import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .._extras import require
 from ._common import main
+
+if TYPE_CHECKING:
+    import socket
 
 _INDEX_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -19,6 +21,8 @@ _INDEX_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 def _listen(host: str, port: int) -> socket.socket:
     """A socket bound to ``host:port`` and listening (port 0: a free one), so the URL printed
     has the real port, and a request sent while the server starts waits instead of failing."""
+    import socket
+
     family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
