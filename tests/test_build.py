@@ -93,11 +93,11 @@ def test_interrupted_build_never_opens_and_resumes(tmp_path, monkeypatch):
     real_finish = build_mod._finish_shard
     calls = {"n": 0}
 
-    def crash_on_third(writer):
+    def crash_on_third(writer, *args):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt("simulated crash")
-        return real_finish(writer)
+        return real_finish(writer, *args)
 
     monkeypatch.setattr(build_mod, "_finish_shard", crash_on_third)
     with pytest.raises(KeyboardInterrupt):

@@ -139,6 +139,30 @@ def test_build_progress_goes_to_stderr(tmp_path: Path, corpus: Path) -> None:
     result = run("build", corpus, "--out", tmp_path / "idx", ok=False)
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["docs"] == len(DOCS)  # stdout: the summary alone
+    # Not a terminal: each phase starts and ends on a line of its own, no carriage returns.
+    assert "\r" not in result.stderr
+    lines = result.stderr.splitlines()
+    for phase in ("tokenizing", "sorting", "writing", "verifying"):
+        assert f"{phase} shard 0 ..." in lines or any(
+            line.startswith(f"{phase} shard 0 (") for line in lines), (phase, lines)
+        assert any(line.startswith(f"{phase} shard 0: ") and line.endswith(" s")
+                   for line in lines), (phase, lines)
+    tokens = sum(len(d["text"].encode()) for d in DOCS)
+    assert f"tokenizing shard 0: {tokens:,} tokens in" in result.stderr
+    assert run("build", corpus, "--out", tmp_path / "q", "-q", ok=False).stderr == ""
+
+
+def test_build_interrupted_says_how_to_resume(tmp_path: Path, corpus: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from anygram.index import build as build_mod
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build_mod, "build_index", interrupted)
+    result = run("build", corpus, "--out", tmp_path / "idx", ok=False)
+    assert result.exit_code == 130
+    assert "--resume" in result.stderr and result.stdout == ""
 
 
 # ----------------------------------------------------------------------------- queries
@@ -310,7 +334,26 @@ def test_build_errors(tmp_path: Path, index: Path, corpus: Path) -> None:
                                 tmp_path / "nope.json")
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "ok"}\n{"body": "no text"}\n')
-    assert "line 2" in fails("build", bad, "--out", tmp_path / "z", "-q")
+    message = fails("build", bad, "--out", tmp_path / "z", "-q")
+    # The message names the option as typed on the command line, not the Python argument.
+    assert "line 2" in message and message.endswith("with --text-field"), message
+    assert "text_field" not in message
+    message = fails("build", corpus, "--out", tmp_path / "w", "-q", "--eos-id", 300)
+    assert message.startswith("error: --eos-id 300 is not a token id"), message
+
+
+def test_each_option_does_something(index: Path) -> None:
+    """No flag that is accepted and ignored: ``color`` prints no JSON (no --pretty), ``eval``
+    prints JSON anyway (no --json), ``info`` takes no text (no --tokenizer)."""
+    assert "--pretty" not in run("color", "--help", ok=False).stdout
+    assert "--json" not in run("eval", "--help", ok=False).stdout
+    assert "--tokenizer" not in run("info", "--help", ok=False).stdout
+    assert "TEXT queries" in run("count", "--help", ok=False).stdout
+    assert "decodes" in run("get-doc", "--help", ok=False).stdout
+    assert "held-out texts" in run("eval", "--help", ok=False).stdout
+    for args in (["color", "--index", index, "cat", "--pretty"],
+                 ["info", "--index", index, "--tokenizer", "bytes"]):
+        assert run(*args, ok=False).exit_code == 2
 
 
 def test_usage_errors_exit_2(index: Path) -> None:
@@ -319,6 +362,8 @@ def test_usage_errors_exit_2(index: Path) -> None:
     assert run("prob", "--index", index, "cat", ok=False).exit_code == 2  # --cont required
     assert run("fetch", "no-such-thing", "--out", "x", ok=False).exit_code == 2
     assert run("ntd", "--index", index, "a", "--top", "-1", ok=False).exit_code == 2
+    bad = run("ntd", "--index", index, "a", "--max-support", "0", ok=False)
+    assert bad.exit_code == 2 and "'--max-support'" in bad.stderr
 
 
 def test_broken_pipe_exits_quietly(index: Path, monkeypatch) -> None:

@@ -18,6 +18,7 @@ import reference as ref
 from hypothesis import event, given
 from hypothesis import strategies as st
 from internals import set_removed
+from optional import infini_gram_engine
 from test_engine_props import ALPHABETS, _build
 
 from anygram import Engine, InvalidQueryError, TokenizerError, TokenOutOfRangeError, kernels
@@ -359,7 +360,7 @@ def test_infinigram_dropped_match_is_counted(tmp_path):
         assert eng.find_cnf([[[A]], [[B]]], max_diff_tokens=d).pairs() == [(0, 21)]
         assert ref.naive_cnf_matches(corpus, [[[A]], [[B]]], d) == [(0, 21)]
     assert eng.count_cnf([[[A]], [[B]]], max_diff_tokens=19).count == 0
-    infini = pytest.importorskip("infini_gram.engine")
+    infini = infini_gram_engine()
     ig = infini.InfiniGramEngine(index_dir=str(tmp_path / "idx"), eos_token_id=999,
                                  vocab_size=1000, token_dtype="u16", ds_prefetch_depth=0,
                                  sa_prefetch_depth=0, od_prefetch_depth=0)

@@ -13,6 +13,7 @@ import random
 
 import pytest
 import reference as ref
+from optional import infini_gram_engine
 
 from anygram import IndexNotFoundError
 from anygram.compat import InfiniGramEngine
@@ -438,7 +439,7 @@ def real_text(tmp_path_factory):
     """Standard-library docstrings as u16 word pieces in 3+ shards (``test_analysis``'s
     corpus), word starts in a bow file, both engines over the same directory, and a text
     spliced from corpus pieces, new combinations and an id the corpus never holds."""
-    infini = pytest.importorskip("infini_gram.engine")
+    infini = infini_gram_engine()
     from test_analysis import PIECE, _docstrings
 
     root = tmp_path_factory.mktemp("compat_attr")

@@ -23,11 +23,12 @@ from pathlib import Path
 
 import pytest
 import reference as ref
+from optional import infini_gram_engine
 
 from anygram.compat import InfiniGramEngine as CompatEngine
 from anygram.index.build import build_index, build_index_from_ids
 
-infini_engine = pytest.importorskip("infini_gram.engine")
+infini_engine = infini_gram_engine()
 
 # infini-gram's needle_offset at a separator position: 2**64 - 1 (u8), 2**63 - 1 (u16), ...
 SEP_NEEDLE = 2**62

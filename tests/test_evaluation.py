@@ -3,7 +3,7 @@
 Arithmetic (perplexity, mixing, λ fitting) is checked against direct formulas; agreement,
 sparsity and histograms against ``infgram_ntd`` / ``infgram_prob`` called per position; the
 LM path against a tiny GPT-2 trained here on the byte tokens of the indexed corpus (no
-download; skipped when torch/transformers are missing). Plots are skipped without matplotlib.
+download; skipped, saying so, without the ``lm`` extra). Plots are skipped without matplotlib.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from optional import torch_and_transformers
 
 from anygram import Engine, InvalidQueryError, build_index
 from anygram.cli import main
@@ -303,8 +304,7 @@ def test_cli_eval_errors(byte_index: Path, corpus: list[str], tmp_path: Path) ->
 
 @pytest.fixture(scope="module")
 def tiny_lm(corpus: list[str], tmp_path_factory: pytest.TempPathFactory):
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
+    torch, transformers = torch_and_transformers()
     torch.manual_seed(0)
     cfg = transformers.GPT2Config(n_layer=1, n_head=2, n_embd=32, vocab_size=256,
                                   n_positions=64, bos_token_id=255, eos_token_id=255)
@@ -362,7 +362,7 @@ def test_mixing_with_a_tiny_lm_helps(tiny_lm, engine: Engine, corpus: list[str])
 
 
 def test_lm_vocab_mismatch_is_refused(tiny_lm, tmp_path: Path) -> None:
-    transformers = pytest.importorskip("transformers")
+    _, transformers = torch_and_transformers()
     small = transformers.GPT2LMHeadModel(transformers.GPT2Config(
         n_layer=1, n_head=2, n_embd=8, vocab_size=4, n_positions=16))
     build_index_from_ids([[1, 2, 3, 4, 5, 6, 7]], tmp_path / "i", vocab_size=10)

@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import reference as ref
+from optional import infini_gram_engine
 
 from anygram import Engine
 from anygram.compat import InfiniGramEngine as CompatEngine
@@ -56,7 +57,7 @@ from anygram.index import suffix_array as anygram_sa
 from anygram.index.build import build_index, build_index_from_ids
 from anygram.index.format import ptr_width_for
 
-infini_engine = pytest.importorskip("infini_gram.engine")
+infini_engine = infini_gram_engine()
 tokenizers = pytest.importorskip("tokenizers")
 
 MODULES = [

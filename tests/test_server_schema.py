@@ -49,9 +49,11 @@ def test_api_matches_its_schema_and_never_fails(case) -> None:  # type: ignore[n
     # a schema cannot say: a text longer than the token limit once tokenized, an id over
     # the index's vocabulary, a `cont` of two tokens, exactly one of two query parameters.
     excluded = [positive_data_acceptance]
-    if (case.query or {}).get("query_ids") in ("", [""]):
+    query = case.query or {}
+    if "query_ids" in query and query["query_ids"] in ("", [""], None, [None]):
         # `query_ids=` in a query string is the empty query (documented), which the
-        # generated schema (an array of ints) cannot express: accepting it is right.
+        # generated schema (an array of ints) cannot express: accepting it is right. (A
+        # generated null is sent as `query_ids=` too: httpx writes None as an empty value.)
         excluded.append(negative_data_rejection)
     response = case.call_and_validate(excluded_checks=excluded)
     assert response.status_code < 500 or response.status_code in (503, 504), response.text

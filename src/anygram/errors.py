@@ -11,7 +11,8 @@
     │   └── TokenOutOfRangeError      an id outside the index's vocabulary
     ├── TokenizerError                tokenizer file missing/unreadable, or no tokenizer for text
     ├── CorpusError                   an input file cannot be read or parsed
-    └── BuildError                    index construction failed (e.g. the SA library failed)
+    ├── BuildError                    index construction failed (e.g. the SA library failed)
+    └── MissingDependencyError        (also ImportError) an optional package is not installed
 
 Every message says what to do next.
 """
@@ -57,3 +58,8 @@ class CorpusError(AnygramError):
 
 class BuildError(AnygramError):
     """Index construction failed."""
+
+
+class MissingDependencyError(AnygramError, ImportError):
+    """A feature needs an optional package that is not installed; the message names the
+    extra that brings it (``pip install 'anygram[server]'``)."""

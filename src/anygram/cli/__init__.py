@@ -2,9 +2,11 @@
 
 Every query command opens the index with :meth:`anygram.Engine.open`, turns TEXT (tokenized
 with the index's tokenizer) or ``--ids`` into token ids, calls the matching engine method and
-prints ``result.to_dict()`` with the query's ``token_ids`` added. Errors a user can cause
-(bad ids, missing paths, damaged indexes, ...) print one line ``error: <message>`` on stderr
-and exit with status 1; click's own usage errors exit with status 2.
+prints ``result.to_dict()`` with the query's ``token_ids`` added (``search`` and ``get-doc``
+print text unless ``--json``; ``color`` prints ANSI text). Errors a user can cause (bad ids,
+missing paths, damaged indexes, ...) print one line ``error: <message>`` on stderr, naming
+options as typed (``--text-field``), and exit with status 1; click's own usage errors exit
+with status 2. Heavy packages are imported inside the commands, so ``--help`` is quick.
 
 The commands live in one module per concern (``build``, ``queries``, ``fetch``, ``documents``,
 ``serve``, ``takedown``, ``evaluate``) and register themselves on :func:`main` when imported:

@@ -1,23 +1,30 @@
 """What every ``anygram`` command shares: the click group, error handling, JSON output,
-option decorators and the parsing of queries and token ids."""
+option decorators and the parsing of queries and token ids.
+
+The CLI imports numpy, numba, the tokenizers and the web server only inside the commands that
+use them, so ``--help`` and usage errors answer at once.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeGuard, TypeVar
+from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
 
 import click
 
 from .._version import __version__
-from ..engine import Engine
 from ..errors import AnygramError, InvalidQueryError
 from ..query.text import has_operators
+
+if TYPE_CHECKING:
+    from ..engine import Engine
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,6 +35,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _one_line(exc: BaseException) -> str:
     message = re.sub(r"\s*\n\s*", " ", str(exc)).strip()
     return message or type(exc).__name__
+
+
+def _as_typed(message: str, command: click.Command | None) -> str:
+    """``message`` with the Python names of ``command``'s options (``text_field``, as the
+    library's errors name them) written as the user typed them (``--text-field``)."""
+    for param in command.params if command is not None else ():
+        if isinstance(param, click.Option) and param.name and "_" in param.name:
+            flag = max(param.opts, key=len)
+            message = re.sub(rf"(?<![\w-]){re.escape(param.name)}(?!\w)", flag, message)
+    return message
 
 
 class _Group(click.Group):
@@ -45,8 +62,25 @@ class _Group(click.Group):
                 pass
             ctx.exit(1)
         except (AnygramError, OSError) as exc:
-            click.echo(f"error: {_one_line(exc)}", err=True)
+            name = ctx.invoked_subcommand
+            command = self.get_command(ctx, name) if name else None
+            click.echo(f"error: {_as_typed(_one_line(exc), command)}", err=True)
             ctx.exit(1)
+
+
+class _Notices(logging.Handler):
+    """Prints what the library logs at INFO and up (``compiling query kernels ...``) on stderr,
+    looked up at each line (click's test runner swaps it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(record.getMessage(), err=True)
+
+
+def _show_notices() -> None:
+    log = logging.getLogger("anygram")
+    if not any(isinstance(h, _Notices) for h in log.handlers):
+        log.addHandler(_Notices())
+    log.setLevel(logging.INFO)
 
 
 def _print_json(payload: Any, pretty: bool = False) -> None:
@@ -94,6 +128,8 @@ def _parse_id(value: str, option: str) -> int:
 @contextmanager
 def _engine(index: Sequence[Path], tokenizer: str | None,
             token_dtype: str | None) -> Iterator[Engine]:
+    from ..engine import Engine
+
     path: Path | list[Path] = index[0] if len(index) == 1 else list(index)
     with Engine.open(path, token_dtype=token_dtype, tokenizer=tokenizer) as engine:
         yield engine
@@ -149,19 +185,28 @@ def _with_tokens(engine: Engine, d: dict[str, Any], top: int | None) -> dict[str
 # ----------------------------------------------------------------------------- options
 
 
-def _index_options(f: F) -> F:
-    """``--index``, ``--tokenizer``, ``--token-dtype`` and ``--pretty``."""
-    f = click.option("--pretty", is_flag=True, help="Indent the JSON output.")(f)
-    f = click.option("--token-dtype", type=click.Choice(["u8", "u16", "u32"]), default=None,
-                     help="Token width of an infini-gram index without a manifest, if it "
-                          "cannot be inferred.")(f)
-    f = click.option("--tokenizer", "tokenizer", default=None, metavar="bytes|PATH",
-                     help="Tokenizer for TEXT queries (default: the one the index was built "
-                          "with).")(f)
-    f = click.option("--index", "index", multiple=True, required=True, metavar="DIR",
-                     type=click.Path(path_type=Path),
-                     help="Index directory (repeat to query several as one corpus).")(f)
-    return f
+QUERY_TOKENIZER = ("Tokenizer for TEXT queries (default: the one the index was built "
+                   "with).")
+
+
+def _index_options(*, tokenizer: str | None = QUERY_TOKENIZER, pretty: bool = True
+                   ) -> Callable[[F], F]:
+    """``--index``, ``--token-dtype``, ``--tokenizer`` (help: what it is for in the command;
+    None: no such option) and ``--pretty`` (for commands that print JSON)."""
+    def decorate(f: F) -> F:
+        if pretty:
+            f = click.option("--pretty", is_flag=True, help="Indent the JSON output.")(f)
+        f = click.option("--token-dtype", type=click.Choice(["u8", "u16", "u32"]), default=None,
+                         help="Token width of an infini-gram index without a manifest, if it "
+                              "cannot be inferred.")(f)
+        if tokenizer is not None:
+            f = click.option("--tokenizer", "tokenizer", default=None, metavar="bytes|PATH",
+                             help=tokenizer)(f)
+        f = click.option("--index", "index", multiple=True, required=True, metavar="DIR",
+                         type=click.Path(path_type=Path),
+                         help="Index directory (repeat to query several as one corpus).")(f)
+        return f
+    return decorate
 
 
 def _query_options(metavar: str) -> Callable[[F], F]:
@@ -177,7 +222,7 @@ def _query_options(metavar: str) -> Callable[[F], F]:
 def _dist_options(f: F) -> F:
     f = click.option("--top", type=click.IntRange(min=0), default=None, metavar="K",
                      help="Show only the K most frequent next tokens.")(f)
-    f = click.option("--max-support", type=int, default=None, metavar="N",
+    f = click.option("--max-support", type=click.IntRange(min=1), default=None, metavar="N",
                      help="Estimate from N evenly spaced occurrences when the prompt occurs "
                           "more often (approx: true).")(f)
     return f
@@ -209,7 +254,9 @@ def main() -> None:
     """Exact n-gram and ∞-gram counts, probabilities and search over suffix-array indexes.
 
     Build an index over JSONL / text / Parquet corpora, then query it with text (tokenized
-    with the index's tokenizer) or token ids. Query results are printed as JSON.
+    with the index's tokenizer) or token ids. Query results are printed as JSON (search and
+    get-doc: as text, unless --json). Errors: "error: ..." on stderr and exit status 1;
+    usage errors: exit status 2.
 
     \b
     Example:
@@ -218,3 +265,4 @@ def main() -> None:
       anygram count --index idx/ "natural language"
       anygram ntd --index idx/ "natural languag" --top 5 --pretty
     """
+    _show_notices()

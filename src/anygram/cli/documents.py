@@ -6,12 +6,14 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..engine import Engine
-from ..query.results import DocWindow
+if TYPE_CHECKING:
+    from ..engine import Engine
+    from ..query.results import DocWindow
+
 from ._common import (
     _cnf_options,
     _emit,
@@ -75,7 +77,7 @@ def _window_text(engine: Engine, w: DocWindow, color: bool) -> str:
 
 
 @main.command()
-@_index_options
+@_index_options()
 @_query_options("TEXT")
 @click.option("--max-docs", type=click.IntRange(min=0), default=10, show_default=True,
               metavar="N", help="Hits to show.")
@@ -143,7 +145,8 @@ def search(index: tuple[Path, ...], tokenizer: str | None, token_dtype: str | No
 
 
 @main.command("get-doc")
-@_index_options
+@_index_options(tokenizer="Tokenizer that decodes the document's text (default: the one "
+                          "the index was built with).")
 @click.argument("doc_id", type=int)
 @click.option("--max-tokens", type=click.IntRange(min=0), default=None, metavar="N",
               help="Show only the document's first N tokens.")

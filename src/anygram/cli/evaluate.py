@@ -8,12 +8,12 @@ from pathlib import Path
 
 import click
 
-from ..tools import evaluation, render
 from ._common import _emit, _engine, _index_options, _query, _query_options, main
 
 
 @main.command("eval")
-@_index_options
+@_index_options(tokenizer="Tokenizer of the held-out texts (default: the one the index was "
+                          "built with).")
 @click.option("--texts", "texts", required=True, metavar="FILE",
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Held-out texts: JSONL (a text field), .txt (one per line) or Parquet.")
@@ -31,11 +31,10 @@ from ._common import _emit, _engine, _index_options, _query, _query_options, mai
                                   "(needs the 'plots' extra).")
 @click.option("--html", "html_path", type=click.Path(path_type=Path), default=None,
               metavar="HTML", help="Write the texts coloured by suffix length.")
-@click.option("--json", "as_json", is_flag=True, help="Accepted for symmetry: output is JSON.")
 def eval_(index: tuple[Path, ...], tokenizer: str | None, token_dtype: str | None,
           pretty: bool, texts: Path, text_field: str, lm: str | None, dev_fraction: float,
-          seed: int, bos_id: int | None, plot_path: Path | None, html_path: Path | None,
-          as_json: bool) -> None:
+          seed: int, bos_id: int | None, plot_path: Path | None, html_path: Path | None
+          ) -> None:
     """Evaluate the ∞-gram on held-out texts; with --lm, interpolate with a neural LM.
 
     Prints a JSON summary: next-token agreement (overall, sparse/dense, by suffix length),
@@ -47,6 +46,8 @@ def eval_(index: tuple[Path, ...], tokenizer: str | None, token_dtype: str | Non
       anygram eval --index idx/ --texts held_out.jsonl --plot eval.png --html eval.html
       anygram eval --index idx/ --texts held_out.jsonl --lm path/to/gpt2-dir
     """
+    from ..tools import evaluation, render
+
     with _engine(index, tokenizer, token_dtype) as engine:
         docs = evaluation.read_texts(texts, text_field)
         result = evaluation.evaluate(engine, docs, lm=lm, dev_fraction=dev_fraction,
@@ -59,18 +60,20 @@ def eval_(index: tuple[Path, ...], tokenizer: str | None, token_dtype: str | Non
 
 
 @main.command("color")
-@_index_options
+@_index_options(pretty=False)
 @_query_options("TEXT")
 @click.option("--color/--no-color", "force", default=None,
               help="Force colours on or off (default: on for a terminal).")
 def color(index: tuple[Path, ...], tokenizer: str | None, token_dtype: str | None,
-          pretty: bool, text: str | None, ids: str | None, force: bool | None) -> None:
+          text: str | None, ids: str | None, force: bool | None) -> None:
     """Print TEXT with each token coloured by its ∞-gram suffix length (ANSI colours).
 
     \b
     Example:
       anygram color --index idx/ "the United States of America"
     """
+    from ..tools import render
+
     with _engine(index, tokenizer, token_dtype) as engine:
         tokens = _query(engine, text, ids, "text")
         r = engine.infgram_text(tokens)

@@ -25,7 +25,7 @@ from ._common import (
 
 
 @main.command()
-@_index_options
+@_index_options()
 @_query_options("TEXT")
 @_cnf_options
 @click.option("--docs", "per_doc", is_flag=True,
@@ -64,7 +64,7 @@ def count(index: tuple[Path, ...], tokenizer: str | None, token_dtype: str | Non
 
 
 @main.command()
-@_index_options
+@_index_options()
 @_query_options("TEXT")
 def find(index: tuple[Path, ...], tokenizer: str | None, token_dtype: str | None,
          pretty: bool, text: str | None, ids: str | None) -> None:
@@ -123,7 +123,7 @@ def _prob_command(name: str, infgram: bool) -> None:
         """
     cont_opt = click.option("--cont", required=True, metavar="X",
                             help="The next token: text of one token, or an id with --ids.")
-    main.command(name)(_index_options(_query_options("PROMPT")(cont_opt(command))))
+    main.command(name)(_index_options()(_query_options("PROMPT")(cont_opt(command))))
 
 
 def _ntd_command(name: str, infgram: bool) -> None:
@@ -163,7 +163,7 @@ def _ntd_command(name: str, infgram: bool) -> None:
           anygram ntd --index idx/ "natural languag" --top 5
           anygram ntd --index idx/ --ids 110,97,116 --max-support 1000 --pretty
         """
-    main.command(name)(_index_options(_query_options("PROMPT")(_dist_options(command))))
+    main.command(name)(_index_options()(_query_options("PROMPT")(_dist_options(command))))
 
 
 _prob_command("prob", infgram=False)

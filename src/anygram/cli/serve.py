@@ -5,14 +5,35 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..engine import Engine
+from .._extras import require
 from ._common import main
 
+if TYPE_CHECKING:
+    import socket
+
 _INDEX_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` and listening (port 0: a free one), so the URL printed
+    has the real port, and a request sent while the server starts waits instead of failing."""
+    import socket
+
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc} (choose another "
+                      "--port, or --port 0 for a free one)") from None
+    sock.listen(2048)
+    return sock
 
 
 def _served_indexes(dirs: tuple[Path, ...], names: tuple[str, ...]) -> dict[str, Path]:
@@ -73,14 +94,12 @@ def serve(dirs: tuple[Path, ...], names: tuple[str, ...], host: str, port: int,
       anygram serve --name wiki=idx-wiki/ --name code=idx-code/ --port 0
       anygram serve idx/ --get '/v1/idx/count?query=natural%20language'
     """
-    try:
-        import uvicorn
+    require("fastapi", "server", "anygram serve")
+    uvicorn = require("uvicorn", "server", "anygram serve")
+    from ..engine import Engine
+    from ..server import ServerLimits, create_app
+    from ..server.app import get_in_process
 
-        from ..server import ServerLimits, create_app
-        from ..server.app import get_in_process
-    except ImportError as exc:
-        raise click.ClickException(f"anygram serve cannot load its web server ({exc}): "
-                                   "reinstall anygram: pip install anygram") from None
     served = _served_indexes(dirs, names)
     given = (("workers", workers), ("max_pending", max_pending), ("timeout_s", timeout))
     overrides: dict[str, Any] = {k: v for k, v in given if v is not None}
@@ -92,6 +111,10 @@ def serve(dirs: tuple[Path, ...], names: tuple[str, ...], host: str, port: int,
         if status >= 400:
             sys.exit(1)
         return
-    click.echo(f"serving {', '.join(served)} on http://{host}:{port}/ (Ctrl-C to stop)",
+    sock = _listen(host, port)
+    bound_host, bound_port = sock.getsockname()[:2]
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    click.echo(f"serving {', '.join(served)} on http://{shown}:{bound_port}/ (Ctrl-C to stop)",
                err=True)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    config = uvicorn.Config(app, host=host, port=bound_port, log_level="info")
+    uvicorn.Server(config).run(sockets=[sock])

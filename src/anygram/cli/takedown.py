@@ -8,9 +8,7 @@ from typing import Any
 
 import click
 
-from ..engine import Engine
 from ..errors import InvalidQueryError
-from ..tools import takedown as takedown_mod
 from ._common import _emit, _parse_ids, main
 
 
@@ -46,6 +44,9 @@ def takedown(index: Path, doc_ids: str | None, where: str | None, texts: Path | 
       anygram takedown --index idx/ --docs 942 --undo
       anygram takedown --index idx/ --list
     """
+    from ..engine import Engine
+    from ..tools import takedown as takedown_mod
+
     selectors = [x for x in (doc_ids, where, texts) if x is not None]
     if len(selectors) > 1:
         raise InvalidQueryError("select documents with one of --docs, --where, --texts")

@@ -12,16 +12,18 @@ import json
 import multiprocessing as mp
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent import futures
+from concurrent.futures import Future
+from contextlib import ExitStack
 from dataclasses import asdict
 from itertools import islice
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-from tqdm import tqdm
 
 from .._version import __version__
 from ..errors import BuildError
@@ -30,6 +32,7 @@ from . import sample as search_sample
 from . import suffix_array as sa
 from .corpus import Document, expand_inputs, iter_documents
 from .format import (
+    DEFAULT_SAMPLE_STRIDE,
     MANIFEST_NAME,
     PARTIAL_SUFFIX,
     Manifest,
@@ -40,6 +43,7 @@ from .format import (
     shard_file_names,
     write_manifest,
 )
+from .progress import Progress, Step
 
 PROGRESS_NAME = "progress.json"
 # Peak bytes per token byte while sorting: the bytes themselves + an int32 SA entry per byte.
@@ -159,13 +163,20 @@ class _ShardWriter:
             f.close()
 
 
-def _finish_shard(writer: _ShardWriter) -> ShardInfo:
-    """Sort the shard's suffixes into its table file, sample them (unless the writer's
-    ``sample_stride`` is 0) and describe its files."""
+def _finish_shard(writer: _ShardWriter, progress: Progress,
+                  sort_s_per_byte: list[float]) -> ShardInfo:
+    """Sort the shard's suffixes into its table file, check it and describe its files.
+
+    ``sort_s_per_byte``: sort times of the shards before, per byte: the estimate of this sort
+    (libdivsufsort reports no progress); this one's is appended."""
     names = shard_file_names(writer.name)
     ptr_width = ptr_width_for(writer.ds_bytes)
-    sa.build_table(writer.directory / names["tokenized"], writer.directory / names["table"],
-                   writer.width, ptr_width)
+    estimate = sort_s_per_byte[-1] * writer.ds_bytes if sort_s_per_byte else None
+    sort_s = sa.build_table(writer.directory / names["tokenized"],
+                            writer.directory / names["table"], writer.width, ptr_width,
+                            progress=progress, shard=writer.name, sort_estimate_s=estimate)
+    if writer.ds_bytes:
+        sort_s_per_byte.append(sort_s / writer.ds_bytes)
     files = describe_shard_files(writer.directory, writer.name)
     if writer.sample_stride:
         files.update(_write_sample(writer.directory, writer.name, writer.width, ptr_width,
@@ -189,6 +200,28 @@ def _write_sample(directory: Path, shard: str, width: int, ptr_width: int,
 
 
 # ----------------------------------------------------------------------------- the build
+
+
+def _in_background(fn: Callable[..., ShardInfo], *args: Any) -> Future[ShardInfo]:
+    """``fn(*args)`` in a daemon thread, its outcome in the returned future."""
+    future: Future[ShardInfo] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # handed to the thread waiting for the result
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="anygram-sort", daemon=True).start()
+    return future
+
+
+def _done(future: Future[ShardInfo], timeout: float) -> bool:
+    try:
+        future.exception(timeout)
+    except futures.TimeoutError:  # not the builtin TimeoutError before Python 3.11
+        return False
+    return True
 
 
 def _load_progress(partial: Path, params: dict[str, Any]) -> tuple[list[ShardInfo], int]:
@@ -216,7 +249,7 @@ def build_index(inputs: str | Path | Sequence[str | Path], out_dir: str | Path, 
                 txt_mode: str = "file", metadata: bool = True, resume: bool = False,
                 overwrite: bool = False, eos_id: int | None = None,
                 progress: bool = True,
-                sample_stride: int = search_sample.DEFAULT_STRIDE) -> Manifest:
+                sample_stride: int = DEFAULT_SAMPLE_STRIDE) -> Manifest:
     """Build an index over text corpora.
 
     Args:
@@ -232,7 +265,8 @@ def build_index(inputs: str | Path | Sequence[str | Path], out_dir: str | Path, 
         resume: continue an interrupted build of the same inputs and options.
         overwrite: replace an existing index at ``out_dir``.
         eos_id: the id recorded as end-of-document (default: the tokenizer's).
-        progress: show a progress bar with tokens/s on stderr.
+        progress: show each phase (tokenizing, sorting, writing, verifying a shard) on
+            stderr: progress bars on a terminal, a line as each starts and ends elsewhere.
         sample_stride: keep every this-many-th suffix of each shard in its search sample
             (:mod:`anygram.index.sample`: ~25 bytes a sample, in RAM when searching); 0
             writes none (it is then built on first use).
@@ -265,7 +299,7 @@ def build_index_from_ids(docs: Iterable[Sequence[int] | np.ndarray], out_dir: st
                          vocab_size: int, shard_tokens: int | None = None,
                          eos_id: int | None = None, overwrite: bool = False,
                          progress: bool = False,
-                         sample_stride: int = search_sample.DEFAULT_STRIDE) -> Manifest:
+                         sample_stride: int = DEFAULT_SAMPLE_STRIDE) -> Manifest:
     """Build an index from documents that are already token ids (no tokenizer, no metadata).
 
     The token width is the smallest of 1, 2, 4 bytes whose all-0xff separator id is at
@@ -316,50 +350,59 @@ def _build(items: Callable[[int], Iterator[tuple[Document | None, bytes]]], out:
         if leftover.is_file() and leftover.name not in done_names | {PROGRESS_NAME}:
             leftover.unlink()
 
-    bar = tqdm(total=None, unit="tok", unit_scale=True, disable=not progress,
-               desc="tokenizing", initial=sum(s.num_tokens for s in shards))
-    # One background thread sorts the previous shard (ctypes releases the GIL) while the
-    # next one is tokenized; only one sort runs at a time, which bounds peak memory.
-    sorter = ThreadPoolExecutor(max_workers=1)
+    reporter = Progress(progress)
+    sort_s_per_byte: list[float] = []
+    # The previous shard sorts in a background thread (ctypes releases the GIL) while the next
+    # one is tokenized; only one sort runs at a time, which bounds peak memory. A daemon
+    # thread: Ctrl-C stops the build at once (--resume redoes the unfinished shard).
     pending: Future[ShardInfo] | None = None
     pending_docs = docs_done
 
     def settle() -> None:
         nonlocal pending
         if pending is not None:
-            shards.append(pending.result())
+            job = pending
+            reporter.wait(lambda timeout: _done(job, timeout))
+            shards.append(job.result())
             _save_progress(partial, params, shards, pending_docs)
             pending = None
 
+    writer: _ShardWriter | None = None
+    tokenizing = ExitStack()  # the tokenizing phase of the shard being written
+    step: Step = lambda n: None  # noqa: E731
+
     def submit(w: _ShardWriter) -> None:
         nonlocal pending, pending_docs
+        tokenizing.close()
         w.close()
         settle()
         pending_docs = docs_done
-        pending = sorter.submit(_finish_shard, w)
+        pending = _in_background(_finish_shard, w, reporter, sort_s_per_byte)
 
-    writer: _ShardWriter | None = None
     try:
-        for doc, token_bytes in items(docs_done):
-            n_pos = 1 + len(token_bytes) // width
-            if writer is not None and writer.num_docs and writer.positions + n_pos > budget:
+        with tokenizing:
+            for doc, token_bytes in items(docs_done):
+                n_pos = 1 + len(token_bytes) // width
+                if writer is not None and writer.num_docs and writer.positions + n_pos > budget:
+                    submit(writer)
+                    writer = None
+                if writer is None:
+                    writer = _ShardWriter(partial, str(len(shards) + (pending is not None)), width,
+                                          metadata, sample_stride)
+                    step = tokenizing.enter_context(
+                        reporter.phase(f"tokenizing shard {writer.name}", total=None))
+                writer.add(doc, token_bytes)
+                docs_done += 1
+                step(n_pos - 1)
+            if writer is None and not shards and pending is None:  # empty corpus: one empty shard
+                writer = _ShardWriter(partial, "0", width, metadata, sample_stride)
+            if writer is not None:
                 submit(writer)
-                writer = None
-            if writer is None:
-                writer = _ShardWriter(partial, str(len(shards) + (pending is not None)), width,
-                                      metadata, sample_stride)
-            writer.add(doc, token_bytes)
-            docs_done += 1
-            bar.update(n_pos - 1)
-        if writer is None and not shards and pending is None:
-            # An empty corpus: one empty shard.
-            writer = _ShardWriter(partial, "0", width, metadata, sample_stride)
-        if writer is not None:
-            submit(writer)
-        settle()
-    finally:
-        bar.close()
-        sorter.shutdown(wait=True)
+            settle()
+    except BaseException as exc:
+        if pending is not None and not isinstance(exc, KeyboardInterrupt):
+            futures.wait([pending])  # its files are in the partial directory: let it finish
+        raise
 
     tok_spec: dict[str, Any] | None = None
     if tokenizer is not None:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from .._extras import require
 from ..errors import CorpusError, InvalidQueryError
 
 __all__ = ["Document", "iter_documents", "expand_inputs", "SUPPORTED_SUFFIXES"]
@@ -279,8 +280,8 @@ def _needs_conversion(arrow_type: Any) -> bool:
 
 def _read_parquet(path: Path, shown: str, text_field: str) -> Iterator[Document]:
     """Documents of a Parquet file, one per row, read in batches of 1024 rows."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    pa = require("pyarrow", "parquet", f"reading the Parquet file {shown}")
+    pq = require("pyarrow.parquet", "parquet", f"reading the Parquet file {shown}")
 
     try:
         pf = pq.ParquetFile(path)

@@ -38,6 +38,11 @@ PARTIAL_SUFFIX = ".partial"
 TOKEN_WIDTHS = (1, 2, 4)
 DTYPE_OF_WIDTH = {1: "u8", 2: "u16", 4: "u32"}
 WIDTH_OF_DTYPE = {v: k for k, v in DTYPE_OF_WIDTH.items()}
+#: The search sample of a shard (:mod:`anygram.index.sample`): ``sample.{s}``, every
+#: ``DEFAULT_SAMPLE_STRIDE``-th suffix with its first ``DEFAULT_SAMPLE_KEY_BYTES`` bytes.
+SAMPLE_NAME = "sample"
+DEFAULT_SAMPLE_STRIDE = 256
+DEFAULT_SAMPLE_KEY_BYTES = 16
 # Files up to this size get a sha256 in the manifest that is checked on every open.
 CHECKSUM_MAX_BYTES = 64 << 20
 

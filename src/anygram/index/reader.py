@@ -24,6 +24,7 @@ from .format import (
     DTYPE_OF_WIDTH,
     MANIFEST_NAME,
     PARTIAL_SUFFIX,
+    SAMPLE_NAME,
     TOKEN_WIDTHS,
     WIDTH_OF_DTYPE,
     LoadMethod,
@@ -34,7 +35,6 @@ from .format import (
     separator,
     shard_file_names,
 )
-from .sample import SAMPLE_NAME
 
 
 def _map_file(path: Path, load: LoadMethod) -> np.ndarray:
@@ -179,7 +179,7 @@ def _infer_width(directory: Path, shard: str | None) -> int:
         return fits[0]
     raise IndexFormatError(
         f"cannot tell the token width of {directory / names['tokenized']} from its size: "
-        "pass token_dtype='u8', 'u16' or 'u32'")
+        "pass token_dtype u8, u16 or u32")
 
 
 def _find_shards(directory: Path) -> list[str | None]:

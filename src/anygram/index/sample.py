@@ -29,12 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from ..kernels import sample as kernels
+from .format import DEFAULT_SAMPLE_KEY_BYTES, DEFAULT_SAMPLE_STRIDE, SAMPLE_NAME
 
 log = logging.getLogger(__name__)
 
-SAMPLE_NAME = "sample"
-DEFAULT_STRIDE = 256
-DEFAULT_KEY_BYTES = 16
 _MAGIC = b"AGSAMPLE"
 _VERSION = 1
 # magic, version, stride, key bytes, count, crc32, ds bytes, sa bytes, token width, ptr width
@@ -67,7 +65,7 @@ def _fingerprint(ds: np.ndarray, sa: np.ndarray, token_width: int, ptr_width: in
 
 
 def build(ds: np.ndarray, sa: np.ndarray, token_width: int, ptr_width: int, *,
-          stride: int = DEFAULT_STRIDE, key_bytes: int = DEFAULT_KEY_BYTES) -> Sample:
+          stride: int = DEFAULT_SAMPLE_STRIDE, key_bytes: int = DEFAULT_SAMPLE_KEY_BYTES) -> Sample:
     """The sample of a shard's arrays (one read of every ``stride``-th suffix)."""
     if stride < 1 or not 1 <= key_bytes <= 255:
         raise ValueError(f"stride must be >= 1 and key_bytes in 1..255, not {stride}, "

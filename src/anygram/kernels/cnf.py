@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import inline_kernel, kernel
-from .search import _log2, _position
+from .search import _grown, _log2, _position
 
 
 @kernel
@@ -114,13 +114,7 @@ def phrase_hits(ds: np.ndarray, w: int, win_lo: np.ndarray, win_hi: np.ndarray,
             if lo == hi:
                 break
             cap *= 2  # full: grow, then resume at the hit that did not fit
-            pos2 = np.empty(cap, dtype=np.int64)
-            bits2 = np.empty(cap, dtype=np.int64)
-            win2 = np.empty(cap, dtype=np.int64)
-            pos2[:m] = pos[:m]
-            bits2[:m] = bits[:m]
-            win2[:m] = win[:m]
-            pos, bits, win = pos2, bits2, win2
+            pos, bits, win = _grown(pos, m, cap), _grown(bits, m, cap), _grown(win, m, cap)
         done = hi
     return pos[:m], bits[:m], win[:m]
 

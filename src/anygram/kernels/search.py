@@ -70,6 +70,16 @@ def _cmp_at(ds: np.ndarray, p: int, q: np.ndarray, start: int) -> int:
     return 0
 
 
+@inline_kernel
+def _grown(a: np.ndarray, m: int, cap: int) -> np.ndarray:
+    """A new array of ``cap`` entries starting with ``a[:m]``. A loop, not ``b[:m] = a[:m]``:
+    numba's slice assignment costs seconds more on a cold compile."""
+    b = np.empty(cap, dtype=a.dtype)
+    for i in range(m):
+        b[i] = a[i]
+    return b
+
+
 @kernel
 def _lower_bound(ds, sa, k, q, start, lo, hi):
     # Invariant: every rank < lo compares < q; every rank >= hi compares >= q.
@@ -201,12 +211,8 @@ def next_token_counts(ds: np.ndarray, sa: np.ndarray, k: int, qlen: int, w: int,
         else:
             if m == cap:
                 cap *= 2
-                ids2 = np.empty(cap, dtype=np.int64)
-                counts2 = np.empty(cap, dtype=np.int64)
-                ids2[:m] = ids[:m]
-                counts2[:m] = counts[:m]
-                ids = ids2
-                counts = counts2
+                ids = _grown(ids, m, cap)
+                counts = _grown(counts, m, cap)
             ids[m] = t
             counts[m] = r2 - r
             m += 1

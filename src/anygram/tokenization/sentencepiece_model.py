@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
+from .._extras import require
 from .base import _FileTokenizer, piece_starts_word
 
 
@@ -15,7 +16,8 @@ class SentencePieceTokenizer(_FileTokenizer):
 
     def __init__(self, path: Path, *, expected_sha256: str | None = None) -> None:
         super().__init__(path, expected_sha256=expected_sha256)
-        import sentencepiece
+        sentencepiece = require("sentencepiece", "sentencepiece",
+                                f"the tokenizer {self.path.name}")
 
         try:
             self._sp = sentencepiece.SentencePieceProcessor(model_file=str(self.path))

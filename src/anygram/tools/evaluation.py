@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import AnygramError, InvalidQueryError
+from .._extras import require
+from ..errors import InvalidQueryError
+from ..errors import MissingDependencyError as MissingDependencyError  # its home until now
 
 if TYPE_CHECKING:
     from ..engine import Engine, Query
@@ -33,21 +35,6 @@ if TYPE_CHECKING:
 #: Token log-probabilities of one text: ``f(ids) -> array`` with entry ``j`` = log p(ids[j] |
 #: ids[:j]) for ``j >= 1`` (entry 0 is ignored unless ``bos_id`` was given).
 LMScorer = Callable[[list[int]], np.ndarray]
-
-
-class MissingDependencyError(AnygramError):
-    """An optional dependency (an extra of the package) is not installed."""
-
-
-def require(module: str, extra: str) -> Any:
-    """Import ``module`` or raise :class:`MissingDependencyError` naming the extra."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise MissingDependencyError(
-            f"{module} is not installed: pip install 'anygram[{extra}]'") from None
 
 
 # ----------------------------------------------------------------------------- per text
@@ -134,10 +121,10 @@ def lm_scorer(lm: Any, engine: Engine, *, max_context: int | None = None,
     overlapping windows of ``max_context`` tokens moving by ``stride`` (default: half of it),
     so every token has at least ``max_context - stride`` tokens of context once available.
     """
-    torch = require("torch", "lm")
+    torch = require("torch", "lm", "scoring with a causal LM")
     hf_tok = None
     if isinstance(lm, (str, Path)):
-        transformers = require("transformers", "lm")
+        transformers = require("transformers", "lm", "loading a causal LM")
         path = Path(lm)
         if not (path / "config.json").is_file():
             raise InvalidQueryError(f"--lm {str(lm)!r}: not a directory with a config.json "

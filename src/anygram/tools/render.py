@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .evaluation import require
+from .._extras import require
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -107,9 +107,9 @@ def eval_html(engine: Engine, result: EvalResult) -> str:
 def plot(result: EvalResult, path: str | Path) -> None:
     """Write a figure: agreement vs suffix length (left) and the suffix-length histogram
     (right). Needs matplotlib (``pip install 'anygram[plots]'``)."""
-    matplotlib = require("matplotlib", "plots")
+    matplotlib = require("matplotlib", "plots", "--plot")
     matplotlib.use("Agg")
-    plt = require("matplotlib.pyplot", "plots")
+    plt = require("matplotlib.pyplot", "plots", "--plot")
     s = result.to_dict()["infgram"]
     by = s["by_suffix_len"]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
