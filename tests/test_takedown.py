@@ -126,3 +126,29 @@ def test_multiple_directories_keep_their_own_takedowns(tmp_path):
     eng = Engine.open([tmp_path / "a", tmp_path / "b"])
     assert eng.count([1, 2]).count == 2
     assert eng.is_removed(1, [0, 1]).tolist() == [True, False]
+
+
+def test_refresh_picks_up_a_takedown_made_after_open(tmp_path):
+    """A running engine (a server's) honours a takedown once it refreshes: counts, search,
+    documents and the language models' counts; refreshing without a change is a no-op."""
+    docs = [[1, 2, 3], [2, 3, 4], [1, 2, 5], [5, 1, 2]]
+    build_index_from_ids(docs, tmp_path / "idx", vocab_size=8, shard_tokens=9)
+    eng = Engine.open(tmp_path / "idx")
+    assert not eng.refresh()
+    before = (eng.count([1, 2]).count, eng.kn_prob([1], 2, n=2).prob)
+    td.take_down(tmp_path / "idx", [0])
+    assert eng.count([1, 2]).count == before[0]  # not yet
+    assert eng.refresh()
+    assert not eng.refresh()
+    assert eng.count([1, 2]).count == before[0] - 1
+    assert [h.doc_id for h in eng.search_docs([1, 2]).hits] == [2, 3]
+    assert eng.get_doc(0).removed
+    with Engine.open(tmp_path / "idx") as fresh:
+        assert eng.kn_prob([1], 2, n=2).prob == fresh.kn_prob([1], 2, n=2).prob
+    td.undo(tmp_path / "idx")
+    assert eng.refresh()
+    assert (eng.count([1, 2]).count, eng.kn_prob([1], 2, n=2).prob) == before
+    assert not eng.get_doc(0).removed
+    untouched = Engine.open(tmp_path / "idx", takedown=False)
+    td.take_down(tmp_path / "idx", [1])
+    assert not untouched.refresh()

@@ -10,6 +10,7 @@ analyses (:mod:`anygram.query.analyses`) and language models (:mod:`anygram.lm`)
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,8 +18,9 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .errors import InvalidQueryError, TokenizerError
+from .index import takedown as takedown_records
 from .index.format import DTYPE_OF_WIDTH, LoadMethod
-from .index.reader import Shard, open_index
+from .index.reader import OpenedIndex, Shard, open_index
 from .lm.generation import Generator, Model
 from .lm.kneser_ney import Discount, KneserNey
 from .lm.results import KNNextTokenDist, KNProbResult
@@ -49,7 +51,7 @@ from .query.results import (
     ProbResult,
     SearchResult,
 )
-from .shards import open_groups
+from .shards import LocalShards, open_groups
 from .tokenization import Tokenizer, load_tokenizer
 
 __all__ = ["Engine", "Query", "TokenIds"]
@@ -68,16 +70,27 @@ class Engine:
     CountResult(count=76, approx=False)
     """
 
-    def __init__(self, core: Searcher, files: Sequence[Shard],
-                 directories: Sequence[Path]) -> None:
+    def __init__(self, index: OpenedIndex, core: Searcher, *, load: LoadMethod = "mmap",
+                 takedown: bool = True, search_sample: bool = True) -> None:
+        self._index = index
+        self._files = index.shards
+        self._directories = index.directories
+        self._load = load
+        self._honour_takedown = takedown
+        self._search_sample = search_sample
+        self._takedown_seen = self._takedown_signature()
+        self._refresh_lock = threading.Lock()
+        self._use(core)
+
+    def _use(self, core: Searcher) -> None:
+        """Answer with ``core``: the features are made over it (their caches, such as the
+        Kneser-Ney counts, depend on which documents are taken down)."""
+        documents = DocumentSearch(core)
+        kn = KneserNey(core)
+        self._documents, self._cnf, self._analyses, self._kn, self._generator = (
+            documents, CnfSearch(core, documents), TextAnalyses(core, documents), kn,
+            Generator(core, kn))
         self._core = core
-        self._files = tuple(files)
-        self._directories = tuple(directories)
-        self._documents = DocumentSearch(core)
-        self._cnf = CnfSearch(core, self._documents)
-        self._analyses = TextAnalyses(core, self._documents)
-        self._kn = KneserNey(core)
-        self._generator = Generator(core, self._kn)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -128,7 +141,33 @@ class Engine:
                         eos_id=eos_id if eos_id is not None else (
                             manifest.eos_id if manifest else None),
                         tokenizer=tok)
-        return cls(core, shards.files, index.directories)
+        return cls(index, core, load=load, takedown=takedown, search_sample=search_sample)
+
+    def refresh(self) -> bool:
+        """Pick up takedowns made since the index was opened (or last refreshed): later
+        queries honour them. Returns whether any changed.
+
+        Cheap when none did (a ``stat`` of each directory's takedown record), so a server
+        calls it before every request; queries already running finish on the documents they
+        started with. An engine opened with ``takedown=False`` never changes.
+        """
+        if not self._honour_takedown or self._takedown_signature() == self._takedown_seen:
+            return False
+        with self._refresh_lock:
+            seen = self._takedown_signature()
+            if seen == self._takedown_seen:
+                return False
+            old = self._core
+            reuse = old.shards if isinstance(old.shards, LocalShards) else None
+            shards, removed = open_groups(self._index, old.vocab_size, load=self._load,
+                                          search_sample=self._search_sample, reuse=reuse)
+            self._use(Searcher(shards, removed, vocab_size=old.vocab_size, eos_id=old.eos_id,
+                               tokenizer=old.tokenizer_source))
+            self._takedown_seen = seen
+            return True
+
+    def _takedown_signature(self) -> tuple[object, ...]:
+        return tuple(takedown_records.record_signature(d) for d in self._directories)
 
     def close(self) -> None:
         """Drop the references to the shard arrays (the maps close when unreferenced).

@@ -40,3 +40,14 @@ def read_record(index_dir: Path) -> dict[str, Any] | None:
 
 def takedown_dir(index_dir: Path, record: dict[str, Any]) -> Path:
     return Path(index_dir) / f"takedown-{record['generation']}"
+
+
+def record_signature(index_dir: Path) -> tuple[int, int, int] | None:
+    """What changes when the takedown record of an index directory changes (it is replaced,
+    never edited in place): its inode, size and modification time; None without a record.
+    One ``stat``: cheap enough to check before every request."""
+    try:
+        st = (Path(index_dir) / RECORD_NAME).stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns

@@ -78,6 +78,12 @@ class Searcher:
     # ------------------------------------------------------------------ input
 
     @property
+    def tokenizer_source(self) -> Tokenizer | Callable[[], Tokenizer | None] | None:
+        """The tokenizer, or the function that loads it when it has not been loaded yet (for
+        a Searcher over the same index)."""
+        return self._tokenizer
+
+    @property
     def tokenizer(self) -> Tokenizer | None:
         """The tokenizer of text queries (loaded on first use), or None."""
         tok = self._tokenizer

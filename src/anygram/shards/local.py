@@ -81,6 +81,15 @@ class LocalShards(ShardGroup):
         # The suffix walk's caches are shared by all calls, one at a time (walk_caches).
         self._walk_lock = threading.Lock()
 
+    def with_removed(self, removed: Sequence[np.ndarray]) -> LocalShards:
+        """The same shards with other documents taken down; the caches and the thread pool
+        are shared with this group."""
+        group = LocalShards([], 1)
+        group._members = [m.with_removed(r) for m, r in zip(self._members, removed)]
+        group.token_width, group.sizes, group._fan = self.token_width, self.sizes, self._fan
+        group._walk_lock = self._walk_lock
+        return group
+
     def close(self) -> None:
         self._fan.close()
         self._members = []
@@ -333,14 +342,15 @@ def _removed_bytes(m: LocalShard) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def open_groups(index: OpenedIndex, vocab_size: int, *, load: LoadMethod = "mmap",
-                takedown: bool = True, search_sample: bool = True
-                ) -> tuple[LocalShards, LocalShards | None]:
+                takedown: bool = True, search_sample: bool = True,
+                reuse: LocalShards | None = None) -> tuple[LocalShards, LocalShards | None]:
     """The shard group of an opened index and, when documents are taken down (and
     ``takedown``), the group of its takedown indexes, whose counts are subtracted.
 
     Each directory's takedown record (:mod:`anygram.index.takedown`) gives the global ids of
     its removed documents (numbered from the directory's first document) and the index that
-    holds exactly them.
+    holds exactly them. ``reuse``: the index's group as opened before, whose caches the new
+    one shares (a takedown changed since).
     """
     shards = index.shards
     removed: list[list[int]] = [[] for _ in shards]
@@ -365,8 +375,8 @@ def open_groups(index: OpenedIndex, vocab_size: int, *, load: LoadMethod = "mmap
                 raise IndexFormatError(f"the takedown index of {directory} does not match it: "
                                        "take the documents down again")
             minus += gone.shards
-    group = LocalShards(shards, vocab_size,
-                        [np.unique(np.array(r, dtype=np.int64)) for r in removed],
-                        search_sample=search_sample)
+    sorted_removed = [np.unique(np.array(r, dtype=np.int64)) for r in removed]
+    group = (reuse.with_removed(sorted_removed) if reuse is not None else
+             LocalShards(shards, vocab_size, sorted_removed, search_sample=search_sample))
     return group, (LocalShards(minus, vocab_size, search_sample=search_sample)
                    if minus else None)

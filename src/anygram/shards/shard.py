@@ -47,6 +47,15 @@ class LocalShard:
         self._sample: Sample | object | None = _UNLOADED if use_sample else None
         self._sample_lock = threading.Lock()
 
+    def with_removed(self, removed: np.ndarray) -> LocalShard:
+        """The same shard with other documents taken down, sharing this one's caches (the
+        sample, the first-token table, the walk caches): they do not depend on takedowns."""
+        other = LocalShard(self.files, 0, removed)
+        other._first_rows, other._first = self._first_rows, self._first
+        other.walk_caches = self.walk_caches
+        other._sample, other._sample_lock = self._sample, self._sample_lock
+        return other
+
     @property
     def first(self) -> np.ndarray:
         """The rank range of each first token (-1: not looked up yet), shared by the searches
