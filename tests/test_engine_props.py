@@ -17,7 +17,7 @@ import reference as ref
 from hypothesis import given
 from hypothesis import strategies as st
 
-from anygram import Engine
+from anygram import Engine, InvalidQueryError, TokenOutOfRangeError
 from anygram.index.build import build_index_from_ids
 
 # (vocab_size, alphabet): each alphabet mixes ordinary ids with byte-order traps.
@@ -148,3 +148,38 @@ def test_table_is_the_naive_suffix_array(tmp_path, vocab, alphabet):
     table = np.frombuffer(bytes(shard.sa), dtype=np.uint8).reshape(-1, k)
     ptrs = [int.from_bytes(bytes(row), "little") for row in table]
     assert ptrs == ref.naive_suffix_array(data, eng.token_width)
+
+
+@given(corpora(), st.data())
+def test_batches_equal_single_calls_and_reference(case, data):
+    """count_many, prob_many, ntd_many and infgram_prob_many answer exactly what the single
+    calls (and the reference) do, in input order, whatever the order the queries are
+    searched in."""
+    vocab, letters, docs, budget = case
+    tmp, eng, corpus = _build(docs, vocab, budget)
+    try:
+        qs = _queries(data.draw, letters, docs, max_len=6) * 2  # repeats too
+        conts = [data.draw(st.sampled_from(letters)) for _ in qs]
+        assert eng.count_many(qs) == [eng.count(q) for q in qs]
+        assert [c.count for c in eng.count_many(qs)] == [ref.naive_count(corpus, q) for q in qs]
+        assert eng.prob_many(list(zip(qs, conts))) == [eng.prob(q, c) for q, c in zip(qs, conts)]
+        cap = data.draw(st.sampled_from([None, 1, 3]))
+        assert eng.ntd_many(qs, max_support=cap) == [eng.ntd(q, max_support=cap) for q in qs]
+        pairs = list(zip(qs, conts))
+        assert eng.infgram_prob_many(pairs) == [eng.infgram_prob(q, c) for q, c in pairs]
+        assert eng.count_many([]) == [] and eng.ntd_many([]) == []
+    finally:
+        shutil.rmtree(tmp)
+
+
+def test_a_bad_query_rejects_the_batch_and_names_it(tmp_path):
+    build_index_from_ids([[1, 2, 3]], tmp_path / "idx", vocab_size=5)
+    eng = Engine.open(tmp_path / "idx")
+    with pytest.raises(TokenOutOfRangeError, match=r"queries\[2\]"):
+        eng.count_many([[1], [2], [9]])
+    with pytest.raises(InvalidQueryError, match=r"pairs\[1\]"):
+        eng.prob_many([([1], 2), ([1],)])
+    with pytest.raises(InvalidQueryError, match=r"pairs\[0\] cont_id"):
+        eng.infgram_prob_many([([1], 7)])
+    with pytest.raises(InvalidQueryError, match="list of queries"):
+        eng.count_many("abc")

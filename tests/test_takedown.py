@@ -152,3 +152,17 @@ def test_refresh_picks_up_a_takedown_made_after_open(tmp_path):
     untouched = Engine.open(tmp_path / "idx", takedown=False)
     td.take_down(tmp_path / "idx", [1])
     assert not untouched.refresh()
+
+
+def test_batches_honour_takedowns(tmp_path):
+    docs = [[1, 2, 3], [2, 3, 4], [1, 2, 5], [5, 1, 2], [1, 2, 3, 4]]
+    build_index_from_ids(docs, tmp_path / "idx", vocab_size=8, shard_tokens=9)
+    td.take_down(tmp_path / "idx", [0, 3])
+    eng = Engine.open(tmp_path / "idx")
+    qs = [[1, 2], [2, 3], [5], [1, 2, 3], [], [7]]
+    assert eng.count_many(qs) == [eng.count(q) for q in qs]
+    assert eng.ntd_many(qs) == [eng.ntd(q) for q in qs]
+    assert eng.ntd_many(qs, max_support=1) == [eng.ntd(q, max_support=1) for q in qs]
+    pairs = [(q, 2) for q in qs]
+    assert eng.prob_many(pairs) == [eng.prob(q, 2) for q in qs]
+    assert eng.infgram_prob_many(pairs) == [eng.infgram_prob(q, 2) for q in qs]

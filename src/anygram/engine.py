@@ -305,6 +305,53 @@ class Engine:
         prompt = self._core.ids(prompt_ids, "prompt_ids", allow_empty=True)
         return ngrams.infgram_ntd(self._core, prompt, max_support)
 
+    # ------------------------------------------------------------------ batches
+    #
+    # Many queries in one call: validated first (a bad one rejects the batch, its index in
+    # the message), then one kernel call per shard for all of them, sorted for locality;
+    # the answers are in input order and equal to the single calls'.
+
+    def count_many(self, queries: Sequence[Query]) -> list[CountResult]:
+        """:meth:`count` of each query."""
+        return ngrams.count_many(self._core, self._many(queries, "queries"))
+
+    def prob_many(self, pairs: Sequence[tuple[Query, int]]) -> list[ProbResult]:
+        """:meth:`prob` of each ``(prompt_ids, cont_id)`` pair."""
+        prompts, conts = self._pairs(pairs)
+        return ngrams.prob_many(self._core, prompts, conts)
+
+    def ntd_many(self, prompts: Sequence[Query], *,
+                 max_support: int | None = None) -> list[NextTokenDist]:
+        """:meth:`ntd` of each prompt (``max_support`` as there)."""
+        ngrams.check_max_support(max_support)
+        return ngrams.ntd_many(self._core, self._many(prompts, "prompts"), max_support)
+
+    def infgram_prob_many(self, pairs: Sequence[tuple[Query, int]]) -> list[InfGramProbResult]:
+        """:meth:`infgram_prob` of each ``(prompt_ids, cont_id)`` pair."""
+        prompts, conts = self._pairs(pairs)
+        return ngrams.infgram_prob_many(self._core, prompts, conts)
+
+    def _many(self, queries: Sequence[Query], what: str) -> list[list[int]]:
+        if isinstance(queries, (str, bytes)) or not isinstance(queries, Sequence):
+            raise InvalidQueryError(f"{what} must be a list of queries, not "
+                                    f"{type(queries).__name__}")
+        core = self._core
+        return [core.ids(q, f"{what}[{i}]", allow_empty=True) for i, q in enumerate(queries)]
+
+    def _pairs(self, pairs: Sequence[tuple[Query, int]]) -> tuple[list[list[int]], list[int]]:
+        if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Sequence):
+            raise InvalidQueryError(f"pairs must be a list of (prompt, cont_id) pairs, not "
+                                    f"{type(pairs).__name__}")
+        core = self._core
+        prompts, conts = [], []
+        for i, pair in enumerate(pairs):
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise InvalidQueryError(f"pairs[{i}] must be a (prompt, cont_id) pair, not "
+                                        f"{pair!r}")
+            prompts.append(core.ids(pair[0], f"pairs[{i}] prompt", allow_empty=True))
+            conts.append(core.token(pair[1], f"pairs[{i}] cont_id"))
+        return prompts, conts
+
     # ------------------------------------------------------------------ document addressing
 
     def locate_doc(self, doc_id: int) -> tuple[int, int]:

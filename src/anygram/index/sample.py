@@ -99,7 +99,10 @@ def read(path: Path, ds: np.ndarray, sa: np.ndarray, token_width: int,
     """The sidecar at ``path`` if it is this shard's and intact; None (and a log line) when
     it is missing, stale or corrupt."""
     try:
-        raw = path.read_bytes()
+        # Writable, as a freshly built sample is: the kernels then compile once for both.
+        raw = bytearray(path.stat().st_size)
+        with open(path, "rb") as f:
+            f.readinto(raw)
     except OSError:
         return None
     why = _check(raw, ds, sa, token_width, ptr_width)
@@ -124,7 +127,7 @@ def crc32_of(path: Path) -> int:
         return int(_HEADER.unpack_from(f.read(_HEADER_SIZE))[5])
 
 
-def _check(raw: bytes, ds: np.ndarray, sa: np.ndarray, token_width: int,
+def _check(raw: bytearray, ds: np.ndarray, sa: np.ndarray, token_width: int,
            ptr_width: int) -> str | None:
     if len(raw) < _HEADER_SIZE:
         return "it is truncated"

@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import InvalidQueryError, TokenizerError, TokenOutOfRangeError
 from ..index.format import DTYPE_OF_WIDTH
 from ..shards import ShardGroup, merge
-from ..shards.base import Range
+from ..shards.base import NextTokens, Range
 from ..tokenization import Tokenizer
 from .results import NextTokenDist
 
@@ -180,21 +180,13 @@ class Searcher:
         samples: list[int | None] = [None] * len(ranges)
         if max_support is not None and sample:
             samples = merge.sample_sizes(ranges, max_support)
-        counts: dict[int, int] = {}
         qlen = q.shape[0]
-        end_count = merge.add_next_tokens(
-            counts, self.shards.next_tokens(qlen, ranges, samples), 1)
-        if self.takedown is not None:
-            removed = self.takedown.find(q)
-            total -= merge.total(removed)
-            end_count += merge.add_next_tokens(
-                counts, self.takedown.next_tokens(qlen, removed, [None] * len(removed)), -1)
-            # Sampled counts minus exact removed counts can dip below zero: clip, it is approx.
-            counts = {t: c for t, c in counts.items() if c > 0} if sample else {
-                t: c for t, c in counts.items() if c}
-            end_count = max(end_count, 0)
-        return NextTokenDist(prompt_count=total, counts=counts, end_count=end_count,
-                             approx=sample)
+        parts = self.shards.next_tokens(qlen, ranges, samples)
+        if self.takedown is None:
+            return next_token_dist(total, parts, sample)
+        removed = self.takedown.find(q)
+        return next_token_dist(total, parts, sample, merge.total(removed),
+                               self.takedown.next_tokens(qlen, removed, [None] * len(removed)))
 
     def longest_suffix(self, q: np.ndarray) -> tuple[int, list[Range]]:
         """Length (tokens) of the longest suffix of ``q`` that occurs in the documents that
@@ -238,3 +230,19 @@ class Searcher:
     def doc_id(self, shard: int, local: int) -> int:
         """Global id of document ``local`` of ``shard``."""
         return self.doc_base[shard] + local
+
+
+def next_token_dist(total: int, parts: Sequence[NextTokens], sample: bool,
+                    removed_total: int = 0, removed: Sequence[NextTokens] = ()) -> NextTokenDist:
+    """The distribution from the shards' next-token tallies (``total`` occurrences), minus
+    those of the takedown index (``removed_total`` occurrences)."""
+    counts: dict[int, int] = {}
+    end_count = merge.add_next_tokens(counts, parts, 1)
+    if removed_total:
+        end_count += merge.add_next_tokens(counts, removed, -1)
+        # Sampled counts minus exact removed counts can dip below zero: clip, it is approx.
+        counts = {t: c for t, c in counts.items() if c > 0} if sample else {
+            t: c for t, c in counts.items() if c}
+        end_count = max(end_count, 0)
+    return NextTokenDist(prompt_count=total - removed_total, counts=counts,
+                         end_count=end_count, approx=sample)

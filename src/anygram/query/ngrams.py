@@ -6,8 +6,14 @@ the shard layer, merges and builds the result; :class:`anygram.Engine` documents
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import NamedTuple, TypeVar
+
+import numpy as np
+
 from ..errors import InvalidQueryError
-from .core import Searcher
+from ..shards import TokenBatch, merge
+from .core import Searcher, next_token_dist
 from .results import (
     CountResult,
     FindResult,
@@ -16,6 +22,8 @@ from .results import (
     NextTokenDist,
     ProbResult,
 )
+
+_R = TypeVar("_R")
 
 
 def find(core: Searcher, ids: list[int]) -> FindResult:
@@ -68,3 +76,120 @@ def check_max_support(max_support: int | None) -> None:
     """``max_support`` must be a positive int or None."""
     if max_support is not None and (type(max_support) is not int or max_support < 1):
         raise InvalidQueryError(f"max_support must be a positive int or None, not {max_support!r}")
+
+
+# ----------------------------------------------------------------------------- batches
+#
+# Many queries at once: one kernel call per shard for all of them, the queries sorted by
+# their bytes (consecutive searches read neighbouring pages), the answers in input order.
+
+
+class _Packed(NamedTuple):
+    qs: np.ndarray  # the queries' token bytes, one after the other, sorted
+    offs: np.ndarray  # where each starts (one more than the queries)
+    order: list[int]  # the input index of each packed query
+
+
+def _pack(core: Searcher, queries: Sequence[list[int]],
+          order: list[int] | None = None) -> _Packed:
+    """The queries as bytes, sorted (or in ``order``)."""
+    raw = [core.bytes(q).tobytes() for q in queries]
+    if order is None:
+        order = sorted(range(len(raw)), key=raw.__getitem__)
+    offs = np.zeros(len(raw) + 1, dtype=np.int64)
+    offs[1:] = np.cumsum([len(raw[i]) for i in order])
+    qs = np.frombuffer(b"".join(raw[i] for i in order), dtype=np.uint8)
+    return _Packed(qs, offs, order)
+
+
+def _totals(parts: Sequence[np.ndarray], m: int) -> np.ndarray:
+    """Per query, the occurrences summed over the shards' ``[m, 2+]`` range arrays."""
+    out = np.zeros(m, dtype=np.int64)
+    for r in parts:
+        out += r[:, -1] - r[:, -2]
+    return out
+
+
+def _counts(core: Searcher, packed: _Packed, parts: Sequence[np.ndarray]) -> np.ndarray:
+    """Per packed query, its occurrences in the documents that remain."""
+    m = packed.offs.shape[0] - 1
+    counts = _totals(parts, m)
+    if core.takedown is not None:
+        counts -= _totals(core.takedown.find_many(packed.qs, packed.offs), m)
+    return counts
+
+
+def _in_order(packed: _Packed, values: Sequence[_R]) -> list[_R]:
+    out: list[_R | None] = [None] * len(values)
+    for j, i in enumerate(packed.order):
+        out[i] = values[j]
+    return out  # type: ignore[return-value]  # every slot was filled
+
+
+def count_many(core: Searcher, queries: Sequence[list[int]]) -> list[CountResult]:
+    packed = _pack(core, queries)
+    counts = _counts(core, packed, core.shards.find_many(packed.qs, packed.offs)).tolist()
+    return _in_order(packed, [CountResult(count=c) for c in counts])
+
+
+def prob_many(core: Searcher, prompts: Sequence[list[int]],
+              conts: Sequence[int]) -> list[ProbResult]:
+    packed = _pack(core, prompts)
+    ranges = core.shards.find_many(packed.qs, packed.offs)
+    prompt_counts = _counts(core, packed, ranges).tolist()
+    full = _pack(core, [prompts[i] + [conts[i]] for i in range(len(prompts))], packed.order)
+    cont_counts = _counts(core, full, core.shards.find_many_within(full.qs, full.offs,
+                                                                   ranges)).tolist()
+    return _in_order(packed, [ProbResult(prompt_count=p, cont_count=c,
+                                         prob=c / p if p else None)
+                              for p, c in zip(prompt_counts, cont_counts)])
+
+
+def ntd_many(core: Searcher, prompts: Sequence[list[int]],
+             max_support: int | None) -> list[NextTokenDist]:
+    packed = _pack(core, prompts)
+    m = len(prompts)
+    ranges = core.shards.find_many(packed.qs, packed.offs)
+    totals = _totals(ranges, m)
+    # Each shard's share of max_support samples where a prompt occurs more often.
+    sampled = totals > max_support if max_support is not None else np.zeros(m, dtype=bool)
+    samples = [np.where(sampled & (r[:, 1] > r[:, 0]), np.maximum(
+        1, -(-(max_support or 0) * (r[:, 1] - r[:, 0]) // np.maximum(totals, 1))), 0)
+        for r in ranges]
+    qlens = np.diff(packed.offs)
+    parts = core.shards.next_tokens_many(qlens, ranges, samples)
+    removed_totals = np.zeros(m, dtype=np.int64)
+    removed_parts: list[TokenBatch] = []
+    if core.takedown is not None:
+        removed_ranges = core.takedown.find_many(packed.qs, packed.offs)
+        removed_totals = _totals(removed_ranges, m)
+        removed_parts = core.takedown.next_tokens_many(
+            qlens, removed_ranges, [np.zeros(m, dtype=np.int64)] * len(removed_ranges))
+    dists = [next_token_dist(int(totals[j]), merge.tokens_of(parts, j), bool(sampled[j]),
+                             int(removed_totals[j]), merge.tokens_of(removed_parts, j))
+             for j in range(m)]
+    return _in_order(packed, dists)
+
+
+def infgram_prob_many(core: Searcher, prompts: Sequence[list[int]],
+                      conts: Sequence[int]) -> list[InfGramProbResult]:
+    if core.takedown is not None:  # the longest suffix left may need searches of its own
+        return [infgram_prob(core, p, c) for p, c in zip(prompts, conts)]
+    packed = _pack(core, prompts)
+    m = len(prompts)
+    found = core.shards.longest_suffix_many(packed.qs, packed.offs)
+    best = np.max(np.stack([f[:, 0] for f in found]), axis=0) if found else np.zeros(m, int)
+    # A shard whose own longest suffix is shorter than the best holds none of it.
+    ranges = [np.where((f[:, 0] == best)[:, None], f[:, 1:], 0) for f in found]
+    counts = _totals(ranges, m).tolist()
+    suffix_lens = best.tolist()
+    prompt_of = [prompts[i] for i in packed.order]
+    full = _pack(core, [prompt_of[j][len(prompt_of[j]) - suffix_lens[j]:]
+                        + [conts[packed.order[j]]] for j in range(m)],
+                 list(range(m)))
+    cont_counts = _totals(core.shards.find_many_within(full.qs, full.offs, ranges),
+                          m).tolist()
+    return _in_order(packed, [
+        InfGramProbResult(prompt_count=p, cont_count=c, prob=c / p if p else None,
+                          suffix_len=n)
+        for p, c, n in zip(counts, cont_counts, suffix_lens)])

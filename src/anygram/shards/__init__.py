@@ -16,6 +16,7 @@ from .base import (
     ShardGroup,
     ShardSize,
     SpanOccurrences,
+    TokenBatch,
     Walk,
     Windows,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "ShardGroup",
     "ShardSize",
     "SpanOccurrences",
+    "TokenBatch",
     "Walk",
     "Windows",
     "open_groups",

@@ -48,6 +48,17 @@ class NextTokens(NamedTuple):
     end: int  # occurrences followed by a document end (or the end of the shard)
 
 
+class TokenBatch(NamedTuple):
+    """The tokens that follow each of several queries in one shard: query ``j``'s are
+    ``ids[starts[j]:starts[j + 1]]`` with their ``counts``, and ``ends[j]`` its document
+    ends."""
+
+    ids: np.ndarray
+    counts: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+
+
 class Occurrences(NamedTuple):
     """A query's occurrences in one shard outside taken-down documents, in rank order."""
 
@@ -149,6 +160,32 @@ class ShardGroup(ABC):
     def longest_suffix(self, q: np.ndarray) -> list[tuple[int, int, int]]:
         """Per shard, the longest suffix of ``q`` (in tokens) that occurs there, and its
         rank range: ``(length, lo, hi)``."""
+
+    # ------------------------------------------------------------------ batches
+    #
+    # Many queries in one call per shard, packed: their token bytes one after the other
+    # (``qs``) and the start of each (``offs``, one more than the queries).
+
+    @abstractmethod
+    def find_many(self, qs: np.ndarray, offs: np.ndarray) -> list[np.ndarray]:
+        """Per shard, the rank range of each query: int64 ``[queries, 2]``."""
+
+    @abstractmethod
+    def find_many_within(self, qs: np.ndarray, offs: np.ndarray,
+                         ranges: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Per shard, the rank range of each query inside ``ranges[shard][j]`` (that of a
+        prefix of it)."""
+
+    @abstractmethod
+    def longest_suffix_many(self, qs: np.ndarray, offs: np.ndarray) -> list[np.ndarray]:
+        """Per shard, each query's longest suffix that occurs there (tokens) and its rank
+        range: int64 ``[queries, 3]``."""
+
+    @abstractmethod
+    def next_tokens_many(self, qlens: np.ndarray, ranges: Sequence[np.ndarray],
+                         samples: Sequence[np.ndarray]) -> list[TokenBatch]:
+        """Per shard, the next tokens after each query (``qlens[j]`` bytes) in its rank
+        range; from ``samples[shard][j]`` evenly spaced ranks when that is positive."""
 
     # ------------------------------------------------------------------ positions, documents
 

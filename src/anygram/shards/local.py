@@ -21,6 +21,7 @@ from ..index import takedown as takedown_records
 from ..index.format import LoadMethod
 from ..index.reader import OpenedIndex, Shard, open_index
 from ..kernels import analysis as ka
+from ..kernels import batch
 from ..kernels.lm import count_of_counts
 from . import cnf
 from .base import (
@@ -31,6 +32,7 @@ from .base import (
     ShardGroup,
     ShardSize,
     SpanOccurrences,
+    TokenBatch,
     Walk,
     Windows,
 )
@@ -136,6 +138,24 @@ class LocalShards(ShardGroup):
 
     def longest_suffix(self, q: np.ndarray) -> list[tuple[int, int, int]]:
         return self._each(lambda m: m.longest_suffix(q))
+
+    # ------------------------------------------------------------------ batches
+
+    def find_many(self, qs: np.ndarray, offs: np.ndarray) -> list[np.ndarray]:
+        return self._each(lambda m: m.find_many(qs, offs))
+
+    def find_many_within(self, qs: np.ndarray, offs: np.ndarray,
+                         ranges: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return self._zip(lambda m, r: batch.find_many_within(m.ds, m.sa, m.k, qs, offs, r),
+                         ranges)
+
+    def longest_suffix_many(self, qs: np.ndarray, offs: np.ndarray) -> list[np.ndarray]:
+        return self._each(lambda m: m.longest_suffix_many(qs, offs))
+
+    def next_tokens_many(self, qlens: np.ndarray, ranges: Sequence[np.ndarray],
+                         samples: Sequence[np.ndarray]) -> list[TokenBatch]:
+        return self._zip(lambda m, rs: TokenBatch(*batch.next_tokens_many(
+            m.ds, m.sa, m.k, m.w, qlens, rs[0], rs[1])), list(zip(ranges, samples)))
 
     # ------------------------------------------------------------------ positions, documents
 

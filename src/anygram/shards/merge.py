@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .base import NextTokens, Occurrences, Range, SpanOccurrences, Walk
+from .base import NextTokens, Occurrences, Range, SpanOccurrences, TokenBatch, Walk
 
 
 def total(ranges: Sequence[Range]) -> int:
@@ -37,6 +37,12 @@ def add_next_tokens(counts: dict[int, int], parts: Sequence[NextTokens], sign: i
         for t, c in zip(part.ids.tolist(), part.counts.tolist()):
             counts[t] = counts.get(t, 0) + sign * c
     return sign * end
+
+
+def tokens_of(batches: Sequence[TokenBatch], j: int) -> list[NextTokens]:
+    """Query ``j``'s next-token tallies, one per shard, from the shards' batches."""
+    return [NextTokens(b.ids[b.starts[j]:b.starts[j + 1]], b.counts[b.starts[j]:b.starts[j + 1]],
+                       int(b.ends[j])) for b in batches]
 
 
 def longest_suffix(found: Sequence[tuple[int, int, int]]) -> tuple[int, list[Range]]:

@@ -11,6 +11,7 @@ from .. import kernels
 from ..index import sample as search_sample
 from ..index.reader import Shard
 from ..index.sample import Sample
+from ..kernels import batch
 from ..kernels.sample import find_range_sampled, longest_suffix_sampled
 
 #: Vocabularies up to this size get a per-shard table of each first token's rank range
@@ -186,3 +187,29 @@ class LocalShard:
             return kernels.next_token_counts(self.ds, self.sa, self.k, qlen, self.w, lo, hi)
         return kernels.sample_next_token_counts(self.ds, self.sa, self.k, qlen, self.w, lo, hi,
                                                 samples)
+
+    # ------------------------------------------------------------------ batches
+
+    def _search_args(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+        """``(first, keys, lens, ptrs, stride)`` for the batch kernels: the sample's arrays,
+        or empty ones and the first-token table."""
+        smp = self.sample
+        if smp is None:
+            return self.first, *_NO_SAMPLE
+        return _NO_FIRST, smp.keys, smp.lens, smp.ptrs, smp.stride
+
+    def find_many(self, qs: np.ndarray, offs: np.ndarray) -> np.ndarray:
+        """The rank range of each of the packed queries (:mod:`anygram.kernels.batch`)."""
+        return batch.find_many(self.ds, self.sa, self.k, self.w, qs, offs,
+                               *self._search_args())
+
+    def longest_suffix_many(self, qs: np.ndarray, offs: np.ndarray) -> np.ndarray:
+        """Each packed query's longest occurring suffix and its rank range, ``[m, 3]``."""
+        _, keys, lens, ptrs, stride = self._search_args()
+        return batch.longest_suffix_many(self.ds, self.sa, self.k, self.w, qs, offs, keys,
+                                         lens, ptrs, stride)
+
+
+_NO_FIRST = np.zeros((0, 2), dtype=np.int64)
+_NO_SAMPLE = (np.zeros((0, 1), dtype=np.uint8), np.zeros(0, dtype=np.uint8),
+              np.zeros(0, dtype=np.int64), 1)
