@@ -183,3 +183,13 @@ def test_a_bad_query_rejects_the_batch_and_names_it(tmp_path):
         eng.infgram_prob_many([([1], 7)])
     with pytest.raises(InvalidQueryError, match="list of queries"):
         eng.count_many("abc")
+
+
+def test_batches_check_every_id_as_single_calls_do(tmp_path):
+    build_index_from_ids([[1, 2, 3]], tmp_path / "idx", vocab_size=5)
+    eng = Engine.open(tmp_path / "idx")
+    for bad in ([True], [1.0], [2**70], ["a"]):
+        with pytest.raises(InvalidQueryError, match=r"queries\[1\]"):
+            eng.count_many([[1], bad])
+    assert eng.count_many([[1], np.array([2, 3]), (1, 2)]) == [
+        eng.count([1]), eng.count([2, 3]), eng.count([1, 2])]

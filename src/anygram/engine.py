@@ -336,6 +336,13 @@ class Engine:
             raise InvalidQueryError(f"{what} must be a list of queries, not "
                                     f"{type(queries).__name__}")
         core = self._core
+        if not core.closed and all(type(q) is list for q in queries):
+            # The usual batch, lists of ints (bools are not ids): checked all at once.
+            tokens: list[Any] = [t for q in queries for t in q]
+            if set(map(type, tokens)) <= {int} and (not tokens or (
+                    min(tokens) >= 0 and max(tokens) < core.vocab_size)):
+                return queries  # type: ignore[return-value]  # lists of valid ints
+        # Otherwise one by one: the first bad query is named.
         return [core.ids(q, f"{what}[{i}]", allow_empty=True) for i, q in enumerate(queries)]
 
     def _pairs(self, pairs: Sequence[tuple[Query, int]]) -> tuple[list[list[int]], list[int]]:

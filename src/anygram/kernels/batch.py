@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import kernel
-from .sample import find_range_sampled, longest_suffix_sampled
+from .sample import find_range_indexed, longest_suffix_sampled
 from .search import (
     find_range,
     find_range_cached,
@@ -32,7 +32,7 @@ def find_many(ds: np.ndarray, sa: np.ndarray, k: int, w: int, qs: np.ndarray,
     for j in range(m):
         q = qs[offs[j]:offs[j + 1]]
         if ptrs.shape[0] > 0:
-            lo, hi = find_range_sampled(ds, sa, k, q, keys, lens, ptrs, stride)
+            lo, hi = find_range_indexed(ds, sa, k, q, w, first, keys, lens, ptrs, stride)
         else:
             lo, hi = find_range_cached(ds, sa, k, q, w, first)
         out[j, 0] = lo

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import inline_kernel, kernel
-from .search import _cmp_at, _lower_bound, _ptr, _upper_bound
+from .search import _cmp_at, _lower_bound, _ptr, _upper_bound, find_range_from
 
 
 @kernel
@@ -67,14 +67,17 @@ def find_range_sampled(ds: np.ndarray, sa: np.ndarray, k: int, q: np.ndarray,
                        ) -> tuple[int, int]:
     """The rank range ``[start, end)`` of the suffixes starting with ``q`` (as
     :func:`~anygram.kernels.search.find_range` over the whole table), bracketed by the
-    sample (module docstring) and finished in one block of ``stride`` ranks per bound."""
+    sample (module docstring) and finished in one block of ``stride`` ranks.
+
+    The start: the first sample that compares >= ``q`` follows it, the sample before
+    precedes it, so it is in the block between. The end: usually a few ranks further (most
+    queries are rare), found by galloping from the start; past a block, from the sample
+    again.
+    """
     total = sa.shape[0] // k if k > 0 else 0
     n = ptrs.shape[0]
     if q.shape[0] == 0 or n == 0:
         return 0, total
-    # lo_j: the first sample that compares >= q; up_j: the first that compares > q (not a
-    # match). Samples before them compare < q (resp. <= q), so each bound lies in the
-    # block just before its sample.
     a, b = 0, n
     while a < b:
         mid = (a + b) >> 1
@@ -83,6 +86,20 @@ def find_range_sampled(ds: np.ndarray, sa: np.ndarray, k: int, q: np.ndarray,
         else:
             b = mid
     lo_j = a
+    end = min(lo_j * stride, total)  # the sample lo_j (or the end): >= q
+    lo = 0 if lo_j == 0 else _lower_bound(ds, sa, k, q, 0, (lo_j - 1) * stride + 1, end)
+    if lo == total or _cmp_at(ds, _ptr(sa, k, lo), q, 0) != 0:
+        return lo, lo  # q does not occur
+    # Gallop: ranks lo .. prev match q; rank lo + step is the next to look at.
+    prev = lo
+    step = 1
+    while step <= stride and lo + step < total and \
+            _cmp_at(ds, _ptr(sa, k, lo + step), q, 0) == 0:
+        prev = lo + step
+        step <<= 1
+    if step <= stride or lo + step >= total:
+        return lo, _upper_bound(ds, sa, k, q, 0, prev + 1, min(lo + step, total))
+    # More than a block of matches: the first sample that compares > q, after lo_j.
     b = n
     while a < b:
         mid = (a + b) >> 1
@@ -91,13 +108,8 @@ def find_range_sampled(ds: np.ndarray, sa: np.ndarray, k: int, q: np.ndarray,
         else:
             b = mid
     up_j = a
-    lo = 0 if lo_j == 0 else _lower_bound(ds, sa, k, q, 0, (lo_j - 1) * stride + 1,
-                                          min(lo_j * stride, total))
-    if up_j == lo_j:  # no sample matches: both bounds are in the same block
-        return lo, lo if lo_j == 0 else _upper_bound(ds, sa, k, q, 0, lo,
-                                                      min(lo_j * stride, total))
-    hi = _upper_bound(ds, sa, k, q, 0, (up_j - 1) * stride + 1, min(up_j * stride, total))
-    return lo, hi
+    return lo, _upper_bound(ds, sa, k, q, 0, max(prev + 1, (up_j - 1) * stride + 1),
+                            min(up_j * stride, total))
 
 
 @kernel
@@ -123,3 +135,37 @@ def longest_suffix_sampled(ds: np.ndarray, sa: np.ndarray, k: int, q: np.ndarray
         else:
             bad = mid
     return good, gs, ge
+
+
+@kernel
+def find_range_indexed(ds: np.ndarray, sa: np.ndarray, k: int, q: np.ndarray, w: int,
+                       first: np.ndarray, keys: np.ndarray, lens: np.ndarray,
+                       ptrs: np.ndarray, stride: int) -> tuple[int, int]:
+    """:func:`find_range_sampled`, helped by the table of first-token ranges (as
+    :func:`~anygram.kernels.search.find_range_cached` fills it): a one-token query is a
+    lookup once its token was met, and a query whose first token's range is known and no
+    longer than a block is searched there directly, from its second token on."""
+    if q.shape[0] < w or first.shape[0] == 0:
+        return find_range_sampled(ds, sa, k, q, keys, lens, ptrs, stride)
+    t = _read_first(q, w)
+    if t >= first.shape[0]:
+        return find_range_sampled(ds, sa, k, q, keys, lens, ptrs, stride)
+    lo = first[t, 0]
+    hi = first[t, 1]
+    if lo < 0 or hi < 0:
+        lo, hi = find_range_sampled(ds, sa, k, q[:w], keys, lens, ptrs, stride)
+        first[t, 1] = hi  # the end before the start: readers check both (no lock needed)
+        first[t, 0] = lo
+    if q.shape[0] == w or hi <= lo:
+        return lo, hi
+    if hi - lo <= stride:
+        return find_range_from(ds, sa, k, q, w, lo, hi)
+    return find_range_sampled(ds, sa, k, q, keys, lens, ptrs, stride)
+
+
+@inline_kernel
+def _read_first(q, w):
+    t = 0
+    for i in range(w):
+        t |= np.int64(q[i]) << (8 * i)
+    return t

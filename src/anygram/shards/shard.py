@@ -12,7 +12,7 @@ from ..index import sample as search_sample
 from ..index.reader import Shard
 from ..index.sample import Sample
 from ..kernels import batch
-from ..kernels.sample import find_range_sampled, longest_suffix_sampled
+from ..kernels.sample import find_range_indexed, longest_suffix_sampled
 
 #: Vocabularies up to this size get a per-shard table of each first token's rank range
 #: (16 bytes per id), filled in lazily: searches start inside it.
@@ -164,8 +164,8 @@ class LocalShard:
         smp = self.sample
         if smp is None:
             return kernels.find_range_cached(self.ds, self.sa, self.k, q, self.w, self.first)
-        return find_range_sampled(self.ds, self.sa, self.k, q, smp.keys, smp.lens, smp.ptrs,
-                                  smp.stride)
+        return find_range_indexed(self.ds, self.sa, self.k, q, self.w, self.first, smp.keys,
+                                  smp.lens, smp.ptrs, smp.stride)
 
     def find_within(self, q: np.ndarray, lo: int, hi: int) -> tuple[int, int]:
         """The rank range of ``q`` inside ``[lo, hi)``, the range of a prefix of it."""
@@ -191,12 +191,12 @@ class LocalShard:
     # ------------------------------------------------------------------ batches
 
     def _search_args(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-        """``(first, keys, lens, ptrs, stride)`` for the batch kernels: the sample's arrays,
-        or empty ones and the first-token table."""
+        """``(first, keys, lens, ptrs, stride)`` for the batch kernels: the first-token
+        table, and the sample's arrays (empty ones when there is none)."""
         smp = self.sample
         if smp is None:
             return self.first, *_NO_SAMPLE
-        return _NO_FIRST, smp.keys, smp.lens, smp.ptrs, smp.stride
+        return self.first, smp.keys, smp.lens, smp.ptrs, smp.stride
 
     def find_many(self, qs: np.ndarray, offs: np.ndarray) -> np.ndarray:
         """The rank range of each of the packed queries (:mod:`anygram.kernels.batch`)."""
@@ -210,6 +210,5 @@ class LocalShard:
                                          lens, ptrs, stride)
 
 
-_NO_FIRST = np.zeros((0, 2), dtype=np.int64)
 _NO_SAMPLE = (np.zeros((0, 1), dtype=np.uint8), np.zeros(0, dtype=np.uint8),
               np.zeros(0, dtype=np.int64), 1)
