@@ -591,3 +591,13 @@ def test_takedown_command_round_trip(corpus: Path, tmp_path: Path) -> None:
     assert run("count", "--index", out, "the")["count"] == before
     assert "out of range" in fails("takedown", "--index", out, "--docs", "999")
     assert "one of" in fails("takedown", "--index", out, "--docs", "1", "--where", "a=b")
+
+
+def test_tokenizer_override_unlike_the_index_s_needs_force(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "idx"
+    rank_file = tiny_tiktoken(tmp_path / "r50k_base.tiktoken")
+    run("build", corpus, "--out", out, "--tokenizer", rank_file, "--quiet")
+    assert run("count", "--index", out, "the")["count"] > 0
+    assert "another tokenizer" in fails("count", "--index", out, "the", "--tokenizer", "bytes")
+    forced = run("count", "--index", out, "the", "--tokenizer", "bytes", "--force-tokenizer")
+    assert forced["token_ids"] == list(b"the")

@@ -245,3 +245,43 @@ def test_shard_pointers_read_every_width(k, tmp_path):
         assert got.dtype == np.uint64 and got.tolist() == values[lo:max(lo, hi)].tolist()
         if k <= 7:  # the kernel returns int64 positions
             assert got.tolist() == kernels.rank_positions(sa, k, 1, lo, max(lo, hi)).tolist()
+
+
+def test_several_indexes_as_one_corpus_keep_their_common_tokenizer(tmp_path):
+    from anygram import TokenizerError, build_index
+
+    for name, text in (("a", "natural language"), ("b", "language models")):
+        (tmp_path / f"{name}.jsonl").write_text(json.dumps({"text": text}) + "\n")
+        build_index(tmp_path / f"{name}.jsonl", tmp_path / name, tokenizer="bytes",
+                    progress=False)
+    both = Engine.open([tmp_path / "a", tmp_path / "b"])
+    assert both.tokenizer is not None and both.count("language").count == 2
+    with pytest.raises(InvalidQueryError, match="twice"):
+        Engine.open([tmp_path / "a", tmp_path / "a"])
+    # built with another tokenizer: refused together, and as an override
+    from anygram.index.build import build_index_from_ids
+    build_index_from_ids([[1, 2]], tmp_path / "c", vocab_size=255)
+    manifest = json.loads((tmp_path / "c" / "manifest.json").read_text())
+    assert manifest["tokenizer"] is None
+    with pytest.raises(TokenizerError, match="different tokenizers"):
+        Engine.open([tmp_path / "a", tmp_path / "c"])
+
+
+def test_a_tokenizer_unlike_the_index_s_is_refused_unless_forced(tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    from anygram import TokenizerError, build_index
+
+    (tmp_path / "c.jsonl").write_text(json.dumps({"text": "natural language models"}) + "\n")
+    build_index(tmp_path / "c.jsonl", tmp_path / "idx", tokenizer="bytes", progress=False)
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.train_from_iterator(["natural language"], trainers.BpeTrainer(
+        vocab_size=260, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok.save(str(tmp_path / "tokenizer.json"))
+    with pytest.raises(TokenizerError, match="another tokenizer"):
+        Engine.open(tmp_path / "idx", tokenizer=tmp_path / "tokenizer.json")
+    forced = Engine.open(tmp_path / "idx", tokenizer=tmp_path / "tokenizer.json",
+                         force_tokenizer=True)
+    assert forced.tokenizer is not None and forced.tokenizer.kind == "hf"
+    assert Engine.open(tmp_path / "idx", tokenizer="bytes").count("language").count == 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,7 +20,7 @@ import numpy as np
 
 from .errors import InvalidQueryError, TokenizerError
 from .index import takedown as takedown_records
-from .index.format import DTYPE_OF_WIDTH, LoadMethod
+from .index.format import DTYPE_OF_WIDTH, MANIFEST_NAME, LoadMethod, read_manifest
 from .index.reader import OpenedIndex, Shard, open_index
 from .lm.generation import Generator, Model
 from .lm.kneser_ney import Discount, KneserNey
@@ -99,21 +100,27 @@ class Engine:
              token_dtype: str | None = None, load: LoadMethod = "mmap",
              tokenizer: str | Path | Tokenizer | None = None, vocab_size: int | None = None,
              eos_id: int | None = None, takedown: bool = True,
-             search_sample: bool = True) -> _E:
+             search_sample: bool = True, force_tokenizer: bool = False) -> _E:
         """Open an index: an anygram directory, or infini-gram v4/v6 directories.
 
         Args:
-            path: one index directory or a list of them (all their shards are queried).
+            path: one index directory or a list of them (all their shards are queried as one
+                corpus; the same directory twice is refused). Their tokenizer, vocabulary
+                and end-of-document id are those their manifests agree on (indexes built
+                with different tokenizers are refused: open them separately).
             token_dtype: ``"u8"``/``"u16"``/``"u32"``; only needed for an infini-gram index
                 whose width cannot be inferred from its file sizes.
             load: ``"mmap"`` (default, pages are read on demand) or ``"ram"``.
             tokenizer: a tokenizer spec for text queries; defaults to the manifest's, which
-                is loaded on the first text query (a query of ids never pays for it).
+                is loaded on the first text query (a query of ids never pays for it). One
+                unlike the manifest's is refused (TokenizerError) unless ``force_tokenizer``:
+                its ids would not be the index's.
             vocab_size: valid ids are ``0..vocab_size-1``; defaults to the manifest's value,
                 or everything but the separator id for an index without a manifest.
             eos_id: the id that stands for a document end (used by the compat layer).
             takedown: honour the documents taken down with :mod:`anygram.tools.takedown` (the
                 default); False shows the index as built.
+            force_tokenizer: use ``tokenizer`` even though the index was built with another.
             search_sample: search each shard through its search sample
                 (:mod:`anygram.index.sample`: a small in-memory top level over the suffix
                 array, so that a search reads few pages of a cold index), read or built on
@@ -123,24 +130,29 @@ class Engine:
             IndexNotFoundError, IncompleteIndexError, IndexFormatError, TokenizerError.
         """
         index = open_index(path, token_dtype=token_dtype, load=load)
+        built = _BuildFacts.of(index)
         tok: Tokenizer | Callable[[], Tokenizer] | None
-        manifest = index.manifest
-        if tokenizer is None and manifest is not None and manifest.tokenizer:
-            spec, base = manifest.tokenizer, index.directories[0]
+        if tokenizer is None and built.tokenizer is not None:
+            spec, base = built.tokenizer
             tok = lambda: load_tokenizer(spec, base_dir=base)  # noqa: E731  (loaded on use)
         elif isinstance(tokenizer, (str, Path, dict)):
             tok = load_tokenizer(tokenizer)  # asked for: its errors belong to the open
         else:
             tok = tokenizer
+        if tok is not None and not callable(tok) and built.tokenizer is not None \
+                and not force_tokenizer and not _same_tokenizer(tok.spec(), built.tokenizer[0]):
+            raise TokenizerError(
+                f"this index was built with another tokenizer ({_describe(built.tokenizer[0])}) "
+                f"than the one given ({_describe(tok.spec())}): its text queries would count "
+                "other tokens. Leave the tokenizer out to use the index's, or force it "
+                "(force_tokenizer=True, --force-tokenizer)")
         if vocab_size is None:
-            vocab_size = manifest.vocab_size if manifest else (1 << (8 * index.token_width)) - 1
+            vocab_size = built.vocab_size or (1 << (8 * index.token_width)) - 1
         vocab_size = check_vocab_size(vocab_size, index.token_width)
         shards, removed = open_groups(index, vocab_size, load=load, takedown=takedown,
                                       search_sample=search_sample)
         core = Searcher(shards, removed, vocab_size=vocab_size,
-                        eos_id=eos_id if eos_id is not None else (
-                            manifest.eos_id if manifest else None),
-                        tokenizer=tok)
+                        eos_id=eos_id if eos_id is not None else built.eos_id, tokenizer=tok)
         return cls(index, core, load=load, takedown=takedown, search_sample=search_sample)
 
     def refresh(self) -> bool:
@@ -782,3 +794,55 @@ class Engine:
 def _reopen(cls: type[_E], dirs: list[str], token_dtype: str, vocab_size: int,
             eos_id: int | None) -> _E:
     return cls.open(dirs, token_dtype=token_dtype, vocab_size=vocab_size, eos_id=eos_id)
+
+
+@dataclass(frozen=True)
+class _BuildFacts:
+    """What the manifests of the opened directories agree on."""
+
+    tokenizer: tuple[dict[str, Any], Path] | None  # the spec, and the directory it is in
+    vocab_size: int | None
+    eos_id: int | None
+
+    @classmethod
+    def of(cls, index: OpenedIndex) -> _BuildFacts:
+        dirs = [d.resolve() for d in index.directories]
+        twice = {str(d) for d in dirs if dirs.count(d) > 1}
+        if twice:
+            raise InvalidQueryError(f"the same index directory is given twice ({', '.join(twice)})"
+                                    ": its documents would count twice")
+        if index.manifest is not None:  # one anygram directory
+            m = index.manifest
+            return cls((m.tokenizer, index.directories[0]) if m.tokenizer else None,
+                       m.vocab_size, m.eos_id)
+        found = [(read_manifest(d), d) for d in index.directories
+                 if (d / MANIFEST_NAME).is_file()]
+        if not found or len(found) < len(index.directories):
+            return cls(None, None, None)  # (infini-gram directories record none of it)
+        specs = [m.tokenizer for m, _ in found]
+        if any((a is None) != (b is None) or (a is not None and b is not None
+                                              and not _same_tokenizer(a, b))
+               for a, b in zip(specs, specs[1:])):
+            raise TokenizerError("these indexes were built with different tokenizers ("
+                                 + "; ".join(f"{d}: {_describe(s)}" for s, (_, d)
+                                             in zip(specs, found))
+                                 + "): open them separately")
+        first, first_dir = found[0]
+        vocab = {m.vocab_size for m, _ in found}
+        eos = {m.eos_id for m, _ in found}
+        return cls((first.tokenizer, first_dir) if first.tokenizer else None,
+                   max(vocab), eos.pop() if len(eos) == 1 else None)
+
+
+def _same_tokenizer(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two tokenizer specs tokenize alike: the same kind, file contents (sha256) and
+    options (where the file lies does not matter)."""
+    return {k: v for k, v in a.items() if k != "file"} == \
+        {k: v for k, v in b.items() if k != "file"}
+
+
+def _describe(spec: dict[str, Any] | None) -> str:
+    if spec is None:
+        return "none"
+    name = spec.get("file")
+    return f"{spec.get('kind')} {Path(name).name}" if name else str(spec.get("kind"))

@@ -131,8 +131,20 @@ def _engine(index: Sequence[Path], tokenizer: str | None,
     from ..engine import Engine
 
     path: Path | list[Path] = index[0] if len(index) == 1 else list(index)
-    with Engine.open(path, token_dtype=token_dtype, tokenizer=tokenizer) as engine:
+    ctx = click.get_current_context(silent=True)
+    force = bool(ctx is not None and ctx.meta.get(_FORCE_TOKENIZER))
+    with Engine.open(path, token_dtype=token_dtype, tokenizer=tokenizer,
+                     force_tokenizer=force) as engine:
         yield engine
+
+
+#: ``--force-tokenizer``, kept in the click context (every query command has it).
+_FORCE_TOKENIZER = "anygram.force_tokenizer"
+
+
+def _remember_force(ctx: click.Context, _: click.Parameter, value: bool) -> bool:
+    ctx.meta[_FORCE_TOKENIZER] = value
+    return value
 
 
 def _query(engine: Engine, text: str | None, ids: str | None, name: str) -> list[int]:
@@ -200,6 +212,10 @@ def _index_options(*, tokenizer: str | None = QUERY_TOKENIZER, pretty: bool = Tr
                          help="Token width of an infini-gram index without a manifest, if it "
                               "cannot be inferred.")(f)
         if tokenizer is not None:
+            f = click.option("--force-tokenizer", is_flag=True, expose_value=False,
+                             callback=_remember_force,
+                             help="Use --tokenizer even though the index was built with "
+                                  "another one.")(f)
             f = click.option("--tokenizer", "tokenizer", default=None, metavar="bytes|PATH",
                              help=tokenizer)(f)
         f = click.option("--index", "index", multiple=True, required=True, metavar="DIR",
