@@ -231,17 +231,35 @@ def test_unfinished_build_is_refused(tmp_path):
 
 @pytest.mark.parametrize("k", range(1, 9))
 def test_shard_pointers_read_every_width(k, tmp_path):
-    """Shard.pointers (vectorised) reads k-byte little-endian entries as the kernels' _ptr."""
+    """Shard.pointers (vectorised) reads k-byte little-endian entries as the kernels' _ptr,
+    and refuses an entry past the token file (IndexFormatError) as the kernels do."""
     from anygram import kernels
     from anygram.index.reader import Shard
 
     rng = np.random.default_rng(k)
-    values = rng.integers(0, 2 ** min(8 * k, 63), 50, dtype=np.uint64)
+    values = rng.integers(0, 2 ** min(8 * k, 62), 50, dtype=np.uint64)
     sa = np.frombuffer(b"".join(int(v).to_bytes(k, "little") for v in values), dtype=np.uint8)
-    shard = Shard("0", tmp_path, np.zeros(2, np.uint8), sa, np.zeros(1, np.uint64), 1, k,
-                  None, None)
+    # A token file of 2**62 bytes that takes no memory: every value is a pointer into it.
+    huge = np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), (2 ** 62,), (0,))
+    shard = Shard("0", tmp_path, huge, sa, np.zeros(1, np.uint64), 1, k, None, None)
     for lo, hi in [(0, 50), (3, 17), (49, 50), (5, 5), (7, 3)]:
         got = shard.pointers(lo, hi)
         assert got.dtype == np.uint64 and got.tolist() == values[lo:max(lo, hi)].tolist()
-        if k <= 7:  # the kernel returns int64 positions
-            assert got.tolist() == kernels.rank_positions(sa, k, 1, lo, max(lo, hi)).tolist()
+    # A table of 50 positions: the kernel reads the same entries, and both refuse one past
+    # the end of the 50-byte token file.
+    values = rng.permutation(50).astype(np.uint64)
+    sa = np.frombuffer(b"".join(int(v).to_bytes(k, "little") for v in values), dtype=np.uint8)
+    shard = Shard("0", tmp_path, np.zeros(50, np.uint8), sa, np.zeros(1, np.uint64), 1, k,
+                  None, None)
+    for lo, hi in [(0, 50), (3, 17), (49, 50), (5, 5), (7, 3)]:
+        got = shard.pointers(lo, hi)
+        assert got.tolist() == values[lo:max(lo, hi)].tolist()
+        assert got.tolist() == kernels.rank_positions(sa, k, 1, lo, max(lo, hi)).tolist()
+    bad = np.frombuffer(sa.tobytes()[:-k] + (50).to_bytes(k, "little"), dtype=np.uint8)
+    shard = Shard("0", tmp_path, np.zeros(50, np.uint8), bad, np.zeros(1, np.uint64), 1, k,
+                  None, None)
+    with pytest.raises(IndexFormatError):
+        shard.pointers(40, 50)
+    with pytest.raises(IndexFormatError):
+        kernels.rank_positions(bad, k, 1, 40, 50)
+    assert shard.pointers(0, 49).tolist() == values[:49].tolist()

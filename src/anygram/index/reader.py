@@ -20,6 +20,7 @@ from ..errors import (
     IndexNotFoundError,
 )
 from ..fileio import sha256_file
+from ..kernels.checks import pointers_fit
 from .format import (
     DTYPE_OF_WIDTH,
     MANIFEST_NAME,
@@ -76,15 +77,23 @@ class Shard:
         """The byte offsets stored at suffix-array ranks ``[start, end)``, as uint64.
 
         Vectorised: a whole-word width is a view of the table, any other width is widened
-        to 8 bytes first (little-endian, so the high bytes are zero).
+        to 8 bytes first (little-endian, so the high bytes are zero). Raises IndexFormatError
+        when one of them is not a token offset of the shard (a damaged table): what this
+        returns is safe to index with.
         """
         k = self.ptr_width
         raw = self.sa[start * k:max(end, start) * k]
         if k in (1, 2, 4, 8):
-            return raw.view(f"<u{k}").astype(np.uint64)
-        wide = np.zeros((raw.shape[0] // k, 8), dtype=np.uint8)
-        wide[:, :k] = raw.reshape(-1, k)
-        return wide.view("<u8").reshape(-1)
+            out = raw.view(f"<u{k}").astype(np.uint64)
+        else:
+            wide = np.zeros((raw.shape[0] // k, 8), dtype=np.uint8)
+            wide[:, :k] = raw.reshape(-1, k)
+            out = wide.view("<u8").reshape(-1)
+        if not pointers_fit(out, self.ds_bytes, self.token_width):
+            raise IndexFormatError(f"{self.directory}: the suffix array of shard {self.name} "
+                                   "holds a pointer outside its token file: the index is "
+                                   "damaged; run `anygram verify` on it, and rebuild it")
+        return out
 
     @property
     def num_positions(self) -> int:
