@@ -32,6 +32,7 @@ from .corpus import Document, expand_inputs, iter_documents
 from .format import (
     MANIFEST_NAME,
     PARTIAL_SUFFIX,
+    PROGRESS_NAME,
     Manifest,
     ShardInfo,
     describe_shard_files,
@@ -41,7 +42,6 @@ from .format import (
     write_manifest,
 )
 
-PROGRESS_NAME = "progress.json"
 # Peak bytes per token byte while sorting: the bytes themselves + an int32 SA entry per byte.
 _SORT_BYTES_PER_BYTE = 5
 _INT32_SORT_LIMIT = 2**31 - 1

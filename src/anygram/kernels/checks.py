@@ -70,34 +70,31 @@ def first_bad_rank(ds: np.ndarray, sa: np.ndarray, k: int, w: int, start: int, s
 
 
 @kernel
-def first_bad_document(offsets: np.ndarray, ds: np.ndarray, w: int, start: int, stop: int,
-                       step: int) -> int:
-    """The first document ``d`` of ``range(start, stop, step)`` whose separator offset
-    ``offsets[d]`` is not a multiple of ``w`` below ``len(ds)`` holding a separator, or not at
-    least ``w`` past the previous document's (the first document's must be 0); -1 when none.
-    """
-    n = ds.shape[0]
-    uw = np.uint64(w)
+def first_bad_offset(offsets: np.ndarray, limit: int, align: int, gap: int, start: int,
+                     stop: int, step: int) -> int:
+    """The first ``d`` of ``range(start, stop, step)`` where ``offsets[d]`` is not a multiple
+    of ``align`` below ``limit``, or is below ``offsets[d - 1] + gap`` (``offsets[0]`` must be
+    0); -1 when none. Separator offsets: ``limit = len(ds)``, ``align = gap = w``; metadata
+    line offsets: ``limit = len(metadata) + 1``, ``align = 1``, ``gap = 0``."""
+    ua = np.uint64(align)
     for d in range(start, stop, step):
         o = offsets[d]
-        if o % uw != 0 or o >= np.uint64(n) or (d == 0 and o != 0) or (
-                d > 0 and o < offsets[d - 1] + uw):
+        if o % ua != 0 or o >= np.uint64(limit) or (d == 0 and o != 0) or (
+                d > 0 and o < offsets[d - 1] + np.uint64(gap)):
             return d
-        for j in range(w):
-            if ds[np.int64(o) + j] != 0xFF:
-                return d
     return -1
 
 
 @kernel
-def first_bad_line(metaoff: np.ndarray, size: int, start: int, stop: int, step: int) -> int:
-    """The first document ``d`` of ``range(start, stop, step)`` whose metadata line offset
-    ``metaoff[d]`` is above ``size`` or below the previous one (the first must be 0); -1
-    when none."""
+def first_missing_separator(offsets: np.ndarray, ds: np.ndarray, w: int, start: int,
+                            stop: int, step: int) -> int:
+    """The first document ``d`` of ``range(start, stop, step)`` whose offset does not hold a
+    separator (``w`` bytes 0xff; offsets already checked by :func:`first_bad_offset`)."""
     for d in range(start, stop, step):
-        o = metaoff[d]
-        if o > np.uint64(size) or (d == 0 and o != 0) or (d > 0 and o < metaoff[d - 1]):
-            return d
+        o = np.int64(offsets[d])
+        for j in range(w):
+            if ds[o + j] != 0xFF:
+                return d
     return -1
 
 
