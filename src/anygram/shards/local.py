@@ -383,9 +383,8 @@ def open_groups(index: OpenedIndex, vocab_size: int, *, load: LoadMethod = "mmap
                 shard = bisect.bisect_right(doc_base, g) - 1
                 removed[shard].append(g - doc_base[shard])
             gone = open_index(takedown_records.takedown_dir(directory, record), load=load)
-            if gone.shards and gone.token_width != index.token_width:
-                raise IndexFormatError(f"the takedown index of {directory} does not match it: "
-                                       "take the documents down again")
+            takedown_records.check_takedown_index(
+                directory, record, [s for s in shards if s.directory == directory], gone)
             minus += gone.shards
     group = LocalShards(shards, vocab_size,
                         [np.unique(np.array(r, dtype=np.int64)) for r in removed],
