@@ -7,8 +7,8 @@ prints ``result.to_dict()`` with the query's ``token_ids`` added. Errors a user 
 and exit with status 1; click's own usage errors exit with status 2.
 
 The commands live in one module per concern (``build``, ``queries``, ``fetch``, ``documents``,
-``serve``, ``takedown``, ``evaluate``) and register themselves on :func:`main` when imported:
-the imports below, in this order, are the order of ``main.commands``.
+``serve``, ``takedown``, ``verify``, ``evaluate``) and register themselves on :func:`main`
+when imported: the imports below, in this order, are the order of ``main.commands``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from . import fetch  # noqa: F401
 from . import documents  # noqa: F401
 from . import serve  # noqa: F401
 from . import takedown  # noqa: F401
+from . import verify  # noqa: F401
 from . import evaluate  # noqa: F401
 # isort: on
 

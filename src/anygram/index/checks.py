@@ -81,7 +81,7 @@ def check_documents(shard: Shard, samples: int | None) -> None:
 
 def check_table(shard: Shard, samples: int | None, max_bytes: int = OPEN_ORDER_BYTES,
                 start: int = 0, stop: int | None = None) -> None:
-    """Suffix-array entries of ranks ``[start, stop]`` (default: all): token offsets of the
+    """Suffix-array entries of ranks ``[start, stop)`` (default: all): token offsets of the
     shard, each suffix strictly before the next rank's (compared over ``max_bytes`` bytes;
     -1: whole). ``samples=None`` checks every rank; else about that many and the last."""
     n = shard.num_positions

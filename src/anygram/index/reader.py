@@ -108,9 +108,10 @@ class Shard:
             wide[:, :k] = raw.reshape(-1, k)
             out = wide.view("<u8").reshape(-1)
         if not pointers_fit(out, self.ds_bytes, self.token_width):
-            raise IndexFormatError(f"{self.directory}: the suffix array of shard {self.name} "
-                                   "holds a pointer outside its token file: the index is "
-                                   "damaged; run `anygram verify` on it, and rebuild it")
+            table = self.directory / shard_file_names(self.file_suffix)["table"]
+            raise IndexFormatError(f"{table} holds a pointer outside its token file: the "
+                                   "index is damaged; run `anygram verify` on it, and "
+                                   "rebuild it")
         return out
 
     @property
