@@ -64,6 +64,21 @@ def piece_starts_word(piece: str | None) -> bool:
         piece in _WHITESPACE_BYTE_PIECES
 
 
+def _checked_text(text: str) -> str:
+    """``text``, refused (TokenizerError) unless it is a str with a UTF-8 form."""
+    if not isinstance(text, str):
+        raise TokenizerError(f"text to tokenize must be a str, not {type(text).__name__}")
+    if not text.isascii():  # O(1) for an ASCII str: only other texts are encoded to check
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise TokenizerError(
+                f"text cannot be encoded as UTF-8 ({exc.reason} at position {exc.start}); "
+                "remove lone surrogate characters from the text"
+            ) from exc
+    return text
+
+
 def _rebuild(
     cls: type[_FileTokenizer], path: str, options: dict[str, Any], sha256: str
 ) -> Tokenizer:
@@ -84,13 +99,26 @@ class Tokenizer(ABC):
     max_id: int
     eos_id: int | None
 
-    @abstractmethod
     def encode(self, text: str) -> list[int]:
-        """Token ids of ``text``; no BOS/EOS or other special tokens are added."""
+        """Token ids of ``text``; no BOS/EOS or other special tokens are added.
+
+        Raises:
+            TokenizerError: ``text`` is not a str, or holds lone surrogates (which have no
+                UTF-8 form: every tokenizer refuses them alike).
+        """
+        return self._encode(_checked_text(text))
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
-        """``[self.encode(t) for t in texts]``; adapters override this with a faster batch call."""
-        return [self.encode(text) for text in texts]
+        """``[self.encode(t) for t in texts]``, with the adapter's faster batch call."""
+        return self._encode_batch([_checked_text(text) for text in texts])
+
+    @abstractmethod
+    def _encode(self, text: str) -> list[int]:
+        """:meth:`encode` of a text known to be valid Unicode."""
+
+    def _encode_batch(self, texts: list[str]) -> list[list[int]]:
+        """:meth:`encode_batch` of valid texts; adapters override it with a batch call."""
+        return [self._encode(text) for text in texts]
 
     def decode(self, ids: Sequence[int], *, checked: bool = True) -> str:
         """Text of ``ids``; bytes that are not valid UTF-8 become U+FFFD instead of raising.
