@@ -13,13 +13,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ..errors import IndexFormatError
+from ..kernels import find_range
 from ..kernels.checks import (
     first_bad_offset,
     first_bad_rank,
     first_missing_separator,
 )
-from .format import CHECKSUM_MAX_BYTES, shard_file_names
+from .format import CHECKSUM_MAX_BYTES, separator, shard_file_names
 
 if TYPE_CHECKING:
     from .reader import Shard
@@ -49,13 +52,20 @@ def _spread(n: int, samples: int | None) -> list[tuple[int, int, int]]:
 
 
 def check_documents(shard: Shard, samples: int | None) -> None:
-    """Separator offsets: in order, aligned, inside the token file, each at a separator; the
-    metadata line offsets: one per document, in order, inside the metadata file.
+    """Separator offsets: as many as the separators the suffix array sorts last, in order,
+    aligned, inside the token file, each at a separator; the metadata line offsets: one per
+    document, in order, inside the metadata file.
     ``samples=None`` checks every document; else offsets are read whole up to
     :data:`OPEN_FULL_OFFSETS` documents, separators and longer files sampled."""
     n, w = shard.num_docs, shard.token_width
     if n == 0 and shard.ds_bytes:
         raise _damaged(shard, "offset", "no documents, yet the token file is not empty")
+    # Separators sort last, one per document: two binary searches count them.
+    lo, hi = find_range(shard.ds, shard.sa, shard.ptr_width,
+                        np.frombuffer(separator(w), dtype=np.uint8), 0, shard.num_positions)
+    if (hi - lo, hi) != (n, shard.num_positions):
+        raise _damaged(shard, "offset", f"{n} documents, but the suffix array holds "
+                       f"{hi - lo} separators (or does not sort them last)")
     dense = samples is None or n <= OPEN_FULL_OFFSETS
     for start, stop, step in _spread(n, None if dense else samples):
         d = first_bad_offset(shard.offsets, shard.ds_bytes, w, w, start, stop, step)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import mmap
 import re
+import reprlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -315,14 +316,18 @@ def open_index(paths: str | Path | Sequence[str | Path], *, token_dtype: str | N
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
+    if not isinstance(paths, Sequence) or not all(isinstance(p, (str, Path)) for p in paths):
+        raise IndexNotFoundError(f"an index is a directory path or a list of them, not "
+                                 f"{reprlib.repr(paths)}")
     if not paths:
         raise IndexNotFoundError("no index directory given")
-    if load not in ("mmap", "ram"):
-        raise IndexFormatError(f"load must be 'mmap' or 'ram', not {load!r}")
+    if not isinstance(load, str) or load not in ("mmap", "ram"):
+        raise IndexFormatError(f"load must be 'mmap' or 'ram', not {reprlib.repr(load)}")
     want_width = None
     if token_dtype is not None:
-        if token_dtype not in WIDTH_OF_DTYPE:
-            raise IndexFormatError(f"token_dtype must be one of u8, u16, u32, not {token_dtype!r}")
+        if not isinstance(token_dtype, str) or token_dtype not in WIDTH_OF_DTYPE:
+            raise IndexFormatError("token_dtype must be one of u8, u16, u32, not "
+                                   f"{reprlib.repr(token_dtype)}")
         want_width = WIDTH_OF_DTYPE[token_dtype]
     shards: list[Shard] = []
     manifests: list[Manifest] = []

@@ -5,6 +5,8 @@ See the package docstring of :mod:`anygram.tokenization` for the contract every 
 
 from __future__ import annotations
 
+import operator
+import reprlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,7 +14,7 @@ from typing import Any, ClassVar, NoReturn
 
 import numpy as np
 
-from ..errors import TokenizerError, TokenOutOfRangeError
+from ..errors import InvalidQueryError, TokenizerError, TokenOutOfRangeError
 from ..fileio import sha256_file
 
 #: Appended to "cannot load" messages so the user knows what is accepted.
@@ -198,13 +200,15 @@ class Tokenizer(ABC):
             # Index slices: the range check is vectorised, and tolist() gives Python ints.
             self.check_range(ids)
             return ids.tolist()  # type: ignore[no-any-return]
-        tolist = getattr(ids, "tolist", None)
-        if callable(tolist):
-            id_list = tolist()
-        elif type(ids) is list and all(type(i) is int for i in ids):
+        if type(ids) is list and all(type(i) is int for i in ids):
             id_list = ids
         else:
-            id_list = [int(i) for i in ids]
+            try:  # ints only (numpy's too): not floats, strings or nested lists
+                id_list = [operator.index(i) for i in
+                           (ids.tolist() if isinstance(ids, np.ndarray) else ids)]
+            except TypeError:
+                raise InvalidQueryError(f"token ids must be a sequence of ints, not "
+                                        f"{reprlib.repr(ids)}") from None
         if id_list:
             lo, hi = min(id_list), max(id_list)
             if lo < 0 or hi > self.max_id:
