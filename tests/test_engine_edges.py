@@ -263,3 +263,26 @@ def test_shard_pointers_read_every_width(k, tmp_path):
     with pytest.raises(IndexFormatError):
         kernels.rank_positions(bad, k, 1, 40, 50)
     assert shard.pointers(0, 49).tolist() == values[:49].tolist()
+
+
+def test_cnf_extremes_are_answered_or_typed(tmp_path):
+    """max_diff_tokens of 2**63 and more is the whole document (it overflowed the kernels'
+    int64); a CNF nested 3,000 deep is an InvalidQueryError (formatting it recursed)."""
+    eng, _ = _engine(tmp_path, [[1, 2, 3, 1], [2, 5, 5, 5, 1], [1]])
+    whole = eng.count_cnf([[[1]], [[2]]], max_diff_tokens=1000).count
+    assert whole == 3
+    for d in (2 ** 62, 2 ** 63 - 1, 2 ** 63, 2 ** 64, 10 ** 30):
+        assert eng.count_cnf([[[1]], [[2]]], max_diff_tokens=d).count == whole
+        assert eng.find_cnf([[[1]], [[2]]], max_diff_tokens=d).count == whole
+    deep: list = [[1]]
+    for _ in range(3000):
+        deep = [deep]
+    for call in (eng.count_cnf, eng.count_docs_with_all, eng.count, eng.search_docs):
+        with pytest.raises(InvalidQueryError):
+            call(deep)
+
+
+def test_same_directory_twice_is_refused(tmp_path):
+    _engine(tmp_path, [[1, 2]])
+    with pytest.raises(IndexFormatError, match="twice"):
+        Engine.open([tmp_path / "idx", tmp_path / "idx" / ".." / "idx"])
