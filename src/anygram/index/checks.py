@@ -13,10 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from ..errors import IndexFormatError
-from ..kernels import find_range
 from ..kernels.checks import (
     first_bad_offset,
     first_bad_rank,
@@ -52,7 +49,8 @@ def _spread(n: int, samples: int | None) -> list[tuple[int, int, int]]:
 
 
 def check_documents(shard: Shard, samples: int | None) -> None:
-    """Separator offsets: as many as the separators the suffix array sorts last, in order,
+    """Separator offsets: as many as the separators the suffix array sorts last (checked at
+    the boundary only: the order is :func:`check_table`'s), in order,
     aligned, inside the token file, each at a separator; the metadata line offsets: one per
     document, in order, inside the metadata file.
     ``samples=None`` checks every document; else offsets are read whole up to
@@ -60,12 +58,13 @@ def check_documents(shard: Shard, samples: int | None) -> None:
     n, w = shard.num_docs, shard.token_width
     if n == 0 and shard.ds_bytes:
         raise _damaged(shard, "offset", "no documents, yet the token file is not empty")
-    # Separators sort last, one per document: two binary searches count them.
-    lo, hi = find_range(shard.ds, shard.sa, shard.ptr_width,
-                        np.frombuffer(separator(w), dtype=np.uint8), 0, shard.num_positions)
-    if (hi - lo, hi) != (n, shard.num_positions):
-        raise _damaged(shard, "offset", f"{n} documents, but the suffix array holds "
-                       f"{hi - lo} separators (or does not sort them last)")
+    # Separators sort last (0xff is the largest byte), one per document: the last n ranks
+    # start with one, the rank before does not.
+    first = shard.num_positions - n
+    if [_at_separator(shard, r) for r in range(max(first - 1, 0), first + min(n, 1))] != \
+            [False] * (first > 0) + [True] * (n > 0):
+        raise _damaged(shard, "offset", f"{n} documents, but the suffix array does not end "
+                       f"with {n} separators")
     dense = samples is None or n <= OPEN_FULL_OFFSETS
     for start, stop, step in _spread(n, None if dense else samples):
         d = first_bad_offset(shard.offsets, shard.ds_bytes, w, w, start, stop, step)
@@ -87,6 +86,12 @@ def check_documents(shard: Shard, samples: int | None) -> None:
         if d >= 0:
             raise _damaged(shard, "metaoff", f"document {d}'s metadata offset "
                            f"{int(shard.metaoff[d])} is out of order or past the metadata")
+
+
+def _at_separator(shard: Shard, rank: int) -> bool:
+    """Whether the suffix at ``rank`` starts with a separator (its pointer is checked)."""
+    p = int(shard.pointers(rank, rank + 1)[0])
+    return bytes(shard.ds[p:p + shard.token_width]) == separator(shard.token_width)
 
 
 def check_table(shard: Shard, samples: int | None, max_bytes: int = OPEN_ORDER_BYTES,
