@@ -215,20 +215,21 @@ DATA: list[tuple[str, Mutation, bool]] = [
 TOKENS_CHANGED = ("a token byte flipped", _flip("tokenized.0"), False)
 
 
-def _manifest(edit: Callable[[dict], object]) -> Mutation:
+def _json_edit(name: str, edit: Callable[[dict], object]) -> Mutation:
+    """Edit a JSON file of the index in place (``edit`` returns None) or replace it."""
     def mutate(d: Path, w: int) -> None:
-        m = json.loads((d / "manifest.json").read_text())
-        new = edit(m)
-        (d / "manifest.json").write_text(json.dumps(m if new is None else new))
+        obj = json.loads((d / name).read_text())
+        new = edit(obj)
+        (d / name).write_text(json.dumps(obj if new is None else new))
     return mutate
+
+
+def _manifest(edit: Callable[[dict], object]) -> Mutation:
+    return _json_edit("manifest.json", edit)
 
 
 def _record(edit: Callable[[dict], object]) -> Mutation:
-    def mutate(d: Path, w: int) -> None:
-        r = json.loads((d / "takedown.json").read_text())
-        new = edit(r)
-        (d / "takedown.json").write_text(json.dumps(r if new is None else new))
-    return mutate
+    return _json_edit("takedown.json", edit)
 
 
 def _nested(d: Path, w: int) -> None:
