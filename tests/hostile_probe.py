@@ -34,8 +34,10 @@ def encoder(kind: str) -> Callable[[str], list[int]]:
     return lambda s: [WORD_BASE + WORDS.index(w) for w in s.split()]
 
 
-def queries(eng: Engine, enc: Callable[[str], list[int]]) -> dict[str, Callable[[], Any]]:
-    """Calls that between them reach every kernel (test_probe_reaches_every_kernel)."""
+def queries(eng: Engine, plain: Engine, enc: Callable[[str], list[int]]
+            ) -> dict[str, Callable[[], Any]]:
+    """Calls that between them reach every kernel (test_probe_reaches_every_kernel);
+    ``plain`` is the index opened without its search sample (the plain binary searches)."""
     cat, dog, the = enc("cat"), enc("dog"), enc("the")
     fox, lazy = enc("fox"), enc("lazy")
     cnf_rare = [[fox], [the]]  # a rare anchor: its partners probed in the text
@@ -43,6 +45,8 @@ def queries(eng: Engine, enc: Callable[[str], list[int]]) -> dict[str, Callable[
     sentence = enc("the cat sat on the mat")
     return {
         "count": lambda: [eng.count(q) for q in ([], the, the + cat, lazy + lazy + lazy)],
+        "count_plain": lambda: [plain.count(q) for q in (the, the + cat, lazy + lazy + lazy)],
+        "infgram_plain": lambda: plain.infgram_ntd(fox + the),
         "ntd": lambda: eng.ntd(the),
         "ntd_sampled": lambda: eng.ntd(the[:1], max_support=3),
         "prob": lambda: eng.prob(the, cat[0]),
@@ -83,20 +87,20 @@ def queries(eng: Engine, enc: Callable[[str], list[int]]) -> dict[str, Callable[
     }
 
 
-#: The CNF plans the tests can force (``anygram.query.cnf._FORCE``), None the chosen one:
-#: each reaches other kernels.
-PLANS = (None, "driver", "probe", "windows", "marks", "marks_split", "merge")
+#: The CNF plans the tests can force (``anygram.query.cnf.plans.FORCE_PLAN``), None the
+#: chosen one: each reaches other kernels.
+PLANS = (None, "driver", "probe", "windows", "marks", "marks_split", "merge", "split")
 
 
 def forced(plan: str | None, call: Callable[[], Any]) -> Callable[[], Any]:
     def run() -> Any:
-        from anygram.query import cnf
+        from anygram.query.cnf import plans
 
-        saved, cnf._FORCE = cnf._FORCE, plan
+        saved, plans.FORCE_PLAN = plans.FORCE_PLAN, plan
         try:
             return call()
         finally:
-            cnf._FORCE = saved
+            plans.FORCE_PLAN = saved
     return run
 
 
@@ -127,6 +131,7 @@ def probe(kind: str, directory: str) -> dict[str, Any]:
     out: dict[str, Any] = {"dir": directory, "answers": {}}
     try:
         eng = Engine.open(directory)
+        plain = Engine.open(directory, search_sample=False)
     except AnygramError as e:
         out["open"] = f"typed:{type(e).__name__}: {e}"
     except Exception as e:  # noqa: BLE001
@@ -134,7 +139,7 @@ def probe(kind: str, directory: str) -> dict[str, Any]:
     else:
         out["open"] = "ok"
         out["answers"] = {name: outcome(call)
-                          for name, call in queries(eng, encoder(kind)).items()}
+                          for name, call in queries(eng, plain, encoder(kind)).items()}
     try:
         out["verify"] = verify_index(directory).ok
     except AnygramError as e:

@@ -222,6 +222,8 @@ def test_every_file_has_a_checksum_and_older_manifests_still_open(tmp_path):
     m = json.loads(path.read_text())
     for shard in m["shards"]:
         for name, entry in shard["files"].items():
+            if name.startswith("sample."):
+                continue  # the search sample: a CRC, checked on load and by verify in full
             assert entry["checksum"] == "sha256:" + sha256_file(tmp_path / "idx" / name)
             entry.pop("checksum")
     path.write_text(json.dumps(m))

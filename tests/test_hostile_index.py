@@ -21,6 +21,7 @@ import random
 import shutil
 import subprocess
 import sys
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,6 +31,7 @@ import pytest
 from anygram import Engine, build_index
 from anygram import takedown as td
 from anygram.index import checks
+from anygram.index import sample as search_sample
 from anygram.index.build import build_index_from_ids
 
 HERE = Path(__file__).resolve().parent
@@ -464,13 +466,17 @@ def test_links_inside_the_directory_change_nothing(pristine, tmp_path):
     assert linked["open"] == "ok" and linked["answers"] == sound["answers"]
 
 
-def test_probe_reaches_every_kernel(pristine):
+def test_probe_reaches_every_kernel(pristine, tmp_path):
     """The probe's queries run every kernel that Python code calls (the others are helpers
     inlined into these), so the mutations above reach every kernel."""
-    from anygram.kernels import analysis, cnf, docs, lm, search
+    from anygram.kernels import analysis, cnf, docs, lm, sample, search
 
-    eng = Engine.open(pristine["words"])
-    for call in queries(eng, lambda s: [WORD_BASE + WORDS.index(x) for x in s.split()]
+    copy = tmp_path / "words"
+    shutil.copytree(pristine["words"], copy)
+    for p in copy.glob("sample.*"):  # so the search sample is built (and written) here
+        p.unlink()
+    eng, plain = Engine.open(copy), Engine.open(copy, search_sample=False)
+    for call in queries(eng, plain, lambda s: [WORD_BASE + WORDS.index(x) for x in s.split()]
                         ).values():
         call()
     top_level = {"search": ["find_range", "find_range_cached", "next_token_counts",
@@ -481,8 +487,79 @@ def test_probe_reaches_every_kernel(pristine):
                          "probe_anchors", "sort_positions", "docs_of_sorted", "mark_ranks",
                          "sweep_marks", "verify_marks", "docs_with_marks"],
                  "analysis": ["suffix_walk", "span_ranges"],
-                 "lm": ["_shard_candidates", "_lookup_candidates"]}
-    modules = {"search": search, "docs": docs, "cnf": cnf, "analysis": analysis, "lm": lm}
+                 "lm": ["_shard_candidates", "_lookup_candidates"],
+                 "sample": ["build_sample", "find_range_sampled", "longest_suffix_sampled"]}
+    modules = {"search": search, "docs": docs, "cnf": cnf, "analysis": analysis, "lm": lm,
+               "sample": sample}
     missed = [f"{m}.{k}" for m, names in top_level.items() for k in names
               if not getattr(modules[m], k).signatures]
     assert not missed, f"kernels the probe does not reach: {missed}"
+
+
+def _edit_sample(edit: Callable[[np.ndarray, np.ndarray, np.ndarray, int], None]) -> Mutation:
+    """Rewrite shard 0's search sample with ``edit(keys, lens, ptrs, row)`` applied to a row
+    its own load-time spot check does not read, the CRC recomputed: a hostile file passes its
+    own checksum."""
+    def mutate(d: Path, w: int) -> None:
+        path = d / "sample.0"
+        raw = path.read_bytes()
+        magic, version, stride, m, n, _, *fingerprint = search_sample._HEADER.unpack_from(raw)
+        at = search_sample._HEADER_SIZE
+        keys = np.frombuffer(raw, np.uint8, n * m, at).reshape(n, m).copy()
+        lens = np.frombuffer(raw, np.uint8, n, at + n * m).copy()
+        ptrs = np.frombuffer(raw, "<i8", n, at + n * m + n).copy()
+        edit(keys, lens, ptrs, n // 3)
+        body = keys.tobytes() + lens.tobytes() + ptrs.astype("<i8").tobytes()
+        header = search_sample._HEADER.pack(magic, version, stride, m, n, zlib.crc32(body),
+                                            *fingerprint)
+        path.write_bytes(header.ljust(at, b"\0") + body)
+    return mutate
+
+
+def _long_lens(keys, lens, ptrs, row):
+    lens[row] = 255  # past the row's 16 bytes
+
+
+def _ptr_past_end(keys, lens, ptrs, row):
+    ptrs[row] = 1 << 40
+
+
+def _ptr_negative(keys, lens, ptrs, row):
+    ptrs[row] = -(1 << 40)
+
+
+def _key_changed(keys, lens, ptrs, row):
+    keys[row] = 0  # in range, out of order: only verify can tell
+
+
+#: Hostile search samples: (name, mutation, whether the loader must refuse it).
+SAMPLES: list[tuple[str, Mutation, bool]] = [
+    ("a sample that is a FIFO", _fifo("sample.0"), True),
+    ("a sample cut short", _truncate("sample.0", lambda n: n - 5), True),
+    ("a sample with a key length past its row", _edit_sample(_long_lens), True),
+    ("a sample with an offset past the end", _edit_sample(_ptr_past_end), True),
+    ("a sample with a negative offset", _edit_sample(_ptr_negative), True),
+    ("a sample with a key out of order", _edit_sample(_key_changed), False),
+]
+
+
+@pytest.mark.parametrize("kind", ["text", "words"])
+def test_hostile_search_samples_are_not_used(pristine, tmp_path, kind):
+    """A search sample (sample.{s}) whose entries would index memory outside the shard, or
+    that is no regular file, is ignored and rebuilt: the answers do not change; one that is
+    merely wrong can change them, and verify reports it."""
+    w = 1 if kind == "text" else 2
+    made = _copies(pristine[kind], tmp_path, [("sound", lambda d, w: None)]
+                   + [(n, m) for n, m, _ in SAMPLES], w, manifest=True)
+    results = _run_probe(kind, list(made.values()))
+    want = results[str(made["sound"])]["answers"]
+    problems = []
+    for name, _, refused in SAMPLES:
+        got = results[str(made[name])]
+        if "crash" in got or _untyped(got):
+            problems.append(f"{name}: {got.get('crash') or _untyped(got)}")
+        elif refused and got["answers"] != want:
+            problems.append(f"{name}: the answers changed")
+        elif not refused and got["verify"] is not False:
+            problems.append(f"{name}: verify passed it")
+    assert not problems, "\n".join(problems)

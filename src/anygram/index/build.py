@@ -407,6 +407,7 @@ _INDEX_ENTRY = re.compile("|".join([
     re.escape(takedown.RECORD_NAME) + r"(\.tmp)?",
     re.escape(takedown.LOCK_NAME),
     r"takedown-[0-9]+(\.partial)?",
+    re.escape(search_sample.SAMPLE_NAME) + r"(\.[0-9]+)?(\.[0-9]+\.[0-9]+\.tmp)?",
     re.escape(PROGRESS_NAME) + r"(\.tmp)?",
 ]))
 

@@ -152,7 +152,8 @@ class ShardInfo:
                 raise bad(f"{key} {reprlib.repr(value)}")
         if not isinstance(self.files, dict):
             raise bad(f"files {reprlib.repr(self.files)}")
-        own = set(shard_file_names(self.name).values())
+        # and the search sample beside it (anygram.index.sample's sidecar)
+        own = {*shard_file_names(self.name).values(), f"sample.{self.name}"}
         for name, entry in self.files.items():
             if name not in own:
                 raise bad(f"{name!r} is not one of its files")

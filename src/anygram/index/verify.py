@@ -11,6 +11,8 @@ sound; this module reads everything:
   metadata line offset, and the largest token id against the vocabulary;
 - every suffix-array entry a token offset, each suffix strictly before the next (compared to
   the end): with one entry per position this makes the table a permutation in suffix order;
+- the search sample beside each shard (``sample.{s}``), if any: equal to the one its table
+  gives;
 - the takedown record: its index verified the same way, and its documents equal, token for
   token, to the documents the record lists.
 
@@ -34,6 +36,7 @@ from ..errors import IndexFormatError
 from ..fileio import sha256_file
 from ..kernels.checks import token_stats
 from . import checks, takedown
+from . import sample as search_sample
 from .format import Manifest, inside, shard_file_names
 from .reader import OpenedIndex, Shard, open_index
 
@@ -104,6 +107,7 @@ def _verify_opened(index: OpenedIndex, report: VerifyReport, progress: bool) -> 
         _verify_checksums(directory, manifest, report, progress)
     for shard in index.shards:
         _problem(report, _verify_shard, shard, manifest, progress)
+        _problem(report, _verify_sample, shard, report)
     _problem(report, _verify_takedown, directory, index, report, progress)
 
 
@@ -120,6 +124,8 @@ def _verify_checksums(directory: Path, manifest: Manifest, report: VerifyReport,
     files: list[tuple[Path, str]] = []
     for info in manifest.shards:
         for name, entry in info.files.items():
+            if name.startswith(search_sample.SAMPLE_NAME):
+                continue  # not a part of the index: checked whole by _verify_sample
             digest = entry.get("checksum", "").removeprefix("sha256:") or entry.get("sha256")
             if digest:
                 files.append((inside(directory, name, "shard file"), digest))
@@ -168,6 +174,27 @@ def _verify_shard(shard: Shard, manifest: Manifest | None, progress: bool) -> No
             bar.update(hi - lo)
 
 
+def _verify_sample(shard: Shard, report: VerifyReport) -> None:
+    """The shard's search sample, if it has one beside it, equals the one its table gives
+    (a sample is read by every search: a wrong one that passes its own checks on load would
+    give wrong answers)."""
+    path = shard.directory / search_sample.sample_name(shard.file_suffix)
+    if not path.exists() and not path.is_symlink():
+        return
+    found = search_sample.read(path, shard.ds, shard.sa, shard.token_width, shard.ptr_width)
+    if found is None:
+        report.notes.append(f"{path} is stale or damaged: it is not used, and is rebuilt on "
+                            "first use")
+        return
+    sound = search_sample.build(shard.ds, shard.sa, shard.token_width, shard.ptr_width,
+                                stride=found.stride, key_bytes=found.keys.shape[1])
+    if not all(np.array_equal(a, b) for a, b in ((found.keys, sound.keys),
+                                                 (found.lens, sound.lens),
+                                                 (found.ptrs, sound.ptrs))):
+        raise IndexFormatError(f"{path} does not match the shard's suffix array: delete it "
+                               "(it is rebuilt on first use)")
+
+
 def _verify_takedown(directory: Path, index: OpenedIndex, report: VerifyReport,
                      progress: bool) -> None:
     record = takedown.read_record(directory)
@@ -178,7 +205,7 @@ def _verify_takedown(directory: Path, index: OpenedIndex, report: VerifyReport,
     if not report.takedown.ok:
         return
     minus = open_index(where)
-    takedown.check_takedown_index(directory, record, index.shards, minus)
+    takedown.check_takedown_index(directory, record, index.shards, minus.shards)
     bases = np.cumsum([0] + [s.num_docs for s in index.shards])
     removed = (_document(s, d) for s in minus.shards for d in range(s.num_docs))
     for doc_id, tokens in zip(record["doc_ids"], removed):
