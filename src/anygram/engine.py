@@ -208,7 +208,7 @@ class Engine:
         tok = self._core.tokenizer
         if tok is None:
             raise TokenizerError("this index has no tokenizer to decode with")
-        return tok.decode(list(ids))
+        return tok.decode(ids)  # type: ignore[arg-type]  # the tokenizer checks the ids
 
     # ------------------------------------------------------------------ n-gram queries
 
@@ -667,6 +667,8 @@ class Engine:
             raise InvalidQueryError("prompts must be a list of prompts")
         if seeds is None:
             seeds = [(seed, i) for i in range(len(prompts))]
+        elif isinstance(seeds, str) or not isinstance(seeds, Sequence):
+            raise InvalidQueryError("seeds must be a list (one seed per prompt) or None")
         elif len(seeds) != len(prompts):
             raise InvalidQueryError(f"{len(seeds)} seeds for {len(prompts)} prompts")
         return self._generator.generate_many(list(prompts), list(seeds), max_new_tokens, model,

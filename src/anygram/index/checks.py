@@ -11,7 +11,11 @@ damaged index gives errors, never memory corruption; only ``verify`` rules out a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
 
 from ..errors import IndexFormatError
 from ..kernels.checks import (
@@ -21,8 +25,47 @@ from ..kernels.checks import (
 )
 from .format import CHECKSUM_MAX_BYTES, separator, shard_file_names
 
-if TYPE_CHECKING:
-    from .reader import Shard
+
+class ShardView(Protocol):
+    """What the checks read of a shard (:class:`anygram.index.reader.Shard`, read-only)."""
+
+    @property
+    def directory(self) -> Path: ...
+
+    @property
+    def file_suffix(self) -> str | None: ...
+
+    @property
+    def ds(self) -> np.ndarray: ...
+
+    @property
+    def sa(self) -> np.ndarray: ...
+
+    @property
+    def offsets(self) -> np.ndarray: ...
+
+    @property
+    def metadata(self) -> np.ndarray | None: ...
+
+    @property
+    def metaoff(self) -> np.ndarray | None: ...
+
+    @property
+    def token_width(self) -> int: ...
+
+    @property
+    def ptr_width(self) -> int: ...
+
+    @property
+    def num_docs(self) -> int: ...
+
+    @property
+    def num_positions(self) -> int: ...
+
+    @property
+    def ds_bytes(self) -> int: ...
+
+    def pointers(self, start: int, end: int) -> np.ndarray: ...
 
 #: Suffix-array pairs and documents sampled per shard on open.
 OPEN_SAMPLES = 16
@@ -32,7 +75,7 @@ OPEN_ORDER_BYTES = 256
 OPEN_FULL_OFFSETS = CHECKSUM_MAX_BYTES // 8
 
 
-def _damaged(shard: Shard, kind: str, what: str) -> IndexFormatError:
+def _damaged(shard: ShardView, kind: str, what: str) -> IndexFormatError:
     path = shard.directory / shard_file_names(shard.file_suffix)[kind]
     return IndexFormatError(f"{path} is damaged: {what}; run `anygram verify` on the index, "
                             "and rebuild it")
@@ -48,7 +91,7 @@ def _spread(n: int, samples: int | None) -> list[tuple[int, int, int]]:
     return [(0, n, max(1, n // samples)), (n - 1, n, 1)]
 
 
-def check_documents(shard: Shard, samples: int | None) -> None:
+def check_documents(shard: ShardView, samples: int | None) -> None:
     """Separator offsets: as many as the separators the suffix array sorts last (checked at
     the boundary only: the order is :func:`check_table`'s), in order,
     aligned, inside the token file, each at a separator; the metadata line offsets: one per
@@ -88,13 +131,13 @@ def check_documents(shard: Shard, samples: int | None) -> None:
                            f"{int(shard.metaoff[d])} is out of order or past the metadata")
 
 
-def _at_separator(shard: Shard, rank: int) -> bool:
+def _at_separator(shard: ShardView, rank: int) -> bool:
     """Whether the suffix at ``rank`` starts with a separator (its pointer is checked)."""
     p = int(shard.pointers(rank, rank + 1)[0])
     return bytes(shard.ds[p:p + shard.token_width]) == separator(shard.token_width)
 
 
-def check_table(shard: Shard, samples: int | None, max_bytes: int = OPEN_ORDER_BYTES,
+def check_table(shard: ShardView, samples: int | None, max_bytes: int = OPEN_ORDER_BYTES,
                 start: int = 0, stop: int | None = None) -> None:
     """Suffix-array entries of ranks ``[start, stop)`` (default: all): token offsets of the
     shard, each suffix strictly before the next rank's (compared over ``max_bytes`` bytes;
@@ -112,3 +155,31 @@ def check_table(shard: Shard, samples: int | None, max_bytes: int = OPEN_ORDER_B
         if r >= 0:
             raise _damaged(shard, "table", f"the entries at ranks {r} and {r + 1} are not "
                            "token offsets of the shard in suffix order")
+
+
+def check_removed_documents(ids: np.ndarray, shards: Sequence[ShardView],
+                            minus: Sequence[ShardView], where: str) -> None:
+    """Raise IndexFormatError unless ``ids`` (sorted global ids, from a takedown record) are
+    documents of ``shards`` (one index directory's, in order) and ``minus`` (its takedown
+    index) holds one document per id, as long as that document: a takedown index of another
+    record or index would make counts and search disagree. ``where`` names them."""
+    n_docs = sum(s.num_docs for s in shards)
+    if ids.shape[0] and ids[-1] >= n_docs:
+        raise IndexFormatError(f"{where}: document {int(ids[-1])} is not one of the index's "
+                               f"{n_docs}; take the documents down again")
+    want, base = [np.zeros(0, np.int64)], 0
+    for s in shards:
+        local = ids[(ids >= base) & (ids < base + s.num_docs)] - base
+        want.append(_document_bytes(s)[local])
+        base += s.num_docs
+    got = [np.zeros(0, np.int64)] + [_document_bytes(s) for s in minus]
+    if any(s.token_width != m.token_width for s in shards for m in minus) or \
+            not np.array_equal(np.concatenate(got), np.concatenate(want)):
+        raise IndexFormatError(f"{where}: the takedown index does not hold the documents the "
+                               "record lists; take the documents down again (anygram "
+                               "takedown --undo, then the ids again)")
+
+
+def _document_bytes(shard: ShardView) -> np.ndarray:
+    """Bytes of each document of a shard, its separator included."""
+    return np.diff(np.append(shard.offsets.astype(np.int64), shard.ds_bytes))

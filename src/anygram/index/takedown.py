@@ -20,15 +20,13 @@ import reprlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ..errors import IndexFormatError
+from .checks import ShardView, check_removed_documents
 from .format import inside, read_json_record
-
-if TYPE_CHECKING:
-    from .reader import OpenedIndex, Shard
 
 RECORD_NAME = "takedown.json"
 LOCK_NAME = "takedown.lock"
@@ -74,33 +72,13 @@ def takedown_dir(index_dir: Path, record: dict[str, Any]) -> Path:
     return inside(Path(index_dir), f"takedown-{int(record['generation'])}", "takedown index")
 
 
-def check_takedown_index(index_dir: Path, record: dict[str, Any], shards: Sequence[Shard],
-                         minus: OpenedIndex) -> None:
+def check_takedown_index(index_dir: Path, record: dict[str, Any], shards: Sequence[ShardView],
+                         minus: Sequence[ShardView]) -> None:
     """Raise IndexFormatError unless the record fits the index and its takedown index: every
-    id is a document of ``shards`` (the directory's, in order), and ``minus`` holds one
-    document per id, as long as that document. A takedown index of another record or another
-    index would make counts and search disagree."""
-    where = Path(index_dir) / RECORD_NAME
-    ids = np.asarray(record["doc_ids"], dtype=np.int64)
-    n_docs = sum(s.num_docs for s in shards)
-    if ids.shape[0] and ids[-1] >= n_docs:
-        raise _damaged(where, f"document {int(ids[-1])} is not one of the index's {n_docs}")
-    want, base = [np.zeros(0, np.int64)], 0
-    for s in shards:
-        local = ids[(ids >= base) & (ids < base + s.num_docs)] - base
-        want.append(_document_bytes(s)[local])
-        base += s.num_docs
-    got = [np.zeros(0, np.int64)] + [_document_bytes(s) for s in minus.shards]
-    if any(s.token_width != minus.token_width for s in shards) or \
-            not np.array_equal(np.concatenate(got), np.concatenate(want)):
-        raise IndexFormatError(f"{takedown_dir(index_dir, record)} does not hold the documents "
-                               f"{where} lists: take the documents down again (anygram "
-                               "takedown --undo, then the ids again)")
-
-
-def _document_bytes(shard: Shard) -> np.ndarray:
-    """Bytes of each document of a shard, its separator included."""
-    return np.diff(np.append(shard.offsets.astype(np.int64), shard.ds_bytes))
+    id is a document of ``shards`` (the directory's, in order), and ``minus`` (the takedown
+    index's shards) holds one document per id, as long as that document."""
+    where = f"{Path(index_dir) / RECORD_NAME} and {takedown_dir(index_dir, record)}"
+    check_removed_documents(np.asarray(record["doc_ids"], dtype=np.int64), shards, minus, where)
 
 
 @contextmanager
