@@ -148,3 +148,86 @@ def test_bad_eos_id_is_refused(tmp_path):
         with pytest.raises(BuildError, match="eos_id"):
             build_index(src, tmp_path / "idx", progress=False, eos_id=bad)
     assert not (tmp_path / "idx").exists()
+
+
+@pytest.mark.parametrize("what", ["a directory of notes", "a file", "a link to an index",
+                                  "an empty directory", "an index and notes"])
+def test_overwrite_replaces_only_an_index(tmp_path, what):
+    """--overwrite deletes nothing that is not an index: a working directory, a file, a link,
+    an index holding someone's notes are refused (BuildError) and left as they were."""
+    src = _write_jsonl(tmp_path / "c.jsonl", TEXTS[:5])
+    out = tmp_path / "out"
+    if what == "a directory of notes":
+        (out / "sub").mkdir(parents=True)
+        (out / "notes.txt").write_text("precious")
+    elif what == "a file":
+        out.write_text("precious")
+    elif what == "a link to an index":
+        build_index(src, tmp_path / "real", progress=False)
+        out.symlink_to(tmp_path / "real")
+    elif what == "an empty directory":
+        out.mkdir()
+    else:
+        build_index(src, out, progress=False)
+        (out / "notes.txt").write_text("precious")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    with pytest.raises(BuildError, match="--out"):
+        build_index(src, out, progress=False, overwrite=True)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+    if what == "a file":
+        assert out.read_text() == "precious"
+
+
+def test_overwrite_replaces_an_index_and_its_takedown(tmp_path, monkeypatch):
+    from anygram import takedown as td
+
+    src = _write_jsonl(tmp_path / "c.jsonl")
+    build_index(src, tmp_path / "idx", progress=False, shard_tokens=1500)
+    td.take_down(tmp_path / "idx", [1])
+    (tmp_path / "idx.old").mkdir()  # a name of the user's: the old index must not take it
+    (tmp_path / "idx.old" / "keep.txt").write_text("mine")
+    build_index(_write_jsonl(tmp_path / "d.jsonl", TEXTS[:3]), tmp_path / "idx",
+                progress=False, overwrite=True)
+    assert Engine.open(tmp_path / "idx").num_docs == 3
+    assert not (tmp_path / "idx" / "takedown.json").exists()
+    assert (tmp_path / "idx.old" / "keep.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.jsonl", "d.jsonl", "idx",
+                                                         "idx.old"]
+    # --out . from inside an index replaces it; from inside anything else it is refused.
+    monkeypatch.chdir(tmp_path / "idx")
+    build_index(src, ".", progress=False, overwrite=True)
+    assert Engine.open(tmp_path / "idx").num_docs == len(TEXTS)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(BuildError, match="not part of an index"):
+        build_index(src, ".", progress=False, overwrite=True)
+
+
+def test_a_stale_partial_holding_other_files_is_not_deleted(tmp_path):
+    (tmp_path / "idx.partial").mkdir()
+    (tmp_path / "idx.partial" / "thesis.tex").write_text("precious")
+    with pytest.raises(BuildError, match="thesis.tex"):
+        build_index(_write_jsonl(tmp_path / "c.jsonl"), tmp_path / "idx", progress=False)
+    assert (tmp_path / "idx.partial" / "thesis.tex").read_text() == "precious"
+
+
+def test_every_file_has_a_checksum_and_older_manifests_still_open(tmp_path):
+    """The build records a sha256 of every file (what verify checks); a manifest without
+    them (an older anygram's) opens, and verify checks its structure and says so."""
+    from anygram.fileio import sha256_file
+    from anygram.index.verify import verify_index
+
+    build_index(_write_jsonl(tmp_path / "c.jsonl"), tmp_path / "idx", progress=False,
+                shard_tokens=1500)
+    path = tmp_path / "idx" / "manifest.json"
+    m = json.loads(path.read_text())
+    for shard in m["shards"]:
+        for name, entry in shard["files"].items():
+            if name.startswith("sample."):
+                continue  # the search sample: a CRC, checked on load and by verify in full
+            assert entry["checksum"] == "sha256:" + sha256_file(tmp_path / "idx" / name)
+            entry.pop("checksum")
+    path.write_text(json.dumps(m))
+    eng = Engine.open(tmp_path / "idx")
+    assert eng.count("the lazy dog").count == len(TEXTS)
+    report = verify_index(tmp_path / "idx")
+    assert report.ok and any("no checksum recorded" in n for n in report.notes)

@@ -12,6 +12,7 @@ import base64
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -392,6 +393,27 @@ def test_python_dash_m_smoke() -> None:
                           text=True, env=env, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "Usage: anygram" in proc.stdout and "infgram-ntd" in proc.stdout
+
+
+# ----------------------------------------------------------------------------- verify
+
+
+def test_verify_reports_a_sound_index_and_a_changed_byte(index, tmp_path):
+    report = run("verify", index, "--quiet")
+    assert report["ok"] is True and report["problems"] == [] and report["docs"] == len(DOCS)
+    assert report["bytes_hashed"] > 0 and report["takedown"] is None
+    damaged = tmp_path / "idx"
+    shutil.copytree(index, damaged)
+    data = bytearray((damaged / "tokenized.0").read_bytes())
+    data[5] ^= 1  # a token changed: the index still opens, its checksum no longer matches
+    (damaged / "tokenized.0").write_bytes(bytes(data))
+    result = run("verify", damaged, "-q", ok=False)
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["ok"] is False and "tokenized.0" in report["problems"][0]
+    assert result.stderr.startswith("error: ") and "failed verification" in result.stderr
+    line = fails("verify", tmp_path / "nothing", "-q")
+    assert "no index" in line
 
 
 # ----------------------------------------------------------------------------- fetch (offline)

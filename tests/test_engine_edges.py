@@ -231,20 +231,38 @@ def test_unfinished_build_is_refused(tmp_path):
 
 @pytest.mark.parametrize("k", range(1, 9))
 def test_shard_pointers_read_every_width(k, tmp_path):
-    """Shard.pointers (vectorised) reads k-byte little-endian entries as the kernels' _ptr."""
+    """Shard.pointers (vectorised) reads k-byte little-endian entries as the kernels' _ptr,
+    and refuses an entry past the token file (IndexFormatError) as the kernels do."""
     from anygram import kernels
     from anygram.index.reader import Shard
 
     rng = np.random.default_rng(k)
-    values = rng.integers(0, 2 ** min(8 * k, 63), 50, dtype=np.uint64)
+    values = rng.integers(0, 2 ** min(8 * k, 62), 50, dtype=np.uint64)
     sa = np.frombuffer(b"".join(int(v).to_bytes(k, "little") for v in values), dtype=np.uint8)
-    shard = Shard("0", tmp_path, np.zeros(2, np.uint8), sa, np.zeros(1, np.uint64), 1, k,
-                  None, None)
+    # A token file of 2**62 bytes that takes no memory: every value is a pointer into it.
+    huge = np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), (2 ** 62,), (0,))
+    shard = Shard("0", tmp_path, huge, sa, np.zeros(1, np.uint64), 1, k, None, None)
     for lo, hi in [(0, 50), (3, 17), (49, 50), (5, 5), (7, 3)]:
         got = shard.pointers(lo, hi)
         assert got.dtype == np.uint64 and got.tolist() == values[lo:max(lo, hi)].tolist()
-        if k <= 7:  # the kernel returns int64 positions
-            assert got.tolist() == kernels.rank_positions(sa, k, 1, lo, max(lo, hi)).tolist()
+    # A table of 50 positions: the kernel reads the same entries, and both refuse one past
+    # the end of the 50-byte token file.
+    values = rng.permutation(50).astype(np.uint64)
+    sa = np.frombuffer(b"".join(int(v).to_bytes(k, "little") for v in values), dtype=np.uint8)
+    shard = Shard("0", tmp_path, np.zeros(50, np.uint8), sa, np.zeros(1, np.uint64), 1, k,
+                  None, None)
+    for lo, hi in [(0, 50), (3, 17), (49, 50), (5, 5), (7, 3)]:
+        got = shard.pointers(lo, hi)
+        assert got.tolist() == values[lo:max(lo, hi)].tolist()
+        assert got.tolist() == kernels.rank_positions(sa, k, 1, lo, max(lo, hi)).tolist()
+    bad = np.frombuffer(sa.tobytes()[:-k] + (50).to_bytes(k, "little"), dtype=np.uint8)
+    shard = Shard("0", tmp_path, np.zeros(50, np.uint8), bad, np.zeros(1, np.uint64), 1, k,
+                  None, None)
+    with pytest.raises(IndexFormatError):
+        shard.pointers(40, 50)
+    with pytest.raises(IndexFormatError):
+        kernels.rank_positions(bad, k, 1, 40, 50)
+    assert shard.pointers(0, 49).tolist() == values[:49].tolist()
 
 
 def test_several_indexes_as_one_corpus_keep_their_common_tokenizer(tmp_path):
@@ -256,8 +274,6 @@ def test_several_indexes_as_one_corpus_keep_their_common_tokenizer(tmp_path):
                     progress=False)
     both = Engine.open([tmp_path / "a", tmp_path / "b"])
     assert both.tokenizer is not None and both.count("language").count == 2
-    with pytest.raises(InvalidQueryError, match="twice"):
-        Engine.open([tmp_path / "a", tmp_path / "a"])
     # built with another tokenizer: refused together, and as an override
     from anygram.index.build import build_index_from_ids
     build_index_from_ids([[1, 2]], tmp_path / "c", vocab_size=255)
@@ -285,3 +301,26 @@ def test_a_tokenizer_unlike_the_index_s_is_refused_unless_forced(tmp_path):
                          force_tokenizer=True)
     assert forced.tokenizer is not None and forced.tokenizer.kind == "hf"
     assert Engine.open(tmp_path / "idx", tokenizer="bytes").count("language").count == 1
+
+
+def test_cnf_extremes_are_answered_or_typed(tmp_path):
+    """max_diff_tokens of 2**63 and more is the whole document (it overflowed the kernels'
+    int64); a CNF nested 3,000 deep is an InvalidQueryError (formatting it recursed)."""
+    eng, _ = _engine(tmp_path, [[1, 2, 3, 1], [2, 5, 5, 5, 1], [1]])
+    whole = eng.count_cnf([[[1]], [[2]]], max_diff_tokens=1000, anchor=0).count
+    assert whole == 3
+    for d in (2 ** 62, 2 ** 63 - 1, 2 ** 63, 2 ** 64, 10 ** 30):
+        assert eng.count_cnf([[[1]], [[2]]], max_diff_tokens=d, anchor=0).count == whole
+        assert eng.find_cnf([[[1]], [[2]]], max_diff_tokens=d, anchor=0).count == whole
+    deep: list = [[1]]
+    for _ in range(3000):
+        deep = [deep]
+    for call in (eng.count_cnf, eng.count_docs_with_all, eng.count, eng.search_docs):
+        with pytest.raises(InvalidQueryError):
+            call(deep)
+
+
+def test_same_directory_twice_is_refused(tmp_path):
+    _engine(tmp_path, [[1, 2]])
+    with pytest.raises(IndexFormatError, match="twice"):
+        Engine.open([tmp_path / "idx", tmp_path / "idx" / ".." / "idx"])

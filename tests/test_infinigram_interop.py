@@ -56,6 +56,7 @@ from anygram.compat import InfiniGramEngine as CompatEngine
 from anygram.index import suffix_array as anygram_sa
 from anygram.index.build import build_index, build_index_from_ids
 from anygram.index.format import ptr_width_for
+from anygram.index.verify import verify_index
 
 infini_engine = infini_gram_engine()
 tokenizers = pytest.importorskip("tokenizers")
@@ -509,6 +510,9 @@ def test_anygram_reads_infini_gram_index(ws, case):
         starts = np.cumsum([0] + [len(x.encode("utf-8")) for x in lines[:-1]])
         assert (directory / f"metaoff{suffix}").read_bytes() == starts.astype("<u8").tobytes()
 
+    # infini-gram's own index passes every structural check (no checksums without a manifest).
+    report = verify_index(directory)
+    assert report.ok, report.problems
     # v6 directories are given as a list, as infini-gram's users do.
     eng = Engine.open([str(directory)] if case.layout == "v6" else directory)
     assert eng.token_width == case.width and eng.num_shards == case.shards

@@ -166,3 +166,35 @@ def test_batches_honour_takedowns(tmp_path):
     pairs = [(q, 2) for q in qs]
     assert eng.prob_many(pairs) == [eng.prob(q, 2) for q in qs]
     assert eng.infgram_prob_many(pairs) == [eng.infgram_prob(q, 2) for q in qs]
+
+
+def test_concurrent_takedowns_in_processes_lose_none(tmp_path):
+    """Four `anygram takedown` processes at once: each waits for the lock, so every
+    document ends up removed (without it, all four built the same generation and only the
+    last one's document stayed removed)."""
+    import os
+    import subprocess
+    import sys
+
+    build_index_from_ids([[i % 7, 1, 2] for i in range(40)], tmp_path / "idx", vocab_size=10)
+    src = Path(__file__).resolve().parents[1] / "src"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(src), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    procs = [subprocess.Popen([sys.executable, "-m", "anygram", "takedown", "--index",
+                               str(tmp_path / "idx"), "--docs", str(d)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for d in (5, 10, 20, 30)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    assert td.removed_ids(tmp_path / "idx") == [5, 10, 20, 30]
+    assert Engine.open(tmp_path / "idx").count([1, 2]).count == 36
+    assert [p.name for p in (tmp_path / "idx").glob("takedown-*")] == ["takedown-4"]
+
+
+def test_takedown_ids_must_be_ints(tmp_path):
+    build_index_from_ids([[1, 2], [3]], tmp_path / "idx", vocab_size=10)
+    for bad in (["a"], [1.5], [None], [True]):
+        with pytest.raises(InvalidQueryError, match="document id"):
+            td.take_down(tmp_path / "idx", bad)
+    assert td.removed_ids(tmp_path / "idx") == []

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from anygram.errors import TokenizerError, TokenOutOfRangeError
+from anygram.errors import InvalidQueryError, TokenizerError, TokenOutOfRangeError
 from anygram.tokenization import (
     ByteTokenizer,
     HFTokenizer,
@@ -408,3 +408,23 @@ def test_bad_spec_dicts(tmp_path: Path) -> None:
         load_tokenizer({"kind": "hf", "file": "tokenizer.json", "sha256": None}, base_dir=tmp_path)
     with pytest.raises(TokenizerError, match="directory"):
         load_tokenizer(tmp_path)
+
+
+def test_every_adapter_refuses_lone_surrogates_and_non_int_ids(tmp_path: Path,
+                                                               hf_path: Path) -> None:
+    """A lone surrogate has no UTF-8 form: every tokenizer raises TokenizerError (the HF and
+    sentencepiece libraries raised TypeError/RuntimeError, tiktoken replaced it silently),
+    for one text and for a batch; ids that are not ints are an InvalidQueryError."""
+    toks = [load_tokenizer("bytes"), load_tokenizer(hf_path),
+            load_tokenizer(_write_tiktoken(tmp_path / "tiny.tiktoken")),
+            load_tokenizer(_train_sentencepiece(tmp_path / "tiny.model"))]
+    for tok in toks:
+        for text in ("a\ud800b", "\udfff", "ok \ud83d"):
+            with pytest.raises(TokenizerError, match="surrogate"):
+                tok.encode(text)
+            with pytest.raises(TokenizerError, match="surrogate"):
+                tok.encode_batch(["fine", text])
+        assert tok.encode_batch(["the cat", "é"]) == [tok.encode("the cat"), tok.encode("é")]
+        for bad in ([1.5], ["a"], [[1]], None, 3, np.array([[1, 2]])):
+            with pytest.raises(InvalidQueryError):
+                tok.decode(bad)

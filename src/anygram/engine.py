@@ -105,7 +105,7 @@ class Engine:
 
         Args:
             path: one index directory or a list of them (all their shards are queried as one
-                corpus; the same directory twice is refused). Their tokenizer, vocabulary
+                corpus). Their tokenizer, vocabulary
                 and end-of-document id are those their manifests agree on (indexes built
                 with different tokenizers are refused: open them separately).
             token_dtype: ``"u8"``/``"u16"``/``"u32"``; only needed for an infini-gram index
@@ -261,7 +261,7 @@ class Engine:
         tok = self._core.tokenizer
         if tok is None:
             raise TokenizerError("this index has no tokenizer to decode with")
-        return tok.decode(list(ids))
+        return tok.decode(ids)  # type: ignore[arg-type]  # the tokenizer checks the ids
 
     # ------------------------------------------------------------------ n-gram queries
 
@@ -785,6 +785,8 @@ class Engine:
             raise InvalidQueryError("prompts must be a list of prompts")
         if seeds is None:
             seeds = [(seed, i) for i in range(len(prompts))]
+        elif isinstance(seeds, str) or not isinstance(seeds, Sequence):
+            raise InvalidQueryError("seeds must be a list (one seed per prompt) or None")
         elif len(seeds) != len(prompts):
             raise InvalidQueryError(f"{len(seeds)} seeds for {len(prompts)} prompts")
         return self._generator.generate_many(list(prompts), list(seeds), max_new_tokens, model,
@@ -806,11 +808,6 @@ class _BuildFacts:
 
     @classmethod
     def of(cls, index: OpenedIndex) -> _BuildFacts:
-        dirs = [d.resolve() for d in index.directories]
-        twice = {str(d) for d in dirs if dirs.count(d) > 1}
-        if twice:
-            raise InvalidQueryError(f"the same index directory is given twice ({', '.join(twice)})"
-                                    ": its documents would count twice")
         if index.manifest is not None:  # one anygram directory
             m = index.manifest
             return cls((m.tokenizer, index.directories[0]) if m.tokenizer else None,

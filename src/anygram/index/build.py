@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import re
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -30,11 +32,13 @@ from ..errors import BuildError
 from ..tokenization import Tokenizer, load_tokenizer, token_width_for
 from . import sample as search_sample
 from . import suffix_array as sa
+from . import takedown
 from .corpus import Document, expand_inputs, iter_documents
 from .format import (
     DEFAULT_SAMPLE_STRIDE,
     MANIFEST_NAME,
     PARTIAL_SUFFIX,
+    PROGRESS_NAME,
     Manifest,
     ShardInfo,
     describe_shard_files,
@@ -45,7 +49,6 @@ from .format import (
 )
 from .progress import Progress, Step
 
-PROGRESS_NAME = "progress.json"
 # Peak bytes per token byte while sorting: the bytes themselves + an int32 SA entry per byte.
 _SORT_BYTES_PER_BYTE = 5
 _INT32_SORT_LIMIT = 2**31 - 1
@@ -328,8 +331,12 @@ def _build(items: Callable[[int], Iterator[tuple[Document | None, bytes]]], out:
            resume: bool, overwrite: bool, progress: bool, sample_stride: int) -> Manifest:
     """Write shards from ``items(skip)`` (documents with token bytes), sort, write manifest."""
     started = time.time()
-    if out.exists() and not overwrite:
-        raise BuildError(f"{out} already exists: choose another output, or pass --overwrite")
+    out = Path(os.path.abspath(out))  # "." and ".." have no name to suffix
+    if out.exists() or out.is_symlink():
+        if not overwrite:
+            raise BuildError(f"{out} already exists: choose another output, or pass "
+                             "--overwrite to replace the index there")
+        _check_replaceable(out)
     if eos_id is not None and not 0 <= eos_id < vocab_size:
         raise BuildError(f"eos_id {eos_id} is not a token id of this vocabulary "
                          f"(0..{vocab_size - 1})")
@@ -341,8 +348,10 @@ def _build(items: Callable[[int], Iterator[tuple[Document | None, bytes]]], out:
         raise BuildError(f"sample_stride must be an int >= 0, not {sample_stride!r}")
     params = {**params, "shard_tokens": budget, "token_width": width}
     partial = out.with_name(out.name + PARTIAL_SUFFIX)
-    if partial.exists() and not resume:
-        shutil.rmtree(partial)
+    if partial.exists() or partial.is_symlink():
+        _check_index_files(partial, "an unfinished build")
+        if not resume:
+            shutil.rmtree(partial)
     partial.mkdir(parents=True, exist_ok=True)
     shards, docs_done = _load_progress(partial, params) if resume else ([], 0)
     done_names = {n for s in shards for n in s.files}
@@ -420,14 +429,54 @@ def _build(items: Callable[[int], Iterator[tuple[Document | None, bytes]]], out:
                "seconds": round(time.time() - started, 3)})
     (partial / PROGRESS_NAME).unlink(missing_ok=True)
     write_manifest(partial, manifest)  # the completion marker: written last
-    if out.exists():
-        trash = out.with_name(out.name + ".old")
-        os.replace(out, trash)
+    if out.exists() or out.is_symlink():
+        _check_replaceable(out)  # again: the directory may have changed during the build
+        # Moved into a fresh directory of its own, so no name of the user's is clobbered.
+        trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.replaced-", dir=out.parent))
+        os.replace(out, trash / out.name)
         os.replace(partial, out)
         shutil.rmtree(trash)
     else:
         os.replace(partial, out)
     return manifest
+
+
+# What an index directory holds: its shard files, manifest, tokenizer copy, takedown records
+# and build progress (and their temporary names). --overwrite deletes nothing else.
+_INDEX_ENTRY = re.compile("|".join([
+    r"(tokenized|table|offset|metadata|metaoff)(\.[0-9]+)?",
+    re.escape(MANIFEST_NAME) + r"(\.tmp)?",
+    "tokenizer",
+    re.escape(takedown.RECORD_NAME) + r"(\.tmp)?",
+    re.escape(takedown.LOCK_NAME),
+    r"takedown-[0-9]+(\.partial)?",
+    re.escape(search_sample.SAMPLE_NAME) + r"(\.[0-9]+)?(\.[0-9]+\.[0-9]+\.tmp)?",
+    re.escape(PROGRESS_NAME) + r"(\.tmp)?",
+]))
+
+
+def _check_index_files(directory: Path, what: str) -> None:
+    """Raise BuildError unless ``directory`` is a real directory (not a link) holding only
+    the files of an index (or of ``what``: a build in progress)."""
+    if directory.is_symlink() or not directory.is_dir():
+        kind = "a symbolic link" if directory.is_symlink() else "not a directory"
+        raise BuildError(f"{directory} is {kind}: the build replaces only a directory "
+                         f"holding {what}; move it away or choose another --out")
+    strangers = sorted(p.name for p in directory.iterdir() if not _INDEX_ENTRY.fullmatch(p.name))
+    if strangers:
+        shown = ", ".join(strangers[:5]) + (", ..." if len(strangers) > 5 else "")
+        raise BuildError(f"{directory} holds files that are not part of {what} ({shown}): "
+                         "the build would delete them; move them away or choose another "
+                         "--out")
+
+
+def _check_replaceable(out: Path) -> None:
+    """Raise BuildError unless ``out`` holds an index, and nothing else: what --overwrite may
+    delete (never a working directory, a home directory or a file)."""
+    _check_index_files(out, "an index")
+    if not (out / MANIFEST_NAME).is_file() and not any(out.glob("tokenized*")):
+        raise BuildError(f"{out} holds no index (no {MANIFEST_NAME}, no tokenized files): "
+                         "--overwrite replaces only an index; choose another --out")
 
 
 __all__ = ["build_index", "build_index_from_ids", "default_shard_positions", "MANIFEST_NAME"]

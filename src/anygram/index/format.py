@@ -20,11 +20,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import reprlib
+import stat
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from ..errors import (
+    IncompleteIndexError,
     IndexFormatError,
     IndexVersionError,
 )
@@ -35,6 +39,8 @@ FORMAT_NAME = "anygram-index"
 FORMAT_VERSION = 1
 LAYOUT = "infini-gram-v4"
 PARTIAL_SUFFIX = ".partial"
+# A build in progress keeps its state in this file; a directory holding it is unfinished.
+PROGRESS_NAME = "progress.json"
 TOKEN_WIDTHS = (1, 2, 4)
 DTYPE_OF_WIDTH = {1: "u8", 2: "u16", 4: "u32"}
 WIDTH_OF_DTYPE = {v: k for k, v in DTYPE_OF_WIDTH.items()}
@@ -43,8 +49,14 @@ WIDTH_OF_DTYPE = {v: k for k, v in DTYPE_OF_WIDTH.items()}
 SAMPLE_NAME = "sample"
 DEFAULT_SAMPLE_STRIDE = 256
 DEFAULT_SAMPLE_KEY_BYTES = 16
-# Files up to this size get a sha256 in the manifest that is checked on every open.
+# Files up to this size get a sha256 in the manifest that is checked on every open (the
+# offset files); every file gets a "checksum" that `anygram verify` checks.
 CHECKSUM_MAX_BYTES = 64 << 20
+# A manifest or takedown record larger than this is refused unread (a real one is a few KB
+# per shard, or 8-odd bytes per taken-down document).
+RECORD_MAX_BYTES = 256 << 20
+# Shard names are file suffixes: digits only, so no name can reach outside the directory.
+_SHARD_NAME = re.compile(r"[0-9]{1,12}")
 
 LoadMethod = Literal["mmap", "ram"]
 
@@ -69,6 +81,56 @@ def shard_file_names(shard: str | None) -> dict[str, str]:
     return {k: (k if shard is None else f"{k}.{shard}") for k in kinds}
 
 
+def inside(directory: Path, name: str, what: str) -> Path:
+    """``directory / name``, refused (IndexFormatError) unless it stays inside ``directory``
+    once symbolic links are followed: an index's files name no place outside it.
+
+    ``name`` comes from an index (a manifest, a takedown record, a directory listing): it must
+    be a relative path without ``..``.
+    """
+    rel = PurePosixPath(name)
+    if not name or rel.is_absolute() or ".." in rel.parts or "\\" in name:
+        raise IndexFormatError(f"{directory}: the {what} {name!r} is not a path inside the "
+                               "index directory: the index is damaged or hostile; refused")
+    path = directory / name
+    if len(rel.parts) == 1 and not path.is_symlink():
+        return path  # a plain name in the directory: nothing to resolve (the common case)
+    real, base = path.resolve(), directory.resolve()
+    if real != base and base not in real.parents:
+        raise IndexFormatError(f"{path} leads outside the index directory (to {real}): "
+                               "copy the file into the index instead of linking it; refused")
+    return path
+
+
+def regular_file_size(path: Path) -> int:
+    """The size of ``path``, refused unless it is a regular file (a FIFO would block a read,
+    a device has no end): IncompleteIndexError when missing, IndexFormatError otherwise."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError as e:
+        raise IncompleteIndexError(f"{path} is missing: the index is incomplete; rebuild "
+                                   "it") from e
+    except OSError as e:
+        raise IndexFormatError(f"cannot read {path} ({e})") from e
+    if not stat.S_ISREG(st.st_mode):
+        raise IndexFormatError(f"{path} is not a regular file: the index is damaged; refused")
+    return st.st_size
+
+
+def read_json_record(path: Path, what: str) -> Any:
+    """The JSON in a small file of an index (a manifest, a takedown record), or
+    IndexFormatError: not a regular file, larger than :data:`RECORD_MAX_BYTES`, unreadable,
+    not JSON, or nested too deep to parse."""
+    size = regular_file_size(path)
+    if size > RECORD_MAX_BYTES:
+        raise IndexFormatError(f"{path} has {size} bytes: too large for a {what}; refused")
+    try:
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError) as e:
+        raise IndexFormatError(f"cannot read {path} as a {what} ({type(e).__name__}: "
+                               f"{str(e)[:200]})") from e
+
+
 @dataclass(frozen=True)
 class ShardInfo:
     """What the manifest records about one shard."""
@@ -78,7 +140,41 @@ class ShardInfo:
     num_tokens: int  # document tokens, separators excluded
     ds_bytes: int
     ptr_width: int
-    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {size, sha256?}
+    # name -> {"size", "checksum": "sha256:<hex>" (for verify), "sha256" (checked on open)}
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def check(self, where: Path) -> None:
+        """Types and ranges of the fields, and file names that are this shard's own."""
+        def bad(what: str) -> IndexFormatError:
+            return IndexFormatError(f"{where} is damaged (shard {reprlib.repr(self.name)}: "
+                                    f"{what}): rebuild the index with `anygram build`")
+
+        if not isinstance(self.name, str) or not _SHARD_NAME.fullmatch(self.name):
+            raise bad("a shard name is a number (the suffix of its files)")
+        for key in ("num_docs", "num_tokens", "ds_bytes", "ptr_width"):
+            value = getattr(self, key)
+            if not _is_int(value) or value < 0:
+                raise bad(f"{key} {reprlib.repr(value)}")
+        if not isinstance(self.files, dict):
+            raise bad(f"files {reprlib.repr(self.files)}")
+        # and the search sample beside it (anygram.index.sample's sidecar)
+        own = {*shard_file_names(self.name).values(), f"sample.{self.name}"}
+        for name, entry in self.files.items():
+            if name not in own:
+                raise bad(f"{name!r} is not one of its files")
+            if not isinstance(entry, dict) or not _is_int(entry.get("size")) or any(
+                    not isinstance(entry.get(k, ""), str) for k in ("sha256", "checksum")):
+                raise bad(f"the entry of {name} is {reprlib.repr(entry)}")
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _shard_info(d: Any) -> ShardInfo:
+    if not isinstance(d, dict):
+        raise TypeError(f"a shard entry is a {type(d).__name__}, not an object")
+    return ShardInfo(**d)
 
 
 @dataclass(frozen=True)
@@ -111,26 +207,62 @@ class Manifest:
         return json.dumps(d, indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], where: Path) -> Manifest:
-        if d.get("format") != FORMAT_NAME:
-            raise IndexFormatError(
-                f"{where} is not an anygram manifest (format={d.get('format')!r})")
+    def from_dict(cls, d: Any, where: Path) -> Manifest:
+        """The manifest in the parsed JSON ``d``, every field checked (IndexFormatError)."""
+        if not isinstance(d, dict) or d.get("format") != FORMAT_NAME:
+            got = d.get("format") if isinstance(d, dict) else type(d).__name__
+            raise IndexFormatError(f"{where} is not an anygram manifest "
+                                   f"(format={reprlib.repr(got)})")
         version = d.get("format_version")
         if version != FORMAT_VERSION:
             raise IndexVersionError(
-                f"{where} has index format version {version}; this anygram reads version "
-                f"{FORMAT_VERSION}: upgrade anygram, or rebuild the index with `anygram build`"
+                f"{where} has index format version {reprlib.repr(version)}; this anygram reads "
+                f"version {FORMAT_VERSION}: upgrade anygram, or rebuild the index with "
+                "`anygram build`"
             )
         try:
-            shards = tuple(ShardInfo(**s) for s in d["shards"])
+            shards = tuple(_shard_info(s) for s in d["shards"])
             fields = {k: d[k] for k in ("token_width", "vocab_size", "eos_id", "tokenizer",
                                         "has_metadata")}
-            return cls(shards=shards, created_by=d.get("created_by", ""),
-                       build=d.get("build", {}), **fields)
-        except (KeyError, TypeError) as e:
+            manifest = cls(shards=shards, created_by=d.get("created_by", ""),
+                           build=d.get("build", {}), **fields)
+        except (KeyError, TypeError, ValueError) as e:
             raise IndexFormatError(
                 f"{where} is damaged ({e!r}): rebuild the index with `anygram build`"
             ) from e
+        manifest._check(where)
+        return manifest
+
+    def _check(self, where: Path) -> None:
+        """What a reader relies on: types, ranges, unique shard names, no file outside."""
+        def bad(what: str) -> IndexFormatError:
+            return IndexFormatError(f"{where} is damaged ({what}): rebuild the index with "
+                                    "`anygram build`")
+
+        if not _is_int(self.token_width) or self.token_width not in TOKEN_WIDTHS:
+            raise bad(f"token_width {reprlib.repr(self.token_width)}")
+        separator_id = (1 << (8 * self.token_width)) - 1
+        if not _is_int(self.vocab_size) or not 0 < self.vocab_size <= separator_id:
+            raise bad(f"vocab_size {reprlib.repr(self.vocab_size)}")
+        if self.eos_id is not None and not _is_int(self.eos_id):
+            raise bad(f"eos_id {reprlib.repr(self.eos_id)}")
+        if not isinstance(self.has_metadata, bool):
+            raise bad(f"has_metadata {reprlib.repr(self.has_metadata)}")
+        if self.tokenizer is not None:
+            if not isinstance(self.tokenizer, dict):
+                raise bad(f"tokenizer {reprlib.repr(self.tokenizer)}")
+            file = self.tokenizer.get("file")
+            if file is not None:
+                if not isinstance(file, str):
+                    raise bad(f"tokenizer file {reprlib.repr(file)}")
+                inside(where.parent, file, "tokenizer file")
+        if not self.shards:
+            raise bad("no shards: an index has at least one, even when empty")
+        names = [s.name for s in self.shards]
+        if len(set(names)) != len(names):
+            raise bad(f"a shard is listed twice: {reprlib.repr(names)}")
+        for s in self.shards:
+            s.check(where)
 
 
 def write_manifest(directory: Path, manifest: Manifest) -> None:
@@ -144,24 +276,30 @@ def write_manifest(directory: Path, manifest: Manifest) -> None:
 
 
 def read_manifest(directory: Path) -> Manifest:
-    path = directory / MANIFEST_NAME
-    try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise IndexFormatError(f"cannot read {path} ({e}): rebuild the index") from e
-    return Manifest.from_dict(d, path)
+    """The checked manifest of an index directory (IndexFormatError when damaged)."""
+    path = inside(directory, MANIFEST_NAME, "manifest")
+    return Manifest.from_dict(read_json_record(path, "manifest"), path)
+
+
+def checked_on_open(name: str, size: int) -> bool:
+    """Whether a file's sha256 is checked on every open: the offset files up to
+    :data:`CHECKSUM_MAX_BYTES` (the rest is sampled on open and read by `anygram verify`)."""
+    return name.startswith(("offset", "metaoff")) and size <= CHECKSUM_MAX_BYTES
 
 
 def describe_shard_files(directory: Path, shard: str) -> dict[str, dict[str, Any]]:
-    """Sizes (and sha256 of small files) of one shard's files, for the manifest."""
+    """Size and sha256 of each of one shard's files, for the manifest: ``checksum`` for every
+    file (what ``anygram verify`` checks), ``sha256`` too for the files checked on every open
+    (the key older anygram versions check)."""
     out: dict[str, dict[str, Any]] = {}
     for name in shard_file_names(shard).values():
         p = directory / name
         if not p.exists():
             continue
-        entry: dict[str, Any] = {"size": p.stat().st_size}
-        if name.startswith(("offset", "metaoff")) and entry["size"] <= CHECKSUM_MAX_BYTES:
-            entry["sha256"] = sha256_file(p)
+        digest = sha256_file(p)
+        entry: dict[str, Any] = {"size": p.stat().st_size, "checksum": f"sha256:{digest}"}
+        if checked_on_open(name, entry["size"]):
+            entry["sha256"] = digest
         out[name] = entry
     return out
 

@@ -1,13 +1,17 @@
 """Opening an index: each shard's files memory-mapped (or read into RAM) as the arrays the
-kernels take, checked against the manifest, for anygram and infini-gram v4/v6 directories.
+kernels take, checked against the manifest and sampled for damage
+(:mod:`anygram.index.checks`), for anygram and infini-gram v4/v6 directories.
 
-The layout itself is :mod:`anygram.index.format`'s.
+Every file opened is a regular file inside the index directory (symbolic links are followed
+only when they stay inside it), whatever a manifest says. The layout itself is
+:mod:`anygram.index.format`'s.
 """
 
 from __future__ import annotations
 
 import mmap
 import re
+import reprlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,18 +24,24 @@ from ..errors import (
     IndexNotFoundError,
 )
 from ..fileio import sha256_file
+from ..kernels.checks import pointers_fit
+from . import checks
 from .format import (
     DTYPE_OF_WIDTH,
     MANIFEST_NAME,
     PARTIAL_SUFFIX,
+    PROGRESS_NAME,
     SAMPLE_NAME,
     TOKEN_WIDTHS,
     WIDTH_OF_DTYPE,
     LoadMethod,
     Manifest,
     ShardInfo,
+    checked_on_open,
+    inside,
     ptr_width_for,
     read_manifest,
+    regular_file_size,
     separator,
     shard_file_names,
 )
@@ -39,7 +49,7 @@ from .format import (
 
 def _map_file(path: Path, load: LoadMethod) -> np.ndarray:
     """The bytes of a file as a read-only uint8 array (memory-mapped or read into RAM)."""
-    size = path.stat().st_size
+    size = regular_file_size(path)
     if size == 0:
         return np.zeros(0, dtype=np.uint8)
     if load == "ram":
@@ -52,6 +62,15 @@ def _map_file(path: Path, load: LoadMethod) -> np.ndarray:
         # Binary searches touch pages at random; read-ahead would only waste I/O.
         mm.madvise(mmap.MADV_RANDOM)
     return np.frombuffer(mm, dtype=np.uint8)
+
+
+def _map_u64(path: Path, load: LoadMethod) -> np.ndarray:
+    """A file of little-endian u64 (offsets) as a uint64 array."""
+    raw = _map_file(path, load)
+    if raw.shape[0] % 8:
+        raise IndexFormatError(f"{path}: size {raw.shape[0]} is not a multiple of 8 bytes: "
+                               "the file is truncated; rebuild the index")
+    return raw.view("<u8")
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,6 +86,7 @@ class Shard:
     ptr_width: int
     metadata: np.ndarray | None  # uint8 bytes of metadata.{s}
     metaoff: np.ndarray | None  # uint64
+    file_suffix: str | None = None  # "0": tokenized.0, ...; None: unsuffixed (v6)
 
     @property
     def ds_bytes(self) -> int:
@@ -76,15 +96,24 @@ class Shard:
         """The byte offsets stored at suffix-array ranks ``[start, end)``, as uint64.
 
         Vectorised: a whole-word width is a view of the table, any other width is widened
-        to 8 bytes first (little-endian, so the high bytes are zero).
+        to 8 bytes first (little-endian, so the high bytes are zero). Raises IndexFormatError
+        when one of them is not a token offset of the shard (a damaged table): what this
+        returns is safe to index with.
         """
         k = self.ptr_width
         raw = self.sa[start * k:max(end, start) * k]
         if k in (1, 2, 4, 8):
-            return raw.view(f"<u{k}").astype(np.uint64)
-        wide = np.zeros((raw.shape[0] // k, 8), dtype=np.uint8)
-        wide[:, :k] = raw.reshape(-1, k)
-        return wide.view("<u8").reshape(-1)
+            out = raw.view(f"<u{k}").astype(np.uint64)
+        else:
+            wide = np.zeros((raw.shape[0] // k, 8), dtype=np.uint8)
+            wide[:, :k] = raw.reshape(-1, k)
+            out = wide.view("<u8").reshape(-1)
+        if not pointers_fit(out, self.ds_bytes, self.token_width):
+            table = self.directory / shard_file_names(self.file_suffix)["table"]
+            raise IndexFormatError(f"{table} holds a pointer outside its token file: the "
+                                   "index is damaged; run `anygram verify` on it, and "
+                                   "rebuild it")
+        return out
 
     @property
     def num_positions(self) -> int:
@@ -102,54 +131,85 @@ class Shard:
 
 
 def _open_shard(directory: Path, shard: str | None, width: int, load: LoadMethod) -> Shard:
+    """Map one shard's files and check their sizes, their first bytes and a sample of their
+    content (:func:`anygram.index.checks.check_documents` and ``check_table``)."""
     names = shard_file_names(shard)
-    ds = _map_file(directory / names["tokenized"], load)
-    sa = _map_file(directory / names["table"], load)
-    offsets = _map_file(directory / names["offset"], load).view(np.uint64)
-    where = directory / names["tokenized"]
+    path = {kind: inside(directory, name, "shard file") for kind, name in names.items()}
+    ds = _map_file(path["tokenized"], load)
+    sa = _map_file(path["table"], load)
+    offsets = _map_u64(path["offset"], load)
     if ds.shape[0] % width:
-        raise IndexFormatError(f"{where}: size {ds.shape[0]} is not a multiple of the token "
-                               f"width {width}: the file is truncated; rebuild the index")
+        raise IndexFormatError(f"{path['tokenized']}: size {ds.shape[0]} is not a multiple of "
+                               f"the token width {width}: the file is truncated; rebuild the "
+                               "index")
     n_pos = ds.shape[0] // width
-    if n_pos and sa.shape[0] % n_pos:
-        raise IndexFormatError(f"{directory / names['table']}: size {sa.shape[0]} is not a "
-                               f"multiple of {n_pos} positions: rebuild the index")
+    if sa.shape[0] % max(n_pos, 1) or (n_pos == 0 and sa.shape[0]):
+        raise IndexFormatError(f"{path['table']}: size {sa.shape[0]} is not a multiple of "
+                               f"{n_pos} positions: rebuild the index")
     ptr_width = sa.shape[0] // n_pos if n_pos else ptr_width_for(0)
     if n_pos and not 1 <= ptr_width <= 8:
-        raise IndexFormatError(f"{directory / names['table']}: {ptr_width}-byte pointers are "
-                               "not supported (1 to 8): rebuild the index")
+        raise IndexFormatError(f"{path['table']}: {ptr_width}-byte pointers are not supported "
+                               "(1 to 8): rebuild the index")
     if ds.shape[0] and bytes(ds[:width]) != separator(width):
-        raise IndexFormatError(f"{where} does not start with a document separator: it is not a "
-                               f"{DTYPE_OF_WIDTH[width]} index file (wrong token_dtype?)")
-    if offsets.shape[0] and (int(offsets[0]) != 0 or int(offsets[-1]) >= max(ds.shape[0], 1)):
-        raise IndexFormatError(f"{directory / names['offset']} does not match {where}: "
-                               "rebuild the index")
+        raise IndexFormatError(f"{path['tokenized']} does not start with a document separator: "
+                               f"it is not a {DTYPE_OF_WIDTH[width]} index file (wrong "
+                               "token_dtype?)")
     md = mt = None
-    if (directory / names["metadata"]).exists() and (directory / names["metaoff"]).exists():
-        md = _map_file(directory / names["metadata"], load)
-        mt = _map_file(directory / names["metaoff"], load).view(np.uint64)
-    return Shard(name=shard if shard is not None else directory.name, directory=directory,
-                 ds=ds, sa=sa, offsets=offsets, token_width=width, ptr_width=ptr_width,
-                 metadata=md, metaoff=mt)
+    if path["metadata"].exists() and path["metaoff"].exists():
+        md = _map_file(path["metadata"], load)
+        mt = _map_u64(path["metaoff"], load)
+    opened = Shard(name=shard if shard is not None else directory.name, directory=directory,
+                   ds=ds, sa=sa, offsets=offsets, token_width=width, ptr_width=ptr_width,
+                   metadata=md, metaoff=mt, file_suffix=shard)
+    checks.check_documents(opened, checks.OPEN_SAMPLES)
+    checks.check_table(opened, checks.OPEN_SAMPLES)
+    return opened
 
 
 def _check_against_manifest(directory: Path, info: ShardInfo, width: int) -> None:
+    """File sizes and the small files' sha256 against the manifest, before mapping them."""
+    for kind in ("tokenized", "table", "offset"):
+        if shard_file_names(info.name)[kind] not in info.files:
+            raise IndexFormatError(f"{directory / MANIFEST_NAME} lists no {kind} file for shard "
+                                   f"{info.name}: rebuild the index")
     for name, entry in info.files.items():
         if name.startswith(SAMPLE_NAME):
             continue  # never required: checked, and rebuilt when needed, on first use
-        p = directory / name
-        if not p.exists():
-            raise IndexFormatError(f"{p} is missing: the index is incomplete; rebuild it")
-        size = p.stat().st_size
+        p = inside(directory, name, "shard file")
+        size = regular_file_size(p)
         if size != entry["size"]:
             raise IndexFormatError(f"{p} has {size} bytes, the manifest says {entry['size']}: "
                                    "the file was changed or truncated; rebuild the index")
-        if "sha256" in entry and sha256_file(p) != entry["sha256"]:
+        if "sha256" in entry and checked_on_open(name, size) and (
+                sha256_file(p) != entry["sha256"]):
             raise IndexFormatError(f"{p} does not match its checksum in the manifest: "
                                    "the file was changed; rebuild the index")
     expected = width * (info.num_tokens + info.num_docs)
     if info.ds_bytes != expected:
         raise IndexFormatError(f"{directory / MANIFEST_NAME} is inconsistent (shard {info.name})")
+
+
+def _check_opened(directory: Path, info: ShardInfo, shard: Shard) -> None:
+    """The manifest's counts against the files as opened."""
+    found = {"ds_bytes": shard.ds_bytes, "num_docs": shard.num_docs,
+             "ptr_width": shard.ptr_width if shard.num_positions else info.ptr_width}
+    for key, value in found.items():
+        if getattr(info, key) != value:
+            raise IndexFormatError(f"{directory / MANIFEST_NAME} says shard {info.name} has "
+                                   f"{key} {getattr(info, key)}, its files {value}: rebuild "
+                                   "the index")
+
+
+def _check_shard_set(directory: Path, manifest: Manifest) -> None:
+    """The manifest lists exactly the shards whose token files are in the directory."""
+    on_disk = {m.group(1) for p in directory.iterdir() if (m := _SUFFIXED.match(p.name))}
+    listed = {s.name for s in manifest.shards}
+    if on_disk != listed:
+        extra, missing = sorted(on_disk - listed, key=int), sorted(listed - on_disk, key=int)
+        raise IndexFormatError(
+            f"{directory / MANIFEST_NAME} does not list the shards in {directory}"
+            + (f" (not listed: {', '.join(extra)})" if extra else "")
+            + (f" (missing: {', '.join(missing)})" if missing else "") + ": rebuild the index")
 
 
 _SUFFIXED = re.compile(r"^tokenized\.(\d+)$")
@@ -163,8 +223,8 @@ def _infer_width(directory: Path, shard: str | None) -> int:
     be ``w`` bytes of 0xff.
     """
     names = shard_file_names(shard)
-    d = (directory / names["tokenized"]).stat().st_size
-    t = (directory / names["table"]).stat().st_size
+    d = regular_file_size(inside(directory, names["tokenized"], "shard file"))
+    t = regular_file_size(inside(directory, names["table"], "shard file"))
     if d == 0:
         return 1
     with open(directory / names["tokenized"], "rb") as f:
@@ -203,24 +263,77 @@ class OpenedIndex:
     directories: tuple[Path, ...]
 
 
+def _refuse_unfinished(directory: Path) -> None:
+    if directory.name.endswith(PARTIAL_SUFFIX) or (directory / PROGRESS_NAME).exists():
+        raise IncompleteIndexError(f"{directory} is an unfinished build: run the build "
+                                   "again with --resume, or delete it and rebuild")
+
+
+def _open_anygram(directory: Path, load: LoadMethod, want_width: int | None
+                  ) -> tuple[Manifest, list[Shard]]:
+    manifest = read_manifest(directory)
+    width = manifest.token_width
+    if want_width is not None and want_width != width:
+        raise IndexFormatError(f"{directory} holds {DTYPE_OF_WIDTH[width]} tokens, "
+                               f"not {DTYPE_OF_WIDTH[want_width]}")
+    _check_shard_set(directory, manifest)
+    shards = []
+    for info in manifest.shards:
+        _check_against_manifest(directory, info, width)
+        shard = _open_shard(directory, info.name, width, load)
+        _check_opened(directory, info, shard)
+        shards.append(shard)
+    return manifest, shards
+
+
+def _open_infini_gram(directory: Path, load: LoadMethod, want_width: int | None
+                      ) -> list[Shard]:
+    found = _find_shards(directory)
+    if not found:
+        raise IndexNotFoundError(f"{directory} holds no index (no {MANIFEST_NAME} and no "
+                                 "tokenized.* files): build one with `anygram build`")
+    shards = []
+    for shard in found:
+        names = shard_file_names(shard)
+        for kind in ("table", "offset"):
+            if not (directory / names[kind]).exists():
+                raise IncompleteIndexError(f"{directory / names[kind]} is missing: the "
+                                           "index is incomplete; rebuild it")
+        width = want_width or _infer_width(directory, shard)
+        shards.append(_open_shard(directory, shard, width, load))
+    return shards
+
+
 def open_index(paths: str | Path | Sequence[str | Path], *, token_dtype: str | None = None,
                load: LoadMethod = "mmap") -> OpenedIndex:
-    """Open the shards of one or more index directories (anygram, infini-gram v4 or v6)."""
+    """Open the shards of one or more index directories (anygram, infini-gram v4 or v6).
+
+    Raises:
+        IndexNotFoundError, IncompleteIndexError (an unfinished build: a ``*.partial``
+        directory, or one holding ``progress.json``), IndexFormatError (damaged, inconsistent
+        or hostile: a file outside the directory, not a regular file, a sampled entry out of
+        range or out of order, ...).
+    """
     if isinstance(paths, (str, Path)):
         paths = [paths]
+    if not isinstance(paths, Sequence) or not all(isinstance(p, (str, Path)) for p in paths):
+        raise IndexNotFoundError(f"an index is a directory path or a list of them, not "
+                                 f"{reprlib.repr(paths)}")
     if not paths:
         raise IndexNotFoundError("no index directory given")
-    if load not in ("mmap", "ram"):
-        raise IndexFormatError(f"load must be 'mmap' or 'ram', not {load!r}")
+    if not isinstance(load, str) or load not in ("mmap", "ram"):
+        raise IndexFormatError(f"load must be 'mmap' or 'ram', not {reprlib.repr(load)}")
     want_width = None
     if token_dtype is not None:
-        if token_dtype not in WIDTH_OF_DTYPE:
-            raise IndexFormatError(f"token_dtype must be one of u8, u16, u32, not {token_dtype!r}")
+        if not isinstance(token_dtype, str) or token_dtype not in WIDTH_OF_DTYPE:
+            raise IndexFormatError("token_dtype must be one of u8, u16, u32, not "
+                                   f"{reprlib.repr(token_dtype)}")
         want_width = WIDTH_OF_DTYPE[token_dtype]
     shards: list[Shard] = []
     manifests: list[Manifest] = []
     widths: set[int] = set()
     dirs = [Path(p) for p in paths]
+    seen: dict[Path, Path] = {}
     for directory in dirs:
         if not directory.is_dir():
             partial = directory.with_name(directory.name + PARTIAL_SUFFIX)
@@ -229,34 +342,20 @@ def open_index(paths: str | Path | Sequence[str | Path], *, token_dtype: str | N
                     f"{directory} was not finished ({partial} holds an interrupted build): "
                     "run the build again with --resume")
             raise IndexNotFoundError(f"no index at {directory}: build one with `anygram build`")
+        real = directory.resolve()
+        if real in seen:
+            raise IndexFormatError(f"{directory} is given twice (as {seen[real]} too): every "
+                                   "count would be doubled")
+        seen[real] = directory
+        _refuse_unfinished(directory)
         if (directory / MANIFEST_NAME).exists():
-            manifest = read_manifest(directory)
+            manifest, found = _open_anygram(directory, load, want_width)
             manifests.append(manifest)
-            width = manifest.token_width
-            if want_width is not None and want_width != width:
-                raise IndexFormatError(f"{directory} holds {DTYPE_OF_WIDTH[width]} tokens, "
-                                       f"not {token_dtype}")
-            for info in manifest.shards:
-                _check_against_manifest(directory, info, width)
-                shards.append(_open_shard(directory, info.name, width, load))
-            widths.add(width)
-            continue
-        if directory.name.endswith(PARTIAL_SUFFIX) or (directory / "progress.json").exists():
-            raise IncompleteIndexError(f"{directory} is an unfinished build: run the build "
-                                       "again with --resume, or delete it and rebuild")
-        found = _find_shards(directory)
-        if not found:
-            raise IndexNotFoundError(f"{directory} holds no index (no {MANIFEST_NAME} and no "
-                                     "tokenized.* files): build one with `anygram build`")
-        for shard in found:
-            names = shard_file_names(shard)
-            for kind in ("table", "offset"):
-                if not (directory / names[kind]).exists():
-                    raise IncompleteIndexError(f"{directory / names[kind]} is missing: the "
-                                               "index is incomplete; rebuild it")
-            width = want_width or _infer_width(directory, shard)
-            widths.add(width)
-            shards.append(_open_shard(directory, shard, width, load))
+            widths.add(manifest.token_width)
+        else:
+            found = _open_infini_gram(directory, load, want_width)
+            widths.update(s.token_width for s in found)
+        shards += found
     if len(widths) > 1:
         raise IndexFormatError("the directories hold different token widths "
                                f"({sorted(widths)} bytes): open them separately")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 import struct
 import threading
 import zlib
@@ -99,8 +100,15 @@ def read(path: Path, ds: np.ndarray, sa: np.ndarray, token_width: int,
     """The sidecar at ``path`` if it is this shard's and intact; None (and a log line) when
     it is missing, stale or corrupt."""
     try:
+        st = path.stat()
+        # Not a FIFO (a read would block) or a device, and no larger than any sample of this
+        # shard can be (at most one 255-byte key and 9 bytes a position).
+        if not stat.S_ISREG(st.st_mode) or st.st_size > _HEADER_SIZE + 264 * sa.shape[0]:
+            log.warning("ignoring the search sample %s: not a regular file of a sample's "
+                        "size", path)
+            return None
         # Writable, as a freshly built sample is: the kernels then compile once for both.
-        raw = bytearray(path.stat().st_size)
+        raw = bytearray(st.st_size)
         with open(path, "rb") as f:
             f.readinto(raw)
     except OSError:
@@ -115,6 +123,11 @@ def read(path: Path, ds: np.ndarray, sa: np.ndarray, token_width: int,
     lens = np.frombuffer(raw, dtype=np.uint8, count=n, offset=at + n * m)
     ptrs = np.frombuffer(raw, dtype="<i8", count=n, offset=at + n * m + n).astype(np.int64)
     sample = Sample(stride, keys, lens, ptrs)
+    # What the kernels index memory with: lengths within a row, offsets of the token file.
+    if n and (int(lens.max()) > m or int(ptrs.min()) < 0 or int(ptrs.max()) >= ds.shape[0]
+              or int(np.bitwise_or.reduce(ptrs)) & (token_width - 1)):
+        log.warning("ignoring the search sample %s: an entry is out of range", path)
+        return None
     if not _agrees(sample, ds, sa, ptr_width):
         log.warning("ignoring the search sample %s: it does not match the shard's table", path)
         return None

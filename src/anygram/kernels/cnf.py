@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import IndexFormatError
 from ._jit import inline_kernel, kernel
-from .search import _grown, _log2, _position
+from .search import CORRUPT, _checked_position, _grown, _log2
 
 
 @kernel
@@ -59,6 +60,14 @@ def _bits_at(ds, w, t, pbytes, poff, pbits, first):
         cand >>= np.uint64(1)
         k += 1
     return mask
+
+
+@inline_kernel
+def _check_window(ds, w, lo, hi):
+    """Raise IndexFormatError unless start positions ``[lo, hi)`` (``lo < hi``) lie in the
+    shard: windows come from positions and document offsets read from the index."""
+    if lo < 0 or hi * w > ds.shape[0]:
+        raise IndexFormatError(CORRUPT)
 
 
 @kernel
@@ -109,6 +118,7 @@ def phrase_hits(ds: np.ndarray, w: int, win_lo: np.ndarray, win_hi: np.ndarray,
         hi = win_hi[i]
         if lo >= hi:
             continue
+        _check_window(ds, w, lo, hi)
         while True:
             m, lo = _scan(ds, w, lo, hi, i, pbytes, poff, pbits, first, pos, bits, win, m)
             if lo == hi:
@@ -131,6 +141,8 @@ def count_phrase_starts(ds: np.ndarray, w: int, win_lo: np.ndarray, win_hi: np.n
     for i in range(win_lo.shape[0]):
         lo = max(win_lo[i], done)
         hi = win_hi[i]
+        if lo < hi:
+            _check_window(ds, w, lo, hi)
         for t in range(lo, hi):
             if _bits_at(ds, w, t, pbytes, poff, pbits, first) != 0:
                 count += 1
@@ -212,7 +224,7 @@ def sort_positions(x: np.ndarray) -> np.ndarray:
         return np.sort(x)
     top = x.max()
     bits = 1
-    while (np.int64(1) << bits) <= top:
+    while bits < 63 and (np.int64(1) << bits) <= top:
         bits += 1
     if bits <= 32:
         return _radix(x.astype(np.uint32), bits).astype(np.int64)
@@ -239,6 +251,7 @@ def probe_anchors(ds: np.ndarray, w: int, anchors: np.ndarray, doc_lo: np.ndarra
         a = anchors[i]
         lo = max(a - d, doc_lo[i])
         hi = min(a + d, doc_hi[i] - 1)
+        _check_window(ds, w, lo, max(a, hi) + 1)  # the positions read: [lo, max(a, hi)]
         found = np.int64(0)
         for k in range(d + 1):
             if a - k < lo and a + k > hi:
@@ -306,14 +319,17 @@ def mark_ranks(sa: np.ndarray, k: int, w: int, starts: np.ndarray, ends: np.ndar
 
     The ranks are read in order (sequential reads), the bits set at random: ~3 ns an
     occurrence on a 20M-token shard (its rows fit in the CPU cache), against ~10 to read and
-    radix-sort positions. ``w`` (the token width) must be a power of two.
+    radix-sort positions. ``w`` (the token width) must be a power of two. Raises
+    IndexFormatError for a pointer outside the shard.
     """
     marks = np.zeros((n_rows, (n_positions + 63) >> 6), dtype=np.uint64)
     shift = _log2(w)
+    n_pos = min(n_positions, sa.shape[0] // k)
     for j in range(starts.shape[0]):
         row = rows[j]
         for r in range(starts[j], ends[j]):
-            p = _position(sa, k, shift, r)
+            # Checked: a damaged pointer must raise, not set a bit outside the bitmap.
+            p = _checked_position(sa, k, shift, r, n_pos)
             marks[row, p >> 6] |= np.uint64(1) << np.uint64(p & 63)
     return marks
 
@@ -380,11 +396,11 @@ def _popcount(x):
 @inline_kernel
 def _next_mark(marks, row, x):
     """The first marked position ``>= x`` of a row, or ``2**62`` when there is none."""
-    i = x >> 6
+    i = max(x, 0) >> 6  # x < 0: a window start computed from damaged document offsets
     nw = marks.shape[1]
     if i >= nw:
         return np.int64(1) << 62
-    word = marks[row, i] & ~_low(x & 63)
+    word = marks[row, i] & ~_low(max(x, 0) & 63)
     while word == 0:
         i += 1
         if i >= nw:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import IndexFormatError
 from ._jit import inline_kernel, kernel
-from .search import _log2, _position
+from .search import CORRUPT, _check_pointers, _log2, _raw
 
 # Feistel rounds: 4 already give a pseudo-random permutation for random round functions
 # (Luby-Rackoff); more rounds mix the small domains of rare queries better, at ~2 ns each.
@@ -22,12 +23,19 @@ _ROUNDS = 8
 def positions_at(sa: np.ndarray, k: int, w: int, ranks: np.ndarray) -> np.ndarray:
     """Token positions (byte offset / w) stored at the given suffix-array ranks, in order.
 
-    ``ranks`` must lie inside the table (the caller validates). O(len(ranks) * k).
+    ``ranks`` must lie inside the table (the caller validates). O(len(ranks) * k). Raises
+    IndexFormatError for a pointer outside the shard.
     """
     out = np.empty(ranks.shape[0], dtype=np.int64)
     shift = _log2(w)
+    top = np.int64(-1)  # no pointer read yet
+    low_bits = np.int64(0)
     for i in range(ranks.shape[0]):
-        out[i] = _position(sa, k, shift, ranks[i])
+        raw = _raw(sa, k, ranks[i])
+        top = max(top, raw)
+        low_bits |= raw
+        out[i] = raw >> shift
+    _check_pointers(top, low_bits, shift, sa.shape[0] // k)
     return out
 
 
@@ -83,16 +91,23 @@ def smallest_positions(sa: np.ndarray, k: int, w: int, lo: int, hi: int, m: int
     """The ``m`` smallest token positions stored at suffix-array ranks ``[lo, hi)``, ascending:
     :func:`smallest` of :meth:`anygram.Engine.positions` without materialising them.
 
-    One sequential pass over the table (~1 ns a rank), O(m) memory.
+    One sequential pass over the table (~1 ns a rank), O(m) memory. Raises IndexFormatError
+    for a pointer outside the shard.
     """
     heap = np.empty(min(m, max(hi - lo, 0)), dtype=np.int64)
     shift = _log2(w)
     n = 0
+    top = np.int64(-1)  # no pointer read yet
+    low_bits = np.int64(0)
     if heap.shape[0]:
         for r in range(lo, hi):
-            v = _position(sa, k, shift, r)
+            raw = _raw(sa, k, r)
+            top = max(top, raw)
+            low_bits |= raw
+            v = raw >> shift
             if n < heap.shape[0] or v < heap[0]:
                 n = _keep_smallest(heap, n, v)
+    _check_pointers(top, low_bits, shift, sa.shape[0] // k)
     return np.sort(heap)
 
 
@@ -196,6 +211,9 @@ def document_windows(ds: np.ndarray, w: int, offsets: np.ndarray, n_pos: int,
     -1 without a match; ``meta_lo``/``meta_hi`` the document's metadata byte range, from
     ``metaoff`` whose last line runs to ``meta_len``, or -1 when ``metaoff`` is empty), and
     the token bytes of all windows concatenated. O(len(local) + tokens).
+
+    Raises IndexFormatError when the offsets (or metadata offsets) of a document, or an
+    anchor, do not fit the shard: nothing is read outside ``ds``.
     """
     m = local.shape[0]
     n_docs = offsets.shape[0]
@@ -206,6 +224,8 @@ def document_windows(ds: np.ndarray, w: int, offsets: np.ndarray, n_pos: int,
         d = local[i] if local[i] >= 0 else _doc_of(offsets, w, anchor[i])
         a = np.int64(offsets[d]) // w + 1
         b = np.int64(offsets[d + 1]) // w if d + 1 < n_docs else np.int64(n_pos)
+        if not 1 <= a <= b <= n_pos:
+            raise IndexFormatError(CORRUPT)
         p = anchor[i]
         ml = 0
         if p < 0:
@@ -214,6 +234,8 @@ def document_windows(ds: np.ndarray, w: int, offsets: np.ndarray, n_pos: int,
             ml = min(query_len, b - p)
         lo = max(a, p - before)
         hi = min(b, p + after + (ml if around_match else 0))
+        if hi < lo:  # the anchor is not in its document
+            raise IndexFormatError(CORRUPT)
         if hide.shape[0] and hide[i]:
             hi = lo
         table[i, 0] = doc_base + d
@@ -225,6 +247,8 @@ def document_windows(ds: np.ndarray, w: int, offsets: np.ndarray, n_pos: int,
         if metaoff.shape[0]:
             table[i, 6] = np.int64(metaoff[d])
             table[i, 7] = np.int64(metaoff[d + 1]) if d + 1 < metaoff.shape[0] else meta_len
+            if not 0 <= table[i, 6] <= table[i, 7] <= meta_len:
+                raise IndexFormatError(CORRUPT)
         else:
             table[i, 6] = -1
             table[i, 7] = -1

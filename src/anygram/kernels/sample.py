@@ -36,7 +36,7 @@ def build_sample(ds: np.ndarray, sa: np.ndarray, k: int, stride: int, m: int
     for j in range(n):
         p = _ptr(sa, k, j * stride)
         ptrs[j] = p
-        length = min(m, size - p)
+        length = max(0, min(m, size - p))  # 0 for a damaged pointer past the end
         lens[j] = length
         for i in range(length):
             keys[j, i] = ds[p + i]
@@ -47,7 +47,7 @@ def build_sample(ds: np.ndarray, sa: np.ndarray, k: int, stride: int, m: int
 def _cmp_sampled(ds, keys, lens, ptrs, j, q):
     """Compare sampled suffix ``j`` with ``q`` as :func:`_cmp_at` does (-1, 0: ``q`` is a
     prefix of it, 1), on its stored bytes, reading the token file only past them."""
-    stored = np.int64(lens[j])
+    stored = min(np.int64(lens[j]), keys.shape[1])  # a row holds at most m bytes
     n = q.shape[0]
     for i in range(min(n, stored)):
         a = keys[j, i]

@@ -18,17 +18,29 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import IndexFormatError
 from ._jit import inline_kernel, kernel
+
+#: What a kernel raises when a value read from an index file points outside the shard.
+CORRUPT = ("a suffix-array pointer or document offset of this index is out of range or "
+           "misaligned: the index is damaged; run `anygram verify` on it, and rebuild it")
+
+#: A pointer no shard reaches: what :func:`_ptr` gives for an 8-byte entry above 2**63 - 1.
+_FAR = 1 << 62
 
 
 @inline_kernel
 def _ptr(sa: np.ndarray, k: int, rank: int) -> int:
-    """The byte offset stored at ``rank`` (k-byte little-endian)."""
+    """The byte offset stored at ``rank`` (k-byte little-endian); never negative.
+
+    An 8-byte entry with its top bit set (no shard is that large) would wrap to a negative
+    int64, which the bounds checks ``p + i < len(ds)`` do not catch; it becomes :data:`_FAR`.
+    """
     base = rank * k
     p = 0
     for i in range(k):
         p |= int(sa[base + i]) << (8 * i)
-    return p
+    return p if p >= 0 else _FAR
 
 
 @inline_kernel
@@ -42,21 +54,46 @@ def _log2(w):
 
 
 @inline_kernel
-def _position(sa: np.ndarray, k: int, shift: int, rank: int) -> np.int64:
-    """The token position stored at ``rank``: ``_ptr >> shift``, 4-byte entries unrolled
-    (the usual width; the loop over k bytes costs ~1.5 ns more)."""
+def _raw(sa: np.ndarray, k: int, rank: int) -> np.int64:
+    """:func:`_ptr` as an int64, 4-byte entries unrolled (the usual width; the loop over k
+    bytes costs ~1.5 ns more)."""
     if k == 4:
         b = 4 * rank
         return (np.int64(sa[b]) | (np.int64(sa[b + 1]) << 8) | (np.int64(sa[b + 2]) << 16)
-                | (np.int64(sa[b + 3]) << 24)) >> shift
-    return np.int64(_ptr(sa, k, rank)) >> shift
+                | (np.int64(sa[b + 3]) << 24))
+    return np.int64(_ptr(sa, k, rank))
+
+
+@inline_kernel
+def _checked_position(sa: np.ndarray, k: int, shift: int, rank: int, n_pos: int) -> np.int64:
+    """The token position stored at ``rank`` (``_ptr >> shift``), raising
+    :class:`~anygram.errors.IndexFormatError` unless the pointer is a multiple of the token
+    width ``1 << shift`` and below ``n_pos`` positions: for a kernel that indexes memory with
+    it at once."""
+    raw = _raw(sa, k, rank)
+    _check_pointers(raw, raw, shift, n_pos)
+    return raw >> shift
+
+
+@inline_kernel
+def _check_pointers(top: np.int64, low_bits: np.int64, shift: int, n_pos: int) -> None:
+    """Raise IndexFormatError unless pointers whose largest is ``top`` and whose OR is
+    ``low_bits`` are multiples of the token width ``1 << shift`` below ``n_pos`` positions.
+
+    Kernels that only hand positions on keep the max and the OR in the loop (no branch) and
+    check once at the end: the checks then cost ~0.2 ns a pointer.
+    """
+    if (low_bits & ((np.int64(1) << shift) - 1)) != 0 or (top >> shift) >= n_pos:
+        raise IndexFormatError(CORRUPT)
 
 
 @inline_kernel
 def _cmp_at(ds: np.ndarray, p: int, q: np.ndarray, start: int) -> int:
     """Compare ``ds[p+start : p+len(q)]`` with ``q[start:]``: -1, 0 (q is a prefix), or 1.
 
-    A suffix that ends before ``q`` does is smaller (it is a proper prefix).
+    A suffix that ends before ``q`` does is smaller (it is a proper prefix). Reads stay
+    inside ``ds`` whatever ``p >= 0`` is: a damaged pointer past the end reads as a suffix
+    shorter than ``q``.
     """
     n = ds.shape[0]
     for i in range(start, q.shape[0]):
@@ -197,8 +234,11 @@ def next_token_counts(ds: np.ndarray, sa: np.ndarray, k: int, qlen: int, w: int,
     r = lo
     while r < hi:
         p = _ptr(sa, k, r)
-        if p + qlen >= n:
-            # The suffix ends with the query: the shortest suffix, so it sorts first.
+        if p & (w - 1):
+            raise IndexFormatError(CORRUPT)
+        if p + qlen + w > n:
+            # The suffix ends with the query: the shortest suffix, so it sorts first. (In a
+            # sound index p + qlen == n here; the test bounds the reads below whatever p is.)
             end_count += 1
             r += 1
             continue
@@ -244,7 +284,9 @@ def sample_next_token_counts(ds: np.ndarray, sa: np.ndarray, k: int, qlen: int, 
         if b <= a:
             continue
         p = _ptr(sa, k, (a + b) >> 1)
-        t = sep if p + qlen >= n else _read_token(ds, p + qlen, w)
+        if p & (w - 1):
+            raise IndexFormatError(CORRUPT)
+        t = sep if p + qlen + w > n else _read_token(ds, p + qlen, w)
         if t == sep:
             end_count += b - a
         elif m > 0 and ids[m - 1] == t:
@@ -286,11 +328,21 @@ def longest_suffix(ds: np.ndarray, sa: np.ndarray, k: int, q: np.ndarray, w: int
 
 @kernel
 def rank_positions(sa: np.ndarray, k: int, w: int, lo: int, hi: int) -> np.ndarray:
-    """Token positions (byte offset / w) stored at ranks ``[lo, hi)``, in rank order."""
+    """Token positions (byte offset / w) stored at ranks ``[lo, hi)``, in rank order.
+
+    Raises IndexFormatError for a pointer outside the shard (as every kernel that turns
+    suffix-array entries into positions: the positions they return are safe to index with).
+    """
     out = np.empty(max(hi - lo, 0), dtype=np.int64)
     shift = _log2(w)
+    top = np.int64(-1)  # no pointer read yet
+    low_bits = np.int64(0)
     for r in range(lo, hi):
-        out[r - lo] = _position(sa, k, shift, r)
+        raw = _raw(sa, k, r)
+        top = max(top, raw)
+        low_bits |= raw
+        out[r - lo] = raw >> shift
+    _check_pointers(top, low_bits, shift, sa.shape[0] // k)
     return out
 
 

@@ -42,7 +42,11 @@ class Generator:
         for prompt, seed in zip(prompts, seeds):
             # A copy: ours to extend.
             history = list(self._core.ids(prompt, "prompt_ids", allow_empty=True))
-            rng = np.random.default_rng(seed)
+            try:
+                rng = np.random.default_rng(seed)
+            except (TypeError, ValueError):
+                raise InvalidQueryError("seed must be an int >= 0, a list of them, or None, "
+                                        f"not {type(seed).__name__}") from None
             new: list[int] = []
             for _ in range(max_new_tokens):
                 # The distribution depends on the last n-1 tokens (ngram, kn) or on everything.

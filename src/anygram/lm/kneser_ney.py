@@ -102,7 +102,7 @@ class KneserNey:
         core = self._core
         n = check_n(n)
         prompt = core.ids(prompt_ids, "prompt_ids", allow_empty=True)
-        cont = END if cont_id == END and not isinstance(cont_id, bool) else core.token(
+        cont = END if type(cont_id) is int and cont_id == END else core.token(
             cont_id, "cont_id")
         ctx = prompt[max(0, len(prompt) - (n - 1)):]
         ds = self.discounts(discount, len(ctx) + 1, n)
@@ -146,6 +146,8 @@ class KneserNey:
         if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int)
                                    or sample < 1):
             raise InvalidQueryError(f"sample must be a positive int or None, not {sample!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise InvalidQueryError(f"seed must be an int >= 0, not {type(seed).__name__}")
         key = (n, sample, int(seed))
         hit = self._estimates.get(key)
         if hit is not None:

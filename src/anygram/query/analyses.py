@@ -206,8 +206,12 @@ class TextAnalyses:
         of thousands of ids: this checks them with array operations, not one by one."""
         if isinstance(ids, str):
             raise InvalidQueryError(f"{what} must be a collection of token ids, not a str")
-        arr = ids if isinstance(ids, np.ndarray) else np.array(list(ids))
-        if arr.shape[0] == 0:
+        try:
+            arr = ids if isinstance(ids, np.ndarray) else np.array(list(ids))
+        except (TypeError, ValueError):  # not iterable, or ragged
+            raise InvalidQueryError(f"{what} must be a collection of token ids, not "
+                                    f"{type(ids).__name__}") from None
+        if arr.ndim == 1 and arr.shape[0] == 0:
             return _IdSet(np.zeros(0, dtype=np.int64), True)
         if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
             raise InvalidQueryError(f"{what} must hold integer token ids, not {arr.dtype} "

@@ -9,6 +9,7 @@ so that difference is the count over the documents that remain.
 from __future__ import annotations
 
 import bisect
+import reprlib
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -126,7 +127,7 @@ class Searcher:
                     query = [int(y) for y in query]
                     break
                 raise InvalidQueryError(f"{what} must contain integer token ids; found "
-                                        f"{type(x).__name__} {x!r}")
+                                        f"{type(x).__name__} {reprlib.repr(x)}")
         if not query:
             if not allow_empty:
                 raise InvalidQueryError(f"{what} must not be empty")

@@ -177,23 +177,23 @@ def ntd_many(core: Searcher, prompts: Sequence[list[int]],
 
 def infgram_prob_many(core: Searcher, prompts: Sequence[list[int]],
                       conts: Sequence[int]) -> list[InfGramProbResult]:
-    if core.takedown is not None:  # the longest suffix left may need searches of its own
-        return [infgram_prob(core, p, c) for p, c in zip(prompts, conts)]
     packed = _pack(core, prompts)
     m = len(prompts)
     found = core.shards.longest_suffix_many(packed.qs, packed.offs)
     best = np.max(np.stack([f[:, 0] for f in found]), axis=0) if found else np.zeros(m, int)
     # A shard whose own longest suffix is shorter than the best holds none of it.
     ranges = [np.where((f[:, 0] == best)[:, None], f[:, 1:], 0) for f in found]
-    counts = _totals(ranges, m).tolist()
-    suffix_lens = best.tolist()
     prompt_of = [prompts[i] for i in packed.order]
-    full = _pack(core, [prompt_of[j][len(prompt_of[j]) - suffix_lens[j]:]
-                        + [conts[packed.order[j]]] for j in range(m)],
+    suffixes = [prompt_of[j][len(prompt_of[j]) - n:] for j, n in enumerate(best.tolist())]
+    counts = _counts(core, _pack(core, suffixes, list(range(m))), ranges)
+    full = _pack(core, [suffixes[j] + [conts[packed.order[j]]] for j in range(m)],
                  list(range(m)))
-    cont_counts = _totals(core.shards.find_many_within(full.qs, full.offs, ranges),
-                          m).tolist()
-    return _in_order(packed, [
-        InfGramProbResult(prompt_count=p, cont_count=c, prob=c / p if p else None,
-                          suffix_len=n)
-        for p, c, n in zip(counts, cont_counts, suffix_lens)])
+    cont_counts = _counts(core, full, core.shards.find_many_within(full.qs, full.offs, ranges))
+    out = []
+    for j, (p, c, n) in enumerate(zip(counts.tolist(), cont_counts.tolist(), best.tolist())):
+        if p == 0 and n > 0:  # all of the suffix's occurrences are taken down: search on
+            out.append(infgram_prob(core, prompt_of[j], conts[packed.order[j]]))
+        else:
+            out.append(InfGramProbResult(prompt_count=p, cont_count=c,
+                                         prob=c / p if p else None, suffix_len=n))
+    return _in_order(packed, out)

@@ -260,9 +260,15 @@ class LocalShards(ShardGroup):
         w = self.token_width
         for i, (s, p) in enumerate(zip(shards.tolist(), positions.tolist())):
             ds = self._members[s].ds
-            # The phrases are prefix-free: exactly one of them starts at a match.
-            out[i] = next(q.shape[0] // w for q in phrases
-                          if np.array_equal(ds[p * w:p * w + q.shape[0]], q))
+            # The phrases are prefix-free: exactly one of them starts at a match (none: the
+            # suffix array gave a position that is no match, a damaged index).
+            length = next((q.shape[0] // w for q in phrases
+                           if np.array_equal(ds[p * w:p * w + q.shape[0]], q)), None)
+            if length is None:
+                raise IndexFormatError(f"shard {s} holds no match at position {p}, where its "
+                                       "suffix array says: the index is damaged; run "
+                                       "`anygram verify` on it")
+            out[i] = length
         return out
 
     # ------------------------------------------------------------------ whole-text analyses
@@ -391,9 +397,8 @@ def open_groups(index: OpenedIndex, vocab_size: int, *, load: LoadMethod = "mmap
                 shard = bisect.bisect_right(doc_base, g) - 1
                 removed[shard].append(g - doc_base[shard])
             gone = open_index(takedown_records.takedown_dir(directory, record), load=load)
-            if gone.shards and gone.token_width != index.token_width:
-                raise IndexFormatError(f"the takedown index of {directory} does not match it: "
-                                       "take the documents down again")
+            takedown_records.check_takedown_index(
+                directory, record, [s for s in shards if s.directory == directory], gone.shards)
             minus += gone.shards
     sorted_removed = [np.unique(np.array(r, dtype=np.int64)) for r in removed]
     group = (reuse.with_removed(sorted_removed) if reuse is not None else

@@ -5,6 +5,8 @@ See the package docstring of :mod:`anygram.tokenization` for the contract every 
 
 from __future__ import annotations
 
+import operator
+import reprlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,7 +14,7 @@ from typing import Any, ClassVar, NoReturn
 
 import numpy as np
 
-from ..errors import TokenizerError, TokenOutOfRangeError
+from ..errors import InvalidQueryError, TokenizerError, TokenOutOfRangeError
 from ..fileio import sha256_file
 
 #: Appended to "cannot load" messages so the user knows what is accepted.
@@ -64,6 +66,21 @@ def piece_starts_word(piece: str | None) -> bool:
         piece in _WHITESPACE_BYTE_PIECES
 
 
+def _checked_text(text: str) -> str:
+    """``text``, refused (TokenizerError) unless it is a str with a UTF-8 form."""
+    if not isinstance(text, str):
+        raise TokenizerError(f"text to tokenize must be a str, not {type(text).__name__}")
+    if not text.isascii():  # O(1) for an ASCII str: only other texts are encoded to check
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise TokenizerError(
+                f"text cannot be encoded as UTF-8 ({exc.reason} at position {exc.start}); "
+                "remove lone surrogate characters from the text"
+            ) from exc
+    return text
+
+
 def _rebuild(
     cls: type[_FileTokenizer], path: str, options: dict[str, Any], sha256: str
 ) -> Tokenizer:
@@ -84,13 +101,26 @@ class Tokenizer(ABC):
     max_id: int
     eos_id: int | None
 
-    @abstractmethod
     def encode(self, text: str) -> list[int]:
-        """Token ids of ``text``; no BOS/EOS or other special tokens are added."""
+        """Token ids of ``text``; no BOS/EOS or other special tokens are added.
+
+        Raises:
+            TokenizerError: ``text`` is not a str, or holds lone surrogates (which have no
+                UTF-8 form: every tokenizer refuses them alike).
+        """
+        return self._encode(_checked_text(text))
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
-        """``[self.encode(t) for t in texts]``; adapters override this with a faster batch call."""
-        return [self.encode(text) for text in texts]
+        """``[self.encode(t) for t in texts]``, with the adapter's faster batch call."""
+        return self._encode_batch([_checked_text(text) for text in texts])
+
+    @abstractmethod
+    def _encode(self, text: str) -> list[int]:
+        """:meth:`encode` of a text known to be valid Unicode."""
+
+    def _encode_batch(self, texts: list[str]) -> list[list[int]]:
+        """:meth:`encode_batch` of valid texts; adapters override it with a batch call."""
+        return [self._encode(text) for text in texts]
 
     def decode(self, ids: Sequence[int], *, checked: bool = True) -> str:
         """Text of ``ids``; bytes that are not valid UTF-8 become U+FFFD instead of raising.
@@ -170,13 +200,15 @@ class Tokenizer(ABC):
             # Index slices: the range check is vectorised, and tolist() gives Python ints.
             self.check_range(ids)
             return ids.tolist()  # type: ignore[no-any-return]
-        tolist = getattr(ids, "tolist", None)
-        if callable(tolist):
-            id_list = tolist()
-        elif type(ids) is list and all(type(i) is int for i in ids):
+        if type(ids) is list and all(type(i) is int for i in ids):
             id_list = ids
         else:
-            id_list = [int(i) for i in ids]
+            try:  # ints only (numpy's too): not floats, strings or nested lists
+                id_list = [operator.index(i) for i in
+                           (ids.tolist() if isinstance(ids, np.ndarray) else ids)]
+            except TypeError:
+                raise InvalidQueryError(f"token ids must be a sequence of ints, not "
+                                        f"{reprlib.repr(ids)}") from None
         if id_list:
             lo, hi = min(id_list), max(id_list)
             if lo < 0 or hi > self.max_id:

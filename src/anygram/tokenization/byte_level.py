@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..errors import TokenizerError
 from .base import Tokenizer
 
 
@@ -22,19 +21,9 @@ class ByteTokenizer(Tokenizer):
         self.max_id = 0xFF - 1
         self.eos_id = None
 
-    def encode(self, text: str) -> list[int]:
-        """The UTF-8 bytes of ``text``.
-
-        Raises:
-            TokenizerError: ``text`` contains lone surrogates, which have no UTF-8 encoding.
-        """
-        try:
-            return list(text.encode("utf-8"))
-        except UnicodeEncodeError as exc:
-            raise TokenizerError(
-                f"text cannot be encoded as UTF-8 ({exc.reason} at position {exc.start}); "
-                "remove lone surrogate characters from the text"
-            ) from exc
+    def _encode(self, text: str) -> list[int]:
+        """The UTF-8 bytes of ``text``."""
+        return list(text.encode("utf-8"))
 
     def _starts_word(self, token_id: int) -> bool:
         """ASCII whitespace bytes."""

@@ -40,11 +40,11 @@ class HFTokenizer(_FileTokenizer):
         self.max_id = max(vocab.values())
         self.eos_id = next((vocab[t] for t in _HF_EOS_CANDIDATES if t in vocab), None)
 
-    def encode(self, text: str) -> list[int]:
+    def _encode(self, text: str) -> list[int]:
         """Token ids without the post-processor's special tokens."""
         return list(self._tok.encode(text, add_special_tokens=False).ids)
 
-    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+    def _encode_batch(self, texts: list[str]) -> list[list[int]]:
         """Encode with the library's multithreaded batch encoder."""
         return [list(enc.ids) for enc in self._tok.encode_batch(texts, add_special_tokens=False)]
 

@@ -27,11 +27,11 @@ class SentencePieceTokenizer(_FileTokenizer):
         eos = int(self._sp.eos_id())
         self.eos_id = eos if eos >= 0 else None
 
-    def encode(self, text: str) -> list[int]:
+    def _encode(self, text: str) -> list[int]:
         """Token ids without BOS/EOS (explicitly off, whatever the model's defaults)."""
         return list(self._sp.encode(text, out_type=int, add_bos=False, add_eos=False))
 
-    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+    def _encode_batch(self, texts: list[str]) -> list[list[int]]:
         """Encode a list in one call (sentencepiece parallelizes lists internally)."""
         return [
             list(ids) for ids in self._sp.encode(texts, out_type=int, add_bos=False, add_eos=False)

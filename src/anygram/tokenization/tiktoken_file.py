@@ -238,11 +238,11 @@ class TiktokenTokenizer(_FileTokenizer):
             options["special_tokens"] = dict(self._specials_override)
         return options
 
-    def encode(self, text: str) -> list[int]:
+    def _encode(self, text: str) -> list[int]:
         """Token ids; special-token text is encoded as ordinary text (``disallowed_special=()``)."""
         return list(self._enc.encode_ordinary(text))
 
-    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+    def _encode_batch(self, texts: list[str]) -> list[list[int]]:
         """Encode with tiktoken's threaded batch encoder."""
         return [list(ids) for ids in self._enc.encode_ordinary_batch(texts)]
 

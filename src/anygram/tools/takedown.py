@@ -1,12 +1,15 @@
 """Takedown: remove documents from everything a served index reveals, without a rebuild.
 
-The removed documents are recorded next to the index:
+The removed documents are recorded next to the index (:mod:`anygram.index.takedown`):
 
 - ``takedown.json``: ``{"format": "anygram-takedown", "version": 1, "generation": g,
   "doc_ids": [...sorted global ids]}``; written last and atomically (``os.replace``), so a
   reader sees either the old or the new takedown, never a mix;
 - ``takedown-g/``: an anygram index holding exactly the removed documents' tokens (one
   document each, in id order).
+
+Every change holds the index's takedown lock from reading the record to replacing it, so
+concurrent takedowns (other processes too) apply one after the other and none is lost.
 
 Every count is (occurrences in the index) minus (occurrences in ``takedown-g/``): an n-gram
 never crosses a document, so the difference is exactly the count over the documents that
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import reprlib
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -26,7 +30,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import InvalidQueryError
-from ..index.takedown import FORMAT_NAME, RECORD_NAME, VERSION, read_record, takedown_dir
+from ..index.takedown import (
+    FORMAT_NAME,
+    GENERATION_DIR,
+    RECORD_NAME,
+    VERSION,
+    locked,
+    read_record,
+    takedown_dir,
+)
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -47,12 +59,17 @@ def set_removed(index_dir: str | Path, doc_ids: Iterable[int]) -> list[int]:
     Builds the takedown index into a new generation directory, then atomically replaces
     ``takedown.json``; older generations are deleted afterwards. Returns the sorted ids.
     """
+    with locked(Path(index_dir)):
+        return _set_removed(Path(index_dir), doc_ids)
+
+
+def _set_removed(index_dir: Path, doc_ids: Iterable[int]) -> list[int]:
+    """:func:`set_removed`, the lock held."""
     from ..engine import Engine
     from ..index.build import build_index_from_ids
 
-    index_dir = Path(index_dir)
+    ids = sorted({_doc_id(i) for i in doc_ids})
     base = Engine.open(index_dir, takedown=False)
-    ids = sorted({int(i) for i in doc_ids})
     for i in ids:
         base.locate_doc(i)  # raises a clear error for an id out of range
     old = read_record(index_dir)
@@ -76,7 +93,8 @@ def set_removed(index_dir: str | Path, doc_ids: Iterable[int]) -> list[int]:
 
 def _delete_generations(index_dir: Path, keep: Path | None) -> None:
     for stale in index_dir.glob("takedown-*"):
-        if stale != keep and stale.is_dir():
+        if stale != keep and GENERATION_DIR.fullmatch(stale.name) and stale.is_dir() and \
+                not stale.is_symlink():
             shutil.rmtree(stale)
 
 
@@ -88,13 +106,24 @@ def removed_ids(index_dir: str | Path) -> list[int]:
 
 def take_down(index_dir: str | Path, doc_ids: Iterable[int]) -> list[int]:
     """Add documents to the takedown; returns the complete sorted list of removed ids."""
-    return set_removed(index_dir, set(removed_ids(index_dir)) | {int(i) for i in doc_ids})
+    add = {_doc_id(i) for i in doc_ids}
+    with locked(Path(index_dir)):  # the record read below is the one replaced
+        return _set_removed(Path(index_dir), set(removed_ids(index_dir)) | add)
 
 
 def undo(index_dir: str | Path, doc_ids: Iterable[int] | None = None) -> list[int]:
     """Restore documents (all of them when ``doc_ids`` is None); returns the ids still removed."""
-    keep = set() if doc_ids is None else set(removed_ids(index_dir)) - {int(i) for i in doc_ids}
-    return set_removed(index_dir, keep)
+    restore = None if doc_ids is None else {_doc_id(i) for i in doc_ids}
+    with locked(Path(index_dir)):
+        keep = set() if restore is None else set(removed_ids(index_dir)) - restore
+        return _set_removed(Path(index_dir), keep)
+
+
+def _doc_id(x: object) -> int:
+    if isinstance(x, bool) or not isinstance(x, (int, np.integer)):
+        raise InvalidQueryError(f"a document id must be an int, not {type(x).__name__} "
+                                f"{reprlib.repr(x)}")
+    return int(x)
 
 
 # ----------------------------------------------------------------------------- selecting docs

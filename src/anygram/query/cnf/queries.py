@@ -3,6 +3,7 @@ options and the validation of a query. See :mod:`anygram.query.cnf`."""
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Sequence
 from typing import Literal
 
@@ -43,7 +44,8 @@ def _check_int(value: object, name: str, lo: int, allow_none: bool = False) -> N
         return
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
         more = " or None" if allow_none else ""
-        raise InvalidQueryError(f"{name} must be an int >= {lo}{more}, not {value!r}")
+        raise InvalidQueryError(f"{name} must be an int >= {lo}{more}, not "
+                                f"{reprlib.repr(value)}")
 
 
 class CnfSearch:
@@ -148,7 +150,11 @@ class CnfSearch:
         _check_int(anchor, "anchor", 0, allow_none=True)
         plan = self._plan(cnf, leading_space, anchor)
         cap = None if max_clause_freq is None else int(max_clause_freq)
-        return plan, self._run(plan, int(max_diff_tokens), cap, int(seed), want_positions)
+        # A window wider than a shard is the whole document: the same answer, and a +- d
+        # stays inside the kernels' int64 (2**63 would not even convert).
+        d = min(int(max_diff_tokens),
+                max((s.num_positions for s in self._core.shards.sizes), default=0))
+        return plan, self._run(plan, d, cap, int(seed), want_positions)
 
     def _run(self, plan: CnfPlan, d: int, cap: int | None, seed: int,
              want_positions: bool) -> CnfRun:

@@ -1,0 +1,185 @@
+"""The structural checks of a shard: what every open samples, and what ``anygram verify``
+reads in full (:mod:`anygram.index.verify`).
+
+On open they cost a few dozen random reads per shard, plus a pass over the offset files
+when these are small (they are then hashed on open anyway): enough to refuse a truncated,
+zeroed or shuffled file, a pointer table of another shard, offsets out of order, with
+:class:`~anygram.errors.IndexFormatError` before any query reads them. What the samples miss,
+the kernels refuse when they meet it (a pointer outside the shard raises there too), so a
+damaged index gives errors, never memory corruption; only ``verify`` rules out a wrong answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from ..errors import IndexFormatError
+from ..kernels.checks import (
+    first_bad_offset,
+    first_bad_rank,
+    first_missing_separator,
+)
+from .format import CHECKSUM_MAX_BYTES, separator, shard_file_names
+
+
+class ShardView(Protocol):
+    """What the checks read of a shard (:class:`anygram.index.reader.Shard`, read-only)."""
+
+    @property
+    def directory(self) -> Path: ...
+
+    @property
+    def file_suffix(self) -> str | None: ...
+
+    @property
+    def ds(self) -> np.ndarray: ...
+
+    @property
+    def sa(self) -> np.ndarray: ...
+
+    @property
+    def offsets(self) -> np.ndarray: ...
+
+    @property
+    def metadata(self) -> np.ndarray | None: ...
+
+    @property
+    def metaoff(self) -> np.ndarray | None: ...
+
+    @property
+    def token_width(self) -> int: ...
+
+    @property
+    def ptr_width(self) -> int: ...
+
+    @property
+    def num_docs(self) -> int: ...
+
+    @property
+    def num_positions(self) -> int: ...
+
+    @property
+    def ds_bytes(self) -> int: ...
+
+    def pointers(self, start: int, end: int) -> np.ndarray: ...
+
+#: Suffix-array pairs and documents sampled per shard on open.
+OPEN_SAMPLES = 16
+#: Bytes compared per sampled pair of adjacent suffixes on open (verify compares them whole).
+OPEN_ORDER_BYTES = 256
+#: Offset files up to this many entries are checked whole on open.
+OPEN_FULL_OFFSETS = CHECKSUM_MAX_BYTES // 8
+
+
+def _damaged(shard: ShardView, kind: str, what: str) -> IndexFormatError:
+    path = shard.directory / shard_file_names(shard.file_suffix)[kind]
+    return IndexFormatError(f"{path} is damaged: {what}; run `anygram verify` on the index, "
+                            "and rebuild it")
+
+
+def _spread(n: int, samples: int | None) -> list[tuple[int, int, int]]:
+    """``(start, stop, step)`` ranges over ``range(n)``: all of it (``samples=None``), or
+    about ``samples`` evenly spaced indexes and the last one."""
+    if n <= 0:
+        return []
+    if samples is None:
+        return [(0, n, 1)]
+    return [(0, n, max(1, n // samples)), (n - 1, n, 1)]
+
+
+def check_documents(shard: ShardView, samples: int | None) -> None:
+    """Separator offsets: as many as the separators the suffix array sorts last (checked at
+    the boundary only: the order is :func:`check_table`'s), in order,
+    aligned, inside the token file, each at a separator; the metadata line offsets: one per
+    document, in order, inside the metadata file.
+    ``samples=None`` checks every document; else offsets are read whole up to
+    :data:`OPEN_FULL_OFFSETS` documents, separators and longer files sampled."""
+    n, w = shard.num_docs, shard.token_width
+    if n == 0 and shard.ds_bytes:
+        raise _damaged(shard, "offset", "no documents, yet the token file is not empty")
+    # Separators sort last (0xff is the largest byte), one per document: the last n ranks
+    # start with one, the rank before does not.
+    first = shard.num_positions - n
+    if [_at_separator(shard, r) for r in range(max(first - 1, 0), first + min(n, 1))] != \
+            [False] * (first > 0) + [True] * (n > 0):
+        raise _damaged(shard, "offset", f"{n} documents, but the suffix array does not end "
+                       f"with {n} separators")
+    dense = samples is None or n <= OPEN_FULL_OFFSETS
+    for start, stop, step in _spread(n, None if dense else samples):
+        d = first_bad_offset(shard.offsets, shard.ds_bytes, w, w, start, stop, step)
+        if d >= 0:
+            raise _damaged(shard, "offset", f"document {d}'s offset {int(shard.offsets[d])} "
+                           f"is out of order, misaligned or past the token file")
+    for start, stop, step in _spread(n, samples):
+        d = first_missing_separator(shard.offsets, shard.ds, w, start, stop, step)
+        if d >= 0:
+            raise _damaged(shard, "offset", f"document {d} does not start at a separator")
+    if shard.metaoff is None or shard.metadata is None:
+        return
+    if shard.metaoff.shape[0] != n:
+        raise _damaged(shard, "metaoff", f"{shard.metaoff.shape[0]} metadata lines for {n} "
+                       "documents")
+    size = shard.metadata.shape[0]
+    for start, stop, step in _spread(n, None if dense else samples):
+        d = first_bad_offset(shard.metaoff, size + 1, 1, 0, start, stop, step)
+        if d >= 0:
+            raise _damaged(shard, "metaoff", f"document {d}'s metadata offset "
+                           f"{int(shard.metaoff[d])} is out of order or past the metadata")
+
+
+def _at_separator(shard: ShardView, rank: int) -> bool:
+    """Whether the suffix at ``rank`` starts with a separator (its pointer is checked)."""
+    p = int(shard.pointers(rank, rank + 1)[0])
+    return bytes(shard.ds[p:p + shard.token_width]) == separator(shard.token_width)
+
+
+def check_table(shard: ShardView, samples: int | None, max_bytes: int = OPEN_ORDER_BYTES,
+                start: int = 0, stop: int | None = None) -> None:
+    """Suffix-array entries of ranks ``[start, stop)`` (default: all): token offsets of the
+    shard, each suffix strictly before the next rank's (compared over ``max_bytes`` bytes;
+    -1: whole). ``samples=None`` checks every rank; else about that many and the last."""
+    n = shard.num_positions
+    stop = n if stop is None else min(stop, n)
+    if stop <= start:
+        return
+    shard.pointers(start, start + 1)  # raises for an entry outside the shard
+    shard.pointers(stop - 1, stop)
+    last = min(stop, n - 1)  # first_bad_rank compares rank r with r + 1
+    for a, b, step in _spread(last - start, samples):
+        r = first_bad_rank(shard.ds, shard.sa, shard.ptr_width, shard.token_width,
+                           start + a, start + b, step, max_bytes)
+        if r >= 0:
+            raise _damaged(shard, "table", f"the entries at ranks {r} and {r + 1} are not "
+                           "token offsets of the shard in suffix order")
+
+
+def check_removed_documents(ids: np.ndarray, shards: Sequence[ShardView],
+                            minus: Sequence[ShardView], where: str) -> None:
+    """Raise IndexFormatError unless ``ids`` (sorted global ids, from a takedown record) are
+    documents of ``shards`` (one index directory's, in order) and ``minus`` (its takedown
+    index) holds one document per id, as long as that document: a takedown index of another
+    record or index would make counts and search disagree. ``where`` names them."""
+    n_docs = sum(s.num_docs for s in shards)
+    if ids.shape[0] and ids[-1] >= n_docs:
+        raise IndexFormatError(f"{where}: document {int(ids[-1])} is not one of the index's "
+                               f"{n_docs}; take the documents down again")
+    want, base = [np.zeros(0, np.int64)], 0
+    for s in shards:
+        local = ids[(ids >= base) & (ids < base + s.num_docs)] - base
+        want.append(_document_bytes(s)[local])
+        base += s.num_docs
+    got = [np.zeros(0, np.int64)] + [_document_bytes(s) for s in minus]
+    if any(s.token_width != m.token_width for s in shards for m in minus) or \
+            not np.array_equal(np.concatenate(got), np.concatenate(want)):
+        raise IndexFormatError(f"{where}: the takedown index does not hold the documents the "
+                               "record lists; take the documents down again (anygram "
+                               "takedown --undo, then the ids again)")
+
+
+def _document_bytes(shard: ShardView) -> np.ndarray:
+    """Bytes of each document of a shard, its separator included."""
+    return np.diff(np.append(shard.offsets.astype(np.int64), shard.ds_bytes))
