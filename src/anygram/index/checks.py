@@ -1,8 +1,8 @@
 """The structural checks of a shard: what every open samples, and what ``anygram verify``
 reads in full (:mod:`anygram.index.verify`).
 
-On open they cost a few dozen random reads per shard, plus a pass over the offset files
-when these are small (they are then hashed on open anyway): enough to refuse a truncated,
+On open they cost a few dozen random reads per shard, whatever its size: enough to refuse a
+truncated,
 zeroed or shuffled file, a pointer table of another shard, offsets out of order, with
 :class:`~anygram.errors.IndexFormatError` before any query reads them. What the samples miss,
 the kernels refuse when they meet it (a pointer outside the shard raises there too), so a
@@ -23,7 +23,7 @@ from ..kernels.checks import (
     first_bad_rank,
     first_missing_separator,
 )
-from .format import CHECKSUM_MAX_BYTES, separator, shard_file_names
+from .format import separator, shard_file_names
 
 
 class ShardView(Protocol):
@@ -71,8 +71,6 @@ class ShardView(Protocol):
 OPEN_SAMPLES = 16
 #: Bytes compared per sampled pair of adjacent suffixes on open (verify compares them whole).
 OPEN_ORDER_BYTES = 256
-#: Offset files up to this many entries are checked whole on open.
-OPEN_FULL_OFFSETS = CHECKSUM_MAX_BYTES // 8
 
 
 def _damaged(shard: ShardView, kind: str, what: str) -> IndexFormatError:
@@ -96,8 +94,7 @@ def check_documents(shard: ShardView, samples: int | None) -> None:
     the boundary only: the order is :func:`check_table`'s), in order,
     aligned, inside the token file, each at a separator; the metadata line offsets: one per
     document, in order, inside the metadata file.
-    ``samples=None`` checks every document; else offsets are read whole up to
-    :data:`OPEN_FULL_OFFSETS` documents, separators and longer files sampled."""
+    ``samples=None`` checks every document; else about ``samples`` of them."""
     n, w = shard.num_docs, shard.token_width
     if n == 0 and shard.ds_bytes:
         raise _damaged(shard, "offset", "no documents, yet the token file is not empty")
@@ -108,8 +105,7 @@ def check_documents(shard: ShardView, samples: int | None) -> None:
             [False] * (first > 0) + [True] * (n > 0):
         raise _damaged(shard, "offset", f"{n} documents, but the suffix array does not end "
                        f"with {n} separators")
-    dense = samples is None or n <= OPEN_FULL_OFFSETS
-    for start, stop, step in _spread(n, None if dense else samples):
+    for start, stop, step in _spread(n, samples):
         d = first_bad_offset(shard.offsets, shard.ds_bytes, w, w, start, stop, step)
         if d >= 0:
             raise _damaged(shard, "offset", f"document {d}'s offset {int(shard.offsets[d])} "
@@ -124,7 +120,7 @@ def check_documents(shard: ShardView, samples: int | None) -> None:
         raise _damaged(shard, "metaoff", f"{shard.metaoff.shape[0]} metadata lines for {n} "
                        "documents")
     size = shard.metadata.shape[0]
-    for start, stop, step in _spread(n, None if dense else samples):
+    for start, stop, step in _spread(n, samples):
         d = first_bad_offset(shard.metaoff, size + 1, 1, 0, start, stop, step)
         if d >= 0:
             raise _damaged(shard, "metaoff", f"document {d}'s metadata offset "

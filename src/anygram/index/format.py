@@ -49,8 +49,8 @@ WIDTH_OF_DTYPE = {v: k for k, v in DTYPE_OF_WIDTH.items()}
 SAMPLE_NAME = "sample"
 DEFAULT_SAMPLE_STRIDE = 256
 DEFAULT_SAMPLE_KEY_BYTES = 16
-# Files up to this size get a sha256 in the manifest that is checked on every open (the
-# offset files); every file gets a "checksum" that `anygram verify` checks.
+# Offset files up to this size also get the "sha256" key older versions check on every open;
+# every file gets a "checksum" that `anygram verify` checks.
 CHECKSUM_MAX_BYTES = 64 << 20
 # A manifest or takedown record larger than this is refused unread (a real one is a few KB
 # per shard, or 8-odd bytes per taken-down document).
@@ -140,7 +140,7 @@ class ShardInfo:
     num_tokens: int  # document tokens, separators excluded
     ds_bytes: int
     ptr_width: int
-    # name -> {"size", "checksum": "sha256:<hex>" (for verify), "sha256" (checked on open)}
+    # name -> {"size", "checksum": "sha256:<hex>" (for verify), "sha256" (older versions)}
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def check(self, where: Path) -> None:
@@ -281,16 +281,17 @@ def read_manifest(directory: Path) -> Manifest:
     return Manifest.from_dict(read_json_record(path, "manifest"), path)
 
 
-def checked_on_open(name: str, size: int) -> bool:
-    """Whether a file's sha256 is checked on every open: the offset files up to
-    :data:`CHECKSUM_MAX_BYTES` (the rest is sampled on open and read by `anygram verify`)."""
+def _checked_by_older_versions(name: str, size: int) -> bool:
+    """Whether older anygram versions check a file's ``sha256`` on every open: the offset
+    files up to :data:`CHECKSUM_MAX_BYTES`. This one checks no hash on open (that would read
+    O(documents) data); ``anygram verify`` checks every ``checksum``."""
     return name.startswith(("offset", "metaoff")) and size <= CHECKSUM_MAX_BYTES
 
 
 def describe_shard_files(directory: Path, shard: str) -> dict[str, dict[str, Any]]:
     """Size and sha256 of each of one shard's files, for the manifest: ``checksum`` for every
-    file (what ``anygram verify`` checks), ``sha256`` too for the files checked on every open
-    (the key older anygram versions check)."""
+    file (what ``anygram verify`` checks), ``sha256`` too for the files older anygram versions
+    check on every open (the key they read)."""
     out: dict[str, dict[str, Any]] = {}
     for name in shard_file_names(shard).values():
         p = directory / name
@@ -298,7 +299,7 @@ def describe_shard_files(directory: Path, shard: str) -> dict[str, dict[str, Any
             continue
         digest = sha256_file(p)
         entry: dict[str, Any] = {"size": p.stat().st_size, "checksum": f"sha256:{digest}"}
-        if checked_on_open(name, entry["size"]):
+        if _checked_by_older_versions(name, entry["size"]):
             entry["sha256"] = digest
         out[name] = entry
     return out
