@@ -531,37 +531,37 @@ def _ptr_negative(keys, lens, ptrs, row):
 
 
 def _key_changed(keys, lens, ptrs, row):
-    keys[row] = 0  # in range, out of order: only verify can tell
+    keys[row] = 0  # in range, out of order: a search it misleads finds out
 
 
-#: Hostile search samples: (name, mutation, whether the loader must refuse it).
-SAMPLES: list[tuple[str, Mutation, bool]] = [
-    ("a sample that is a FIFO", _fifo("sample.0"), True),
-    ("a sample cut short", _truncate("sample.0", lambda n: n - 5), True),
-    ("a sample with a key length past its row", _edit_sample(_long_lens), True),
-    ("a sample with an offset past the end", _edit_sample(_ptr_past_end), True),
-    ("a sample with a negative offset", _edit_sample(_ptr_negative), True),
-    ("a sample with a key out of order", _edit_sample(_key_changed), False),
+#: Hostile search samples: (name, mutation). The loader refuses what its header and spot
+#: checks show; what they miss, the searches catch (each checks the sample's bracket against
+#: the suffix array, falls back to the plain search and drops the sample): the answers never
+#: change.
+SAMPLES: list[tuple[str, Mutation]] = [
+    ("a sample that is a FIFO", _fifo("sample.0")),
+    ("a sample cut short", _truncate("sample.0", lambda n: n - 5)),
+    ("a sample with a key length past its row", _edit_sample(_long_lens)),
+    ("a sample with an offset past the end", _edit_sample(_ptr_past_end)),
+    ("a sample with a negative offset", _edit_sample(_ptr_negative)),
+    ("a sample with a key out of order", _edit_sample(_key_changed)),
 ]
 
 
 @pytest.mark.parametrize("kind", ["text", "words"])
 def test_hostile_search_samples_are_not_used(pristine, tmp_path, kind):
-    """A search sample (sample.{s}) whose entries would index memory outside the shard, or
-    that is no regular file, is ignored and rebuilt: the answers do not change; one that is
-    merely wrong can change them, and verify reports it."""
+    """A search sample (sample.{s}) that is no regular file, does not fit its shard, or whose
+    entries point anywhere or sort wrongly: no crash, and the answers do not change."""
     w = 1 if kind == "text" else 2
-    made = _copies(pristine[kind], tmp_path, [("sound", lambda d, w: None)]
-                   + [(n, m) for n, m, _ in SAMPLES], w, manifest=True)
+    made = _copies(pristine[kind], tmp_path, [("sound", lambda d, w: None)] + SAMPLES, w,
+                   manifest=True)
     results = _run_probe(kind, list(made.values()))
     want = results[str(made["sound"])]["answers"]
     problems = []
-    for name, _, refused in SAMPLES:
+    for name, _ in SAMPLES:
         got = results[str(made[name])]
         if "crash" in got or _untyped(got):
             problems.append(f"{name}: {got.get('crash') or _untyped(got)}")
-        elif refused and got["answers"] != want:
+        elif got["answers"] != want:
             problems.append(f"{name}: the answers changed")
-        elif not refused and got["verify"] is not False:
-            problems.append(f"{name}: verify passed it")
     assert not problems, "\n".join(problems)

@@ -4,27 +4,35 @@
 ``table.{s}`` with its first ``m`` bytes and its offset: a 64-byte header (magic, format
 version, stride, ``m``, the number of samples, a CRC-32 of the rest, and the shard's
 fingerprint: its token and table sizes and widths), then the keys (``n x m`` bytes), the
-lengths (``n`` bytes) and the offsets (``n`` little-endian int64). ``(m + 9) / stride`` bytes
-a token: 0.1 B at the defaults (stride 256, 16 bytes), which is also its size in RAM.
+lengths (``n`` bytes), zeros to a multiple of 8 bytes, and the offsets (``n`` little-endian
+int64). ``(m + 9) / stride`` bytes a token: 0.1 B at the defaults (stride 256, 16 bytes).
+
+A searching process maps the file (reading it is not needed to open the index or to answer
+a first query: a cold query faults in the dozen pages of the sample its bisection touches)
+and asks the kernel to read the rest ahead, so that it soon is in memory.
 
 `build` writes it; an index without one (an older anygram index, infini-gram's) gets it on
 first use, next to the index when the directory is writable, else in the user's cache
-directory, else in memory only. It is never required: a missing, stale (its fingerprint or
-its sampled entries disagree with the shard) or corrupt (its CRC) sample is rebuilt, never
-used. infini-gram ignores the file (it finds its files by the words ``tokenized``,
-``table``, ``offset``, ``metadata``, ``metaoff`` and ``unigram``).
+directory, else in memory only. It is never required and never trusted: a missing or stale
+one (its header, fingerprint or spot-checked entries disagree with the shard) is rebuilt; a
+damaged one is caught by the search itself, which checks the bracket the sample gives
+against the suffix array (:mod:`anygram.kernels.sample`), falls back to the plain search and
+drops the sample; ``anygram verify`` compares its CRC. infini-gram ignores the file (it finds
+its files by the words ``tokenized``, ``table``, ``offset``, ``metadata``, ``metaoff`` and
+``unigram``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import mmap
 import os
 import stat
 import struct
 import threading
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +43,7 @@ from .format import DEFAULT_SAMPLE_KEY_BYTES, DEFAULT_SAMPLE_STRIDE, SAMPLE_NAME
 log = logging.getLogger(__name__)
 
 _MAGIC = b"AGSAMPLE"
-_VERSION = 1
+_VERSION = 2
 # magic, version, stride, key bytes, count, crc32, ds bytes, sa bytes, token width, ptr width
 _HEADER = struct.Struct("<8sIIIQIQQII")
 _HEADER_SIZE = 64
@@ -43,12 +51,14 @@ _HEADER_SIZE = 64
 
 @dataclass(frozen=True, eq=False)
 class Sample:
-    """A shard's search sample, in memory."""
+    """A shard's search sample (read-only arrays, mapped or built), and the count of the
+    searches it misled (``faults[0]``, kept by the kernels)."""
 
     stride: int
     keys: np.ndarray  # uint8 [n, m]
     lens: np.ndarray  # uint8 [n]
     ptrs: np.ndarray  # int64 [n]
+    faults: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
 
     @property
     def nbytes(self) -> int:
@@ -72,13 +82,18 @@ def build(ds: np.ndarray, sa: np.ndarray, token_width: int, ptr_width: int, *,
         raise ValueError(f"stride must be >= 1 and key_bytes in 1..255, not {stride}, "
                          f"{key_bytes}")
     keys, lens, ptrs = kernels.build_sample(ds, sa, ptr_width, stride, key_bytes)
+    for a in (keys, lens, ptrs):
+        a.flags.writeable = False  # as a mapped one: the kernels compile once for both
     return Sample(stride, keys, lens, ptrs)
 
 
 def write(path: Path, sample: Sample, ds: np.ndarray, sa: np.ndarray, token_width: int,
           ptr_width: int) -> None:
     """Write the sidecar atomically (a temporary file in the same directory, renamed)."""
-    body = sample.keys.tobytes() + sample.lens.tobytes() + sample.ptrs.astype("<i8").tobytes()
+    n = sample.ptrs.shape[0]
+    pad = b"\0" * (-(n * sample.keys.shape[1] + n) % 8)  # the offsets 8-byte aligned
+    body = (sample.keys.tobytes() + sample.lens.tobytes() + pad
+            + sample.ptrs.astype("<i8").tobytes())
     header = _HEADER.pack(_MAGIC, _VERSION, sample.stride, sample.keys.shape[1],
                           sample.ptrs.shape[0], zlib.crc32(body),
                           *_fingerprint(ds, sa, token_width, ptr_width))
@@ -97,41 +112,39 @@ def write(path: Path, sample: Sample, ds: np.ndarray, sa: np.ndarray, token_widt
 
 def read(path: Path, ds: np.ndarray, sa: np.ndarray, token_width: int,
          ptr_width: int) -> Sample | None:
-    """The sidecar at ``path`` if it is this shard's and intact; None (and a log line) when
-    it is missing, stale or corrupt."""
+    """The sidecar at ``path``, mapped, if it is this shard's; None (and a log line) when it
+    is missing or stale. O(1): its header and three entries are checked (the searches check
+    the rest as they use it)."""
     try:
         st = path.stat()
-        # Not a FIFO (a read would block) or a device, and no larger than any sample of this
-        # shard can be (at most one 255-byte key and 9 bytes a position).
-        if not stat.S_ISREG(st.st_mode) or st.st_size > _HEADER_SIZE + 264 * sa.shape[0]:
-            log.warning("ignoring the search sample %s: not a regular file of a sample's "
-                        "size", path)
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would block a read, a device never end
+            log.warning("ignoring the search sample %s: not a regular file", path)
             return None
-        # Writable, as a freshly built sample is: the kernels then compile once for both.
-        raw = bytearray(st.st_size)
         with open(path, "rb") as f:
-            f.readinto(raw)
+            header = f.read(_HEADER_SIZE)
+            why = _check(header, st.st_size, ds, sa, token_width, ptr_width)
+            if why is not None:
+                log.warning("ignoring the search sample %s: %s", path, why)
+                return None
+            raw = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     except OSError:
         return None
-    why = _check(raw, ds, sa, token_width, ptr_width)
-    if why is not None:
-        log.warning("ignoring the search sample %s: %s", path, why)
-        return None
-    _, _, stride, m, n, *_ = _HEADER.unpack_from(raw)
+    _, _, stride, m, n, *_ = _HEADER.unpack_from(header)
     at = _HEADER_SIZE
     keys = np.frombuffer(raw, dtype=np.uint8, count=n * m, offset=at).reshape(n, m)
     lens = np.frombuffer(raw, dtype=np.uint8, count=n, offset=at + n * m)
-    ptrs = np.frombuffer(raw, dtype="<i8", count=n, offset=at + n * m + n).astype(np.int64)
+    ptrs = np.frombuffer(raw, dtype=np.int64, count=n, offset=at + _padded(n * (m + 1)))
     sample = Sample(stride, keys, lens, ptrs)
-    # What the kernels index memory with: lengths within a row, offsets of the token file.
-    if n and (int(lens.max()) > m or int(ptrs.min()) < 0 or int(ptrs.max()) >= ds.shape[0]
-              or int(np.bitwise_or.reduce(ptrs)) & (token_width - 1)):
-        log.warning("ignoring the search sample %s: an entry is out of range", path)
-        return None
     if not _agrees(sample, ds, sa, ptr_width):
         log.warning("ignoring the search sample %s: it does not match the shard's table", path)
         return None
+    if hasattr(raw, "madvise"):
+        raw.madvise(mmap.MADV_WILLNEED)  # read the rest in the background
     return sample
+
+
+def _padded(size: int) -> int:
+    return size + (-size % 8)
 
 
 def crc32_of(path: Path) -> int:
@@ -140,11 +153,11 @@ def crc32_of(path: Path) -> int:
         return int(_HEADER.unpack_from(f.read(_HEADER_SIZE))[5])
 
 
-def _check(raw: bytearray, ds: np.ndarray, sa: np.ndarray, token_width: int,
+def _check(header: bytes, size: int, ds: np.ndarray, sa: np.ndarray, token_width: int,
            ptr_width: int) -> str | None:
-    if len(raw) < _HEADER_SIZE:
+    if len(header) < _HEADER_SIZE:
         return "it is truncated"
-    magic, version, stride, m, n, crc, *fingerprint = _HEADER.unpack_from(raw)
+    magic, version, stride, m, n, _, *fingerprint = _HEADER.unpack_from(header)
     if magic != _MAGIC or version != _VERSION:
         return "not a search sample of this anygram version"
     if tuple(fingerprint) != _fingerprint(ds, sa, token_width, ptr_width):
@@ -152,10 +165,8 @@ def _check(raw: bytearray, ds: np.ndarray, sa: np.ndarray, token_width: int,
     total = sa.shape[0] // ptr_width if ptr_width else 0
     if stride < 1 or m < 1 or n != -(-total // stride):
         return "its header is inconsistent"
-    if len(raw) != _HEADER_SIZE + n * (m + 9):
-        return "it is truncated"
-    if zlib.crc32(memoryview(raw)[_HEADER_SIZE:]) != crc:
-        return "its checksum does not match (a damaged file)"
+    if size != _HEADER_SIZE + _padded(n * (m + 1)) + 8 * n:
+        return "its size does not match its header (a truncated file)"
     return None
 
 
@@ -202,3 +213,14 @@ def load_or_build(directory: Path, shard: str | None, ds: np.ndarray, sa: np.nda
         except OSError:
             continue
     return sample
+
+
+def forget(directory: Path, shard: str | None) -> None:
+    """Delete a shard's sidecars (beside the index and in the cache), where allowed: a
+    sample found to mislead searches is rebuilt on the next use."""
+    name = sample_name(shard)
+    for path in (directory / name, cache_path(directory, name)):
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass

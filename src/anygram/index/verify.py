@@ -175,9 +175,9 @@ def _verify_shard(shard: Shard, manifest: Manifest | None, progress: bool) -> No
 
 
 def _verify_sample(shard: Shard, report: VerifyReport) -> None:
-    """The shard's search sample, if it has one beside it, equals the one its table gives
-    (a sample is read by every search: a wrong one that passes its own checks on load would
-    give wrong answers)."""
+    """The shard's search sample, if it has one beside it, equals the one its table gives (a
+    wrong one never gives a wrong answer, the searches check its brackets, but it slows
+    them down until they find it out and drop it)."""
     path = shard.directory / search_sample.sample_name(shard.file_suffix)
     if not path.exists() and not path.is_symlink():
         return

@@ -25,14 +25,15 @@ from .search import (
 @kernel
 def find_many(ds: np.ndarray, sa: np.ndarray, k: int, w: int, qs: np.ndarray,
               offs: np.ndarray, first: np.ndarray, keys: np.ndarray, lens: np.ndarray,
-              ptrs: np.ndarray, stride: int) -> np.ndarray:
+              ptrs: np.ndarray, stride: int, faults: np.ndarray) -> np.ndarray:
     """The rank range of each query: int64 ``[queries, 2]``."""
     m = offs.shape[0] - 1
     out = np.empty((m, 2), dtype=np.int64)
     for j in range(m):
         q = qs[offs[j]:offs[j + 1]]
         if ptrs.shape[0] > 0:
-            lo, hi = find_range_indexed(ds, sa, k, q, w, first, keys, lens, ptrs, stride)
+            lo, hi = find_range_indexed(ds, sa, k, q, w, first, keys, lens, ptrs, stride,
+                                        faults)
         else:
             lo, hi = find_range_cached(ds, sa, k, q, w, first)
         out[j, 0] = lo
@@ -61,7 +62,7 @@ def find_many_within(ds: np.ndarray, sa: np.ndarray, k: int, qs: np.ndarray,
 @kernel
 def longest_suffix_many(ds: np.ndarray, sa: np.ndarray, k: int, w: int, qs: np.ndarray,
                         offs: np.ndarray, keys: np.ndarray, lens: np.ndarray, ptrs: np.ndarray,
-                        stride: int) -> np.ndarray:
+                        stride: int, faults: np.ndarray) -> np.ndarray:
     """For each query, its longest suffix that occurs (in tokens) and that suffix's rank
     range: int64 ``[queries, 3]``."""
     m = offs.shape[0] - 1
@@ -69,7 +70,8 @@ def longest_suffix_many(ds: np.ndarray, sa: np.ndarray, k: int, w: int, qs: np.n
     for j in range(m):
         q = qs[offs[j]:offs[j + 1]]
         if ptrs.shape[0] > 0:
-            n, lo, hi = longest_suffix_sampled(ds, sa, k, q, w, keys, lens, ptrs, stride)
+            n, lo, hi = longest_suffix_sampled(ds, sa, k, q, w, keys, lens, ptrs, stride,
+                                               faults)
         else:
             n, lo, hi = longest_suffix(ds, sa, k, q, w)
         out[j, 0] = n

@@ -10,7 +10,11 @@ instead of ``2 log2(N)`` dependent reads of both files. A sampled suffix whose s
 equal the query's first ``m`` (a query longer than ``m`` bytes) is compared on in the token
 file, from byte ``m`` on.
 
-The answers are exactly :func:`anygram.kernels.search.find_range`'s.
+The answers are exactly :func:`anygram.kernels.search.find_range`'s, whatever the sample
+holds: the sample only brackets the search, and the bracket is checked against the suffix
+array itself where the search did not compare it (the rank before the start, the rank at the
+end). A bracket that does not hold (a damaged or stale sample) falls back to the plain
+search and is counted in ``faults[0]``, so the caller drops the sample.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import inline_kernel, kernel
-from .search import _cmp_at, _lower_bound, _ptr, _upper_bound, find_range_from
+from .search import _cmp_at, _lower_bound, _ptr, _upper_bound, find_range, find_range_from
 
 
 @kernel
@@ -58,13 +62,30 @@ def _cmp_sampled(ds, keys, lens, ptrs, j, q):
         return 0
     if stored < keys.shape[1]:
         return -1  # the suffix ends before q does: a proper prefix sorts first
-    return _cmp_at(ds, ptrs[j], q, stored)
+    p = ptrs[j]
+    if p < 0:  # (a damaged sample: compared as a suffix past the end; the bracket is checked)
+        p = ds.shape[0]
+    return _cmp_at(ds, p, q, stored)
+
+
+@inline_kernel
+def _first_sample(ds, keys, lens, ptrs, q, a, strict):
+    """The first sample at or after ``a`` that compares > ``q`` (``strict``) or >= ``q``."""
+    b = ptrs.shape[0]
+    while a < b:
+        mid = (a + b) >> 1
+        c = _cmp_sampled(ds, keys, lens, ptrs, mid, q)
+        if c < 0 or (strict and c == 0):
+            a = mid + 1
+        else:
+            b = mid
+    return a
 
 
 @kernel
 def find_range_sampled(ds: np.ndarray, sa: np.ndarray, k: int, q: np.ndarray,
-                       keys: np.ndarray, lens: np.ndarray, ptrs: np.ndarray, stride: int
-                       ) -> tuple[int, int]:
+                       keys: np.ndarray, lens: np.ndarray, ptrs: np.ndarray, stride: int,
+                       faults: np.ndarray) -> tuple[int, int]:
     """The rank range ``[start, end)`` of the suffixes starting with ``q`` (as
     :func:`~anygram.kernels.search.find_range` over the whole table), bracketed by the
     sample (module docstring) and finished in one block of ``stride`` ranks.
@@ -75,20 +96,20 @@ def find_range_sampled(ds: np.ndarray, sa: np.ndarray, k: int, q: np.ndarray,
     again.
     """
     total = sa.shape[0] // k if k > 0 else 0
-    n = ptrs.shape[0]
-    if q.shape[0] == 0 or n == 0:
-        return 0, total
-    a, b = 0, n
-    while a < b:
-        mid = (a + b) >> 1
-        if _cmp_sampled(ds, keys, lens, ptrs, mid, q) < 0:
-            a = mid + 1
-        else:
-            b = mid
-    lo_j = a
-    end = min(lo_j * stride, total)  # the sample lo_j (or the end): >= q
-    lo = 0 if lo_j == 0 else _lower_bound(ds, sa, k, q, 0, (lo_j - 1) * stride + 1, end)
-    if lo == total or _cmp_at(ds, _ptr(sa, k, lo), q, 0) != 0:
+    if q.shape[0] == 0 or ptrs.shape[0] == 0:
+        return find_range(ds, sa, k, q, 0, total)
+    lo_j = _first_sample(ds, keys, lens, ptrs, q, 0, False)
+    start = 0 if lo_j == 0 else (lo_j - 1) * stride + 1
+    end = min(lo_j * stride, total)
+    lo = _lower_bound(ds, sa, k, q, 0, start, end)
+    # The bisection compared rank lo - 1 unless lo is the block's start (then the sample
+    # before vouched for it), and rank lo unless lo is its end: check what it did not.
+    if lo == start and lo > 0 and _cmp_at(ds, _ptr(sa, k, lo - 1), q, 0) >= 0:
+        return _fallback(ds, sa, k, q, total, faults)
+    c = 1 if lo == total else _cmp_at(ds, _ptr(sa, k, lo), q, 0)
+    if c < 0:
+        return _fallback(ds, sa, k, q, total, faults)
+    if c > 0:
         return lo, lo  # q does not occur
     # Gallop: ranks lo .. prev match q; rank lo + step is the next to look at.
     prev = lo
@@ -100,22 +121,25 @@ def find_range_sampled(ds: np.ndarray, sa: np.ndarray, k: int, q: np.ndarray,
     if step <= stride or lo + step >= total:
         return lo, _upper_bound(ds, sa, k, q, 0, prev + 1, min(lo + step, total))
     # More than a block of matches: the first sample that compares > q, after lo_j.
-    b = n
-    while a < b:
-        mid = (a + b) >> 1
-        if _cmp_sampled(ds, keys, lens, ptrs, mid, q) <= 0:
-            a = mid + 1
-        else:
-            b = mid
-    up_j = a
-    return lo, _upper_bound(ds, sa, k, q, 0, max(prev + 1, (up_j - 1) * stride + 1),
-                            min(up_j * stride, total))
+    up_j = _first_sample(ds, keys, lens, ptrs, q, lo_j, True)
+    end = min(up_j * stride, total)
+    hi = _upper_bound(ds, sa, k, q, 0, max(prev + 1, (up_j - 1) * stride + 1), end)
+    if hi == end and hi < total and _cmp_at(ds, _ptr(sa, k, hi), q, 0) == 0:
+        return _fallback(ds, sa, k, q, total, faults)
+    return lo, hi
+
+
+@kernel
+def _fallback(ds, sa, k, q, total, faults):
+    """The plain search, when the sample's bracket did not hold."""
+    faults[0] += 1
+    return find_range(ds, sa, k, q, 0, total)
 
 
 @kernel
 def longest_suffix_sampled(ds: np.ndarray, sa: np.ndarray, k: int, q: np.ndarray, w: int,
-                           keys: np.ndarray, lens: np.ndarray, ptrs: np.ndarray, stride: int
-                           ) -> tuple[int, int, int]:
+                           keys: np.ndarray, lens: np.ndarray, ptrs: np.ndarray, stride: int,
+                           faults: np.ndarray) -> tuple[int, int, int]:
     """:func:`~anygram.kernels.search.longest_suffix` with each search bracketed by the
     sample: ``(suffix_len_tokens, start, end)``."""
     n_tok = q.shape[0] // w
@@ -127,7 +151,8 @@ def longest_suffix_sampled(ds: np.ndarray, sa: np.ndarray, k: int, q: np.ndarray
     bad = n_tok + 1
     while bad - good > 1:
         mid = (good + bad) >> 1
-        s, e = find_range_sampled(ds, sa, k, q[(n_tok - mid) * w:], keys, lens, ptrs, stride)
+        s, e = find_range_sampled(ds, sa, k, q[(n_tok - mid) * w:], keys, lens, ptrs, stride,
+                                  faults)
         if e > s:
             good = mid
             gs = s
@@ -140,27 +165,27 @@ def longest_suffix_sampled(ds: np.ndarray, sa: np.ndarray, k: int, q: np.ndarray
 @kernel
 def find_range_indexed(ds: np.ndarray, sa: np.ndarray, k: int, q: np.ndarray, w: int,
                        first: np.ndarray, keys: np.ndarray, lens: np.ndarray,
-                       ptrs: np.ndarray, stride: int) -> tuple[int, int]:
+                       ptrs: np.ndarray, stride: int, faults: np.ndarray) -> tuple[int, int]:
     """:func:`find_range_sampled`, helped by the table of first-token ranges (as
     :func:`~anygram.kernels.search.find_range_cached` fills it): a one-token query is a
     lookup once its token was met, and a query whose first token's range is known and no
     longer than a block is searched there directly, from its second token on."""
     if q.shape[0] < w or first.shape[0] == 0:
-        return find_range_sampled(ds, sa, k, q, keys, lens, ptrs, stride)
+        return find_range_sampled(ds, sa, k, q, keys, lens, ptrs, stride, faults)
     t = _read_first(q, w)
     if t >= first.shape[0]:
-        return find_range_sampled(ds, sa, k, q, keys, lens, ptrs, stride)
+        return find_range_sampled(ds, sa, k, q, keys, lens, ptrs, stride, faults)
     lo = first[t, 0]
     hi = first[t, 1]
     if lo < 0 or hi < 0:
-        lo, hi = find_range_sampled(ds, sa, k, q[:w], keys, lens, ptrs, stride)
+        lo, hi = find_range_sampled(ds, sa, k, q[:w], keys, lens, ptrs, stride, faults)
         first[t, 1] = hi  # the end before the start: readers check both (no lock needed)
         first[t, 0] = lo
     if q.shape[0] == w or hi <= lo:
         return lo, hi
     if hi - lo <= stride:
         return find_range_from(ds, sa, k, q, w, lo, hi)
-    return find_range_sampled(ds, sa, k, q, keys, lens, ptrs, stride)
+    return find_range_sampled(ds, sa, k, q, keys, lens, ptrs, stride, faults)
 
 
 @inline_kernel

@@ -3,6 +3,7 @@ and the per-shard document arithmetic every query kind shares."""
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import numpy as np
@@ -20,6 +21,7 @@ FIRST_TOKEN_TABLE_MAX = 1 << 21
 
 
 _UNLOADED = object()
+log = logging.getLogger(__name__)
 
 
 class LocalShard:
@@ -76,9 +78,8 @@ class LocalShard:
             with self._sample_lock:
                 if self._sample is _UNLOADED:
                     f = self.files
-                    suffixed = (f.directory / f"tokenized.{f.name}").exists()
                     self._sample = search_sample.load_or_build(
-                        f.directory, f.name if suffixed else None, self.ds, self.sa, self.w,
+                        f.directory, f.file_suffix, self.ds, self.sa, self.w,
                         self.k)
             found = self._sample
         return found  # type: ignore[return-value]  # loaded: a Sample or None
@@ -164,8 +165,11 @@ class LocalShard:
         smp = self.sample
         if smp is None:
             return kernels.find_range_cached(self.ds, self.sa, self.k, q, self.w, self.first)
-        return find_range_indexed(self.ds, self.sa, self.k, q, self.w, self.first, smp.keys,
-                                  smp.lens, smp.ptrs, smp.stride)
+        found = find_range_indexed(self.ds, self.sa, self.k, q, self.w, self.first, smp.keys,
+                                   smp.lens, smp.ptrs, smp.stride, smp.faults)
+        if smp.faults[0]:
+            self._distrust(smp)
+        return found
 
     def find_within(self, q: np.ndarray, lo: int, hi: int) -> tuple[int, int]:
         """The rank range of ``q`` inside ``[lo, hi)``, the range of a prefix of it."""
@@ -176,8 +180,11 @@ class LocalShard:
         smp = self.sample
         if smp is None:
             return kernels.longest_suffix(self.ds, self.sa, self.k, q, self.w)
-        return longest_suffix_sampled(self.ds, self.sa, self.k, q, self.w, smp.keys, smp.lens,
-                                      smp.ptrs, smp.stride)
+        found = longest_suffix_sampled(self.ds, self.sa, self.k, q, self.w, smp.keys, smp.lens,
+                                       smp.ptrs, smp.stride, smp.faults)
+        if smp.faults[0]:
+            self._distrust(smp)
+        return found
 
     def next_tokens(self, qlen: int, lo: int, hi: int, samples: int | None
                     ) -> tuple[np.ndarray, np.ndarray, int]:
@@ -190,25 +197,50 @@ class LocalShard:
 
     # ------------------------------------------------------------------ batches
 
-    def _search_args(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-        """``(first, keys, lens, ptrs, stride)`` for the batch kernels: the first-token
-        table, and the sample's arrays (empty ones when there is none)."""
-        smp = self.sample
+    def _search_args(self, smp: Sample | None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]:
+        """``(first, keys, lens, ptrs, stride, faults)`` for the batch kernels: the
+        first-token table, and the sample's arrays (empty ones when there is none)."""
         if smp is None:
-            return self.first, *_NO_SAMPLE
-        return self.first, smp.keys, smp.lens, smp.ptrs, smp.stride
+            return self.first, *_NO_SAMPLE, np.zeros(1, dtype=np.int64)
+        return self.first, smp.keys, smp.lens, smp.ptrs, smp.stride, smp.faults
+
+    def _distrust(self, smp: Sample) -> None:
+        """The sample misled a search (its bracket did not hold; the search fell back to the
+        plain one): search without it from now on, and have it rebuilt on the next use."""
+        with self._sample_lock:
+            if self._sample is not smp:
+                return
+            self._sample = None
+        f = self.files
+        log.warning("the search sample of shard %s of %s does not match its suffix array "
+                    "(a damaged or stale sample.*): searching without it; it is rebuilt next "
+                    "time the index is opened", f.name, f.directory)
+        search_sample.forget(f.directory, f.file_suffix)
 
     def find_many(self, qs: np.ndarray, offs: np.ndarray) -> np.ndarray:
         """The rank range of each of the packed queries (:mod:`anygram.kernels.batch`)."""
-        return batch.find_many(self.ds, self.sa, self.k, self.w, qs, offs,
-                               *self._search_args())
+        smp = self.sample
+        first, keys, lens, ptrs, stride, faults = self._search_args(smp)
+        found = batch.find_many(self.ds, self.sa, self.k, self.w, qs, offs, first, keys, lens,
+                                ptrs, stride, faults)
+        if smp is not None and faults[0]:
+            self._distrust(smp)
+        return found
 
     def longest_suffix_many(self, qs: np.ndarray, offs: np.ndarray) -> np.ndarray:
         """Each packed query's longest occurring suffix and its rank range, ``[m, 3]``."""
-        _, keys, lens, ptrs, stride = self._search_args()
-        return batch.longest_suffix_many(self.ds, self.sa, self.k, self.w, qs, offs, keys,
-                                         lens, ptrs, stride)
+        smp = self.sample
+        _, keys, lens, ptrs, stride, faults = self._search_args(smp)
+        found = batch.longest_suffix_many(self.ds, self.sa, self.k, self.w, qs, offs, keys,
+                                          lens, ptrs, stride, faults)
+        if smp is not None and faults[0]:
+            self._distrust(smp)
+        return found
 
 
 _NO_SAMPLE = (np.zeros((0, 1), dtype=np.uint8), np.zeros(0, dtype=np.uint8),
               np.zeros(0, dtype=np.int64), 1)
+for _a in _NO_SAMPLE[:3]:
+    # As a real sample's: one compiled kernel for both.
+    _a.flags.writeable = False  # type: ignore[union-attr]
