@@ -148,3 +148,20 @@ def test_bad_eos_id_is_refused(tmp_path):
         with pytest.raises(BuildError, match="eos_id"):
             build_index(src, tmp_path / "idx", progress=False, eos_id=bad)
     assert not (tmp_path / "idx").exists()
+
+
+def test_datasets_folder_builds_like_jsonl_and_counts_skipped_files(tmp_path):
+    import pyarrow as pa
+    from hf_datasets import save_to_disk
+
+    save_to_disk(tmp_path / "ds", pa.table({"text": TEXTS, "id": list(range(len(TEXTS)))}),
+                  shards=2)
+    (tmp_path / "ds" / "README.md").write_text("a dataset card")
+    m = build_index(tmp_path / "ds", tmp_path / "from-ds", progress=False, metadata=False)
+    build_index(_write_jsonl(tmp_path / "c.jsonl"), tmp_path / "from-jsonl", progress=False,
+                metadata=False)
+    assert _files(tmp_path / "from-ds") == _files(tmp_path / "from-jsonl")
+    assert m.build["skipped_files"] == 3  # README.md, dataset_info.json, state.json
+    meta = build_index(tmp_path / "ds", tmp_path / "meta", progress=False)
+    assert meta.has_metadata
+    assert Engine.open(tmp_path / "meta").get_doc(31).metadata["metadata"] == {"id": 31}
