@@ -90,7 +90,7 @@ def index(corpus: Path) -> Path:
     summary = run("build", corpus, "--out", out, "--quiet")
     text_bytes = sum(len(d["text"].encode()) for d in DOCS)
     assert summary == {"index": str(out), "shards": 1, "docs": len(DOCS), "tokens": text_bytes,
-                       "token_dtype": "u8", "seconds": summary["seconds"]}
+                       "token_dtype": "u8", "seconds": summary["seconds"], "skipped_files": 0}
     assert summary["seconds"] >= 0
     return out
 
@@ -133,6 +133,23 @@ def test_build_options_reach_the_index(tmp_path: Path) -> None:
     again = run("build", tmp_path / "notes.txt", "--out", tmp_path / "idx", "--overwrite",
                 "--resume", "--workers", "1", "-q")
     assert again["docs"] == 1  # txt-mode file: the whole file is one document
+
+
+def test_build_of_a_datasets_folder_says_what_it_skipped(tmp_path: Path) -> None:
+    import pyarrow as pa
+    from hf_datasets import save_to_disk
+
+    save_to_disk(tmp_path / "ds", pa.table({"content": [d["text"] for d in DOCS],
+                                            "title": [d["title"] for d in DOCS]}))
+    result = run("build", tmp_path / "ds", "--out", tmp_path / "idx", "--text-field",
+                 "content", "-q", ok=False)
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["docs"] == len(DOCS) and summary["skipped_files"] == 2
+    assert result.stderr == ("skipped 2 file(s) that are not corpus files: dataset_info.json, "
+                             "state.json\n")
+    doc = run("get-doc", "--index", tmp_path / "idx", "2", "--json")
+    assert doc["metadata"]["metadata"] == {"title": "c"}
 
 
 def test_build_progress_goes_to_stderr(tmp_path: Path, corpus: Path) -> None:
