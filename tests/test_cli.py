@@ -12,11 +12,13 @@ import base64
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -363,7 +365,7 @@ def test_each_option_does_something(index: Path) -> None:
     """No flag that is accepted and ignored: ``color`` prints no JSON (no --pretty), ``eval``
     prints JSON anyway (no --json), ``info`` takes no text (no --tokenizer)."""
     assert "--pretty" not in run("color", "--help", ok=False).stdout
-    assert "--json" not in run("eval", "--help", ok=False).stdout
+    assert not re.search(r"--json\b", run("eval", "--help", ok=False).stdout)  # --jsonl: rows
     assert "--tokenizer" not in run("info", "--help", ok=False).stdout
     assert "TEXT queries" in run("count", "--help", ok=False).stdout
     assert "decodes" in run("get-doc", "--help", ok=False).stdout
@@ -608,3 +610,64 @@ def test_takedown_command_round_trip(corpus: Path, tmp_path: Path) -> None:
     assert run("count", "--index", out, "the")["count"] == before
     assert "out of range" in fails("takedown", "--index", out, "--docs", "999")
     assert "one of" in fails("takedown", "--index", out, "--docs", "1", "--where", "a=b")
+
+
+# ----------------------------------------------------------------------------- --jsonl
+
+
+def _jsonl(*args: object) -> tuple[list[Any], str]:
+    """The rows a ``--jsonl`` command prints (each line one strict JSON object: no NaN),
+    and its stderr."""
+    result = run(*args, "--jsonl", ok=False)
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+
+    def no_constants(name: str) -> None:
+        raise AssertionError(f"{name} is not JSON")
+
+    rows = [json.loads(line, parse_constant=no_constants)
+            for line in result.stdout.splitlines()]
+    return rows, result.stderr
+
+
+def test_jsonl_prints_one_row_per_line(index: Path, engine: Engine, tmp_path: Path) -> None:
+    page = run("search", "--index", index, "the", "--max-docs", "3", "--window", "4", "--json")
+    rows, err = _jsonl("search", "--index", index, "the", "--max-docs", "3", "--window", "4")
+    assert rows == page["hits"] and len(rows) == 3
+    assert err == f"more: --offset {page['next_offset']}\n"
+    cnf = run("search", "--index", index, "cat AND sat", "--json")
+    rows, err = _jsonl("search", "--index", index, "cat AND sat")
+    assert rows == [h["window"] for h in cnf["hits"]] and rows and err == ""
+
+    rows, _ = _jsonl("get-doc", "--index", index, "2", "0", "3")
+    assert rows == [run("get-doc", "--index", index, str(d), "--json") for d in (2, 0, 3)]
+    assert run("get-doc", "--index", index, "2", "0", "--json") == rows[:2]
+    text = run("get-doc", "--index", index, "2", "0", ok=False).stdout
+    assert text.index("doc 2 ·") < text.index("doc 0 ·") and DOCS[0]["text"] in text
+
+    for cmd in ("ntd", "infgram-ntd"):
+        rows, _ = _jsonl(cmd, "--index", index, "the ", "--top", "2")
+        assert rows == run(cmd, "--index", index, "the ", "--top", "2")["next_tokens"]
+        assert len(rows) == 2 and set(rows[0]) == {"token_id", "count", "prob", "token"}
+
+    held = tmp_path / "held.txt"
+    held.write_text("the cat sat\na dog\n", encoding="utf-8")
+    rows, _ = _jsonl("eval", "--index", index, "--texts", held)
+    from anygram.tools.evaluation import evaluate
+
+    result = evaluate(engine, ["the cat sat", "a dog"])
+    assert len(rows) == len("the cat sat") + len("a dog")
+    assert rows[12] == {"text": 1, "dev": False, "position": 1, "token_id": ord(" "),
+                        "suffix_len": int(result.texts[1].suffix_len[1]),
+                        "prob": float(result.texts[1].prob[1]),
+                        "argmax": int(result.texts[1].argmax[1]),
+                        "agree": bool(result.texts[1].agree[1]),
+                        "sparse": bool(result.texts[1].sparse[1]), "scored": True,
+                        "lm_logprob": None}  # NaN without an LM: null, not NaN
+    assert [r["scored"] for r in rows].count(False) == 2
+
+
+def test_jsonl_is_an_output_of_its_own(index: Path) -> None:
+    for args in (["search", "the", "--json"], ["get-doc", "1", "--pretty"],
+                 ["ntd", "a", "--pretty"], ["eval", "--texts", __file__, "--pretty"]):
+        result = run(args[0], "--index", index, *args[1:], "--jsonl", ok=False)
+        assert result.exit_code == 2 and "--jsonl" in result.stderr, (args, result.stderr)

@@ -62,6 +62,21 @@ def to_arrow(columns: Columns, what: str) -> Any:
     return pa.Table.from_arrays(arrays, names=list(columns))
 
 
+def rows(columns: Columns) -> list[dict[str, Any]]:
+    """The rows of ``columns`` as JSON-safe dicts (Python values; NaN as None, ``json``
+    columns parsed back), one per row: what ``--jsonl`` prints."""
+    names = list(columns)
+    lists = []
+    for kind, values in columns.values():
+        col = values.tolist() if isinstance(values, np.ndarray) else list(values)
+        if kind == "float":
+            col = [None if v is not None and v != v else v for v in col]  # NaN != NaN
+        elif kind == "json":
+            col = [None if v is None else json.loads(v) for v in col]
+        lists.append(col)
+    return [dict(zip(names, row)) for row in zip(*lists)]
+
+
 class Tabular:
     """A result with many rows: subclasses give :meth:`columns`, and get ``to_pandas()`` and
     ``to_arrow()`` (same columns in both)."""
