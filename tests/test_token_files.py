@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
+from internals import interrupted_at_shard
 
-import anygram.index.build as build_mod
 import anygram.index.token_files as token_files
 from anygram import BuildError, Engine
 from anygram.cli import main
@@ -188,25 +188,15 @@ def test_bad_token_files(tmp_path, caplog):
     assert result.exit_code == 2 and "--vocab-size: only with --from-ids" in result.stderr
 
 
-def test_an_interrupted_token_file_build_resumes(tmp_path, monkeypatch):
+def test_an_interrupted_token_file_build_resumes(tmp_path):
     rng = np.random.default_rng(0)
     docs = [rng.integers(1, 500, rng.integers(1, 20)).tolist() for _ in range(40)]
     np.array(_flat(docs, 0), dtype="<u2").tofile(tmp_path / "t.bin")
     opts = dict(eos_id=0, vocab_size=500, shard_tokens=60, progress=False)
     build_index_from_token_files(tmp_path / "t.bin", tmp_path / "fresh", **opts)
-    real_finish = build_mod._finish_shard
-    calls = {"n": 0}
-
-    def crash_on_third(writer, *args):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt("simulated crash")
-        return real_finish(writer, *args)
-
-    monkeypatch.setattr(build_mod, "_finish_shard", crash_on_third)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupted_at_shard(3), pytest.raises(KeyboardInterrupt):
         build_index_from_token_files(tmp_path / "t.bin", tmp_path / "idx", **opts)
-    monkeypatch.setattr(build_mod, "_finish_shard", real_finish)
+    assert (tmp_path / "idx.partial").exists()
     build_index_from_token_files(tmp_path / "t.bin", tmp_path / "idx", resume=True, **opts)
     assert _index_files(tmp_path / "idx") == _index_files(tmp_path / "fresh")
     assert Engine.open(tmp_path / "idx").num_docs == len(docs)
