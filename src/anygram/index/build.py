@@ -345,13 +345,15 @@ def build_index_from_ids(docs: Iterable[Sequence[int] | np.ndarray] | np.ndarray
         if flat.ndim != 1 or (flat.size and flat.dtype.kind not in "iu"):
             raise BuildError(f"split_at_eos needs one flat sequence of integer ids, not an "
                              f"array of shape {flat.shape} and type {flat.dtype}")
-        documents: Iterable[Sequence[int] | np.ndarray] = token_files.split_at_eos(flat, eos_id)
+        documents: Iterable[Sequence[int] | np.ndarray] = token_files.split_at_eos(
+            flat, eos_id, vocab_size=vocab_size)
     else:
         documents = _checked_docs(docs)
     return _build_from_ids(documents, Path(out_dir), params={"from_ids": True},
                            vocab_size=vocab_size, eos_id=eos_id, tokenizer=tok,
                            shard_tokens=shard_tokens, resume=False, overwrite=overwrite,
-                           progress=progress, sample_stride=sample_stride)
+                           progress=progress, sample_stride=sample_stride,
+                           ranges_checked=split_at_eos)
 
 
 def build_index_from_token_files(paths: str | Path | Sequence[str | Path],
@@ -385,7 +387,7 @@ def build_index_from_token_files(paths: str | Path | Sequence[str | Path],
     return _build_from_ids(documents, Path(out_dir), params=params, vocab_size=vocab_size,
                            eos_id=eos_id, tokenizer=tok, shard_tokens=shard_tokens,
                            resume=resume, overwrite=overwrite, progress=progress,
-                           sample_stride=sample_stride)
+                           sample_stride=sample_stride, ranges_checked=True)
 
 
 def _ids_tokenizer(tokenizer: str | Path | Tokenizer | None,
@@ -435,13 +437,20 @@ def _check_doc(ids: Sequence[int] | np.ndarray, k: int) -> np.ndarray:
 def _build_from_ids(docs: Iterable[Sequence[int] | np.ndarray], out: Path, *,
                     params: dict[str, Any], vocab_size: int, eos_id: int | None,
                     tokenizer: Tokenizer | None, shard_tokens: int | None, resume: bool,
-                    overwrite: bool, progress: bool, sample_stride: int) -> Manifest:
-    """An index of documents given as token ids: checked, then written by :func:`_build`."""
+                    overwrite: bool, progress: bool, sample_stride: int,
+                    ranges_checked: bool = False) -> Manifest:
+    """An index of documents given as token ids: checked, then written by :func:`_build`.
+
+    ``ranges_checked``: the ids are known to be in ``0..vocab_size - 1`` (a token file's
+    are checked as it is scanned), so the documents are not checked one by one again."""
     width = token_width_for(vocab_size - 1)
     dtype = np.dtype(f"<u{width}")
 
     def items(skip: int) -> Iterator[tuple[Document | None, bytes]]:
         for k, ids in enumerate(islice(docs, skip, None), start=skip):
+            if ranges_checked:
+                yield None, np.asarray(ids, dtype=dtype).tobytes()
+                continue
             arr = _check_doc(ids, k)
             if arr.size and (arr.min() < 0 or arr.max() >= vocab_size):
                 bad = int(arr.max()) if arr.max() >= vocab_size else int(arr.min())
