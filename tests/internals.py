@@ -6,8 +6,8 @@ down without a takedown index) and to run kernels on exactly the engine's arrays
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 
 import numpy as np
 
@@ -38,3 +38,25 @@ def holding_walk_caches(eng: Engine) -> AbstractContextManager[object]:
     shards = eng._core.shards
     assert isinstance(shards, LocalShards)
     return shards._walk_caches()
+
+
+@contextmanager
+def interrupted_at_shard(n: int) -> Iterator[None]:
+    """Inside: the builder is interrupted (``KeyboardInterrupt``, as by Ctrl-C) when it
+    finishes its ``n``-th shard (1-based), after the shards before it are recorded."""
+    import pytest
+
+    import anygram.index.build as build_mod
+
+    real_finish = build_mod._finish_shard
+    calls = {"n": 0}
+
+    def finish(writer: object, *args: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt("simulated Ctrl-C")
+        return real_finish(writer, *args)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(build_mod, "_finish_shard", finish)
+        yield

@@ -26,3 +26,9 @@ def torch_and_transformers() -> tuple[ModuleType, ModuleType]:
               "for the CPU build, as .ci/run does)")
     return (pytest.importorskip("torch", reason=reason),
             pytest.importorskip("transformers", reason=reason))
+
+
+def pandas() -> ModuleType:
+    """``pandas``, or skip: the ``pandas`` extra is not installed."""
+    return pytest.importorskip("pandas", reason="needs pandas: pip install -e '.[dev]' (the "
+                                                "pandas extra)")

@@ -7,6 +7,7 @@ circles are found here with grimp, the import graph import-linter itself builds.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -21,11 +22,17 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_layers_import_only_downward(capsys: pytest.CaptureFixture[str]) -> None:
     cwd = os.getcwd()
     os.chdir(ROOT)
+    # import-linter configures logging with dictConfig, which disables every logger that
+    # exists (the "anygram" one included): later tests would lose the CLI's notices.
+    loggers = [lg for lg in logging.root.manager.loggerDict.values()
+               if isinstance(lg, logging.Logger) and not lg.disabled]
     try:
         status = importlinter_cli.lint_imports(config_filename=str(ROOT / "pyproject.toml"),
                                                no_cache=True, no_logo=True)
     finally:
         os.chdir(cwd)
+        for lg in loggers:
+            lg.disabled = False
     assert status == importlinter_cli.EXIT_STATUS_SUCCESS, capsys.readouterr().out
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import reference as ref
+from internals import interrupted_at_shard
 
-import anygram.index.build as build_mod
 from anygram import BuildError, Engine, IncompleteIndexError, build_index
 
 TEXTS = [f"Document {i}: the quick brown fox {'jumps over' if i % 3 else 'sleeps near'} "
@@ -87,20 +87,10 @@ def test_existing_output_is_not_overwritten(tmp_path):
     assert Engine.open(tmp_path / "idx").num_shards > 1
 
 
-def test_interrupted_build_never_opens_and_resumes(tmp_path, monkeypatch):
+def test_interrupted_build_never_opens_and_resumes(tmp_path):
     src = _write_jsonl(tmp_path / "c.jsonl")
     build_index(src, tmp_path / "fresh", progress=False, shard_tokens=1200)
-    real_finish = build_mod._finish_shard
-    calls = {"n": 0}
-
-    def crash_on_third(writer, *args):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt("simulated crash")
-        return real_finish(writer, *args)
-
-    monkeypatch.setattr(build_mod, "_finish_shard", crash_on_third)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupted_at_shard(3), pytest.raises(KeyboardInterrupt):
         build_index(src, tmp_path / "idx", progress=False, shard_tokens=1200)
     assert not (tmp_path / "idx").exists()
     with pytest.raises(IncompleteIndexError, match="--resume"):
@@ -108,7 +98,6 @@ def test_interrupted_build_never_opens_and_resumes(tmp_path, monkeypatch):
     progress = json.loads((tmp_path / "idx.partial" / "progress.json").read_text())
     assert len(progress["shards"]) == 2
 
-    monkeypatch.setattr(build_mod, "_finish_shard", real_finish)
     with pytest.raises(BuildError, match="other inputs or options"):
         build_index(src, tmp_path / "idx", progress=False, shard_tokens=999, resume=True)
     # (a mismatched resume must not have destroyed the partial build)
@@ -231,3 +220,20 @@ def test_every_file_has_a_checksum_and_older_manifests_still_open(tmp_path):
     assert eng.count("the lazy dog").count == len(TEXTS)
     report = verify_index(tmp_path / "idx")
     assert report.ok and any("no checksum recorded" in n for n in report.notes)
+
+
+def test_datasets_folder_builds_like_jsonl_and_counts_skipped_files(tmp_path):
+    import pyarrow as pa
+    from hf_datasets import save_to_disk
+
+    save_to_disk(tmp_path / "ds", pa.table({"text": TEXTS, "id": list(range(len(TEXTS)))}),
+                  shards=2)
+    (tmp_path / "ds" / "README.md").write_text("a dataset card")
+    m = build_index(tmp_path / "ds", tmp_path / "from-ds", progress=False, metadata=False)
+    build_index(_write_jsonl(tmp_path / "c.jsonl"), tmp_path / "from-jsonl", progress=False,
+                metadata=False)
+    assert _files(tmp_path / "from-ds") == _files(tmp_path / "from-jsonl")
+    assert m.build["skipped_files"] == 3  # README.md, dataset_info.json, state.json
+    meta = build_index(tmp_path / "ds", tmp_path / "meta", progress=False)
+    assert meta.has_metadata
+    assert Engine.open(tmp_path / "meta").get_doc(31).metadata["metadata"] == {"id": 31}

@@ -12,12 +12,14 @@ import base64
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tarfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -91,7 +93,7 @@ def index(corpus: Path) -> Path:
     summary = run("build", corpus, "--out", out, "--quiet")
     text_bytes = sum(len(d["text"].encode()) for d in DOCS)
     assert summary == {"index": str(out), "shards": 1, "docs": len(DOCS), "tokens": text_bytes,
-                       "token_dtype": "u8", "seconds": summary["seconds"]}
+                       "token_dtype": "u8", "seconds": summary["seconds"], "skipped_files": 0}
     assert summary["seconds"] >= 0
     return out
 
@@ -134,6 +136,23 @@ def test_build_options_reach_the_index(tmp_path: Path) -> None:
     again = run("build", tmp_path / "notes.txt", "--out", tmp_path / "idx", "--overwrite",
                 "--resume", "--workers", "1", "-q")
     assert again["docs"] == 1  # txt-mode file: the whole file is one document
+
+
+def test_build_of_a_datasets_folder_says_what_it_skipped(tmp_path: Path) -> None:
+    import pyarrow as pa
+    from hf_datasets import save_to_disk
+
+    save_to_disk(tmp_path / "ds", pa.table({"content": [d["text"] for d in DOCS],
+                                            "title": [d["title"] for d in DOCS]}))
+    result = run("build", tmp_path / "ds", "--out", tmp_path / "idx", "--text-field",
+                 "content", "-q", ok=False)
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["docs"] == len(DOCS) and summary["skipped_files"] == 2
+    assert ("skipped 2 file(s) that are not corpus files: dataset_info.json, state.json\n"
+            in result.stderr)  # (-q: no progress; a first run also says it compiles kernels)
+    doc = run("get-doc", "--index", tmp_path / "idx", "2", "--json")
+    assert doc["metadata"]["metadata"] == {"title": "c"}
 
 
 def test_build_progress_goes_to_stderr(tmp_path: Path, corpus: Path) -> None:
@@ -347,7 +366,7 @@ def test_each_option_does_something(index: Path) -> None:
     """No flag that is accepted and ignored: ``color`` prints no JSON (no --pretty), ``eval``
     prints JSON anyway (no --json), ``info`` takes no text (no --tokenizer)."""
     assert "--pretty" not in run("color", "--help", ok=False).stdout
-    assert "--json" not in run("eval", "--help", ok=False).stdout
+    assert not re.search(r"--json\b", run("eval", "--help", ok=False).stdout)  # --jsonl: rows
     assert "--tokenizer" not in run("info", "--help", ok=False).stdout
     assert "TEXT queries" in run("count", "--help", ok=False).stdout
     assert "decodes" in run("get-doc", "--help", ok=False).stdout
@@ -623,3 +642,64 @@ def test_tokenizer_override_unlike_the_index_s_needs_force(corpus: Path, tmp_pat
     assert "another tokenizer" in fails("count", "--index", out, "the", "--tokenizer", "bytes")
     forced = run("count", "--index", out, "the", "--tokenizer", "bytes", "--force-tokenizer")
     assert forced["token_ids"] == list(b"the")
+
+
+# ----------------------------------------------------------------------------- --jsonl
+
+
+def _jsonl(*args: object) -> tuple[list[Any], str]:
+    """The rows a ``--jsonl`` command prints (each line one strict JSON object: no NaN),
+    and its stderr."""
+    result = run(*args, "--jsonl", ok=False)
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+
+    def no_constants(name: str) -> None:
+        raise AssertionError(f"{name} is not JSON")
+
+    rows = [json.loads(line, parse_constant=no_constants)
+            for line in result.stdout.splitlines()]
+    return rows, result.stderr
+
+
+def test_jsonl_prints_one_row_per_line(index: Path, engine: Engine, tmp_path: Path) -> None:
+    page = run("search", "--index", index, "the", "--max-docs", "3", "--window", "4", "--json")
+    rows, err = _jsonl("search", "--index", index, "the", "--max-docs", "3", "--window", "4")
+    assert rows == page["hits"] and len(rows) == 3
+    assert err == f"more: --offset {page['next_offset']}\n"
+    cnf = run("search", "--index", index, "cat AND sat", "--json")
+    rows, err = _jsonl("search", "--index", index, "cat AND sat")
+    assert rows == [h["window"] for h in cnf["hits"]] and rows and err == ""
+
+    rows, _ = _jsonl("get-doc", "--index", index, "2", "0", "3")
+    assert rows == [run("get-doc", "--index", index, str(d), "--json") for d in (2, 0, 3)]
+    assert run("get-doc", "--index", index, "2", "0", "--json") == rows[:2]
+    text = run("get-doc", "--index", index, "2", "0", ok=False).stdout
+    assert text.index("doc 2 ·") < text.index("doc 0 ·") and DOCS[0]["text"] in text
+
+    for cmd in ("ntd", "infgram-ntd"):
+        rows, _ = _jsonl(cmd, "--index", index, "the ", "--top", "2")
+        assert rows == run(cmd, "--index", index, "the ", "--top", "2")["next_tokens"]
+        assert len(rows) == 2 and set(rows[0]) == {"token_id", "count", "prob", "token"}
+
+    held = tmp_path / "held.txt"
+    held.write_text("the cat sat\na dog\n", encoding="utf-8")
+    rows, _ = _jsonl("eval", "--index", index, "--texts", held)
+    from anygram.tools.evaluation import evaluate
+
+    result = evaluate(engine, ["the cat sat", "a dog"])
+    assert len(rows) == len("the cat sat") + len("a dog")
+    assert rows[12] == {"text": 1, "dev": False, "position": 1, "token_id": ord(" "),
+                        "suffix_len": int(result.texts[1].suffix_len[1]),
+                        "prob": float(result.texts[1].prob[1]),
+                        "argmax": int(result.texts[1].argmax[1]),
+                        "agree": bool(result.texts[1].agree[1]),
+                        "sparse": bool(result.texts[1].sparse[1]), "scored": True,
+                        "lm_logprob": None}  # NaN without an LM: null, not NaN
+    assert [r["scored"] for r in rows].count(False) == 2
+
+
+def test_jsonl_is_an_output_of_its_own(index: Path) -> None:
+    for args in (["search", "the", "--json"], ["get-doc", "1", "--pretty"],
+                 ["ntd", "a", "--pretty"], ["eval", "--texts", __file__, "--pretty"]):
+        result = run(args[0], "--index", index, *args[1:], "--jsonl", ok=False)
+        assert result.exit_code == 2 and "--jsonl" in result.stderr, (args, result.stderr)

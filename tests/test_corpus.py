@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import gzip
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hf_datasets import save_to_disk, write_arrow
 
-from anygram.errors import CorpusError, InvalidQueryError
-from anygram.index.corpus import SUPPORTED_SUFFIXES, Document, expand_inputs, iter_documents
+from anygram.errors import CorpusError, InvalidQueryError, MissingDependencyError
+from anygram.index.corpus import (
+    SUPPORTED_SUFFIXES,
+    Document,
+    expand_inputs,
+    find_corpus_files,
+    iter_documents,
+)
 
 RECORDS: list[dict[str, Any]] = [
     {"text": "hello world", "id": 1, "source": "a"},
@@ -172,6 +180,106 @@ def test_parquet_errors(tmp_path: Path) -> None:
         list(iter_documents(path, text_field="body"))
 
 
+# ---------------------------------------------------------------- Arrow and datasets folders
+
+
+def _records_table() -> Any:
+    import pyarrow as pa
+
+    return pa.table({"id": [r["id"] for r in RECORDS], "text": [r["text"] for r in RECORDS],
+                     "source": [r["source"] for r in RECORDS]})
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "file"])
+def test_arrow_ipc(tmp_path: Path, stream: bool) -> None:
+    path = write_arrow(tmp_path / "c.arrow", _records_table(), stream=stream, batch_rows=2)
+    assert list(iter_documents(path)) == [
+        Document(r["text"], {"id": r["id"], "source": r["source"]}, str(path), i)
+        for i, r in enumerate(RECORDS)
+    ]
+
+
+def test_arrow_big_batches_and_typed_columns(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    n = 2500  # one record batch, read 1024 rows at a time
+    table = pa.table({"text": pa.array([f"doc {i}" for i in range(n)], type=pa.large_string()),
+                      "i": list(range(n)), "tags": [["a", str(i)] for i in range(n)],
+                      "blob": pa.array([b"\xff" if i == 7 else b"ok" for i in range(n)])})
+    path = write_arrow(tmp_path / "big.arrow", table, batch_rows=n)
+    docs = list(iter_documents(path))
+    assert [d.text for d in docs] == [f"doc {i}" for i in range(n)]
+    assert docs[5].metadata == {"i": 5, "tags": ["a", "5"], "blob": "ok"}
+    assert docs[7].metadata["blob"].startswith("base64:")
+    json.dumps([d.metadata for d in docs])  # JSON-safe
+
+
+def test_arrow_errors(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    path = write_arrow(tmp_path / "c.arrow", pa.table({"body": ["a", None], "n": [1, 2]}))
+    with pytest.raises(CorpusError, match="no column 'text'.*body"):
+        list(iter_documents(path))
+    with pytest.raises(CorpusError, match=r"c\.arrow, row 2: .*null"):
+        list(iter_documents(path, text_field="body"))
+    with pytest.raises(CorpusError, match="column 'n' has type int64, not string"):
+        list(iter_documents(path, text_field="n"))
+    junk = _write(tmp_path, "junk.arrow", b"this is not arrow data at all")
+    with pytest.raises(CorpusError, match=r"junk\.arrow: not a readable Arrow IPC file"):
+        list(iter_documents(junk))
+
+
+def test_arrow_and_parquet_without_pyarrow_name_the_extra(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    arrow = write_arrow(tmp_path / "c.arrow", _records_table())
+    parquet = _write(tmp_path, "c.parquet", b"PAR1")
+    for name in ("pyarrow", "pyarrow.ipc", "pyarrow.parquet"):
+        monkeypatch.setitem(sys.modules, name, None)  # import fails as if not installed
+    with pytest.raises(MissingDependencyError, match=r"reading the Arrow file .*c\.arrow "
+                                                     r"needs pyarrow.*anygram\[parquet\]"):
+        list(iter_documents(arrow))
+    with pytest.raises(MissingDependencyError, match=r"anygram\[parquet\]"):
+        list(iter_documents(parquet))
+
+
+def test_datasets_save_to_disk_folder(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    table = pa.table({"text": [f"row {i}" for i in range(7)], "label": list(range(7))})
+    data = save_to_disk(tmp_path / "ds", table, shards=3)
+    write_arrow(tmp_path / "ds" / "cache-deadbeef.arrow", table)  # not listed: not data
+    found = find_corpus_files([tmp_path / "ds"])
+    assert found.files == data
+    assert [p.name for p in found.skipped] == ["cache-deadbeef.arrow", "dataset_info.json",
+                                               "state.json"]
+    docs = [d for f in found.files for d in iter_documents(f)]
+    assert [(d.text, d.metadata) for d in docs] == [(f"row {i}", {"label": i}) for i in range(7)]
+
+    (data[1]).unlink()
+    with pytest.raises(CorpusError, match=r"state\.json lists the data file "
+                                          r"'data-00001-of-00003\.arrow'.*incomplete"):
+        find_corpus_files([tmp_path / "ds"])
+
+
+def test_datasets_dataset_dict_folder(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    root = tmp_path / "dd"
+    train = save_to_disk(root / "train", pa.table({"text": ["a", "b"]}))
+    test = save_to_disk(root / "test", pa.table({"text": ["c"]}))
+    (root / "dataset_dict.json").write_text(json.dumps({"splits": ["train", "test"]}))
+    found = find_corpus_files(root)
+    assert found.files == sorted(train + test, key=str)
+    assert sorted(p.relative_to(root).as_posix() for p in found.skipped) == [
+        "dataset_dict.json", "test/dataset_info.json", "test/state.json",
+        "train/dataset_info.json", "train/state.json"]
+    # A JSON-lines corpus that happens to be named dataset_dict.json is still read elsewhere.
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "dataset_dict.json").write_text('{"text": "x"}\n')
+    assert find_corpus_files(tmp_path / "plain").files == [tmp_path / "plain" / "dataset_dict.json"]
+
+
 # ---------------------------------------------------------------- errors
 
 
@@ -242,6 +350,7 @@ def test_supported_suffixes() -> None:
         ".txt.gz",
         ".txt.zst",
         ".parquet",
+        ".arrow",
     ):
         assert suffix in SUPPORTED_SUFFIXES
 
@@ -267,11 +376,14 @@ def test_expand_inputs(tmp_path: Path) -> None:
 
     got = expand_inputs([tmp_path / "d"])
     assert got == sorted([files[1], files[0], files[2]], key=str)
+    found = find_corpus_files(tmp_path / "d")
+    assert found.files == got and found.skipped == [files[4]]  # notes.md; hidden: not counted
 
     got = expand_inputs(
         [str(tmp_path / "top*"), tmp_path / "top1.jsonl", str(tmp_path / "d" / "*.jsonl")]
     )
     assert got == [files[0], files[5], files[6]]  # de-duplicated, sorted, .csv skipped
+    assert find_corpus_files([str(tmp_path / "top*")]).skipped == [files[7]]
 
     assert expand_inputs([str(tmp_path / "**" / "*.zst")]) == [files[2]]
 

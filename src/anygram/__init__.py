@@ -26,7 +26,7 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .engine import Engine
-    from .index.build import build_index, build_index_from_ids
+    from .index.build import build_index, build_index_from_ids, build_index_from_token_files
     from .index.format import Manifest
     from .query.results import (
         AttributionDoc,
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         CountResult,
         DocsWithAllResult,
         DocWindow,
+        DocWindows,
         FindResult,
         InfGramNextTokenDist,
         InfGramProbResult,
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
 _LAZY: dict[str, tuple[str, str | None]] = {
     "build_index": ("anygram.index.build", "build_index"),
     "build_index_from_ids": ("anygram.index.build", "build_index_from_ids"),
+    "build_index_from_token_files": ("anygram.index.build", "build_index_from_token_files"),
     "Manifest": ("anygram.index.format", "Manifest"),
     "Engine": ("anygram.engine", "Engine"),
     "parse_query": ("anygram.query.text", "parse_query"),
@@ -62,8 +64,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     **{name: ("anygram.query.results", name) for name in (
         "AttributionDoc", "AttributionResult", "AttributionSpan", "CnfCount", "CnfFindResult",
         "CnfHit", "CnfSearchResult", "CountResult", "DocsWithAllResult", "DocWindow",
-        "FindResult", "InfGramNextTokenDist", "InfGramProbResult", "InfGramTextResult",
-        "NextTokenDist", "Occurrence", "ProbResult", "SearchResult")},
+        "DocWindows", "FindResult", "InfGramNextTokenDist", "InfGramProbResult",
+        "InfGramTextResult", "NextTokenDist", "Occurrence", "ProbResult", "SearchResult")},
 }
 
 
@@ -83,13 +85,13 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "__version__", "takedown", "build_index", "build_index_from_ids", "Engine", "Manifest",
-    "parse_query",
+    "__version__", "takedown", "build_index", "build_index_from_ids",
+    "build_index_from_token_files", "Engine", "Manifest", "parse_query",
     "AnygramError", "BuildError", "CorpusError", "IncompleteIndexError", "IndexFormatError",
     "IndexNotFoundError", "IndexVersionError", "InvalidQueryError", "MissingDependencyError",
     "TokenizerError", "TokenOutOfRangeError",
-    "CountResult", "DocWindow", "FindResult", "InfGramNextTokenDist", "InfGramProbResult",
-    "NextTokenDist", "Occurrence", "ProbResult", "SearchResult",
+    "CountResult", "DocWindow", "DocWindows", "FindResult", "InfGramNextTokenDist",
+    "InfGramProbResult", "NextTokenDist", "Occurrence", "ProbResult", "SearchResult",
     "CnfCount", "CnfFindResult", "CnfHit", "CnfSearchResult", "DocsWithAllResult",
     "AttributionDoc", "AttributionResult", "AttributionSpan", "InfGramTextResult",
 ]

@@ -35,6 +35,7 @@ from test_server import build_ids_index, build_text_index, running_server  # noq
 
 from anygram import Engine  # noqa: E402
 from anygram.server import ServerLimits, create_app  # noqa: E402
+from anygram.tools.render import BINS, bin_of  # noqa: E402
 
 # A query's first run on a cold kernel cache compiles kernels inside the request: tens of
 # seconds on a loaded machine. The waits below end as soon as the page shows the answer; their
@@ -105,6 +106,108 @@ def _screenshot(driver: Any, name: str, width: int) -> Path:
     path = ARTIFACTS / name
     assert driver.save_screenshot(str(path)), path
     return path
+
+
+def _rgb(colour: str) -> tuple[int, int, int]:
+    """A CSS colour (``#rrggbb``, or ``rgb(...)``/``rgba(...)`` as the browser reports it)
+    as its red, green and blue."""
+    if colour.startswith("#"):
+        return (int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16))
+    r, g, b = colour[colour.index("(") + 1:colour.index(")")].split(",")[:3]
+    return (int(r), int(g), int(b))
+
+
+def _shown(driver: Any, css: str) -> list[str]:
+    """The ids of the elements matching ``css`` that are displayed."""
+    return [e.get_attribute("id") for e in driver.find_elements(By.CSS_SELECTOR, css)
+            if e.is_displayed()]
+
+
+def test_no_result_cards_before_a_query_nor_under_an_error(browser: Any,
+                                                           base_url: str) -> None:
+    browser.set_window_size(1280, 900)
+    _open(browser, base_url + "/?index=ids")
+    assert _shown(browser, "#results, #results .card") == []
+    _screenshot(browser, "web-page-before-query.png", 1280)
+    # An id out of the vocabulary: every request fails; the error alone is shown.
+    browser.find_element(By.ID, "query").send_keys("5000")
+    _run(browser)
+    WebDriverWait(browser, ANSWER_S).until(lambda d: d.find_element(By.ID, "error").is_displayed())
+    WebDriverWait(browser, ANSWER_S).until(lambda d: d.find_element(By.ID, "run").is_enabled())
+    assert _shown(browser, "#results, #results .card") == []
+    _screenshot(browser, "web-page-error.png", 1280)
+    # A good query shows its cards; a bad one after it does not leave them standing.
+    box = browser.find_element(By.ID, "query")
+    box.clear()
+    box.send_keys("2, 3")
+    _run(browser)
+    assert _count_shown(browser) == "3"
+    WebDriverWait(browser, ANSWER_S).until(lambda d: d.find_element(By.ID, "run").is_enabled())
+    assert "card-count" in _shown(browser, "#results .card")
+    assert not browser.find_element(By.ID, "error").is_displayed()
+    for bad in ("2, x", "5000"):  # refused by the page, then by the server
+        box.clear()
+        box.send_keys(bad)
+        _run(browser)
+        WebDriverWait(browser, ANSWER_S).until(
+            lambda d: d.find_element(By.ID, "error").is_displayed()
+            and d.find_element(By.ID, "run").is_enabled())
+        assert _shown(browser, "#results, #results .card") == [], bad
+
+
+def test_the_shareable_url_keeps_the_next_token(browser: Any, base_url: str,
+                                                engines: dict[str, Engine]) -> None:
+    browser.set_window_size(1280, 900)
+    _open(browser, base_url + "/?index=tiny")
+    browser.find_element(By.ID, "query").send_keys("the ")
+    browser.find_element(By.ID, "cont").send_keys("c")
+    _run(browser)
+    WebDriverWait(browser, ANSWER_S).until(
+        lambda d: d.find_element(By.ID, "infgram-prob").is_displayed())
+    shown = browser.find_element(By.ID, "infgram-prob").text
+    url = browser.current_url
+    assert "cont=c" in url and "q=the+" in url, url
+    _open(browser, url)  # what someone the link was sent to sees
+    assert browser.find_element(By.ID, "cont").get_attribute("value") == "c"
+    WebDriverWait(browser, ANSWER_S).until(
+        lambda d: d.find_element(By.ID, "infgram-prob").is_displayed())
+    assert browser.find_element(By.ID, "infgram-prob").text.split(" · ")[0] == \
+        shown.split(" · ")[0]
+    expected = engines["tiny"].infgram_prob("the ", ord("c"))
+    assert f"{expected.cont_count} / {expected.prompt_count}" in shown
+    # Emptied, the field leaves the URL.
+    browser.find_element(By.ID, "cont").clear()
+    _run(browser)
+    WebDriverWait(browser, ANSWER_S).until(lambda d: "cont=" not in d.current_url)
+
+
+def test_a_leading_space_is_shown(browser: Any, base_url: str,
+                                  engines: dict[str, Engine]) -> None:
+    eng = engines["tiny"]
+    browser.set_window_size(1280, 900)
+    _open(browser, base_url + "/?index=tiny")
+    note = browser.find_element(By.ID, "space-note")
+    box = browser.find_element(By.ID, "query")
+    assert not note.is_displayed()
+    box.send_keys(" cat")
+    assert note.is_displayed() and "starts with a space" in note.text
+    assert browser.find_element(By.CSS_SELECTOR, "#space-note code").text == "␣cat"
+    assert "lead-space" in box.get_attribute("class")  # the box marks its start
+    _run(browser)
+    assert int(_count_shown(browser)) == eng.count(" cat").count
+    chips = browser.find_elements(By.CSS_SELECTOR, "#count-tokens .tok")
+    assert [c.text for c in chips] == ["␣", "c", "a", "t"]  # the space is a token of it
+    _screenshot(browser, "web-page-leading-space.png", 1280)
+    box.clear()
+    box.send_keys("cat")
+    assert not note.is_displayed()
+    box.send_keys(" ")
+    assert note.is_displayed() and "ends with a space" in note.text
+    assert box.get_attribute("class").split() == ["trail-space"]
+    browser.find_element(By.ID, "mode-ids").click()  # ids: spaces only separate them
+    assert not note.is_displayed()
+    _open(browser, base_url + "/?index=tiny&q=%20cat")  # a shared link shows it too
+    assert browser.find_element(By.ID, "space-note").is_displayed()
 
 
 def test_type_a_query_and_see_the_count(browser: Any, base_url: str,
@@ -208,7 +311,13 @@ def test_longest_match_view_colours_tokens(browser: Any, base_url: str,
     assert [int(t.get_attribute("data-len")) for t in toks] == expect
     colours = {t.value_of_css_property("background-color") for t in toks}
     assert len(colours) >= 3, colours  # coloured by length, not one flat colour
-    assert len(browser.find_elements(By.CSS_SELECTOR, "#longest-legend .tok")) == 6
+    # The bins and colours of `anygram color` and `eval --html` (render.BINS).
+    assert [_rgb(t.value_of_css_property("background-color")) for t in toks] == [
+        _rgb(BINS[bin_of(n)][3]) for n in expect]
+    legend = browser.find_elements(By.CSS_SELECTOR, "#longest-legend .tok")
+    assert [t.text for t in legend] == [b[0] for b in BINS]
+    assert [_rgb(t.value_of_css_property("background-color")) for t in legend] == [
+        _rgb(b[3]) for b in BINS]
     # Coloured by creativity instead: the longest match starting at each token.
     browser.find_element(By.ID, "longest-creativity").click()
     WebDriverWait(browser, ANSWER_S).until(lambda d: [

@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
@@ -101,6 +101,19 @@ output: Callable[[Any, bool], None] = _print_json
 def _emit(payload: Any, pretty: bool = False) -> None:
     """Print a command's result with :data:`output`."""
     output(payload, pretty)
+
+
+def _emit_rows(rows: Iterable[Any]) -> None:
+    """Print each row as one line of JSON (``--jsonl``), through :data:`output`."""
+    for row in rows:
+        output(row, False)
+
+
+def _check_jsonl(jsonl: bool, as_json: bool = False, pretty: bool = False) -> None:
+    """``--jsonl`` is an output of its own: refuse it with ``--json`` or ``--pretty``."""
+    if jsonl and (as_json or pretty):
+        raise click.UsageError(f"--jsonl prints one JSON object per line: not with "
+                               f"{'--json' if as_json else '--pretty'}")
 
 
 def _parse_ids(value: str, option: str = "--ids") -> list[int]:
@@ -242,6 +255,13 @@ def _dist_options(f: F) -> F:
                      help="Estimate from N evenly spaced occurrences when the prompt occurs "
                           "more often (approx: true).")(f)
     return f
+
+
+def _jsonl_option(rows: str) -> Callable[[F], F]:
+    """``--jsonl``: the command's ``rows`` (e.g. "hit"), one JSON object per line."""
+    return click.option("--jsonl", is_flag=True,
+                        help=f"Print one JSON object per {rows}, a line each (JSON Lines: "
+                             "for jq, pandas.read_json(..., lines=True), ...).")
 
 
 def _cnf_options(f: F) -> F:

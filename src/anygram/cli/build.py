@@ -12,20 +12,44 @@ import click
 from ..index.format import DEFAULT_SAMPLE_STRIDE
 from ._common import _emit, _engine, _index_options, main
 
+#: Options of a build from text that a build from token ids has no use for, and the other way
+#: round: giving one with the other build is a usage error, not a silent no-op.
+_TEXT_ONLY = ("workers", "text_field", "txt_mode", "no_metadata")
+_IDS_ONLY = ("vocab_size", "ids_dtype")
+
+
+def _given(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
+    """The options among ``names`` that the user typed, as typed (``--text-field``)."""
+    typed = []
+    for param in ctx.command.params:
+        if param.name in names and ctx.get_parameter_source(param.name) \
+                is not click.core.ParameterSource.DEFAULT:
+            typed.append(max(param.opts, key=len))
+    return typed
+
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUTS...")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), metavar="DIR",
               help="Index directory to create.")
-@click.option("--tokenizer", default="bytes", show_default=True, metavar="bytes|PATH",
-              help="'bytes' (UTF-8 bytes as ids), or a tokenizer.json / *.tiktoken / "
-                   "sentencepiece *.model file.")
+@click.option("--tokenizer", default=None, metavar="bytes|PATH",
+              help="'bytes' (UTF-8 bytes as ids; the default), or a tokenizer.json / "
+                   "*.tiktoken / sentencepiece *.model file. With --from-ids: the tokenizer "
+                   "the ids were made with, recorded so that text queries work.")
+@click.option("--from-ids", "from_ids", is_flag=True,
+              help="INPUTS are pre-tokenized files (nanoGPT train.bin, Dolma/OLMo .npy): "
+                   "flat arrays of ids with --eos-id ending each document.")
+@click.option("--vocab-size", type=click.IntRange(min=1), default=None, metavar="V",
+              help="With --from-ids (required): ids are 0..V-1.")
+@click.option("--ids-dtype", type=click.Choice(["u8", "u16", "u32"]), default=None,
+              help="With --from-ids: the id type of raw files (default: u16 when V <= 65536, "
+                   "else u32); a .npy with a header has its own.")
 @click.option("--shard-tokens", type=click.IntRange(min=1), default=None, metavar="N",
               help="Token positions per shard (default: what fits in 60% of RAM).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
               help="Tokenizer processes (default: all cores).")
 @click.option("--text-field", default="text", show_default=True,
-              help="JSON field / Parquet column holding the text.")
+              help="JSON field / Parquet or Arrow column holding the text.")
 @click.option("--txt-mode", type=click.Choice(["file", "line"]), default="file",
               show_default=True, help="A .txt file is one document, or one per line.")
 @click.option("--no-metadata", is_flag=True,
@@ -35,7 +59,8 @@ from ._common import _emit, _engine, _index_options, main
                    "finished shard.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing index at --out.")
 @click.option("--eos-id", type=click.IntRange(min=0), default=None, metavar="N",
-              help="Id recorded as end-of-document (default: the tokenizer's).")
+              help="Id recorded as end-of-document (default: the tokenizer's). With "
+                   "--from-ids (required): the id that ends each document in the files.")
 @click.option("--sample-stride", type=click.IntRange(min=1), default=DEFAULT_SAMPLE_STRIDE,
               show_default=True, metavar="N",
               help="Keep every N-th suffix in each shard's search sample (~25 bytes each, "
@@ -44,39 +69,67 @@ from ._common import _emit, _engine, _index_options, main
               help="Write no search sample (one is built on the index's first use).")
 @click.option("--quiet", "-q", is_flag=True,
               help="No progress on stderr (by default: each phase of each shard).")
-def build(inputs: tuple[str, ...], out: Path, tokenizer: str, shard_tokens: int | None,
-          workers: int | None, text_field: str, txt_mode: str, no_metadata: bool,
-          resume: bool, overwrite: bool, eos_id: int | None, sample_stride: int,
-          no_sample_index: bool, quiet: bool) -> None:
+@click.pass_context
+def build(ctx: click.Context, inputs: tuple[str, ...], out: Path, tokenizer: str | None,
+          from_ids: bool, vocab_size: int | None, ids_dtype: str | None,
+          shard_tokens: int | None, workers: int | None, text_field: str, txt_mode: str,
+          no_metadata: bool, resume: bool, overwrite: bool, eos_id: int | None,
+          sample_stride: int, no_sample_index: bool, quiet: bool) -> None:
     """Build an index over corpus files, directories or glob patterns.
 
-    Reads .jsonl/.json/.ndjson (optionally .gz/.zst), .txt and .parquet files. Prints a
-    one-line JSON summary (shards, docs, tokens, seconds) when done.
+    Reads .jsonl/.json/.ndjson (optionally .gz/.zst), .txt, .parquet and .arrow files, and
+    Hugging Face datasets folders (save_to_disk); files in directories that are not corpus
+    files are skipped and counted. With --from-ids, INPUTS are files of token ids instead.
+    Prints a one-line JSON summary (shards, docs, tokens, seconds) when done.
 
     \b
     Example:
       anygram build corpus.jsonl --out idx/
       anygram build 'data/*.jsonl.zst' --out idx/ --tokenizer gpt2.tiktoken --workers 4
       anygram build notes/ --out idx/ --txt-mode line --no-metadata --overwrite
+      anygram build saved_dataset/ --out idx/ --text-field content
+      anygram build --from-ids train.bin --out idx/ --eos-id 50256 --vocab-size 50257 \\
+          --tokenizer gpt2.tiktoken
     """
-    from ..index.build import build_index
+    from ..index.build import build_index, build_index_from_token_files
 
     started = time.perf_counter()
+    stride = 0 if no_sample_index else sample_stride
     try:
-        manifest = build_index(list(inputs), out, tokenizer=tokenizer,
-                               shard_tokens=shard_tokens, workers=workers,
-                               text_field=text_field, txt_mode=txt_mode,
-                               metadata=not no_metadata, resume=resume, overwrite=overwrite,
-                               eos_id=eos_id, progress=not quiet,
-                               sample_stride=0 if no_sample_index else sample_stride)
+        if from_ids:
+            misplaced = _given(ctx, _TEXT_ONLY)
+            if misplaced:
+                raise click.UsageError(f"{', '.join(misplaced)}: not for --from-ids (the "
+                                       "files hold token ids, not text)")
+            if eos_id is None or vocab_size is None:
+                raise click.UsageError("--from-ids needs --eos-id (the id that ends each "
+                                       "document) and --vocab-size")
+            manifest = build_index_from_token_files(
+                [Path(p) for p in inputs], out, eos_id=eos_id, vocab_size=vocab_size,
+                dtype=ids_dtype, tokenizer=tokenizer, shard_tokens=shard_tokens,
+                resume=resume, overwrite=overwrite, progress=not quiet, sample_stride=stride)
+        else:
+            misplaced = _given(ctx, _IDS_ONLY)
+            if misplaced:
+                raise click.UsageError(f"{', '.join(misplaced)}: only with --from-ids")
+            manifest = build_index(list(inputs), out, tokenizer=tokenizer or "bytes",
+                                   shard_tokens=shard_tokens, workers=workers,
+                                   text_field=text_field, txt_mode=txt_mode,
+                                   metadata=not no_metadata, resume=resume,
+                                   overwrite=overwrite, eos_id=eos_id, progress=not quiet,
+                                   sample_stride=stride)
     except KeyboardInterrupt:
         click.echo("\ninterrupted: the same command with --resume continues after the last "
                    "finished shard", err=True)
         sys.exit(130)
-    _emit({"index": str(out), "shards": len(manifest.shards), "docs": manifest.num_docs,
-           "tokens": manifest.num_tokens,
-           "token_dtype": {1: "u8", 2: "u16", 4: "u32"}[manifest.token_width],
-           "seconds": round(time.perf_counter() - started, 3)})
+    summary: dict[str, Any] = {
+        "index": str(out), "shards": len(manifest.shards), "docs": manifest.num_docs,
+        "tokens": manifest.num_tokens,
+        "token_dtype": {1: "u8", 2: "u16", 4: "u32"}[manifest.token_width],
+        "seconds": round(time.perf_counter() - started, 3)}
+    if not from_ids:
+        summary["skipped_files"] = manifest.build.get("skipped_files", 0)
+    _emit(summary)
 
 
 @main.command()

@@ -15,11 +15,14 @@ if TYPE_CHECKING:
     from ..query.results import DocWindow
 
 from ._common import (
+    _check_jsonl,
     _cnf_options,
     _emit,
+    _emit_rows,
     _engine,
     _index_options,
     _is_cnf,
+    _jsonl_option,
     _query,
     _query_options,
     main,
@@ -91,11 +94,12 @@ def _window_text(engine: Engine, w: DocWindow, color: bool) -> str:
 @click.option("--window", type=click.IntRange(min=0), default=None, metavar="N",
               help="Tokens of context on each side of a match (default 100).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@_jsonl_option("hit (its document window)")
 @_cnf_options
 def search(index: tuple[Path, ...], tokenizer: str | None, token_dtype: str | None,
            pretty: bool, text: str | None, ids: str | None, max_docs: int, order: str,
-           seed: int, offset: int, window: int | None, as_json: bool, max_diff_tokens: int,
-           max_clause_freq: int) -> None:
+           seed: int, offset: int, window: int | None, as_json: bool, jsonl: bool,
+           max_diff_tokens: int, max_clause_freq: int) -> None:
     """Find the documents where TEXT (or token ids) occurs, with the match in context.
 
     Prints the exact number of occurrences, then one hit per occurrence: where it is
@@ -109,7 +113,9 @@ def search(index: tuple[Path, ...], tokenizer: str | None, token_dtype: str | No
       anygram search --index idx/ " the United States" --order random --seed 7 --window 20
       anygram search --index idx/ --ids 464,1578 --offset 10 --json --pretty
       anygram search --index idx/ "Paris AND France OR French" --max-diff-tokens 30
+      anygram search --index idx/ "natural language" --max-docs 1000 --jsonl > hits.jsonl
     """
+    _check_jsonl(jsonl, as_json, pretty)
     with _engine(index, tokenizer, token_dtype) as engine:
         if _is_cnf(text) and ids is None:
             cnf = engine.search_docs_cnf(
@@ -130,6 +136,11 @@ def search(index: tuple[Path, ...], tokenizer: str | None, token_dtype: str | No
                 _emit({"token_ids": q, **res.to_dict()}, pretty)
                 return
             windows = list(res.hits)
+        if jsonl:
+            _emit_rows(w.to_dict() for w in windows)
+            if res.next_offset is not None:  # the rows are the hits: paging goes to stderr
+                click.echo(f"more: --offset {res.next_offset}", err=True)
+            return
         color = sys.stdout.isatty()
         shown = (f"; hits {offset + 1}-{offset + len(res.hits)}" if res.hits
                  else "; no hits on this page")
@@ -147,31 +158,47 @@ def search(index: tuple[Path, ...], tokenizer: str | None, token_dtype: str | No
 @main.command("get-doc")
 @_index_options(tokenizer="Tokenizer that decodes the document's text (default: the one "
                           "the index was built with).")
-@click.argument("doc_id", type=int)
+@click.argument("doc_ids", nargs=-1, required=True, type=int, metavar="DOC_ID...")
 @click.option("--max-tokens", type=click.IntRange(min=0), default=None, metavar="N",
-              help="Show only the document's first N tokens.")
-@click.option("--json", "as_json", is_flag=True, help="Print the document as JSON.")
+              help="Show only each document's first N tokens.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the document as JSON (several: a list of them).")
+@_jsonl_option("document")
 def get_doc(index: tuple[Path, ...], tokenizer: str | None, token_dtype: str | None,
-            pretty: bool, doc_id: int, max_tokens: int | None, as_json: bool) -> None:
-    """Show document DOC_ID (global number, 0-based): its source, metadata and text.
+            pretty: bool, doc_ids: tuple[int, ...], max_tokens: int | None, as_json: bool,
+            jsonl: bool) -> None:
+    """Show documents DOC_ID... (global numbers, 0-based): their source, metadata and text.
 
     \b
     Example:
       anygram get-doc --index idx/ 1234
       anygram get-doc --index idx/ 1234 --max-tokens 50 --json --pretty
+      anygram get-doc --index idx/ 3 14 15 92 --jsonl
     """
+    _check_jsonl(jsonl, as_json, pretty)
     with _engine(index, tokenizer, token_dtype) as engine:
-        doc = engine.get_doc(doc_id, max_tokens=max_tokens)
-        if as_json:
-            _emit(doc.to_dict(), pretty)
+        docs = engine.get_docs(list(doc_ids), max_tokens=max_tokens)
+        if jsonl:
+            _emit_rows(doc.to_dict() for doc in docs)
             return
-        click.echo(_doc_header(doc))
-        if doc.metadata and isinstance(doc.metadata.get("metadata"), dict):
-            for key, value in doc.metadata["metadata"].items():
-                click.echo(f"  {key}: {json.dumps(value, ensure_ascii=False)}")
-        click.echo("")
-        body = (engine.decode(doc.token_ids) if engine.tokenizer is not None
-                else " ".join(map(str, doc.token_ids)))
-        click.echo(body)
-        if doc.end < doc.doc_len:
-            click.echo(f"… ({doc.end} of {doc.doc_len} tokens)")
+        if as_json:
+            _emit(docs[0].to_dict() if len(docs) == 1 else [d.to_dict() for d in docs], pretty)
+            return
+        for k, doc in enumerate(docs):
+            if k:
+                click.echo("")
+            _show_doc(engine, doc)
+
+
+def _show_doc(engine: Engine, doc: DocWindow) -> None:
+    """One document as ``get-doc`` prints it: where from, its metadata, its text."""
+    click.echo(_doc_header(doc))
+    if doc.metadata and isinstance(doc.metadata.get("metadata"), dict):
+        for key, value in doc.metadata["metadata"].items():
+            click.echo(f"  {key}: {json.dumps(value, ensure_ascii=False)}")
+    click.echo("")
+    body = (engine.decode(doc.token_ids) if engine.tokenizer is not None
+            else " ".join(map(str, doc.token_ids)))
+    click.echo(body)
+    if doc.end < doc.doc_len:
+        click.echo(f"… ({doc.end} of {doc.doc_len} tokens)")

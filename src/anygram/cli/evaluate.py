@@ -8,7 +8,17 @@ from pathlib import Path
 
 import click
 
-from ._common import _emit, _engine, _index_options, _query, _query_options, main
+from ._common import (
+    _check_jsonl,
+    _emit,
+    _emit_rows,
+    _engine,
+    _index_options,
+    _jsonl_option,
+    _query,
+    _query_options,
+    main,
+)
 
 
 @main.command("eval")
@@ -31,10 +41,12 @@ from ._common import _emit, _engine, _index_options, _query, _query_options, mai
                                   "(needs the 'plots' extra).")
 @click.option("--html", "html_path", type=click.Path(path_type=Path), default=None,
               metavar="HTML", help="Write the texts coloured by suffix length.")
+@_jsonl_option("token of every text (instead of the summary: text, dev, position, "
+               "token_id, suffix_len, prob, argmax, agree, sparse, scored, lm_logprob)")
 def eval_(index: tuple[Path, ...], tokenizer: str | None, token_dtype: str | None,
           pretty: bool, texts: Path, text_field: str, lm: str | None, dev_fraction: float,
-          seed: int, bos_id: int | None, plot_path: Path | None, html_path: Path | None
-          ) -> None:
+          seed: int, bos_id: int | None, plot_path: Path | None, html_path: Path | None,
+          jsonl: bool) -> None:
     """Evaluate the ∞-gram on held-out texts; with --lm, interpolate with a neural LM.
 
     Prints a JSON summary: next-token agreement (overall, sparse/dense, by suffix length),
@@ -45,9 +57,12 @@ def eval_(index: tuple[Path, ...], tokenizer: str | None, token_dtype: str | Non
     Example:
       anygram eval --index idx/ --texts held_out.jsonl --plot eval.png --html eval.html
       anygram eval --index idx/ --texts held_out.jsonl --lm path/to/gpt2-dir
+      anygram eval --index idx/ --texts held_out.jsonl --jsonl > tokens.jsonl
     """
+    from ..query.tables import rows
     from ..tools import evaluation, render
 
+    _check_jsonl(jsonl, pretty=pretty)
     with _engine(index, tokenizer, token_dtype) as engine:
         docs = evaluation.read_texts(texts, text_field)
         result = evaluation.evaluate(engine, docs, lm=lm, dev_fraction=dev_fraction,
@@ -56,7 +71,10 @@ def eval_(index: tuple[Path, ...], tokenizer: str | None, token_dtype: str | Non
             render.plot(result, plot_path)
         if html_path is not None:
             html_path.write_text(render.eval_html(engine, result), encoding="utf-8")
-    _emit(result.to_dict(), pretty)
+    if jsonl:
+        _emit_rows(rows(result.columns("tokens")))
+    else:
+        _emit(result.to_dict(), pretty)
 
 
 @main.command("color")

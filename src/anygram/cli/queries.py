@@ -9,13 +9,16 @@ from typing import Any
 import click
 
 from ._common import (
+    _check_jsonl,
     _cnf_options,
     _cont_id,
     _dist_options,
     _emit,
+    _emit_rows,
     _engine,
     _index_options,
     _is_cnf,
+    _jsonl_option,
     _query,
     _query_options,
     _token_text,
@@ -129,7 +132,8 @@ def _prob_command(name: str, infgram: bool) -> None:
 def _ntd_command(name: str, infgram: bool) -> None:
     def command(index: tuple[Path, ...], tokenizer: str | None, token_dtype: str | None,
                 pretty: bool, text: str | None, ids: str | None, max_support: int | None,
-                top: int | None) -> None:
+                top: int | None, jsonl: bool) -> None:
+        _check_jsonl(jsonl, pretty=pretty)
         with _engine(index, tokenizer, token_dtype) as engine:
             prompt = _query(engine, text, ids, "prompt")
             if infgram:
@@ -139,7 +143,10 @@ def _ntd_command(name: str, infgram: bool) -> None:
             else:
                 d = engine.ntd(prompt, max_support=max_support).to_dict()
             payload = {"token_ids": prompt, **_with_tokens(engine, d, top)}
-        _emit(payload, pretty)
+        if jsonl:
+            _emit_rows(payload["next_tokens"])
+        else:
+            _emit(payload, pretty)
 
     if infgram:
         command.__doc__ = """∞-gram next-token distribution after PROMPT.
@@ -163,7 +170,9 @@ def _ntd_command(name: str, infgram: bool) -> None:
           anygram ntd --index idx/ "natural languag" --top 5
           anygram ntd --index idx/ --ids 110,97,116 --max-support 1000 --pretty
         """
-    main.command(name)(_index_options()(_query_options("PROMPT")(_dist_options(command))))
+    jsonl = _jsonl_option("next token (token_id, count, prob; token: its text)")
+    main.command(name)(_index_options()(_query_options("PROMPT")(_dist_options(
+        jsonl(command)))))
 
 
 _prob_command("prob", infgram=False)

@@ -9,6 +9,7 @@ partial directory records every finished shard (tokens and suffix array written)
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing as mp
 import os
 import re
@@ -21,7 +22,7 @@ from concurrent import futures
 from concurrent.futures import Future
 from contextlib import ExitStack
 from dataclasses import asdict
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -32,8 +33,8 @@ from ..errors import BuildError
 from ..tokenization import Tokenizer, load_tokenizer, token_width_for
 from . import sample as search_sample
 from . import suffix_array as sa
-from . import takedown
-from .corpus import Document, expand_inputs, iter_documents
+from . import takedown, token_files
+from .corpus import Document, find_corpus_files, iter_documents
 from .format import (
     DEFAULT_SAMPLE_STRIDE,
     MANIFEST_NAME,
@@ -48,6 +49,8 @@ from .format import (
     write_manifest,
 )
 from .progress import Progress, Step
+
+log = logging.getLogger("anygram")
 
 # Peak bytes per token byte while sorting: the bytes themselves + an int32 SA entry per byte.
 _SORT_BYTES_PER_BYTE = 5
@@ -256,7 +259,10 @@ def build_index(inputs: str | Path | Sequence[str | Path], out_dir: str | Path, 
     """Build an index over text corpora.
 
     Args:
-        inputs: files, directories or globs (.jsonl[.gz|.zst], .txt, .parquet).
+        inputs: files, directories or globs (.jsonl[.gz|.zst], .txt, .parquet, .arrow, and
+            Hugging Face ``datasets`` ``save_to_disk`` folders); files in directories that
+            are not corpus files are skipped (logged, and counted in the manifest's
+            ``build["skipped_files"]``).
         out_dir: the index directory to create.
         tokenizer: ``"bytes"``, or a path to a ``tokenizer.json`` / ``.tiktoken`` / ``.model``.
         shard_tokens: token positions per shard (separators included); default: what fits
@@ -277,7 +283,13 @@ def build_index(inputs: str | Path | Sequence[str | Path], out_dir: str | Path, 
     Returns:
         The manifest of the finished index.
     """
-    paths = expand_inputs([inputs] if isinstance(inputs, (str, Path)) else list(inputs))
+    found = find_corpus_files([inputs] if isinstance(inputs, (str, Path)) else list(inputs))
+    paths = found.files
+    if found.skipped:
+        names = ", ".join(p.name for p in found.skipped[:5])
+        more = ", ..." if len(found.skipped) > 5 else ""
+        log.info("skipped %d file(s) that are not corpus files: %s%s", len(found.skipped),
+                 names, more)
     tok = load_tokenizer(tokenizer) if isinstance(tokenizer, (str, Path, dict)) else tokenizer
     width = token_width_for(tok.max_id)
     n_workers = workers or os.cpu_count() or 1
@@ -295,41 +307,175 @@ def build_index(inputs: str | Path | Sequence[str | Path], out_dir: str | Path, 
     return _build(items, Path(out_dir), params=params, width=width, vocab_size=tok.max_id + 1,
                   eos_id=eos_id if eos_id is not None else tok.eos_id, tokenizer=tok,
                   shard_tokens=shard_tokens, metadata=metadata, resume=resume,
-                  overwrite=overwrite, progress=progress, sample_stride=sample_stride)
+                  overwrite=overwrite, progress=progress, sample_stride=sample_stride,
+                  build_info={"skipped_files": len(found.skipped)})
 
 
-def build_index_from_ids(docs: Iterable[Sequence[int] | np.ndarray], out_dir: str | Path, *,
-                         vocab_size: int, shard_tokens: int | None = None,
-                         eos_id: int | None = None, overwrite: bool = False,
-                         progress: bool = False,
+def build_index_from_ids(docs: Iterable[Sequence[int] | np.ndarray] | np.ndarray,
+                         out_dir: str | Path, *, vocab_size: int,
+                         shard_tokens: int | None = None, eos_id: int | None = None,
+                         split_at_eos: bool = False,
+                         tokenizer: str | Path | Tokenizer | None = None,
+                         overwrite: bool = False, progress: bool = False,
                          sample_stride: int = DEFAULT_SAMPLE_STRIDE) -> Manifest:
-    """Build an index from documents that are already token ids (no tokenizer, no metadata).
+    """Build an index from documents that are already token ids (no metadata).
 
+    ``docs`` is the documents, each a sequence of ids (a list of lists or of 1-d arrays, a
+    2-d array of equal-length documents, an iterator of them). With ``split_at_eos=True`` it
+    is instead one flat sequence of ids (a 1-d array, the ``np.memmap`` of a token file) in
+    which ``eos_id`` ends each document: the documents are the runs between them (the ids
+    after the last one form one more document; ``eos_id`` itself is not stored). A flat
+    sequence without ``split_at_eos`` is refused, as its ids would each be a document.
+
+    ``tokenizer`` (as in :func:`build_index`; its ids must be below ``vocab_size``) is
+    recorded in the index, so that text queries work; ``eos_id`` then defaults to its own.
     The token width is the smallest of 1, 2, 4 bytes whose all-0xff separator id is at
     least ``vocab_size``. ``sample_stride`` as in :func:`build_index`.
+
+    Raises:
+        BuildError: a flat sequence without ``split_at_eos``, a document that is not a
+            sequence of integer ids, an id outside ``0..vocab_size - 1``, ``split_at_eos``
+            without ``eos_id``.
     """
+    tok = _ids_tokenizer(tokenizer, vocab_size)
+    if eos_id is None and tok is not None:
+        eos_id = tok.eos_id
+    if split_at_eos:
+        if eos_id is None:
+            raise BuildError("split_at_eos needs eos_id: the id that ends each document")
+        flat = np.asarray(docs)
+        if flat.ndim != 1 or (flat.size and flat.dtype.kind not in "iu"):
+            raise BuildError(f"split_at_eos needs one flat sequence of integer ids, not an "
+                             f"array of shape {flat.shape} and type {flat.dtype}")
+        documents: Iterable[Sequence[int] | np.ndarray] = token_files.split_at_eos(
+            flat, eos_id, vocab_size=vocab_size)
+    else:
+        documents = _checked_docs(docs)
+    return _build_from_ids(documents, Path(out_dir), params={"from_ids": True},
+                           vocab_size=vocab_size, eos_id=eos_id, tokenizer=tok,
+                           shard_tokens=shard_tokens, resume=False, overwrite=overwrite,
+                           progress=progress, sample_stride=sample_stride,
+                           ranges_checked=split_at_eos)
+
+
+def build_index_from_token_files(paths: str | Path | Sequence[str | Path],
+                                 out_dir: str | Path, *, eos_id: int, vocab_size: int,
+                                 dtype: str | None = None,
+                                 tokenizer: str | Path | Tokenizer | None = None,
+                                 shard_tokens: int | None = None, resume: bool = False,
+                                 overwrite: bool = False, progress: bool = True,
+                                 sample_stride: int = DEFAULT_SAMPLE_STRIDE) -> Manifest:
+    """Build an index from pre-tokenized files (nanoGPT ``train.bin``, Dolma/OLMo ``.npy``):
+    flat arrays of ids in which ``eos_id`` ends each document (:mod:`anygram.index.token_files`).
+
+    The same index as :func:`build_index_from_ids` of the files' concatenated ids with
+    ``split_at_eos=True`` (a document never spans two files). ``dtype`` (``"u8"``,
+    ``"u16"``, ``"u32"``) is the type of raw files (default: ``u16`` when ``vocab_size`` fits
+    in 16 bits, else ``u32``); a ``.npy`` with a header has its own. ``tokenizer`` is
+    recorded in the index (its ids must be below ``vocab_size``). ``resume`` continues an
+    interrupted build of the same files and options; the rest as in :func:`build_index`.
+
+    Raises:
+        BuildError: a missing or malformed file, an id outside ``0..vocab_size - 1``.
+    """
+    files = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+    if not files:
+        raise BuildError("no token files given")
+    tok = _ids_tokenizer(tokenizer, vocab_size)
+    documents = token_files.iter_token_documents(files, eos_id=eos_id, vocab_size=vocab_size,
+                                                 dtype=dtype)
+    params = {"inputs": [str(p) for p in files], "from_ids": True, "eos_id": eos_id,
+              "dtype": dtype, "tokenizer": tok.spec() if tok is not None else None}
+    return _build_from_ids(documents, Path(out_dir), params=params, vocab_size=vocab_size,
+                           eos_id=eos_id, tokenizer=tok, shard_tokens=shard_tokens,
+                           resume=resume, overwrite=overwrite, progress=progress,
+                           sample_stride=sample_stride, ranges_checked=True)
+
+
+def _ids_tokenizer(tokenizer: str | Path | Tokenizer | None,
+                   vocab_size: int) -> Tokenizer | None:
+    """The tokenizer to record in an index built from ids, checked against its vocabulary."""
+    if tokenizer is None:
+        return None
+    tok = load_tokenizer(tokenizer) if isinstance(tokenizer, (str, Path, dict)) else tokenizer
+    if tok.max_id >= vocab_size:
+        raise BuildError(f"the tokenizer makes ids up to {tok.max_id}, but vocab_size is "
+                         f"{vocab_size}: pass vocab_size of at least {tok.max_id + 1}, or the "
+                         "tokenizer the ids were made with")
+    return tok
+
+
+def _checked_docs(docs: Iterable[Sequence[int] | np.ndarray] | np.ndarray
+                  ) -> Iterator[Sequence[int] | np.ndarray]:
+    """``docs``, checked to be documents (sequences of ids) rather than one flat sequence:
+    its first element is looked at before anything is written, every one while reading."""
+    if isinstance(docs, np.ndarray) and docs.ndim == 1:
+        raise BuildError(_FLAT_IDS)
+    it = iter(docs)
+    for first in it:
+        _check_doc(first, 0)
+        return chain([first], it)
+    return iter(())
+
+
+_FLAT_IDS = ("docs is one flat sequence of token ids, not a sequence of documents: its ids "
+             "would each be a document. Pass split_at_eos=True (with eos_id) to cut it into "
+             "documents at each end-of-document id, or a list of documents")
+
+
+def _check_doc(ids: Sequence[int] | np.ndarray, k: int) -> np.ndarray:
+    """Document ``k`` as a 1-d array of integer ids (empty ones of any type are allowed)."""
+    arr = np.asarray(ids)
+    if arr.ndim == 0:
+        raise BuildError(f"document {k} is a single value ({ids!r}); {_FLAT_IDS}")
+    if arr.ndim != 1:
+        raise BuildError(f"document {k} is an array of shape {arr.shape}, not a sequence of "
+                         "token ids")
+    if arr.size and arr.dtype.kind not in "iu":
+        raise BuildError(f"document {k} holds {arr.dtype} values, not integer token ids")
+    return arr
+
+
+def _build_from_ids(docs: Iterable[Sequence[int] | np.ndarray], out: Path, *,
+                    params: dict[str, Any], vocab_size: int, eos_id: int | None,
+                    tokenizer: Tokenizer | None, shard_tokens: int | None, resume: bool,
+                    overwrite: bool, progress: bool, sample_stride: int,
+                    ranges_checked: bool = False) -> Manifest:
+    """An index of documents given as token ids: checked, then written by :func:`_build`.
+
+    ``ranges_checked``: the ids are known to be in ``0..vocab_size - 1`` (a token file's
+    are checked as it is scanned), so the documents are not checked one by one again."""
     width = token_width_for(vocab_size - 1)
     dtype = np.dtype(f"<u{width}")
 
     def items(skip: int) -> Iterator[tuple[Document | None, bytes]]:
-        for ids in islice(docs, skip, None):
-            arr = np.asarray(ids)
+        for k, ids in enumerate(islice(docs, skip, None), start=skip):
+            if ranges_checked:
+                yield None, np.asarray(ids, dtype=dtype).tobytes()
+                continue
+            arr = _check_doc(ids, k)
             if arr.size and (arr.min() < 0 or arr.max() >= vocab_size):
                 bad = int(arr.max()) if arr.max() >= vocab_size else int(arr.min())
                 raise BuildError(f"token id {bad} is outside 0..{vocab_size - 1}")
             yield None, arr.astype(dtype).tobytes()
 
-    return _build(items, Path(out_dir), params={"from_ids": True}, width=width,
-                  vocab_size=vocab_size, eos_id=eos_id, tokenizer=None,
-                  shard_tokens=shard_tokens, metadata=False, resume=False,
-                  overwrite=overwrite, progress=progress, sample_stride=sample_stride)
+    return _build(items, out, params=params, width=width, vocab_size=vocab_size,
+                  eos_id=eos_id, tokenizer=tokenizer, shard_tokens=shard_tokens,
+                  metadata=False, resume=resume, overwrite=overwrite, progress=progress,
+                  sample_stride=sample_stride, first_phase="reading")
 
 
 def _build(items: Callable[[int], Iterator[tuple[Document | None, bytes]]], out: Path, *,
            params: dict[str, Any], width: int, vocab_size: int, eos_id: int | None,
            tokenizer: Tokenizer | None, shard_tokens: int | None, metadata: bool,
-           resume: bool, overwrite: bool, progress: bool, sample_stride: int) -> Manifest:
-    """Write shards from ``items(skip)`` (documents with token bytes), sort, write manifest."""
+           resume: bool, overwrite: bool, progress: bool, sample_stride: int,
+           first_phase: str = "tokenizing",
+           build_info: dict[str, Any] | None = None) -> Manifest:
+    """Write shards from ``items(skip)`` (documents with token bytes), sort, write manifest.
+
+    ``first_phase`` names the phase that makes a shard's documents in the progress
+    (``tokenizing``, or ``reading`` ids); ``build_info`` is added to the manifest's ``build``.
+    """
     started = time.time()
     out = Path(os.path.abspath(out))  # "." and ".." have no name to suffix
     if out.exists() or out.is_symlink():
@@ -399,7 +545,7 @@ def _build(items: Callable[[int], Iterator[tuple[Document | None, bytes]]], out:
                     writer = _ShardWriter(partial, str(len(shards) + (pending is not None)), width,
                                           metadata, sample_stride)
                     step = tokenizing.enter_context(
-                        reporter.phase(f"tokenizing shard {writer.name}", total=None))
+                        reporter.phase(f"{first_phase} shard {writer.name}", total=None))
                 writer.add(doc, token_bytes)
                 docs_done += 1
                 step(n_pos - 1)
@@ -426,7 +572,7 @@ def _build(items: Callable[[int], Iterator[tuple[Document | None, bytes]]], out:
         token_width=width, vocab_size=vocab_size, eos_id=eos_id, tokenizer=tok_spec,
         shards=tuple(shards), has_metadata=metadata, created_by=f"anygram {__version__}",
         build={"inputs": params.get("inputs", []), "shard_tokens": budget,
-               "seconds": round(time.time() - started, 3)})
+               "seconds": round(time.time() - started, 3), **(build_info or {})})
     (partial / PROGRESS_NAME).unlink(missing_ok=True)
     write_manifest(partial, manifest)  # the completion marker: written last
     if out.exists() or out.is_symlink():
@@ -479,4 +625,5 @@ def _check_replaceable(out: Path) -> None:
                          "--overwrite replaces only an index; choose another --out")
 
 
-__all__ = ["build_index", "build_index_from_ids", "default_shard_positions", "MANIFEST_NAME"]
+__all__ = ["build_index", "build_index_from_ids", "build_index_from_token_files",
+           "default_shard_positions", "MANIFEST_NAME"]

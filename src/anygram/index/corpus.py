@@ -1,14 +1,18 @@
-"""Streaming readers for corpus files: JSON lines, plain text and Parquet, optionally compressed.
+"""Streaming readers for corpus files: JSON lines, plain text, Parquet and Arrow (Hugging Face
+``datasets``), the text ones optionally compressed.
 
-Files are read incrementally (line by line, or 1024 rows at a time for Parquet), so a corpus file of
-any size can be indexed with constant memory. Every problem is reported as a
+Files are read incrementally (line by line, or 1024 rows at a time for Parquet and Arrow), so a
+corpus file of any size can be indexed with constant memory. Every problem is reported as a
 :class:`~anygram.errors.CorpusError` naming the file and the 1-based line (or row) number.
 
 Supported suffixes (case-insensitive), see :data:`SUPPORTED_SUFFIXES`:
 
 * ``.jsonl``, ``.json``, ``.ndjson`` — one JSON object per line; also ``.gz`` / ``.zst`` compressed,
 * ``.txt`` — one document per file or per non-empty line; also ``.txt.gz`` / ``.txt.zst``,
-* ``.parquet`` — one document per row.
+* ``.parquet`` — one document per row,
+* ``.arrow`` — one document per row: Arrow IPC, as Hugging Face ``datasets`` writes it; a
+  ``save_to_disk`` folder given as a directory is read through the files its ``state.json``
+  lists (:func:`find_corpus_files`).
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ from typing import IO, Any, Literal
 from .._extras import require
 from ..errors import CorpusError, InvalidQueryError
 
-__all__ = ["Document", "iter_documents", "expand_inputs", "SUPPORTED_SUFFIXES"]
+__all__ = ["Document", "CorpusFiles", "iter_documents", "expand_inputs", "find_corpus_files",
+           "SUPPORTED_SUFFIXES"]
 
 _JSON_BASES: tuple[str, ...] = (".jsonl", ".json", ".ndjson")
 _COMPRESSIONS: tuple[str, ...] = ("", ".gz", ".zst")
@@ -41,10 +46,14 @@ SUPPORTED_SUFFIXES: tuple[str, ...] = (
     *(base + comp for comp in _COMPRESSIONS for base in _JSON_BASES),
     *(".txt" + comp for comp in _COMPRESSIONS),
     ".parquet",
+    ".arrow",
 )
 
-#: Parquet rows per batch: large enough to amortize Arrow overhead, small enough to bound memory.
-_PARQUET_BATCH_ROWS = 1024
+#: Parquet/Arrow rows per batch: large enough to amortize Arrow overhead, small enough to bound
+#: memory.
+_BATCH_ROWS = 1024
+#: The first bytes of an Arrow IPC file in the random-access format (the stream format has none).
+_ARROW_FILE_MAGIC = b"ARROW1"
 #: zstd window limit: 2 GiB, so files compressed with ``zstd --long=31`` can be read.
 _ZSTD_MAX_WINDOW = 1 << 31
 _UTF8_BOM = b"\xef\xbb\xbf"
@@ -56,10 +65,11 @@ class Document:
 
     Attributes:
         text: the document text.
-        metadata: every other field of the JSON object / Parquet row (empty for text files).
+        metadata: every other field of the JSON object / Parquet or Arrow row (empty for text
+            files).
         path: the input path as given to :func:`iter_documents`.
-        linenum: 0-based line number (JSON lines, text per line), row number (Parquet), or 0 for
-            a whole text file.
+        linenum: 0-based line number (JSON lines, text per line), row number (Parquet, Arrow),
+            or 0 for a whole text file.
     """
 
     text: str
@@ -278,34 +288,35 @@ def _needs_conversion(arrow_type: Any) -> bool:
     return not simple
 
 
-def _read_parquet(path: Path, shown: str, text_field: str) -> Iterator[Document]:
-    """Documents of a Parquet file, one per row, read in batches of 1024 rows."""
-    pa = require("pyarrow", "parquet", f"reading the Parquet file {shown}")
-    pq = require("pyarrow.parquet", "parquet", f"reading the Parquet file {shown}")
-
-    try:
-        pf = pq.ParquetFile(path)
-    except (OSError, pa.ArrowException) as exc:
-        raise CorpusError(
-            f"{shown}: not a readable Parquet file ({exc}); check the file is complete"
-        ) from exc
-    schema = pf.schema_arrow
+def _text_type(pa: Any, schema: Any, shown: str, text_field: str) -> bool:
+    """Check that ``schema`` has a text column ``text_field``; whether it holds bytes."""
     if text_field not in schema.names:
         raise CorpusError(
             f"{shown}: no column {text_field!r} (columns: {', '.join(schema.names) or 'none'}); "
             "pick the text column with text_field"
         )
     text_type = schema.field(text_field).type
-    is_binary = pa.types.is_binary(text_type) or pa.types.is_large_binary(text_type)
-    if not (pa.types.is_string(text_type) or pa.types.is_large_string(text_type) or is_binary):
+    t = pa.types
+    is_binary = bool(t.is_binary(text_type) or t.is_large_binary(text_type))
+    is_string_view = getattr(t, "is_string_view", lambda _: False)(text_type)
+    if not (t.is_string(text_type) or t.is_large_string(text_type) or is_string_view
+            or is_binary):
         raise CorpusError(
             f"{shown}: column {text_field!r} has type {text_type}, not string; "
             "pick a text column with text_field"
         )
+    return is_binary
+
+
+def _table_documents(pa: Any, batches: Iterator[Any], schema: Any, shown: str,
+                     text_field: str) -> Iterator[Document]:
+    """Documents of the rows of Arrow record ``batches`` (Parquet or Arrow IPC), one per row:
+    the text column as text, every other column as metadata."""
+    is_binary = _text_type(pa, schema, shown, text_field)
     meta_names = [name for name in schema.names if name != text_field]
     row = 0
     try:
-        for batch in pf.iter_batches(batch_size=_PARQUET_BATCH_ROWS):
+        for batch in batches:
             texts = batch.column(text_field).to_pylist()
             columns: list[list[Any]] = []
             for name in meta_names:
@@ -339,6 +350,55 @@ def _read_parquet(path: Path, shown: str, text_field: str) -> Iterator[Document]
         ) from exc
 
 
+def _read_parquet(path: Path, shown: str, text_field: str) -> Iterator[Document]:
+    """Documents of a Parquet file, one per row, read in batches of 1024 rows."""
+    pa = require("pyarrow", "parquet", f"reading the Parquet file {shown}")
+    pq = require("pyarrow.parquet", "parquet", f"reading the Parquet file {shown}")
+
+    try:
+        pf = pq.ParquetFile(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise CorpusError(
+            f"{shown}: not a readable Parquet file ({exc}); check the file is complete"
+        ) from exc
+    yield from _table_documents(pa, pf.iter_batches(batch_size=_BATCH_ROWS), pf.schema_arrow,
+                                shown, text_field)
+
+
+def _sliced(batches: Iterator[Any]) -> Iterator[Any]:
+    """``batches`` cut into batches of at most :data:`_BATCH_ROWS` rows (zero-copy slices),
+    so a file written in huge batches is still converted a little at a time."""
+    for batch in batches:
+        for start in range(0, batch.num_rows, _BATCH_ROWS):
+            yield batch.slice(start, _BATCH_ROWS)
+
+
+def _read_arrow(path: Path, shown: str, text_field: str) -> Iterator[Document]:
+    """Documents of an Arrow IPC file, one per row: the stream format that Hugging Face
+    ``datasets`` writes (``data-00000-of-00001.arrow``, cache files) or the random-access
+    file format (Feather v2); memory-mapped, read 1024 rows at a time."""
+    pa = require("pyarrow", "parquet", f"reading the Arrow file {shown}")
+    ipc = require("pyarrow.ipc", "parquet", f"reading the Arrow file {shown}")
+    try:
+        with pa.memory_map(str(path)) as source:
+            if source.read(len(_ARROW_FILE_MAGIC)) == _ARROW_FILE_MAGIC:
+                source.seek(0)
+                file_reader = ipc.open_file(source)
+                schema = file_reader.schema
+                batches: Iterator[Any] = (file_reader.get_batch(i)
+                                          for i in range(file_reader.num_record_batches))
+            else:
+                source.seek(0)
+                stream_reader = ipc.open_stream(source)
+                schema = stream_reader.schema
+                batches = iter(stream_reader)
+            yield from _table_documents(pa, _sliced(batches), schema, shown, text_field)
+    except (OSError, pa.ArrowException) as exc:
+        raise CorpusError(
+            f"{shown}: not a readable Arrow IPC file ({exc}); check the file is complete"
+        ) from exc
+
+
 def iter_documents(
     path: str | Path,
     *,
@@ -352,7 +412,8 @@ def iter_documents(
 
     Args:
         path: the file; kept as given in :attr:`Document.path`.
-        text_field: JSON field / Parquet column holding the text; other fields become metadata.
+        text_field: JSON field / Parquet or Arrow column holding the text; other fields become
+            metadata.
         txt_mode: for ``.txt`` files, ``"file"`` makes the whole file one document, ``"line"``
             makes each non-empty line one document (without its line terminator).
 
@@ -375,67 +436,148 @@ def iter_documents(
         )
     if base == ".parquet":
         return _read_parquet(p, shown, text_field)
+    if base == ".arrow":
+        return _read_arrow(p, shown, text_field)
     if base == ".txt":
         return _read_text(p, shown, compression, txt_mode)
     return _read_json_lines(p, shown, compression, text_field)
 
 
-def _walk_directory(directory: Path) -> list[Path]:
-    """Supported files under ``directory``, recursively, skipping hidden files and directories."""
-    found: list[Path] = []
-    for root, dirs, files in os.walk(directory):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in files:
-            candidate = Path(root) / name
-            if not name.startswith(".") and _is_supported(candidate):
-                found.append(candidate)
-    return found
+#: What Hugging Face ``datasets`` writes beside the data of a ``save_to_disk`` folder: the
+#: state that lists the data files, and the description of a dataset dictionary's splits.
+_DATASETS_STATE = "state.json"
+_DATASETS_DICT = "dataset_dict.json"
 
 
-def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
-    """Expand input paths, glob patterns and directories into a sorted, de-duplicated file list.
+def _read_json_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or None when it is missing or not one."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
-    * an existing file is kept (its suffix must be supported);
-    * a directory contributes every supported file below it, recursively (hidden entries skipped);
-    * a glob pattern (``*``, ``?``, ``[...]``; ``**`` recurses) contributes its supported matches,
-      and matched directories are expanded as above.
 
-    The same file reached twice (e.g. via a glob and by name) is listed once. The result is sorted
-    so that builds are reproducible.
+def _datasets_data_files(directory: Path) -> list[Path] | None:
+    """The Arrow files of a Hugging Face ``datasets`` ``save_to_disk`` folder, as its
+    ``state.json`` lists them; None when ``directory`` is not such a folder.
 
     Raises:
-        CorpusError: no inputs, or an input matches no supported file.
+        CorpusError: ``state.json`` lists a file that is not there.
+    """
+    state = _read_json_object(directory / _DATASETS_STATE)
+    entries = state.get("_data_files") if state is not None else None
+    if not isinstance(entries, list):
+        return None
+    files = []
+    for entry in entries:
+        name = entry.get("filename") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not (directory / name).is_file():
+            raise CorpusError(
+                f"{directory / _DATASETS_STATE} lists the data file {name or entry!r}, which is "
+                "not in the folder: the saved dataset is incomplete; save it again"
+            )
+        files.append(directory / name)
+    return files
+
+
+def _is_datasets_dict(directory: Path) -> bool:
+    """Whether ``directory`` holds a ``datasets`` ``DatasetDict`` (``dataset_dict.json`` with
+    its splits, each a ``save_to_disk`` folder below)."""
+    info = _read_json_object(directory / _DATASETS_DICT)
+    return info is not None and isinstance(info.get("splits"), list)
+
+
+def _walk_directory(directory: Path) -> tuple[list[Path], list[Path]]:
+    """Corpus files under ``directory``, recursively, and the other files met there.
+
+    Hidden files and directories are passed over (not counted). In a ``datasets``
+    ``save_to_disk`` folder the corpus files are the Arrow files its ``state.json`` lists;
+    its JSON files describe the dataset and are skipped, like every unsupported file.
+    """
+    found: list[Path] = []
+    skipped: list[Path] = []
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        here = Path(root)
+        data_files = _datasets_data_files(here)
+        not_corpus = {_DATASETS_DICT} if _is_datasets_dict(here) else set()
+        for name in files:
+            if name.startswith("."):
+                continue
+            candidate = here / name
+            if data_files is not None:
+                corpus = candidate in data_files
+            else:
+                corpus = name not in not_corpus and _is_supported(candidate)
+            (found if corpus else skipped).append(candidate)
+    return found, skipped
+
+
+@dataclass(frozen=True)
+class CorpusFiles:
+    """The corpus files that inputs name (sorted, each once) and the files met in their
+    directories and glob matches that are not corpus files (``skipped``, sorted)."""
+
+    files: list[Path]
+    skipped: list[Path]
+
+
+def find_corpus_files(inputs: Sequence[str | Path] | str | Path) -> CorpusFiles:
+    """Expand input paths, glob patterns and directories into the corpus files they name.
+
+    * an existing file is kept (its suffix must be supported);
+    * a directory contributes every supported file below it, recursively (hidden entries
+      passed over); a Hugging Face ``datasets`` ``save_to_disk`` folder (a ``Dataset``, or a
+      ``DatasetDict`` of them) contributes the Arrow files its ``state.json`` lists;
+    * a glob pattern (``*``, ``?``, ``[...]``; ``**`` recurses) contributes its supported
+      matches, and matched directories are expanded as above.
+
+    Files met in directories and glob matches that are not corpus files (other suffixes, a
+    dataset folder's JSON description) are skipped and listed in ``skipped``. The same file
+    reached twice (e.g. via a glob and by name) is listed once. Both lists are sorted so that
+    builds are reproducible.
+
+    Raises:
+        CorpusError: no inputs, or an input names no corpus file.
     """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     if not inputs:
         raise CorpusError("no input files given; pass at least one file, directory or glob pattern")
     by_real: dict[Path, Path] = {}
+    skipped: dict[Path, Path] = {}
 
-    def add(candidate: Path) -> None:
-        by_real.setdefault(candidate.resolve(), candidate)
+    def add(candidates: list[Path], passed_over: list[Path]) -> None:
+        for candidate in candidates:
+            by_real.setdefault(candidate.resolve(), candidate)
+        for other in passed_over:
+            skipped.setdefault(other.resolve(), other)
 
     for item in inputs:
         shown = str(item)
         p = Path(item).expanduser()
         if p.is_file():
             _split_suffix(p)  # raises CorpusError naming the supported suffixes
-            add(p)
+            add([p], [])
         elif p.is_dir():
-            files = _walk_directory(p)
+            files, others = _walk_directory(p)
             if not files:
+                passed = f" ({len(others)} other file(s) skipped)" if others else ""
                 raise CorpusError(
                     f"directory {shown!r} contains no files with a supported suffix "
-                    f"({', '.join(SUPPORTED_SUFFIXES)}); check the path"
+                    f"({', '.join(SUPPORTED_SUFFIXES)}){passed}; check the path"
                 )
-            for f in files:
-                add(f)
+            add(files, others)
         elif glob.has_magic(str(p)):
             matches = [Path(m) for m in glob.glob(str(p), recursive=True)]
             files = [m for m in matches if m.is_file() and _is_supported(m)]
+            others = [m for m in matches if m.is_file() and not _is_supported(m)]
             for m in matches:
                 if m.is_dir():
-                    files.extend(_walk_directory(m))
+                    found, passed_over = _walk_directory(m)
+                    files.extend(found)
+                    others.extend(passed_over)
             if not files:
                 detail = (
                     f"{len(matches)} path(s) matched but none is a supported file"
@@ -446,10 +588,23 @@ def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
                     f"pattern {shown!r}: {detail}; supported suffixes are "
                     f"{', '.join(SUPPORTED_SUFFIXES)}"
                 )
-            for f in files:
-                add(f)
+            add(files, others)
         else:
             raise CorpusError(
                 f"input {shown!r} does not exist; check the path or quote the glob pattern"
             )
-    return sorted(by_real.values(), key=lambda q: str(q))
+    # A file that one input names and another passes over (a glob's *.json beside a
+    # dataset folder) is a corpus file.
+    for real in by_real:
+        skipped.pop(real, None)
+    return CorpusFiles(files=sorted(by_real.values(), key=str),
+                       skipped=sorted(skipped.values(), key=str))
+
+
+def expand_inputs(inputs: Sequence[str | Path] | str | Path) -> list[Path]:
+    """The corpus files that inputs name: :func:`find_corpus_files` without the skipped files.
+
+    Raises:
+        CorpusError: no inputs, or an input names no corpus file.
+    """
+    return find_corpus_files(inputs).files

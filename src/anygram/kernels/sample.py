@@ -122,9 +122,15 @@ def find_range_sampled(ds: np.ndarray, sa: np.ndarray, k: int, q: np.ndarray,
         return lo, _upper_bound(ds, sa, k, q, 0, prev + 1, min(lo + step, total))
     # More than a block of matches: the first sample that compares > q, after lo_j.
     up_j = _first_sample(ds, keys, lens, ptrs, q, lo_j, True)
+    start = max(prev + 1, (up_j - 1) * stride + 1)
     end = min(up_j * stride, total)
-    hi = _upper_bound(ds, sa, k, q, 0, max(prev + 1, (up_j - 1) * stride + 1), end)
-    if hi == end and hi < total and _cmp_at(ds, _ptr(sa, k, hi), q, 0) == 0:
+    if end <= prev:  # the sample places the end before a rank the gallop saw match
+        return _fallback(ds, sa, k, q, total, faults)
+    hi = _upper_bound(ds, sa, k, q, 0, start, end)
+    # As for the start: check the ranks around hi that the bisection did not compare (the
+    # matches in between are matches: the table is sorted and both ends match).
+    if (hi == start and hi - 1 > prev and _cmp_at(ds, _ptr(sa, k, hi - 1), q, 0) != 0) or \
+            (hi == end and hi < total and _cmp_at(ds, _ptr(sa, k, hi), q, 0) == 0):
         return _fallback(ds, sa, k, q, total, faults)
     return lo, hi
 

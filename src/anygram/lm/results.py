@@ -1,10 +1,13 @@
 """Result types of the smoothed language models (:mod:`anygram.lm.kneser_ney`): frozen
-dataclasses with a JSON-safe ``to_dict()``."""
+dataclasses with a JSON-safe ``to_dict()`` (a distribution also as a table:
+:mod:`anygram.query.tables`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from ..query.tables import Columns, Tabular
 
 #: The document-end event, as a token id in Kneser-Ney results (never a real id).
 END = -1
@@ -31,7 +34,7 @@ class KNProbResult:
 
 
 @dataclass(frozen=True, slots=True)
-class KNNextTokenDist:
+class KNNextTokenDist(Tabular):
     """A Kneser-Ney next-token distribution.
 
     ``probs`` holds explicit probabilities (token id -> probability; :data:`END` for the
@@ -68,3 +71,10 @@ class KNNextTokenDist:
         return {"order": self.order, "context_count": self.context_count, "full": self.full,
                 "leftover": self.leftover, "discounts": list(self.discounts),
                 "next_tokens": [{"token_id": t, "prob": p} for t, p in self.most_common()]}
+
+    def columns(self) -> Columns:
+        """One row per explicit token, by decreasing probability: ``token_id`` (:data:`END`
+        for the document end), ``prob``."""
+        pairs = self.most_common()
+        return {"token_id": ("int", [t for t, _ in pairs]),
+                "prob": ("float", [p for _, p in pairs])}

@@ -24,7 +24,7 @@ from .. import kernels
 from ..errors import InvalidQueryError
 from ..shards import Occurrences, merge
 from .core import Query, Searcher
-from .results import DocWindow, SearchResult
+from .results import DocWindow, DocWindows, SearchResult
 
 Order = Literal["position", "random", "rank"]
 ORDERS: tuple[str, ...] = get_args(Order)
@@ -239,7 +239,7 @@ class DocumentSearch:
                 out[i] = DocWindow(base + doc_id, s, doc_len, start, ids, text, lossy, mp,
                                    None if moff < 0 else moff, mlen,
                                    None if text_md is None else text_md[m_lo:m_hi])
-        return out  # type: ignore[return-value]  # every slot was filled
+        return DocWindows(out)  # type: ignore[arg-type]  # every slot was filled
 
     # ------------------------------------------------------------------ helpers
 

@@ -1,4 +1,5 @@
-"""Result types of queries: frozen dataclasses with a JSON-safe ``to_dict()``.
+"""Result types of queries: frozen dataclasses with a JSON-safe ``to_dict()``; those with many
+rows also give them as a table (``to_pandas()``, ``to_arrow()``: :mod:`anygram.query.tables`).
 
 The n-gram queries, documents and search, CNF queries (``docs/cnf.md``) and the whole-text
 analyses (``docs/analyses.md``)."""
@@ -6,12 +7,14 @@ analyses (``docs/analyses.md``)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..index.format import parse_metadata_line
+from .tables import Columns, Tabular, json_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +53,7 @@ class ProbResult:
 
 
 @dataclass(frozen=True, slots=True)
-class NextTokenDist:
+class NextTokenDist(Tabular):
     """The tokens that follow a prompt and how often.
 
     ``counts`` maps each following token id to its count. ``end_count`` counts occurrences of
@@ -85,6 +88,14 @@ class NextTokenDist:
                             for t, c in self.most_common()],
         }
 
+    def columns(self) -> Columns:
+        """One row per following token, by decreasing count: ``token_id``, ``count``,
+        ``prob``."""
+        pairs = self.most_common()
+        return {"token_id": ("int", [t for t, _ in pairs]),
+                "count": ("int", [c for _, c in pairs]),
+                "prob": ("float", [c / self.prompt_count for _, c in pairs])}
+
 
 @dataclass(frozen=True, slots=True)
 class InfGramProbResult:
@@ -104,7 +115,7 @@ class InfGramProbResult:
 
 
 @dataclass(frozen=True, slots=True)
-class InfGramNextTokenDist:
+class InfGramNextTokenDist(Tabular):
     """∞-gram next-token distribution: :class:`NextTokenDist` of the longest occurring suffix."""
 
     dist: NextTokenDist
@@ -131,6 +142,10 @@ class InfGramNextTokenDist:
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.dist.to_dict(), "suffix_len": self.suffix_len}
+
+    def columns(self) -> Columns:
+        """:meth:`NextTokenDist.columns` of the distribution."""
+        return self.dist.columns()
 
 
 _UNPARSED = object()  # DocWindow._metadata before the raw line is parsed
@@ -271,8 +286,35 @@ class DocWindow:
                 "metadata": self.metadata, "removed": self.removed}
 
 
+def window_columns(windows: Sequence[DocWindow]) -> Columns:
+    """The table of document windows: one row per window, a column per field
+    (:attr:`DocWindow.FIELDS`); ``metadata`` as JSON text."""
+    return {
+        "doc_id": ("int", [w.doc_id for w in windows]),
+        "shard": ("int", [w.shard for w in windows]),
+        "doc_len": ("int", [w.doc_len for w in windows]),
+        "start": ("int", [w.start for w in windows]),
+        "token_ids": ("ints", [w.token_ids for w in windows]),
+        "text": ("str?", [w.text for w in windows]),
+        "text_lossy": ("bool", [w.text_lossy for w in windows]),
+        "match_pos": ("int?", [w.match_pos for w in windows]),
+        "match_offset": ("int?", [w.match_offset for w in windows]),
+        "match_len": ("int", [w.match_len for w in windows]),
+        "metadata": ("json", [json_text(w.metadata) for w in windows]),
+        "removed": ("bool", [w.removed for w in windows]),
+    }
+
+
+class DocWindows(list[DocWindow], Tabular):
+    """A list of :class:`DocWindow` (what :meth:`~anygram.Engine.get_docs` and the other
+    batch retrievals return) that also gives them as a table: :func:`window_columns`."""
+
+    def columns(self) -> Columns:
+        return window_columns(self)
+
+
 @dataclass(frozen=True, slots=True)
-class SearchResult:
+class SearchResult(Tabular):
     """One page of the occurrences of a query, each with its document window.
 
     ``count`` is the exact number of occurrences outside taken-down documents; ``hits`` are
@@ -289,6 +331,10 @@ class SearchResult:
     def to_dict(self) -> dict[str, Any]:
         return {"count": self.count, "approx": self.approx, "offset": self.offset,
                 "next_offset": self.next_offset, "hits": [h.to_dict() for h in self.hits]}
+
+    def columns(self) -> Columns:
+        """One row per hit: :func:`window_columns`."""
+        return window_columns(self.hits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,7 +392,7 @@ class CnfCount:
 
 
 @dataclass(frozen=True, slots=True)
-class CnfFindResult(CnfCount):
+class CnfFindResult(CnfCount, Tabular):
     """:class:`CnfCount` plus where the matches are: per shard, the ascending token positions
     of the matching anchor occurrences. Complete when exact; when ``approx``, only the
     matches among the sampled anchors (``sample_matches`` of them).
@@ -363,12 +409,17 @@ class CnfFindResult(CnfCount):
         d["positions"] = [arr.tolist() for arr in self.positions]
         return d
 
+    def columns(self) -> Columns:
+        """One row per match (:meth:`pairs`): ``shard``, ``pos``."""
+        pairs = self.pairs()
+        return {"shard": ("int", [s for s, _ in pairs]), "pos": ("int", [p for _, p in pairs])}
+
 
 CnfHit = Occurrence  # an occurrence of the query, with its document window
 
 
 @dataclass(frozen=True, slots=True)
-class CnfSearchResult:
+class CnfSearchResult(Tabular):
     """One page of the matches of a CNF query.
 
     ``count``/``approx``/``estimate`` as in :class:`CnfCount`. ``total_hits`` is how many
@@ -389,6 +440,11 @@ class CnfSearchResult:
         return {"count": self.count, "approx": self.approx, "estimate": self.estimate,
                 "total_hits": self.total_hits, "offset": self.offset,
                 "next_offset": self.next_offset, "hits": [h.to_dict() for h in self.hits]}
+
+    def columns(self) -> Columns:
+        """One row per hit, its window's fields (:func:`window_columns`; a search gives
+        every hit its window): ``match_pos`` is the anchor occurrence's position."""
+        return window_columns([h.window for h in self.hits if h.window is not None])
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,7 +472,7 @@ class DocsWithAllResult:
 # ----------------------------------------------------------------------------- analyses
 
 @dataclass(frozen=True, slots=True, eq=False)
-class InfGramTextResult:
+class InfGramTextResult(Tabular):
     """The ∞-gram of every token of a text given the tokens before it (read-only arrays).
 
     Entry ``j`` (``0 <= j < len(token_ids)``) is what ``Engine.infgram_prob(token_ids[:j],
@@ -450,6 +506,13 @@ class InfGramTextResult:
                 "cont_count": self.cont_count.tolist(),
                 "prob": [None if math.isnan(p) else p for p in self.prob.tolist()]}
 
+    def columns(self) -> Columns:
+        """One row per token: ``token_id``, ``suffix_len``, ``prompt_count``,
+        ``cont_count``, ``prob`` (NaN where the prompt never occurs)."""
+        return {"token_id": ("int", self.token_ids), "suffix_len": ("int", self.suffix_len),
+                "prompt_count": ("int", self.prompt_count),
+                "cont_count": ("int", self.cont_count), "prob": ("float", self.prob)}
+
 
 AttributionDoc = Occurrence  # an occurrence of the query, with its document window
 
@@ -481,7 +544,7 @@ class AttributionSpan:
 
 
 @dataclass(frozen=True, slots=True)
-class AttributionResult:
+class AttributionResult(Tabular):
     """The maximal spans of a text that occur in the corpus rarely (``docs/analyses.md``),
     by increasing start (and end)."""
 
@@ -489,6 +552,19 @@ class AttributionResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"spans": [s.to_dict() for s in self.spans]}
+
+    def columns(self) -> Columns:
+        """One row per span: ``start``, ``end``, ``length``, ``count``,
+        ``unigram_logprob_sum``, and its occurrences as lists: ``doc_ids``, ``shards``,
+        ``positions``."""
+        spans = self.spans
+        return {"start": ("int", [s.start for s in spans]), "end": ("int", [s.end for s in spans]),
+                "length": ("int", [s.length for s in spans]),
+                "count": ("int", [s.count for s in spans]),
+                "unigram_logprob_sum": ("float", [s.unigram_logprob_sum for s in spans]),
+                "doc_ids": ("ints", [[d.doc_id for d in s.docs] for s in spans]),
+                "shards": ("ints", [[d.shard for d in s.docs] for s in spans]),
+                "positions": ("ints", [[d.pos for d in s.docs] for s in spans])}
 
     def to_infini_gram(self, token_width: int) -> dict[str, Any]:
         """infini-gram's ``attribute`` answer: ``{"spans": [{"l", "r", "length", "count",

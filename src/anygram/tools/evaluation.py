@@ -21,13 +21,15 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from .._extras import require
 from ..errors import InvalidQueryError
 from ..errors import MissingDependencyError as MissingDependencyError  # its home until now
+from ..query import tables
+from ..query.tables import Columns, Tabular
 
 if TYPE_CHECKING:
     from ..engine import Engine, Query
@@ -41,10 +43,11 @@ LMScorer = Callable[[list[int]], np.ndarray]
 
 
 @dataclass(frozen=True, eq=False)
-class TextEval:
+class TextEval(Tabular):
     """Per-token arrays of one text (entry ``j`` is about ``token_ids[j]`` given the tokens
     before it). ``scored`` marks the positions the summary counts (``j >= 1``, or all of them
-    with a ``bos_id``); ``lm_logprob`` is NaN without an LM."""
+    with a ``bos_id``); ``lm_logprob`` is NaN without an LM. ``to_dict()`` gives the arrays
+    as lists (NaN as None), ``to_pandas()``/``to_arrow()`` one row per token."""
 
     token_ids: np.ndarray
     suffix_len: np.ndarray
@@ -57,6 +60,20 @@ class TextEval:
     @property
     def agree(self) -> np.ndarray:
         return self.argmax == self.token_ids
+
+    def columns(self) -> Columns:
+        """One row per token: ``position``, ``token_id``, ``suffix_len``, ``prob``,
+        ``argmax``, ``agree``, ``sparse``, ``scored``, ``lm_logprob``."""
+        return {"position": ("int", np.arange(self.token_ids.shape[0])),
+                "token_id": ("int", self.token_ids), "suffix_len": ("int", self.suffix_len),
+                "prob": ("float", self.prob), "argmax": ("int", self.argmax),
+                "agree": ("bool", self.agree), "sparse": ("bool", self.sparse),
+                "scored": ("bool", self.scored), "lm_logprob": ("float", self.lm_logprob)}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: [None if isinstance(v, float) and math.isnan(v) else v
+                       for v in np.asarray(values).tolist()]
+                for name, (_, values) in self.columns().items()}
 
 
 def infgram_eval(engine: Engine, text: Query,
@@ -248,10 +265,17 @@ def fit_lambda(p_inf: np.ndarray, lm_logprob: np.ndarray, tol: float = 1e-9) -> 
 # ----------------------------------------------------------------------------- results
 
 
+#: The tables of an :class:`EvalResult`: every scored-or-not token, or the summary by suffix
+#: length.
+EvalTable = Literal["tokens", "by_suffix_len"]
+
+
 @dataclass(frozen=True)
 class EvalResult:
     """What :func:`evaluate` found. ``to_dict()`` is the JSON summary; ``texts`` holds the
-    per-token arrays (for plots and coloured output), ``dev`` the dev-split flags."""
+    per-token arrays (for plots and coloured output), ``dev`` the dev-split flags;
+    ``to_pandas(table)``/``to_arrow(table)`` give the token table or the agreement by suffix
+    length (:meth:`columns`)."""
 
     texts: list[TextEval]
     dev: list[bool]
@@ -266,6 +290,41 @@ class EvalResult:
 
     def agreement_by_suffix_len(self) -> list[dict[str, Any]]:
         return self._infgram["by_suffix_len"]
+
+    def columns(self, table: EvalTable = "tokens") -> Columns:
+        """``"tokens"``: one row per token of every text: ``text`` (its index), ``dev``
+        (in the dev split), then :meth:`TextEval.columns`. ``"by_suffix_len"``: one row per
+        suffix length met among the scored tokens: ``suffix_len``, ``tokens``,
+        ``agreement``."""
+        if table == "by_suffix_len":
+            rows = self.agreement_by_suffix_len()
+            return {"suffix_len": ("int", [r["suffix_len"] for r in rows]),
+                    "tokens": ("int", [r["tokens"] for r in rows]),
+                    "agreement": ("float", [r["agreement"] for r in rows])}
+        if table != "tokens":
+            raise InvalidQueryError(f'table must be "tokens" or "by_suffix_len", not {table!r}')
+        sizes = [t.token_ids.shape[0] for t in self.texts]
+        out: Columns = {"text": ("int", np.repeat(np.arange(len(sizes)), sizes)),
+                        "dev": ("bool", np.repeat(np.asarray(self.dev, dtype=bool), sizes))}
+        per_text = [t.columns() for t in self.texts]
+        for name, (kind, empty) in _EMPTY_TEXT.columns().items():
+            out[name] = (kind, np.concatenate([np.asarray(empty)]
+                                              + [np.asarray(c[name][1]) for c in per_text]))
+        return out
+
+    def to_pandas(self, table: EvalTable = "tokens") -> Any:
+        """:meth:`columns` of ``table`` as a ``pandas.DataFrame`` (the ``pandas`` extra)."""
+        return tables.to_pandas(self.columns(table), "EvalResult")
+
+    def to_arrow(self, table: EvalTable = "tokens") -> Any:
+        """:meth:`columns` of ``table`` as a ``pyarrow.Table`` (the ``parquet`` extra)."""
+        return tables.to_arrow(self.columns(table), "EvalResult")
+
+
+_NONE = np.zeros(0, dtype=np.int64)
+#: A text of no tokens: what the token table's columns are when there is no text.
+_EMPTY_TEXT = TextEval(_NONE, _NONE, np.zeros(0), _NONE, np.zeros(0, bool), np.zeros(0),
+                       np.zeros(0, bool))
 
 
 def _infgram_summary(texts: list[TextEval]) -> dict[str, Any]:

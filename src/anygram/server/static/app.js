@@ -3,7 +3,7 @@
 
 (function () {
   const $ = (id) => document.getElementById(id);
-  const state = { indexes: {}, searchOffset: 0, lastQuery: null };
+  const state = { indexes: {}, searchOffset: 0, lastQuery: null, shown: new Set() };
 
   // ------------------------------------------------------------------ helpers
 
@@ -96,7 +96,15 @@
 
   // ------------------------------------------------------------------ renderers
 
+  // A result card is shown once a request of the current run has filled it (see run()).
+  function filled(cardId) {
+    state.shown.add(cardId);
+    $(cardId).hidden = false;
+    $("results").hidden = false;
+  }
+
   function renderCount(r) {
+    filled("card-count");
     const v = $("count-value");
     v.textContent = fmt(r.count);
     v.dataset.count = String(r.count);
@@ -124,6 +132,7 @@
   }
 
   function renderNtd(r) {
+    filled("card-ntd");
     $("ntd-meta").textContent =
       `${fmt(r.prompt_count)} occurrence(s) · ${fmt(r.distinct_next_tokens)} distinct next token(s)` +
       (r.end_count ? ` · ${fmt(r.end_count)} at a document end` : "") +
@@ -132,6 +141,7 @@
   }
 
   function renderInfgram(r) {
+    filled("card-infgram");
     const n = r.token_ids.length;
     tokenChips($("infgram-tokens"), r.tokens, r.token_ids, n - r.suffix_len);
     $("infgram-meta").textContent = r.suffix_len
@@ -141,6 +151,7 @@
   }
 
   function renderInfgramProb(r) {
+    filled("card-infgram");
     const box = $("infgram-prob");
     const token = r.cont_token !== null && r.cont_token !== undefined ? visible(r.cont_token) : `#${r.cont_id}`;
     box.replaceChildren(
@@ -179,13 +190,19 @@
     const more = $("docs-more");
     more.hidden = r.next_offset === null || r.next_offset === undefined;
     state.searchOffset = r.next_offset;
-    $("card-docs").hidden = false;
+    filled("card-docs");
   }
 
-  // Longest match: each token coloured by a length (∞-gram context, or creativity).
-  const LEN_BUCKETS = [[0, 0, "0"], [1, 1, "1"], [2, 3, "2–3"], [4, 7, "4–7"], [8, 15, "8–15"],
-                       [16, Infinity, "16+"]];
-  const bucketOf = (n) => LEN_BUCKETS.findIndex(([lo, hi]) => n >= lo && n <= hi);
+  // Longest match: each token coloured by a length (∞-gram context, or creativity), in the
+  // bins and colours of `anygram color` and `anygram eval --html` (anygram.tools.render.BINS:
+  // label, lengths [lo, hi), background).
+  const LEN_BINS = [["0", 0, 1, "#f2f2f2"], ["1", 1, 2, "#fde0c5"], ["2-3", 2, 4, "#facba6"],
+                    ["4-7", 4, 8, "#f8b58b"], ["8-15", 8, 16, "#c0e0a0"],
+                    ["16-31", 16, 32, "#7fc97f"], ["32+", 32, Infinity, "#3a9a5a"]];
+  const binOf = (n) => LEN_BINS.findIndex(([, lo, hi]) => n >= lo && n < hi);
+  const binChip = (i, attrs, label) =>
+    el("span", { ...attrs, class: "tok bin", "data-bin": String(i),
+                 style: `background-color:${LEN_BINS[i][3]}` }, label);
 
   function renderLongest() {
     const r = state.longest;
@@ -201,19 +218,19 @@
       const title = byCreativity
         ? `token id ${id}: the longest match starting here is ${n} token(s)`
         : `token id ${id}: ${n} token(s) before it occur; P(token | them) = ${pct(p)} (${fmt(r.cont_count[i])} / ${fmt(r.prompt_count[i])})`;
-      box.append(el("span", { class: `tok len${bucketOf(n)}`, "data-len": String(n), title }, label));
+      box.append(binChip(binOf(n), { "data-len": String(n), title }, label));
     });
     if (!r.token_ids.length) box.append(el("span", { class: "muted small" }, "(empty query)"));
     const legend = $("longest-legend");
     legend.replaceChildren(el("span", { class: "muted" }, "tokens:"),
-      ...LEN_BUCKETS.map(([, , text], i) => el("span", { class: `tok len${i}` }, text)));
+      ...LEN_BINS.map(([text], i) => binChip(i, {}, text)));
     const n = lengths.length;
     const mean = n ? lengths.reduce((a, b) => a + b, 0) / n : 0;
     $("longest-meta").textContent = (byCreativity
       ? "Length of the longest corpus match starting at each token"
       : "Length of the longest suffix of the tokens before each token that occurs in the corpus (its ∞-gram context)") +
       ` · mean ${mean.toFixed(1)}, max ${n ? Math.max(...lengths) : 0} · ${r.latency_ms} ms`;
-    $("card-longest").hidden = false;
+    filled("card-longest");
   }
 
   async function fetchLongest(base, payload) {
@@ -235,7 +252,11 @@
     if (!ix) return;
     showError("");
     let payload;
-    try { payload = queryPayload(); } catch (e) { showError(e.message); return; }
+    try { payload = queryPayload(); } catch (e) {
+      showError(e.message);
+      $("results").hidden = true;  // the cards hold the previous query's answers
+      return;
+    }
     state.lastQuery = payload;
     const base = `/v1/${encodeURIComponent(ix.name)}`;
     const cnf = isCnf($("query").value) && has("cnf/count");
@@ -257,10 +278,7 @@
           jobs.push(api(`${base}/infgram-prob`, { ...payload, ...c }).then(renderInfgramProb));
         }
       }
-      $("card-ntd").hidden = cnf;
-      $("card-infgram").hidden = cnf;
-      $("card-docs").hidden = true;
-      $("card-longest").hidden = true;
+      state.shown = new Set();
       state.longest = null;
       const empty = payload.query === "" || (payload.query_ids && !payload.query_ids.length);
       if (!cnf && !empty && has("infgram-text")) jobs.push(fetchLongest(base, payload));
@@ -268,14 +286,21 @@
       if (has(searchRoute) && !empty) {
         jobs.push(api(`${base}/${searchRoute}`, { ...payload }).then((r) => renderHits(r, false)));
       }
-      $("results").hidden = false;
       const results = await Promise.allSettled(jobs);
       const failed = results.find((x) => x.status === "rejected");
       if (failed) showError(failed.reason.message);
+      // Only the cards this run filled stay: none before a query, none (no stale answers of
+      // the previous query either) where its requests failed.
+      for (const card of document.querySelectorAll("#results > .card")) {
+        card.hidden = !state.shown.has(card.id);
+      }
+      $("results").hidden = state.shown.size === 0;
       const url = new URL(window.location.href);
       url.searchParams.set("index", ix.name);
       url.searchParams.set(mode() === "ids" ? "ids" : "q", $("query").value);
       url.searchParams.delete(mode() === "ids" ? "q" : "ids");
+      if (!cnf && $("cont").value !== "") url.searchParams.set("cont", $("cont").value);
+      else url.searchParams.delete("cont");
       history.replaceState(null, "", url);
     } finally {
       runBtn.disabled = false;
@@ -305,12 +330,29 @@
     const textOk = !!ix.tokenizer;
     $("mode-text").disabled = !textOk;
     if (!textOk) $("mode-ids").checked = true;
+    noteSpaces();
     const cnfHint = $("cnf-hint");
     cnfHint.hidden = false;
     cnfHint.textContent = has("cnf/count")
       ? "Text queries with AND / OR (OR binds tighter) search for documents matching all clauses."
       : "AND / OR queries are not available on this server: text is matched literally.";
     cnfHint.hidden = !textOk;
+  }
+
+  // Spaces at the ends of a text query are part of it (with GPT-2-style tokenizers " x" and
+  // "x" are different tokens) but hard to see in the box: say so, with the spaces shown.
+  function noteSpaces() {
+    const q = $("query").value;
+    const note = $("space-note");
+    const lead = /^\s/.test(q), trail = /\s$/.test(q);
+    note.hidden = mode() !== "text" || !(lead || trail) || q.trim() === "";
+    $("query").classList.toggle("lead-space", !note.hidden && lead);
+    $("query").classList.toggle("trail-space", !note.hidden && trail);
+    if (note.hidden) return;
+    const where = lead && trail ? "starts and ends" : lead ? "starts" : "ends";
+    note.replaceChildren(`The query ${where} with a space, which is part of it: `,
+      el("code", { class: "spaced" }, visible(q)),
+      " (with GPT-2-style tokenizers “ x” and “x” are different queries).");
   }
 
   async function init() {
@@ -326,6 +368,8 @@
       onIndexChange();
       if (params.has("ids")) { $("mode-ids").checked = true; $("query").value = params.get("ids"); }
       else if (params.has("q")) { $("query").value = params.get("q"); }
+      if (params.has("cont")) $("cont").value = params.get("cont");
+      noteSpaces();
       document.body.dataset.ready = "1";
       if (params.has("q") || params.has("ids")) run();
     } catch (e) {
@@ -335,6 +379,8 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     $("query-form").addEventListener("submit", run);
+    $("query").addEventListener("input", noteSpaces);
+    for (const id of ["mode-text", "mode-ids"]) $(id).addEventListener("change", noteSpaces);
     $("index").addEventListener("change", onIndexChange);
     $("docs-more").addEventListener("click", more);
     for (const id of ["longest-suffix", "longest-creativity"]) $(id).addEventListener("change", renderLongest);
