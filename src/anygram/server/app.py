@@ -197,10 +197,17 @@ class _Api:
         """``fn(index, *args, limits)`` in the pool, as JSON; any error in the one shape."""
         try:
             ix = self.index_of(name)
-            return _json(await self.pool.run(fn, ix, *args, self.limits,
+            return _json(await self.pool.run(_refreshed, fn, ix, *args, self.limits,
                                              latency_key=latency_key))
         except Exception as exc:  # noqa: BLE001 - every error becomes the one shape
             return _error_response(exc)
+
+
+def _refreshed(fn: Callable[..., dict[str, Any]], ix: ServedIndex, *args: Any) -> dict[str, Any]:
+    """``fn(ix, *args)`` once ``ix`` has picked up the takedowns made so far: an answer
+    produced after ``anygram takedown`` returned never shows a removed document."""
+    ix.refresh()
+    return fn(ix, *args)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
