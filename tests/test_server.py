@@ -406,7 +406,7 @@ async def _wait_for(predicate: Any, timeout: float = 5.0) -> None:
 def test_overload_answers_503_at_once(engines: dict[str, Engine]) -> None:
     slow = _Blocking(engines["tiny"])
     app = create_app({"slow": slow}, ServerLimits(workers=1, max_pending=2))  # type: ignore[dict-item]
-    pool = app.state.pool
+    pool = app.state.pools["light"]
 
     async def scenario() -> None:
         transport = httpx.ASGITransport(app=app)
@@ -432,7 +432,7 @@ def test_time_budget_answers_504_and_frees_the_slot(engines: dict[str, Engine]) 
     slow = _Blocking(engines["tiny"])
     app = create_app({"slow": slow}, ServerLimits(workers=1, max_pending=4,  # type: ignore[dict-item]
                                                   timeout_s=0.2))
-    pool = app.state.pool
+    pool = app.state.pools["light"]
 
     async def scenario() -> None:
         transport = httpx.ASGITransport(app=app)
@@ -448,6 +448,57 @@ def test_time_budget_answers_504_and_frees_the_slot(engines: dict[str, Engine]) 
 
     asyncio.run(scenario())
     pool.shutdown()
+
+
+class _SlowAnalysis(_Blocking):
+    """An engine whose ``creativity`` (a heavy request) waits for ``release``; ``count`` (a
+    light one) does not."""
+
+    def count(self, ids: Any) -> Any:
+        return self._engine.count(ids)
+
+    def creativity(self, ids: Any) -> Any:
+        self.started += 1
+        self.release.wait(10)
+        return self._engine.creativity(ids)
+
+
+def test_slow_heavy_requests_leave_the_light_lane_free(engines: dict[str, Engine]) -> None:
+    slow = _SlowAnalysis(engines["tiny"])
+    app = create_app({"slow": slow}, ServerLimits(  # type: ignore[dict-item]
+        workers=1, max_pending=4, heavy_workers=1, max_heavy_pending=2))
+    heavy, light = app.state.pools["heavy"], app.state.pools["light"]
+    expected = engines["tiny"].count("the").count
+
+    async def scenario() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
+            stuck = [asyncio.create_task(c.post("/v1/slow/creativity", json={"query": "a cat"}))
+                     for _ in range(2)]
+            await _wait_for(lambda: heavy.pending == 2 and slow.started == 1)
+            # The heavy lane is full: one more heavy request is refused at once, on /v1 and
+            # on POST / alike ...
+            error(await c.post("/v1/slow/attribute", json={"query": "a cat"}), 503,
+                  "OverloadedError")
+            error(await c.post("/", json={"index": "slow", "query_type": "count",
+                                          "query": "a AND cat"}), 503, "OverloadedError")
+            # ... while light requests are answered at once, on its one thread.
+            for _ in range(5):
+                started = time.perf_counter()
+                assert ok(await c.get("/v1/slow/count", params={"query": "the"}))["count"] \
+                    == expected
+                assert time.perf_counter() - started < 1.0
+            r = await c.post("/", json={"index": "slow", "query_type": "count", "query": "the"})
+            assert r.status_code == 200 and r.json()["count"] == expected
+            assert light.pending == 0 and heavy.pending == 2
+            slow.release.set()
+            for task in stuck:
+                assert ok(await task)["lengths"] == engines["tiny"].creativity("a cat")
+            await _wait_for(lambda: heavy.pending == 0)
+
+    asyncio.run(scenario())
+    for pool in (heavy, light):
+        pool.shutdown()
 
 
 # ----------------------------------------------------------------------------- infini-gram API

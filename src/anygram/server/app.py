@@ -3,7 +3,7 @@
 The app is thin: each route validates the request with its model, runs the matching
 handler of :mod:`anygram.server.operations` (``/v1`` routes, one module per feature) or
 :mod:`anygram.server.infini_gram_api` (``POST /``) in the
-:class:`~anygram.server.pool.WorkPool`, and answers its dict. All errors go through
+:class:`~anygram.server.pool.WorkPool` of its lane, and answers its dict. All errors go through
 :func:`_error_response` (one shape, real status).
 """
 
@@ -13,6 +13,7 @@ handler of :mod:`anygram.server.operations` (``/v1`` routes, one module per feat
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -38,10 +39,10 @@ from .errors import (
     validation_message,
 )
 from .indexes import ServedIndex
-from .infini_gram_api import run_compat
+from .infini_gram_api import compat_lane, run_compat
 from .limits import ServerLimits
 from .operations import OPERATIONS, op_get_doc
-from .pool import WorkPool
+from .pool import Lane, WorkPool
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -140,8 +141,13 @@ def create_app(engines: Mapping[str, Engine], limits: ServerLimits | None = None
     limits = limits if limits is not None else ServerLimits()
     if not engines:
         raise ValueError("create_app needs at least one index")
+    pools: dict[Lane, WorkPool] = {
+        "light": WorkPool(limits.workers, limits.max_pending, limits.timeout_s,
+                          "anygram-light"),
+        "heavy": WorkPool(limits.heavy_workers, limits.max_heavy_pending, limits.timeout_s,
+                          "anygram-heavy")}
     api = _Api({name: ServedIndex(name, engine) for name, engine in engines.items()},
-               WorkPool(limits.workers, limits.max_pending, limits.timeout_s), limits)
+               pools, limits)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -149,7 +155,8 @@ def create_app(engines: Mapping[str, Engine], limits: ServerLimits | None = None
         await asyncio.get_running_loop().run_in_executor(None, _warm_up,
                                                          list(api.served.values()))
         yield
-        api.pool.shutdown()
+        for pool in pools.values():
+            pool.shutdown()
 
     app = FastAPI(
         title="anygram",
@@ -160,7 +167,7 @@ def create_app(engines: Mapping[str, Engine], limits: ServerLimits | None = None
             "HTTP status. `POST /` takes infini-gram's API payload. See docs/http-api.md."),
         lifespan=lifespan,
     )
-    app.state.pool = api.pool
+    app.state.pools = pools
     app.state.limits = limits
     app.state.indexes = api.served
     app.add_middleware(BodyLimitMiddleware, max_bytes=limits.max_body_bytes)
@@ -175,12 +182,12 @@ def create_app(engines: Mapping[str, Engine], limits: ServerLimits | None = None
 
 
 class _Api:
-    """What the routes share: the served indexes, the work pool, the limits."""
+    """What the routes share: the served indexes, the work pools (one per lane), the limits."""
 
-    def __init__(self, served: dict[str, ServedIndex], pool: WorkPool,
+    def __init__(self, served: dict[str, ServedIndex], pools: dict[Lane, WorkPool],
                  limits: ServerLimits) -> None:
         self.served = served
-        self.pool = pool
+        self.pools = pools
         self.limits = limits
         self.index_param = Annotated[str, PathParam(
             description="Index name (see /v1/indexes).", examples=sorted(served)[:1])]
@@ -192,22 +199,29 @@ class _Api:
             raise UnknownIndexError(f"no index named {name!r}; this server has: "
                                     f"{', '.join(sorted(self.served))}") from None
 
-    async def run(self, fn: Callable[..., dict[str, Any]], name: str, *args: Any,
+    async def run(self, lane: Lane, fn: Callable[..., dict[str, Any]], name: str, *args: Any,
                   latency_key: str = "latency_ms") -> JSONResponse:
-        """``fn(index, *args, limits)`` in the pool, as JSON; any error in the one shape."""
+        """``fn(index, *args, limits)`` in the pool of ``lane``, as JSON; any error in the
+        one shape."""
         try:
             ix = self.index_of(name)
-            return _json(await self.pool.run(_refreshed, fn, ix, *args, self.limits,
-                                             latency_key=latency_key))
+            return await self.pools[lane].run(_answer, fn, ix, (*args, self.limits),
+                                              latency_key)
         except Exception as exc:  # noqa: BLE001 - every error becomes the one shape
             return _error_response(exc)
 
 
-def _refreshed(fn: Callable[..., dict[str, Any]], ix: ServedIndex, *args: Any) -> dict[str, Any]:
-    """``fn(ix, *args)`` once ``ix`` has picked up the takedowns made so far: an answer
-    produced after ``anygram takedown`` returned never shows a removed document."""
+def _answer(fn: Callable[..., dict[str, Any]], ix: ServedIndex, args: tuple[Any, ...],
+            latency_key: str) -> JSONResponse:
+    """``fn(ix, *args)`` with its wall time (ms) under ``latency_key``, as a JSON response,
+    in a worker thread: once ``ix`` has picked up the takedowns made so far (an answer
+    produced after ``anygram takedown`` returned never shows a removed document), and
+    serialized here rather than on the event loop (an answer can be megabytes)."""
+    started = time.perf_counter()
     ix.refresh()
-    return fn(ix, *args)
+    out = fn(ix, *args)
+    out[latency_key] = round((time.perf_counter() - started) * 1000, 3)
+    return _json(out)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -267,12 +281,12 @@ def _add_operation(app: FastAPI, api: _Api, op: Operation) -> None:
     async def get_route(index: index_param,  # type: ignore[valid-type]
                         params: Annotated[model, Query()]  # type: ignore[valid-type]
                         ) -> JSONResponse:
-        return await api.run(op.handler, index, params)
+        return await api.run(op.lane, op.handler, index, params)
 
     async def post_route(index: index_param,  # type: ignore[valid-type]
                          body: Annotated[model, Body()]  # type: ignore[valid-type]
                          ) -> JSONResponse:
-        return await api.run(op.handler, index, body)
+        return await api.run(op.lane, op.handler, index, body)
 
     for method, fn in (("GET", get_route), ("POST", post_route)):
         app.add_api_route(f"/v1/{{index}}/{op.path}", fn, methods=[method],
@@ -297,7 +311,7 @@ def _add_document_route(app: FastAPI, api: _Api) -> None:
 
         A taken-down document answers `removed: true` with no content.
         """
-        return await api.run(op_get_doc, index, doc_id, params)
+        return await api.run("heavy", op_get_doc, index, doc_id, params)
 
 
 def _add_infini_gram_route(app: FastAPI, api: _Api) -> None:
@@ -316,7 +330,8 @@ def _add_infini_gram_route(app: FastAPI, api: _Api) -> None:
             return _error_response(UnknownIndexError(
                 "give the index name as index (or corpus); this server has: "
                 f"{', '.join(sorted(api.served))}"))
-        return await api.run(run_compat, name, payload, latency_key="latency")
+        return await api.run(compat_lane(payload), run_compat, name, payload,
+                             latency_key="latency")
 
 
 def _add_page(app: FastAPI, api: _Api) -> None:
