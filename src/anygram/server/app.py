@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import unquote
@@ -26,11 +26,12 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Scope
 
 from .._version import __version__
 from ..engine import Engine
 from . import models as m
+from . import openapi
 from .common import Operation
 from .errors import (
     UnknownIndexError,
@@ -41,6 +42,12 @@ from .errors import (
 from .indexes import ServedIndex
 from .infini_gram_api import compat_lane, run_compat
 from .limits import ServerLimits
+from .middleware import (
+    LOOPBACK_HOSTS,
+    BodyLimitMiddleware,
+    HostCheckMiddleware,
+    SecurityHeadersMiddleware,
+)
 from .operations import OPERATIONS, op_get_doc
 from .pool import Lane, WorkPool
 
@@ -68,47 +75,6 @@ def _error_response(exc: BaseException) -> JSONResponse:
     return _json(body, body["status"])
 
 
-class _BodyTooLarge(StarletteHTTPException):
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"the request body is over this server's limit of {limit} bytes")
-
-
-class BodyLimitMiddleware:
-    """Refuses a request body over ``max_bytes`` (413): by its Content-Length, or as it streams."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for key, value in scope.get("headers", ()):
-            if key == b"content-length":
-                try:
-                    too_large = int(value) > self.max_bytes
-                except ValueError:
-                    too_large = False
-                if too_large:
-                    exc = _BodyTooLarge(self.max_bytes)
-                    await JSONResponse(error_body(413, exc.detail, "BodyTooLargeError"),
-                                       status_code=413)(scope, receive, send)
-                    return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _BodyTooLarge(self.max_bytes)
-            return message
-
-        await self.app(scope, limited, send)
-
-
 def _warm_up(indexes: list[ServedIndex]) -> None:
     """Load the compiled kernels of every route (a few tiny queries per index)."""
     for ix in indexes:
@@ -129,7 +95,8 @@ def _warm_up_engine(e: Engine) -> None:
             call()
 
 
-def create_app(engines: Mapping[str, Engine], limits: ServerLimits | None = None) -> FastAPI:
+def create_app(engines: Mapping[str, Engine], limits: ServerLimits | None = None, *,
+               allowed_hosts: Sequence[str] = LOOPBACK_HOSTS) -> FastAPI:
     """The HTTP API and web page over named, opened engines (read-only).
 
     Args:
@@ -137,6 +104,9 @@ def create_app(engines: Mapping[str, Engine], limits: ServerLimits | None = None
             (``/v1/{name}/count``).
         limits: per-request bounds, the time budget and the concurrency (defaults:
             :class:`ServerLimits`).
+        allowed_hosts: the ``Host`` names answered (others: ``400 InvalidHostError``):
+            by default this machine's loopback names only, against DNS rebinding; ``"*"``
+            answers any, ``"*.example.com"`` a domain's subdomains.
     """
     limits = limits if limits is not None else ServerLimits()
     if not engines:
@@ -170,7 +140,11 @@ def create_app(engines: Mapping[str, Engine], limits: ServerLimits | None = None
     app.state.pools = pools
     app.state.limits = limits
     app.state.indexes = api.served
+    openapi.install(app, limits, list(api.served.values()))
+    # (The last added runs first: every answer, refusals included, gets the headers.)
     app.add_middleware(BodyLimitMiddleware, max_bytes=limits.max_body_bytes)
+    app.add_middleware(HostCheckMiddleware, allowed_hosts=allowed_hosts)
+    app.add_middleware(SecurityHeadersMiddleware)
     _add_error_handlers(app)
     _add_meta_routes(app, api)
     for op in OPERATIONS.values():
