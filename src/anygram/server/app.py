@@ -50,6 +50,7 @@ from .middleware import (
 )
 from .operations import OPERATIONS, op_get_doc
 from .pool import Lane, WorkPool
+from .warmup import warm_up
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -73,26 +74,6 @@ def _json(payload: Any, status: int = 200) -> JSONResponse:
 def _error_response(exc: BaseException) -> JSONResponse:
     body = body_of(exc)
     return _json(body, body["status"])
-
-
-def _warm_up(indexes: list[ServedIndex]) -> None:
-    """Load the compiled kernels of every route (a few tiny queries per index)."""
-    for ix in indexes:
-        _warm_up_engine(ix.engine)
-
-
-def _warm_up_engine(e: Engine) -> None:
-    calls: list[Callable[[], object]] = [
-        lambda: e.find([0]), lambda: e.ntd([0]), lambda: e.ntd([0], max_support=1),
-        lambda: e.infgram_prob([0], 0), lambda: e.infgram_ntd([0]),
-        lambda: e.search_docs([0], max_docs=1),
-        lambda: e.infgram_text([0, 0]), lambda: e.creativity([0, 0]),
-        lambda: e.attribute([0, 0], max_docs_per_span=1, with_context=True),
-        lambda: e.count_cnf([[[0]], [[0]]]),
-        lambda: e.search_docs_cnf([[[0]], [[0]]], max_docs=1)]
-    for call in calls:
-        with contextlib.suppress(Exception):
-            call()
 
 
 def create_app(engines: Mapping[str, Engine], limits: ServerLimits | None = None, *,
@@ -122,7 +103,7 @@ def create_app(engines: Mapping[str, Engine], limits: ServerLimits | None = None
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Load the compiled kernels before the first request, not during it.
-        await asyncio.get_running_loop().run_in_executor(None, _warm_up,
+        await asyncio.get_running_loop().run_in_executor(None, warm_up,
                                                          list(api.served.values()))
         yield
         for pool in pools.values():
