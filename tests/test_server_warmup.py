@@ -124,3 +124,22 @@ def test_no_request_compiles_a_kernel_after_start_up(tmp_path: Path) -> None:
     assert report["missing_routes"] == []  # every route was asked
     assert report["warmed"] > 0
     assert report["added"] == {}, report["added"]
+
+
+def test_a_failed_warm_up_does_not_stop_the_server(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    from fastapi.testclient import TestClient
+
+    from anygram import Engine
+    from anygram.server import create_app, warmup
+
+    def broken() -> None:
+        raise OSError("no space left for the warm-up index")
+
+    monkeypatch.setattr(warmup, "warm_kernels", broken)
+    engine = Engine.open(build_text_index(tmp_path))
+    with TestClient(create_app({"tiny": engine}), base_url="http://localhost") as c:
+        r = c.get("/v1/tiny/count", params={"query": "the"})
+        assert r.status_code == 200 and r.json()["count"] == engine.count("the").count
+    assert "warm-up failed" in caplog.text

@@ -52,9 +52,14 @@ _REMOVED = 3
 
 def warm_up(indexes: Sequence[ServedIndex]) -> None:
     """Load the kernels of every route and each index's lazily made state (module doc)."""
-    warm_kernels()
-    for ix in indexes:
-        warm_index(ix.engine)
+    steps: list[Callable[[], None]] = [warm_kernels,
+                                       *(partial(warm_index, ix.engine) for ix in indexes)]
+    for step in steps:
+        try:
+            step()
+        except Exception:  # noqa: BLE001 - best effort: the server starts all the same
+            log.warning("start-up warm-up failed (the first requests will load the "
+                        "kernels)", exc_info=True)
 
 
 def warm_kernels() -> None:
