@@ -233,7 +233,8 @@ def sides(tmp_path_factory) -> dict[str, Side]:
 
 @pytest.fixture(scope="module")
 def client(sides: dict[str, Side]) -> TestClient:
-    with TestClient(create_app({n: Engine.open(s.directory) for n, s in sides.items()})) as c:
+    with TestClient(create_app({n: Engine.open(s.directory) for n, s in sides.items()}),
+                    base_url="http://localhost") as c:
         yield c
 
 

@@ -98,7 +98,7 @@ def engines(dirs: dict[str, Path]) -> dict[str, Engine]:
 
 @pytest.fixture(scope="module")
 def client(engines: dict[str, Engine]) -> TestClient:
-    with TestClient(create_app(engines)) as c:
+    with TestClient(create_app(engines), base_url="http://localhost") as c:
         yield c
 
 
@@ -291,7 +291,7 @@ def test_validation_errors_are_422(client: TestClient) -> None:
 def test_limits_are_422(engines: dict[str, Engine]) -> None:
     limits = ServerLimits(max_query_chars=10, max_query_tokens=4, max_top=5, default_top=5,
                           max_support=7)
-    with TestClient(create_app(engines, limits)) as c:
+    with TestClient(create_app(engines, limits), base_url="http://localhost") as c:
         body = error(c.post("/v1/tiny/count", json={"query": "x" * 11}), 422,
                      "LimitExceededError")
         assert "10" in body["error"]
@@ -307,7 +307,8 @@ def test_limits_are_422(engines: dict[str, Engine]) -> None:
 
 
 def test_body_too_large_is_413(engines: dict[str, Engine]) -> None:
-    with TestClient(create_app(engines, ServerLimits(max_body_bytes=100))) as c:
+    with TestClient(create_app(engines, ServerLimits(max_body_bytes=100)),
+                    base_url="http://localhost") as c:
         big = {"query": "a" * 200}
         error(c.post("/v1/tiny/count", json=big), 413, "BodyTooLargeError")
         error(c.post("/", json={"index": "tiny", "query_type": "count", **big}), 413)
@@ -321,6 +322,78 @@ def test_body_too_large_is_413(engines: dict[str, Engine]) -> None:
         error(c.post("/v1/tiny/count", content=chunks(),
                      headers={"content-type": "application/json"}), 413, "BodyTooLargeError")
         ok(c.post("/v1/tiny/count", json={"query": "a"}))
+
+
+# ----------------------------------------------------------------------------- hosts, headers
+
+
+def test_only_loopback_host_names_are_answered_by_default(client: TestClient) -> None:
+    # A page whose name was made to resolve to 127.0.0.1 (DNS rebinding) sends its own name.
+    for host in ("localhost", "localhost:8000", "127.0.0.1:8000", "[::1]:8000",
+                 "index.localhost"):
+        ok(client.get("/v1/tiny/count", params={"query": "a"}, headers={"host": host}))
+    for host in ("evil.example.com", "evil.example.com:8000", "127.0.0.1.nip.io",
+                 "localhost.evil.com", "0.0.0.0"):
+        for r in (client.get("/v1/tiny/count", params={"query": "a"}, headers={"host": host}),
+                  client.get(f"/v1/tiny/docs/{0}", headers={"host": host}),
+                  client.post("/", json={"index": "tiny", "query_type": "count", "query": "a"},
+                              headers={"host": host}),
+                  client.get("/", headers={"host": host, "accept": "text/html"})):
+            assert host in error(r, 400, "InvalidHostError")["error"]
+
+
+def test_allowed_hosts_widen_or_name_the_hosts(engines: dict[str, Engine]) -> None:
+    with TestClient(create_app(engines, allowed_hosts=["*"]), base_url="http://a.example") as c:
+        ok(c.get("/v1/tiny/count", params={"query": "a"}))
+    with TestClient(create_app(engines, allowed_hosts=["ix.example.org", "*.corp.example"]),
+                    base_url="http://ix.example.org") as c:
+        ok(c.get("/v1/tiny/count", params={"query": "a"}))
+        ok(c.get("/v1/tiny/count", params={"query": "a"}, headers={"host": "a.corp.example"}))
+        error(c.get("/v1/tiny/count", params={"query": "a"}, headers={"host": "localhost"}),
+              400, "InvalidHostError")
+
+
+def test_allowed_hosts_follow_serve_host_and_allow_host() -> None:
+    from anygram.cli.serve import allowed_hosts
+    from anygram.server.middleware import LOOPBACK_HOSTS
+
+    for host in ("127.0.0.1", "localhost", "::1", "127.0.0.2"):
+        assert allowed_hosts(host, ()) == list(LOOPBACK_HOSTS)
+    for host in ("0.0.0.0", "::", "192.168.1.5", "ix.example.org"):
+        assert allowed_hosts(host, ()) == ["*"]
+    assert allowed_hosts("0.0.0.0", ("ix.example.org",)) == [*LOOPBACK_HOSTS, "ix.example.org"]
+
+
+def test_every_answer_has_the_security_headers(client: TestClient) -> None:
+    page = client.get("/", headers={"accept": "text/html"})
+    csp = page.headers["content-security-policy"]
+    for directive in ("default-src 'self'", "script-src 'self'", "style-src 'self'",
+                      "connect-src 'self'", "object-src 'none'", "frame-ancestors 'none'"):
+        assert directive in csp
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert client.get("/static/app.js").headers["content-security-policy"] == csp
+    api = client.get("/v1/tiny/count", params={"query": "a"})
+    assert api.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+    # FastAPI's interactive docs load their scripts from a CDN: only framing is forbidden.
+    assert client.get("/docs").headers["content-security-policy"] == "frame-ancestors 'none'"
+    refused = client.get("/v1/tiny/count", params={"query": "a"}, headers={"host": "evil.com"})
+    for r in (page, api, refused, client.get("/nowhere"),
+              client.post("/v1/tiny/count", json={"query": 5})):
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["referrer-policy"] == "no-referrer"
+        assert r.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+
+
+def test_the_page_sets_no_inline_style_the_csp_would_block() -> None:
+    # style-src 'self' blocks style attributes written as markup (setAttribute("style")),
+    # not the CSSOM (node.style): the bar chart's widths must be set through the latter.
+    from anygram.server.app import STATIC_DIR
+
+    js = (STATIC_DIR / "app.js").read_text(encoding="utf-8")
+    html = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    assert 'setAttribute("style"' not in js and "style=" not in html
+    assert "<script>" not in html and " on" + "click=" not in html
 
 
 GARBAGE: list[Any] = [
@@ -370,7 +443,8 @@ def test_an_unexpected_fault_is_500_without_details(engines: dict[str, Engine]) 
         def count(self, ids: Any) -> Any:
             raise RuntimeError("secret detail")
 
-    with TestClient(create_app({"b": Broken()})) as c:  # type: ignore[dict-item]
+    with TestClient(create_app({"b": Broken()}),  # type: ignore[dict-item]
+                    base_url="http://localhost") as c:
         body = error(c.post("/v1/b/count", json={"query_ids": [1]}), 500, "InternalServerError")
         assert "secret" not in body["error"]
         ok(c.post("/v1/b/ntd", json={"query_ids": [1]}))
@@ -406,11 +480,11 @@ async def _wait_for(predicate: Any, timeout: float = 5.0) -> None:
 def test_overload_answers_503_at_once(engines: dict[str, Engine]) -> None:
     slow = _Blocking(engines["tiny"])
     app = create_app({"slow": slow}, ServerLimits(workers=1, max_pending=2))  # type: ignore[dict-item]
-    pool = app.state.pool
+    pool = app.state.pools["light"]
 
     async def scenario() -> None:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
             first = [asyncio.create_task(c.post("/v1/slow/count", json={"query": "the"}))
                      for _ in range(2)]
             await _wait_for(lambda: pool.pending == 2)
@@ -432,11 +506,11 @@ def test_time_budget_answers_504_and_frees_the_slot(engines: dict[str, Engine]) 
     slow = _Blocking(engines["tiny"])
     app = create_app({"slow": slow}, ServerLimits(workers=1, max_pending=4,  # type: ignore[dict-item]
                                                   timeout_s=0.2))
-    pool = app.state.pool
+    pool = app.state.pools["light"]
 
     async def scenario() -> None:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
             started = time.perf_counter()
             r = await c.post("/v1/slow/count", json={"query": "the"})
             assert 0.15 < time.perf_counter() - started < 2.0
@@ -448,6 +522,57 @@ def test_time_budget_answers_504_and_frees_the_slot(engines: dict[str, Engine]) 
 
     asyncio.run(scenario())
     pool.shutdown()
+
+
+class _SlowAnalysis(_Blocking):
+    """An engine whose ``creativity`` (a heavy request) waits for ``release``; ``count`` (a
+    light one) does not."""
+
+    def count(self, ids: Any) -> Any:
+        return self._engine.count(ids)
+
+    def creativity(self, ids: Any) -> Any:
+        self.started += 1
+        self.release.wait(10)
+        return self._engine.creativity(ids)
+
+
+def test_slow_heavy_requests_leave_the_light_lane_free(engines: dict[str, Engine]) -> None:
+    slow = _SlowAnalysis(engines["tiny"])
+    app = create_app({"slow": slow}, ServerLimits(  # type: ignore[dict-item]
+        workers=1, max_pending=4, heavy_workers=1, max_heavy_pending=2))
+    heavy, light = app.state.pools["heavy"], app.state.pools["light"]
+    expected = engines["tiny"].count("the").count
+
+    async def scenario() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
+            stuck = [asyncio.create_task(c.post("/v1/slow/creativity", json={"query": "a cat"}))
+                     for _ in range(2)]
+            await _wait_for(lambda: heavy.pending == 2 and slow.started == 1)
+            # The heavy lane is full: one more heavy request is refused at once, on /v1 and
+            # on POST / alike ...
+            error(await c.post("/v1/slow/attribute", json={"query": "a cat"}), 503,
+                  "OverloadedError")
+            error(await c.post("/", json={"index": "slow", "query_type": "count",
+                                          "query": "a AND cat"}), 503, "OverloadedError")
+            # ... while light requests are answered at once, on its one thread.
+            for _ in range(5):
+                started = time.perf_counter()
+                assert ok(await c.get("/v1/slow/count", params={"query": "the"}))["count"] \
+                    == expected
+                assert time.perf_counter() - started < 1.0
+            r = await c.post("/", json={"index": "slow", "query_type": "count", "query": "the"})
+            assert r.status_code == 200 and r.json()["count"] == expected
+            assert light.pending == 0 and heavy.pending == 2
+            slow.release.set()
+            for task in stuck:
+                assert ok(await task)["lengths"] == engines["tiny"].creativity("a cat")
+            await _wait_for(lambda: heavy.pending == 0)
+
+    asyncio.run(scenario())
+    for pool in (heavy, light):
+        pool.shutdown()
 
 
 # ----------------------------------------------------------------------------- infini-gram API
@@ -622,7 +747,7 @@ def test_search_matches_the_engine_and_highlights(client: TestClient,
 def test_search_errors_and_limits(engines: dict[str, Engine]) -> None:
     limits = ServerLimits(max_docs=3, default_docs=2, max_offset=5, max_sorted=2,
                           max_ctx_len=10, max_disp_len=20, default_disp_len=20)
-    with TestClient(create_app(engines, limits)) as c:
+    with TestClient(create_app(engines, limits), base_url="http://localhost") as c:
         error(c.post("/v1/tiny/search", json={"query": ""}), 400, "InvalidQueryError")
         error(c.post("/v1/tiny/search", json={"query": "a", "max_docs": 4}), 422,
               "LimitExceededError")
@@ -690,7 +815,7 @@ def test_cnf_routes_match_the_engine(client: TestClient, engines: dict[str, Engi
 def test_cnf_limits_and_errors(engines: dict[str, Engine]) -> None:
     limits = ServerLimits(max_cnf_clauses=2, max_cnf_terms=2, max_query_tokens=10,
                           max_clause_freq=100, max_diff_tokens=50)
-    with TestClient(create_app(engines, limits)) as c:
+    with TestClient(create_app(engines, limits), base_url="http://localhost") as c:
         for payload in ({"query": "a AND b AND c"}, {"query": "a OR b OR c"},
                         {"query_ids": [[[1] * 6], [[2] * 5]]},
                         {"query": "a AND b", "max_clause_freq": 101},
@@ -872,7 +997,7 @@ def test_infgram_text_nan_is_null(tmp_path: Path) -> None:
     take_down(d, [0, 1])
     eng = Engine.open(d)
     assert all(p != p for p in eng.infgram_text([1, 2]).prob.tolist())  # NaN
-    with TestClient(create_app({"empty": eng})) as c:
+    with TestClient(create_app({"empty": eng}), base_url="http://localhost") as c:
         body = ok(c.post("/v1/empty/infgram-text", json={"query_ids": [1, 2]}))
         assert body["prob"] == [None, None] and body["prompt_count"] == [0, 0]
         assert ok(c.get("/v1/empty/creativity", params={"query_ids": "1,2"}))["lengths"] == \
@@ -898,7 +1023,7 @@ def test_text_analyses_errors_and_limits(client: TestClient, engines: dict[str, 
           "TokenOutOfRangeError")
     limits = ServerLimits(max_query_chars=10, max_query_tokens=4, max_docs=2, default_docs=2,
                           max_ctx_len=3, max_attribute_cnt=5)
-    with TestClient(create_app(engines, limits)) as c:
+    with TestClient(create_app(engines, limits), base_url="http://localhost") as c:
         for route in ANALYSES:
             error(c.post(f"/v1/tiny/{route}", json={"query": "x" * 11}), 422,
                   "LimitExceededError")
@@ -968,7 +1093,8 @@ def test_infini_gram_payload_reads_text_as_its_server(tmp_path: Path, kind: str)
     corpus.write_text("".join(json.dumps({"text": t}) + "\n" for t in SENTENCES))
     build_index(corpus, tmp_path / "idx", tokenizer=spec, progress=False, workers=1)
     tok = load_tokenizer(spec)
-    with TestClient(create_app({"i": Engine.open(tmp_path / "idx")})) as c:
+    with TestClient(create_app({"i": Engine.open(tmp_path / "idx")}),
+                    base_url="http://localhost") as c:
         for text in ("quick brown", "the lazy dog", "1990 dog"):
             if kind == "hf-bytelevel":
                 ids = tok.encode(" " + text)

@@ -69,6 +69,7 @@ def browser() -> Iterator[Any]:
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
                  f"--user-data-dir={profile}", "--window-size=1280,900"):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # CSP violations
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(20)
     try:
@@ -229,6 +230,14 @@ def test_type_a_query_and_see_the_count(browser: Any, base_url: str,
         lambda d: len(d.find_elements(By.CSS_SELECTOR, "#ntd-bars .bar-row")) > 0)
     bars = browser.find_elements(By.CSS_SELECTOR, "#ntd-bars .bar-row")
     assert len(bars) == len(eng.ntd("the ").counts)
+    # The bars' widths are set through the CSSOM, which the page's Content-Security-Policy
+    # allows (a style attribute would be refused): the most frequent token's bar is full.
+    styles = [b.get_attribute("style") for b in
+              browser.find_elements(By.CSS_SELECTOR, "#ntd-bars .bar")]
+    assert "width: 100%" in styles[0], styles
+    violations = [entry["message"] for entry in browser.get_log("browser")
+                  if "Content Security Policy" in entry["message"]]
+    assert not violations, violations
     # ∞-gram: the whole query occurs, so every token is highlighted; its prob is shown.
     WebDriverWait(browser, ANSWER_S).until(
         lambda d: d.find_element(By.ID, "infgram-prob").is_displayed())

@@ -59,6 +59,16 @@ def _served_indexes(dirs: tuple[Path, ...], names: tuple[str, ...]) -> dict[str,
     return served
 
 
+def allowed_hosts(host: str, extra: tuple[str, ...]) -> list[str]:
+    """The Host names answered: the loopback names and ``extra`` when the server listens on
+    this machine only or names are given, else (``--host 0.0.0.0``, an address) any."""
+    from ..server.middleware import LOOPBACK_HOSTS, is_loopback
+
+    if extra or is_loopback(host):
+        return [*LOOPBACK_HOSTS, *extra]
+    return ["*"]
+
+
 @main.command()
 @click.argument("dirs", nargs=-1, type=click.Path(path_type=Path), metavar="[DIR]...")
 @click.option("--name", "names", multiple=True, metavar="NAME=DIR",
@@ -69,17 +79,29 @@ def _served_indexes(dirs: tuple[Path, ...], names: tuple[str, ...]) -> dict[str,
                    "0.0.0.0 serves the indexes to the whole network.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
               help="Port (0: a free one).")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="Also answer requests for this Host name (repeatable; '*.example.org' "
+                   "for its subdomains). By default a server on a loopback --host answers "
+                   "only its loopback names (against DNS rebinding), one on a wider --host "
+                   "any name.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Threads running queries (default: the cores, 2 to 8).")
+              help="Threads running the light queries, the n-gram statistics (default: the "
+                   "cores, 2 to 8).")
 @click.option("--max-pending", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Requests in flight before the server answers 503 (default 64).")
+              help="Light requests in flight before the server answers 503 (default 64).")
+@click.option("--heavy-workers", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Threads running the heavy queries: search, documents, CNF, whole-text "
+                   "analyses (default: half the cores, 1 to 4).")
+@click.option("--max-heavy-pending", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Heavy requests in flight before the server answers 503 (default 16).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
               metavar="SECONDS", help="Time budget of one request (default 10).")
 @click.option("--get", "get_path", default=None, metavar="PATH",
               help="Answer one GET request in-process (e.g. '/v1/idx/count?query=a'), print "
                    "the JSON and exit: status 1 if it is an error. No socket is opened.")
 def serve(dirs: tuple[Path, ...], names: tuple[str, ...], host: str, port: int,
-          workers: int | None, max_pending: int | None, timeout: float | None,
+          allow_hosts: tuple[str, ...], workers: int | None, max_pending: int | None,
+          heavy_workers: int | None, max_heavy_pending: int | None, timeout: float | None,
           get_path: str | None) -> None:
     """Serve indexes over HTTP: a JSON API (/v1/...), infini-gram's API (POST /), a web page (/).
 
@@ -101,10 +123,13 @@ def serve(dirs: tuple[Path, ...], names: tuple[str, ...], host: str, port: int,
     from ..server.app import get_in_process
 
     served = _served_indexes(dirs, names)
-    given = (("workers", workers), ("max_pending", max_pending), ("timeout_s", timeout))
+    given = (("workers", workers), ("max_pending", max_pending),
+             ("heavy_workers", heavy_workers), ("max_heavy_pending", max_heavy_pending),
+             ("timeout_s", timeout))
     overrides: dict[str, Any] = {k: v for k, v in given if v is not None}
     engines = {name: Engine.open(path) for name, path in served.items()}
-    app = create_app(engines, ServerLimits(**overrides))
+    app = create_app(engines, ServerLimits(**overrides),
+                     allowed_hosts=allowed_hosts(host, allow_hosts))
     if get_path is not None:
         status, body = get_in_process(app, get_path)
         click.echo(body.decode("utf-8"))

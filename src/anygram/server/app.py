@@ -3,7 +3,7 @@
 The app is thin: each route validates the request with its model, runs the matching
 handler of :mod:`anygram.server.operations` (``/v1`` routes, one module per feature) or
 :mod:`anygram.server.infini_gram_api` (``POST /``) in the
-:class:`~anygram.server.pool.WorkPool`, and answers its dict. All errors go through
+:class:`~anygram.server.pool.WorkPool` of its lane, and answers its dict. All errors go through
 :func:`_error_response` (one shape, real status).
 """
 
@@ -13,7 +13,8 @@ handler of :mod:`anygram.server.operations` (``/v1`` routes, one module per feat
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import unquote
@@ -25,11 +26,12 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Scope
 
 from .._version import __version__
 from ..engine import Engine
 from . import models as m
+from . import openapi
 from .common import Operation
 from .errors import (
     UnknownIndexError,
@@ -38,10 +40,17 @@ from .errors import (
     validation_message,
 )
 from .indexes import ServedIndex
-from .infini_gram_api import run_compat
+from .infini_gram_api import compat_lane, run_compat
 from .limits import ServerLimits
+from .middleware import (
+    LOOPBACK_HOSTS,
+    BodyLimitMiddleware,
+    HostCheckMiddleware,
+    SecurityHeadersMiddleware,
+)
 from .operations import OPERATIONS, op_get_doc
-from .pool import WorkPool
+from .pool import Lane, WorkPool
+from .warmup import warm_up
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -67,68 +76,8 @@ def _error_response(exc: BaseException) -> JSONResponse:
     return _json(body, body["status"])
 
 
-class _BodyTooLarge(StarletteHTTPException):
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"the request body is over this server's limit of {limit} bytes")
-
-
-class BodyLimitMiddleware:
-    """Refuses a request body over ``max_bytes`` (413): by its Content-Length, or as it streams."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for key, value in scope.get("headers", ()):
-            if key == b"content-length":
-                try:
-                    too_large = int(value) > self.max_bytes
-                except ValueError:
-                    too_large = False
-                if too_large:
-                    exc = _BodyTooLarge(self.max_bytes)
-                    await JSONResponse(error_body(413, exc.detail, "BodyTooLargeError"),
-                                       status_code=413)(scope, receive, send)
-                    return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _BodyTooLarge(self.max_bytes)
-            return message
-
-        await self.app(scope, limited, send)
-
-
-def _warm_up(indexes: list[ServedIndex]) -> None:
-    """Load the compiled kernels of every route (a few tiny queries per index)."""
-    for ix in indexes:
-        _warm_up_engine(ix.engine)
-
-
-def _warm_up_engine(e: Engine) -> None:
-    calls: list[Callable[[], object]] = [
-        lambda: e.find([0]), lambda: e.ntd([0]), lambda: e.ntd([0], max_support=1),
-        lambda: e.infgram_prob([0], 0), lambda: e.infgram_ntd([0]),
-        lambda: e.search_docs([0], max_docs=1),
-        lambda: e.infgram_text([0, 0]), lambda: e.creativity([0, 0]),
-        lambda: e.attribute([0, 0], max_docs_per_span=1, with_context=True),
-        lambda: e.count_cnf([[[0]], [[0]]]),
-        lambda: e.search_docs_cnf([[[0]], [[0]]], max_docs=1)]
-    for call in calls:
-        with contextlib.suppress(Exception):
-            call()
-
-
-def create_app(engines: Mapping[str, Engine], limits: ServerLimits | None = None) -> FastAPI:
+def create_app(engines: Mapping[str, Engine], limits: ServerLimits | None = None, *,
+               allowed_hosts: Sequence[str] = LOOPBACK_HOSTS) -> FastAPI:
     """The HTTP API and web page over named, opened engines (read-only).
 
     Args:
@@ -136,20 +85,29 @@ def create_app(engines: Mapping[str, Engine], limits: ServerLimits | None = None
             (``/v1/{name}/count``).
         limits: per-request bounds, the time budget and the concurrency (defaults:
             :class:`ServerLimits`).
+        allowed_hosts: the ``Host`` names answered (others: ``400 InvalidHostError``):
+            by default this machine's loopback names only, against DNS rebinding; ``"*"``
+            answers any, ``"*.example.com"`` a domain's subdomains.
     """
     limits = limits if limits is not None else ServerLimits()
     if not engines:
         raise ValueError("create_app needs at least one index")
+    pools: dict[Lane, WorkPool] = {
+        "light": WorkPool(limits.workers, limits.max_pending, limits.timeout_s,
+                          "anygram-light"),
+        "heavy": WorkPool(limits.heavy_workers, limits.max_heavy_pending, limits.timeout_s,
+                          "anygram-heavy")}
     api = _Api({name: ServedIndex(name, engine) for name, engine in engines.items()},
-               WorkPool(limits.workers, limits.max_pending, limits.timeout_s), limits)
+               pools, limits)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Load the compiled kernels before the first request, not during it.
-        await asyncio.get_running_loop().run_in_executor(None, _warm_up,
+        await asyncio.get_running_loop().run_in_executor(None, warm_up,
                                                          list(api.served.values()))
         yield
-        api.pool.shutdown()
+        for pool in pools.values():
+            pool.shutdown()
 
     app = FastAPI(
         title="anygram",
@@ -160,10 +118,14 @@ def create_app(engines: Mapping[str, Engine], limits: ServerLimits | None = None
             "HTTP status. `POST /` takes infini-gram's API payload. See docs/http-api.md."),
         lifespan=lifespan,
     )
-    app.state.pool = api.pool
+    app.state.pools = pools
     app.state.limits = limits
     app.state.indexes = api.served
+    openapi.install(app, limits, list(api.served.values()))
+    # (The last added runs first: every answer, refusals included, gets the headers.)
     app.add_middleware(BodyLimitMiddleware, max_bytes=limits.max_body_bytes)
+    app.add_middleware(HostCheckMiddleware, allowed_hosts=allowed_hosts)
+    app.add_middleware(SecurityHeadersMiddleware)
     _add_error_handlers(app)
     _add_meta_routes(app, api)
     for op in OPERATIONS.values():
@@ -175,12 +137,12 @@ def create_app(engines: Mapping[str, Engine], limits: ServerLimits | None = None
 
 
 class _Api:
-    """What the routes share: the served indexes, the work pool, the limits."""
+    """What the routes share: the served indexes, the work pools (one per lane), the limits."""
 
-    def __init__(self, served: dict[str, ServedIndex], pool: WorkPool,
+    def __init__(self, served: dict[str, ServedIndex], pools: dict[Lane, WorkPool],
                  limits: ServerLimits) -> None:
         self.served = served
-        self.pool = pool
+        self.pools = pools
         self.limits = limits
         self.index_param = Annotated[str, PathParam(
             description="Index name (see /v1/indexes).", examples=sorted(served)[:1])]
@@ -192,15 +154,29 @@ class _Api:
             raise UnknownIndexError(f"no index named {name!r}; this server has: "
                                     f"{', '.join(sorted(self.served))}") from None
 
-    async def run(self, fn: Callable[..., dict[str, Any]], name: str, *args: Any,
+    async def run(self, lane: Lane, fn: Callable[..., dict[str, Any]], name: str, *args: Any,
                   latency_key: str = "latency_ms") -> JSONResponse:
-        """``fn(index, *args, limits)`` in the pool, as JSON; any error in the one shape."""
+        """``fn(index, *args, limits)`` in the pool of ``lane``, as JSON; any error in the
+        one shape."""
         try:
             ix = self.index_of(name)
-            return _json(await self.pool.run(fn, ix, *args, self.limits,
-                                             latency_key=latency_key))
+            return await self.pools[lane].run(_answer, fn, ix, (*args, self.limits),
+                                              latency_key)
         except Exception as exc:  # noqa: BLE001 - every error becomes the one shape
             return _error_response(exc)
+
+
+def _answer(fn: Callable[..., dict[str, Any]], ix: ServedIndex, args: tuple[Any, ...],
+            latency_key: str) -> JSONResponse:
+    """``fn(ix, *args)`` with its wall time (ms) under ``latency_key``, as a JSON response,
+    in a worker thread: once ``ix`` has picked up the takedowns made so far (an answer
+    produced after ``anygram takedown`` returned never shows a removed document), and
+    serialized here rather than on the event loop (an answer can be megabytes)."""
+    started = time.perf_counter()
+    ix.refresh()
+    out = fn(ix, *args)
+    out[latency_key] = round((time.perf_counter() - started) * 1000, 3)
+    return _json(out)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -260,12 +236,12 @@ def _add_operation(app: FastAPI, api: _Api, op: Operation) -> None:
     async def get_route(index: index_param,  # type: ignore[valid-type]
                         params: Annotated[model, Query()]  # type: ignore[valid-type]
                         ) -> JSONResponse:
-        return await api.run(op.handler, index, params)
+        return await api.run(op.lane, op.handler, index, params)
 
     async def post_route(index: index_param,  # type: ignore[valid-type]
                          body: Annotated[model, Body()]  # type: ignore[valid-type]
                          ) -> JSONResponse:
-        return await api.run(op.handler, index, body)
+        return await api.run(op.lane, op.handler, index, body)
 
     for method, fn in (("GET", get_route), ("POST", post_route)):
         app.add_api_route(f"/v1/{{index}}/{op.path}", fn, methods=[method],
@@ -290,7 +266,7 @@ def _add_document_route(app: FastAPI, api: _Api) -> None:
 
         A taken-down document answers `removed: true` with no content.
         """
-        return await api.run(op_get_doc, index, doc_id, params)
+        return await api.run("heavy", op_get_doc, index, doc_id, params)
 
 
 def _add_infini_gram_route(app: FastAPI, api: _Api) -> None:
@@ -309,7 +285,8 @@ def _add_infini_gram_route(app: FastAPI, api: _Api) -> None:
             return _error_response(UnknownIndexError(
                 "give the index name as index (or corpus); this server has: "
                 f"{', '.join(sorted(api.served))}"))
-        return await api.run(run_compat, name, payload, latency_key="latency")
+        return await api.run(compat_lane(payload), run_compat, name, payload,
+                             latency_key="latency")
 
 
 def _add_page(app: FastAPI, api: _Api) -> None:

@@ -18,6 +18,7 @@ from . import models as m
 from .errors import LimitExceededError
 from .indexes import ServedIndex
 from .limits import ServerLimits
+from .pool import Lane
 
 
 def check_text(text: str, limits: ServerLimits, what: str = "query") -> None:
@@ -111,7 +112,7 @@ def spans(ix: ServedIndex, ids: list[int], clauses: Sequence[Sequence[Sequence[i
 
 @dataclass(frozen=True)
 class Operation:
-    """One ``/v1/{index}/<path>`` route (GET and POST)."""
+    """One ``/v1/{index}/<path>`` route (GET and POST), and the lane it runs in."""
 
     path: str
     request: type[BaseModel]
@@ -119,3 +120,4 @@ class Operation:
     answer: type[BaseModel]
     summary: str
     description: str
+    lane: Lane = "light"

@@ -56,6 +56,16 @@ class ServedIndex:
                 "num_shards": e.num_shards, "num_docs": e.num_docs, "num_tokens": e.num_tokens,
                 "operations": list(operations)}
 
+    def refresh(self) -> None:
+        """Pick up the takedowns made since the last request (:meth:`Engine.refresh
+        <anygram.Engine.refresh>`), in this engine and in the compat engine if it was made.
+        Costs a ``stat`` of each index directory's takedown record when none changed; called
+        before every request, in its worker thread."""
+        self.engine.refresh()
+        compat = self._compat
+        if compat is not None:
+            compat.native.refresh()
+
     def compat(self) -> InfiniGramEngine:
         """infini-gram's engine API over the same index directories (opened once, lazily)."""
         with self._compat_lock:

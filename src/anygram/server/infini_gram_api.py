@@ -30,6 +30,7 @@ from .indexes import ServedIndex
 from .limits import ServerLimits
 from .operations.analyses import ATTRIBUTE_MAX_CNT, word_starts
 from .operations.cnf import cnf_ids, cnf_options, max_diff_tokens
+from .pool import Lane
 
 # ----------------------------------------------------------------------------- text, as infini-gram
 
@@ -378,6 +379,16 @@ def _is_cnf(p: m.InfiniGramRequest) -> bool:
     if p.query is not None:
         return " AND " in p.query or " OR " in p.query
     return bool(p.query_ids) and isinstance(p.query_ids[0], list)  # type: ignore[index]
+
+
+#: Query types answered in the light lane (:mod:`anygram.server.pool`) unless the query is a
+#: CNF: the n-gram statistics, as on the ``/v1`` routes.
+_LIGHT_QUERY_TYPES = ("count", "find", "prob", "ntd", "infgram_prob", "infgram_ntd")
+
+
+def compat_lane(p: m.InfiniGramRequest) -> Lane:
+    """The lane a payload runs in: that of the ``/v1`` route doing the same work."""
+    return "light" if p.query_type in _LIGHT_QUERY_TYPES and not _is_cnf(p) else "heavy"
 
 
 def run_compat(ix: ServedIndex, p: m.InfiniGramRequest, limits: ServerLimits) -> dict[str, Any]:

@@ -11,6 +11,10 @@ def _default_workers() -> int:
     return max(2, min(8, os.cpu_count() or 2))
 
 
+def _default_heavy_workers() -> int:
+    return max(1, _default_workers() // 2)
+
+
 @dataclass(frozen=True)
 class ServerLimits:
     """Bounds on the work one request can ask for (defaults follow infini-gram's public API).
@@ -39,9 +43,13 @@ class ServerLimits:
             infini-gram's ``attribute``): each kept span's occurrences are located.
         max_body_bytes: request body size (``413`` above it).
         timeout_s: time budget of one request, queueing included (``504`` after it).
-        workers: threads running engine calls (numba kernels release the GIL).
-        max_pending: requests admitted at once, running or waiting for a thread; one more
-            is answered ``503`` at once instead of queueing.
+        workers: threads running the light requests, the n-gram statistics (numba kernels
+            release the GIL): see :mod:`anygram.server.pool` for the two lanes.
+        max_pending: light requests admitted at once, running or waiting for a thread; one
+            more is answered ``503`` at once instead of queueing.
+        heavy_workers: threads running the heavy requests (search, documents, CNF, the
+            whole-text analyses), apart from the light ones so they cannot starve them.
+        max_heavy_pending: heavy requests admitted at once (``503`` above it).
     """
 
     max_query_chars: int = 1000
@@ -65,6 +73,8 @@ class ServerLimits:
     timeout_s: float = 10.0
     workers: int = _default_workers()
     max_pending: int = 64
+    heavy_workers: int = _default_heavy_workers()
+    max_heavy_pending: int = 16
 
     def __post_init__(self) -> None:
         for f in fields(self):

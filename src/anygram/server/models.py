@@ -40,6 +40,13 @@ def _not_number(value: Any) -> Any:
     return value
 
 
+#: An Int of at least 0, and of at least 1. (An optional field's bounds must sit in its type,
+#: before the validator: ``Field(None, ge=0)`` on ``Int | None`` validates, but its schema
+#: says ``"ge"``, which JSON schema does not know, instead of ``"minimum"``.)
+NonNegInt = Annotated[int, Field(ge=0), BeforeValidator(_not_bool)]
+PosInt = Annotated[int, Field(ge=1), BeforeValidator(_not_bool)]
+
+
 #: A JSON boolean, or "true"/"false" in a query string; never a number (lax mode takes 0).
 Bool = Annotated[bool, BeforeValidator(_not_number)]
 
@@ -120,12 +127,12 @@ class NtdRequest(QueryRequest):
         {"query": "natural languag", "top": 10},
         {"query_ids": [110, 97, 116], "max_support": 1000}], **_QUERY_ONE_OF})
 
-    top: Int | None = Field(None, ge=0, description="Return the `top` most frequent next "
-                                                    "tokens (default and maximum: see "
-                                                    "/v1/limits).")
-    max_support: Int | None = Field(
-        None, ge=1, description="Count only this many evenly spaced occurrences when the "
-                                "prompt occurs more often (`approx: true`). Default: exact.")
+    top: NonNegInt | None = Field(
+        None, description="Return the `top` most frequent next tokens (default and maximum: see "
+                          "/v1/limits).")
+    max_support: PosInt | None = Field(
+        None, description="Count only this many evenly spaced occurrences when the prompt occurs "
+                          "more often (`approx: true`). Default: exact.")
 
 
 class AttributeRequest(QueryRequest):
@@ -138,18 +145,17 @@ class AttributeRequest(QueryRequest):
         {"query": "the cat sat on the log", "enforce_bow": True}], **_QUERY_ONE_OF})
 
     min_len: Int = Field(1, ge=0, description="Shortest span kept (tokens).")
-    max_cnt: Int | None = Field(None, ge=1, description="Most occurrences a kept span may "
-                                                        "have (default 10, at most "
-                                                        "max_attribute_cnt).")
+    max_cnt: PosInt | None = Field(
+        None, description="Most occurrences a kept span may have (default 10, at most "
+                          "max_attribute_cnt).")
     delim_ids: list[Int] | None = Field(
         None, description="Token ids a span may end with but not run past. In a query "
                           "string: `delim_ids=46,10`.")
-    max_docs: Int | None = Field(None, ge=0, description="Occurrences listed per span, with "
-                                                         "their windows (default and maximum: "
-                                                         "default_docs / max_docs).")
-    max_ctx_len: Int | None = Field(None, ge=0, description="Tokens of context on each side "
-                                                            "of a span's occurrence (default "
-                                                            "20).")
+    max_docs: NonNegInt | None = Field(
+        None, description="Occurrences listed per span, with their windows (default and maximum: "
+                          "default_docs / max_docs).")
+    max_ctx_len: NonNegInt | None = Field(
+        None, description="Tokens of context on each side of a span's occurrence (default 20).")
     enforce_bow: Bool = Field(False, description="Spans start and end at word starts: the "
                                                  "tokens of the index's tokenizer that begin "
                                                  "with whitespace (needs a tokenizer).")
@@ -308,8 +314,8 @@ class SearchRequest(QueryRequest):
         {"query_ids": [110, 97, 116], "order": "position", "offset": 10, "max_ctx_len": 50}],
         **_QUERY_ONE_OF})
 
-    max_docs: Int | None = Field(None, ge=0, description="Hits per page (default and maximum: "
-                                                         "see /v1/limits).")
+    max_docs: NonNegInt | None = Field(
+        None, description="Hits per page (default and maximum: see /v1/limits).")
     offset: Int = Field(0, ge=0, description="First hit of the page (`next_offset` of the "
                                              "previous page).")
     order: Literal["random", "position", "rank"] = Field(
@@ -317,10 +323,10 @@ class SearchRequest(QueryRequest):
                               "position: corpus order (reads every occurrence: refused above "
                               "max_sorted); rank: suffix-array order.")
     seed: Int = Field(0, ge=0, le=2**63 - 1, description="Seed of order=random.")
-    max_disp_len: Int | None = Field(None, ge=1, description="Window of this many tokens "
-                                                             "around the match start.")
-    max_ctx_len: Int | None = Field(None, ge=0, description="Or: this many tokens on each side "
-                                                            "of the match (default 100).")
+    max_disp_len: PosInt | None = Field(
+        None, description="Window of this many tokens around the match start.")
+    max_ctx_len: NonNegInt | None = Field(
+        None, description="Or: this many tokens on each side of the match (default 100).")
 
 
 class DocRequest(BaseModel):
@@ -328,9 +334,9 @@ class DocRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_tokens: Int | None = Field(None, ge=0, description="The document's first `max_tokens` "
-                                                           "tokens (default and maximum: "
-                                                           "default_disp_len / max_disp_len).")
+    max_tokens: NonNegInt | None = Field(
+        None, description="The document's first `max_tokens` tokens (default and maximum: "
+                          "default_disp_len / max_disp_len).")
 
 
 def _parse_nested(value: Any) -> Any:
@@ -359,17 +365,15 @@ class CnfRequest(BaseModel):
     query_ids: list[list[list[Int]]] | None = Field(
         None, description="Clauses (AND) of phrases (OR) of token ids. In a query string: "
                           "JSON, `query_ids=[[[1,2]],[[3]]]`.")
-    max_diff_tokens: Int | None = Field(None, ge=0, description="Every other clause within "
-                                                                "this many tokens of the "
-                                                                "anchor (default 100).")
-    max_clause_freq: Int | None = Field(None, ge=1, description="Exact while the rarest "
-                                                                "clause occurs at most this "
-                                                                "often, else an unbiased "
-                                                                "estimate (default 50,000).")
+    max_diff_tokens: NonNegInt | None = Field(
+        None, description="Every other clause within this many tokens of the anchor (default 100).")
+    max_clause_freq: PosInt | None = Field(
+        None, description="Exact while the rarest clause occurs at most this often, else an "
+                          "unbiased estimate (default 50,000).")
     seed: Int = Field(0, ge=0, le=2**63 - 1, description="Seeds the sample (and the order).")
-    anchor: Int | None = Field(None, ge=0, le=64, description="The clause matches are counted "
-                                                              "at (its place as written, from "
-                                                              "0); default: the rarest.")
+    anchor: Annotated[int, Field(ge=0, le=64), BeforeValidator(_not_bool)] | None = Field(
+        None, description="The clause matches are counted at (its place as written, from 0); "
+                          "default: the rarest.")
 
     @field_validator("query_ids", mode="before")
     @classmethod
@@ -387,7 +391,8 @@ class CnfSearchRequest(CnfRequest):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"query": "natural language AND model OR models", "max_docs": 5}], **_QUERY_ONE_OF})
 
-    max_docs: Int | None = Field(None, ge=0, description="Hits per page.")
+    max_docs: NonNegInt | None = Field(
+        None, description="Hits per page.")
     offset: Int = Field(0, ge=0, description="First hit of the page.")
     order: Literal["random", "position"] = Field("random", description="Hit order.")
 

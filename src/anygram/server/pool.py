@@ -1,15 +1,27 @@
-"""Engine calls off the event loop: a bounded thread pool, an admission counter, a time budget."""
+"""Engine calls off the event loop: bounded thread pools, admission counters, a time budget.
+
+Requests run in one of two lanes (:data:`Lane`), each a :class:`WorkPool` of its own, so a
+few slow requests cannot take the threads the cheap ones need: ``"light"`` for the n-gram
+statistics (count, prob, ntd, the ∞-gram, find: answers read off suffix-array ranges, whose
+work the query size and the vocabulary bound), ``"heavy"`` for everything that reads
+documents or walks a whole text (search, documents, CNF, creativity, infgram-text,
+attribute). Each route names its lane (:class:`~anygram.server.common.Operation`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from .errors import OverloadedError, TimeBudgetExceededError
+
+#: The lane a request runs in (see the module doc).
+Lane = Literal["light", "heavy"]
+
+T = TypeVar("T")
 
 
 class WorkPool:
@@ -22,12 +34,12 @@ class WorkPool:
     which cannot be interrupted, completes.
     """
 
-    def __init__(self, workers: int, max_pending: int, timeout_s: float) -> None:
+    def __init__(self, workers: int, max_pending: int, timeout_s: float,
+                 name: str = "anygram-serve") -> None:
         self.workers = workers
         self.max_pending = max_pending
         self.timeout_s = timeout_s
-        self._executor = ThreadPoolExecutor(max_workers=workers,
-                                            thread_name_prefix="anygram-serve")
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
         self._lock = threading.Lock()
         self._pending = 0
 
@@ -39,16 +51,15 @@ class WorkPool:
         with self._lock:
             self._pending -= 1
 
-    async def run(self, fn: Callable[..., dict[str, Any]], *args: Any,
-                  latency_key: str = "latency_ms") -> dict[str, Any]:
-        """``fn(*args)`` in a worker thread, its wall time (ms) added under ``latency_key``."""
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in a worker thread, within the admission bound and the time budget."""
         with self._lock:
             if self._pending >= self.max_pending:
-                raise OverloadedError(f"the server is busy ({self._pending} requests in "
-                                      "flight): retry in a moment")
+                raise OverloadedError(f"the server is busy ({self._pending} requests of this "
+                                      "kind in flight): retry in a moment")
             self._pending += 1
         try:
-            future = self._executor.submit(_timed, fn, args, latency_key)
+            future = self._executor.submit(fn, *args)
         except BaseException:
             with self._lock:
                 self._pending -= 1
@@ -63,11 +74,3 @@ class WorkPool:
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
-
-
-def _timed(fn: Callable[..., dict[str, Any]], args: tuple[Any, ...],
-           latency_key: str) -> dict[str, Any]:
-    started = time.perf_counter()
-    out = fn(*args)
-    out[latency_key] = round((time.perf_counter() - started) * 1000, 3)
-    return out

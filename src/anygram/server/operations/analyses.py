@@ -83,18 +83,18 @@ OPERATIONS = (
         "Longest match at every position of a text",
         "For each position i, the length of the longest prefix of text[i:] that occurs in "
         "the corpus (0: the token never occurs); a match never crosses a document "
-        "boundary. The text is bounded by max_query_chars / max_query_tokens."),
+        "boundary. The text is bounded by max_query_chars / max_query_tokens.", lane="heavy"),
     Operation(
         "infgram-text", m.QueryRequest, op_infgram_text, m.InfgramTextAnswer,
         "∞-gram of every token of a text",
         "Entry j is infgram-prob(text[:j], text[j]): the longest suffix of the tokens before "
         "it that occurs (suffix_len), its count, the count followed by token j, and their "
-        "ratio (null on an empty corpus). One walk over the text."),
+        "ratio (null on an empty corpus). One walk over the text.", lane="heavy"),
     Operation(
         "attribute", m.AttributeRequest, op_attribute, m.AttributeAnswer,
         "Rare verbatim spans of a text, with their documents (OLMoTrace)",
         "The maximal spans of the text found verbatim at most max_cnt times (at least "
         "min_len tokens, cut after a delimiter of delim_ids), each with its count, the sum "
         "of its tokens' unigram log-probabilities and its first max_docs occurrences with "
-        "their document windows (max_ctx_len tokens each side)."),
+        "their document windows (max_ctx_len tokens each side).", lane="heavy"),
 )

@@ -105,15 +105,15 @@ OPERATIONS = (
         "Matches of `A AND B OR C`: occurrences of the anchor clause (the rarest, unless "
         "`anchor` names one) with every other clause in the same document within "
         "max_diff_tokens tokens. Exact, or an unbiased estimate (approx) when the rarest "
-        "clause occurs over max_clause_freq times."),
+        "clause occurs over max_clause_freq times.", lane="heavy"),
     Operation(
         "cnf/search", m.CnfSearchRequest, op_cnf_search, m.CnfSearchAnswer,
         "Search documents with a CNF query",
         "One page of the matches of a CNF query with their documents; `spans` label each "
-        "matched phrase with its clause."),
+        "matched phrase with its clause.", lane="heavy"),
     Operation(
         "cnf/docs-with-all", m.DocsWithAllRequest, op_docs_with_all, m.DocsWithAllAnswer,
         "Count the documents containing every clause",
         "Documents in which every clause occurs anywhere (no proximity limit); optionally "
-        "their first ids."),
+        "their first ids.", lane="heavy"),
 )

@@ -47,5 +47,5 @@ OPERATIONS = (
         "search", m.SearchRequest, op_search, m.SearchAnswer, "Search documents",
         "The exact count of a phrase and one page of its occurrences, each with its "
         "document window; `spans` cut the window into matched and unmatched text. Pages "
-        "are distinct and reproducible (order=random is seeded)."),
+        "are distinct and reproducible (order=random is seeded).", lane="heavy"),
 )

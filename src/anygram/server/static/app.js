@@ -11,7 +11,7 @@
     const node = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs || {})) {
       if (k === "class") node.className = v;
-      else if (k === "style") node.setAttribute("style", v);
+      else if (k === "style") node.style.cssText = v;  // the CSSOM: allowed by style-src 'self'
       else node.setAttribute(k, v);
     }
     for (const c of children) {
