@@ -79,6 +79,7 @@ class Engine:
         self._load = load
         self._honour_takedown = takedown
         self._search_sample = search_sample
+        self._records = [takedown_records.record_path(d) for d in self._directories]
         self._takedown_seen = self._takedown_signature()
         self._refresh_lock = threading.Lock()
         self._use(core)
@@ -179,7 +180,7 @@ class Engine:
             return True
 
     def _takedown_signature(self) -> tuple[object, ...]:
-        return tuple(takedown_records.record_signature(d) for d in self._directories)
+        return tuple(takedown_records.record_signature(p) for p in self._records)
 
     def close(self) -> None:
         """Drop the references to the shard arrays (the maps close when unreferenced).
