@@ -274,6 +274,58 @@ def test_infgram(index: Path, engine: Engine) -> None:
     assert run("infgram-ntd", "--index", index, "--ids", ids) == dist
 
 
+def _batch(index: Path, op: str, lines: list[str], *args: object) -> list[dict]:
+    result = CliRunner().invoke(main, ["batch", op, "--index", str(index),
+                                       *map(str, args)], input="\n".join(lines) + "\n")
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_batch_lines_answer_what_single_commands_print(index: Path, tmp_path: Path) -> None:
+    queries = ['"the "', "[97, 116]", '{"query": "cat"}', '{"query_ids": []}', '"zebra"']
+    single = [["the "], ["--ids", "97,116"], ["cat"], ["--ids", ""], ["zebra"]]
+    # chunks of 2: answers in input order across chunks; blank lines skipped
+    assert _batch(index, "count", queries[:2] + [""] + queries[2:], "--chunk", 2) == [
+        run("count", "--index", index, *q) for q in single]
+    for op in ("ntd", "infgram-ntd"):
+        assert _batch(index, op, queries, "--top", 2, "--max-support", 3) == [
+            run(op, "--index", index, *q, "--top", 2, "--max-support", 3) for q in single]
+    pairs = ['{"query": "the ", "cont": "c"}', '{"query_ids": [97, 116], "cont_id": 32}',
+             '{"query": "xyz sat on the ", "cont": "m"}']
+    single_pairs = [["the ", "--cont", "c"], ["--ids", "97,116", "--cont", "32"],
+                    ["xyz sat on the ", "--cont", "m"]]
+    for op in ("prob", "infgram-prob"):
+        source = tmp_path / f"{op}.jsonl"
+        source.write_text("\n".join(pairs))
+        assert _batch(index, op, [], "--input", source) == [
+            run(op, "--index", index, *q) for q in single_pairs]
+
+
+def test_batch_bad_lines_stop_or_are_reported(index: Path) -> None:
+    lines = ['"cat"', "[97, 256]", "not json", '{"query": "a", "top": 1}', "[true]",
+             '"the"']
+    reported = _batch(index, "count", lines, "--on-error", "report")
+    assert [r.get("line") for r in reported] == [None, 2, 3, 4, 5, None]
+    assert reported[0] == run("count", "--index", index, "cat")
+    assert reported[5] == run("count", "--index", index, "the")
+    assert reported[1]["type"] == "TokenOutOfRangeError"
+    assert reported[1]["error"].startswith("line 2 has token id 256")
+    assert "not JSON" in reported[2]["error"] and "top" in reported[3]["error"]
+    assert reported[4]["error"] == "line 5 must contain integer token ids; found bool True"
+    result = CliRunner().invoke(main, ["batch", "count", "--index", str(index)],
+                                input="\n".join(lines))
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "error: line 2 has token id 256; valid ids are 0..254 for this index"]
+    probs = _batch(index, "prob", ['{"query": "a", "cont": "ab"}', '"a"',
+                                   '{"query": "a", "cont_id": -1}'], "--on-error", "report")
+    assert "of 2 tokens" in probs[0]["error"] and "cont" in probs[1]["error"]
+    assert probs[2]["error"].startswith("line 3 cont_id")
+    usage = CliRunner().invoke(main, ["batch", "count", "--index", str(index), "--top", "1"],
+                               input="")
+    assert usage.exit_code == 2 and "options of ntd" in usage.stderr
+
+
 def test_pretty_is_indented_json(index: Path) -> None:
     result = run("count", "--index", index, "cat", "--pretty", ok=False)
     assert result.exit_code == 0

@@ -152,9 +152,9 @@ def test_table_is_the_naive_suffix_array(tmp_path, vocab, alphabet):
 
 @given(corpora(), st.data())
 def test_batches_equal_single_calls_and_reference(case, data):
-    """count_many, prob_many, ntd_many and infgram_prob_many answer exactly what the single
-    calls (and the reference) do, in input order, whatever the order the queries are
-    searched in."""
+    """count_many, prob_many, ntd_many, infgram_prob_many and infgram_ntd_many answer exactly
+    what the single calls (and the reference) do, in input order, whatever the order the
+    queries are searched in."""
     vocab, letters, docs, budget = case
     tmp, eng, corpus = _build(docs, vocab, budget)
     try:
@@ -167,7 +167,10 @@ def test_batches_equal_single_calls_and_reference(case, data):
         assert eng.ntd_many(qs, max_support=cap) == [eng.ntd(q, max_support=cap) for q in qs]
         pairs = list(zip(qs, conts))
         assert eng.infgram_prob_many(pairs) == [eng.infgram_prob(q, c) for q, c in pairs]
+        assert eng.infgram_ntd_many(qs, max_support=cap) == [
+            eng.infgram_ntd(q, max_support=cap) for q in qs]
         assert eng.count_many([]) == [] and eng.ntd_many([]) == []
+        assert eng.infgram_ntd_many([]) == []
     finally:
         shutil.rmtree(tmp)
 
@@ -175,14 +178,18 @@ def test_batches_equal_single_calls_and_reference(case, data):
 def test_a_bad_query_rejects_the_batch_and_names_it(tmp_path):
     build_index_from_ids([[1, 2, 3]], tmp_path / "idx", vocab_size=5)
     eng = Engine.open(tmp_path / "idx")
-    with pytest.raises(TokenOutOfRangeError, match=r"queries\[2\]"):
+    with pytest.raises(TokenOutOfRangeError, match=r"queries\[2\]") as bad_id:
         eng.count_many([[1], [2], [9]])
-    with pytest.raises(InvalidQueryError, match=r"pairs\[1\]"):
+    assert bad_id.value.item == 2
+    with pytest.raises(InvalidQueryError, match=r"pairs\[1\]") as bad_pair:
         eng.prob_many([([1], 2), ([1],)])
-    with pytest.raises(InvalidQueryError, match=r"pairs\[0\] cont_id"):
+    assert bad_pair.value.item == 1
+    with pytest.raises(InvalidQueryError, match=r"pairs\[0\] cont_id") as bad_cont:
         eng.infgram_prob_many([([1], 7)])
-    with pytest.raises(InvalidQueryError, match="list of queries"):
+    assert bad_cont.value.item == 0
+    with pytest.raises(InvalidQueryError, match="list of queries") as not_a_list:
         eng.count_many("abc")
+    assert not_a_list.value.item is None
 
 
 def test_batches_check_every_id_as_single_calls_do(tmp_path):

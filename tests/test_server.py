@@ -252,6 +252,61 @@ def test_an_index_without_tokenizer_takes_ids(client: TestClient,
           "TokenizerError")
 
 
+def _single(client: TestClient, index: str, op: str, query: dict[str, Any],
+            extra: dict[str, Any]) -> dict[str, Any]:
+    body = ok(client.post(f"/v1/{index}/{op}", json={**query, **extra}))
+    for key in ("ok", "index", "latency_ms"):
+        del body[key]
+    return body
+
+
+def test_batch_answers_what_the_single_routes_do(client: TestClient) -> None:
+    queries = [{"query": "the "}, {"query_ids": [97, 116]}, {"query": ""}, {"query": "zebra"},
+               {"query": "the "}]
+    pairs = [{"query": "the ", "cont": "c"}, {"query_ids": [116, 104], "cont_id": 101},
+             {"query": "qqq the ", "cont": "m"}, {"query": "zz", "cont": "z"}]
+    for op, items, extra in (("count", queries, {}), ("ntd", queries, {"top": 3}),
+                             ("infgram-ntd", queries, {"max_support": 4}),
+                             ("prob", pairs, {}), ("infgram-prob", pairs, {})):
+        body = ok(client.post("/v1/tiny/batch", json={"op": op, "queries": items, **extra}))
+        assert body["op"] == op and body["index"] == "tiny"
+        assert body["results"] == [_single(client, "tiny", op, q, extra) for q in items], op
+    ids = ok(client.post("/v1/ids/batch", json={"op": "count", "queries": [
+        {"query_ids": [2, 3]}, {"query_ids": [7]}]}))
+    assert [r["count"] for r in ids["results"]] == [3, 3] and "tokens" not in ids["results"][0]
+    assert ok(client.post("/v1/tiny/batch", json={"op": "count", "queries": []}))[
+        "results"] == []
+
+
+def test_a_bad_batch_query_rejects_the_batch_and_is_named(engines: dict[str, Engine]) -> None:
+    limits = ServerLimits(max_batch=3, max_query_tokens=4, max_support=7)
+    with TestClient(create_app(engines, limits), base_url="http://localhost") as c:
+        def bad(payload: dict[str, Any], status: int, type_: str, where: str) -> None:
+            body = error(c.post("/v1/tiny/batch", json=payload), status, type_)
+            assert where in body["error"], body
+
+        q = {"query": "a"}
+        bad({"op": "count", "queries": [q, {"query_ids": [300]}]}, 400,
+            "TokenOutOfRangeError", "queries[1]")
+        bad({"op": "count", "queries": [q, q, {"query": "abcde"}]}, 422,
+            "LimitExceededError", "queries[2]")
+        bad({"op": "count", "queries": [q] * 4}, 422, "LimitExceededError", "at most 3")
+        bad({"op": "prob", "queries": [{"query": "a", "cont": "ab"}]}, 400,
+            "InvalidQueryError", "queries[0]")
+        bad({"op": "prob", "queries": [q]}, 400, "InvalidQueryError", "cont")
+        bad({"op": "infgram-prob", "queries": [{"query": "a", "cont_id": 900}]}, 400,
+            "TokenOutOfRangeError", "cont_id")
+        bad({"op": "count", "queries": [{"query": "a", "cont": "b"}]}, 400,
+            "InvalidQueryError", "queries[0]")
+        bad({"op": "count", "queries": [{}]}, 400, "InvalidQueryError", "queries[0]")
+        bad({"op": "count", "queries": [q], "top": 1}, 400, "InvalidQueryError", "ntd")
+        bad({"op": "ntd", "queries": [q], "max_support": 8}, 422, "LimitExceededError",
+            "max_support")
+        bad({"op": "nope", "queries": [q]}, 422, "ValidationError", "op")
+        bad({"op": "count", "queries": [{"query": "a", "x": 1}]}, 422, "ValidationError", "")
+        error(c.get("/v1/tiny/batch?op=count"), 405, "MethodNotAllowedError")
+
+
 # ----------------------------------------------------------------------------- errors
 
 
@@ -687,6 +742,10 @@ def test_serve_get_answers_in_process(dirs: dict[str, Path], engines: dict[str, 
     assert r.exit_code == 0 and json.loads(r.stdout)["count"] == 3
     r = runner.invoke(main, ["serve", str(dirs["tiny"]), "--get", "/v1/tiny/count?query_ids=999"])
     assert r.exit_code == 1 and json.loads(r.stdout)["type"] == "TokenOutOfRangeError"
+    r = runner.invoke(main, ["serve", str(dirs["tiny"]), "--max-batch", "7",
+                             "--max-body-bytes", "1000", "--get", "/v1/limits"])
+    limits = json.loads(r.stdout)["limits"]
+    assert (limits["max_batch"], limits["max_body_bytes"]) == (7, 1000), r.stdout
 
 
 @pytest.mark.parametrize("args", [

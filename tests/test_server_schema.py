@@ -42,9 +42,11 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 #: every other bound, ``anygram.server.openapi``): a text over the token limit once
 #: tokenized, exactly one of two query-string parameters, a `cont` of several tokens, an
 #: `anchor` past the query's clauses (or on docs-with-all, where it has no meaning), an empty
-#: search, an empty query where a token is needed, both of two exclusive windows.
+#: search, an empty query where a token is needed, both of two exclusive windows; in a
+#: batch, which fields its `op` takes.
 INEXPRESSIBLE = ("tokens; this server takes at most", "give exactly one of",
-                 "not exactly one", "anchor", "empty", "non-empty", "not both")
+                 "not exactly one", "anchor", "empty", "non-empty", "not both",
+                 "belong to prob", "parameters of ntd")
 
 
 @schema.parametrize()
@@ -61,6 +63,9 @@ def test_api_matches_its_schema_and_never_fails(case) -> None:  # type: ignore[n
     if response.status_code in (400, 422) and any(
             why in response.json().get("error", "") for why in INEXPRESSIBLE):
         excluded.append(positive_data_acceptance)
+    if response.status_code == 413:
+        # Over max_body_bytes (a long batch): refused before its schema is looked at.
+        excluded.append(negative_data_rejection)
     query = case.query or {}
     if "query_ids" in query and query["query_ids"] in ("", [""], None, [None]):
         # `query_ids=` in a query string is the empty query (documented), which the

@@ -159,13 +159,14 @@ def test_batches_honour_takedowns(tmp_path):
     build_index_from_ids(docs, tmp_path / "idx", vocab_size=8, shard_tokens=9)
     td.take_down(tmp_path / "idx", [0, 3])
     eng = Engine.open(tmp_path / "idx")
-    qs = [[1, 2], [2, 3], [5], [1, 2, 3], [], [7]]
+    qs = [[1, 2], [2, 3], [5], [1, 2, 3], [], [7], [5, 1], [3, 5, 1]]  # [5, 1]: taken down
     assert eng.count_many(qs) == [eng.count(q) for q in qs]
     assert eng.ntd_many(qs) == [eng.ntd(q) for q in qs]
     assert eng.ntd_many(qs, max_support=1) == [eng.ntd(q, max_support=1) for q in qs]
     pairs = [(q, 2) for q in qs]
     assert eng.prob_many(pairs) == [eng.prob(q, 2) for q in qs]
     assert eng.infgram_prob_many(pairs) == [eng.infgram_prob(q, 2) for q in qs]
+    assert eng.infgram_ntd_many(qs) == [eng.infgram_ntd(q) for q in qs]
 
 
 def test_concurrent_takedowns_in_processes_lose_none(tmp_path):

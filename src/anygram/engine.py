@@ -11,7 +11,8 @@ analyses (:mod:`anygram.query.analyses`) and language models (:mod:`anygram.lm`)
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -344,6 +345,12 @@ class Engine:
         prompts, conts = self._pairs(pairs)
         return ngrams.infgram_prob_many(self._core, prompts, conts)
 
+    def infgram_ntd_many(self, prompts: Sequence[Query], *,
+                         max_support: int | None = None) -> list[InfGramNextTokenDist]:
+        """:meth:`infgram_ntd` of each prompt (``max_support`` as there)."""
+        ngrams.check_max_support(max_support)
+        return ngrams.infgram_ntd_many(self._core, self._many(prompts, "prompts"), max_support)
+
     def _many(self, queries: Sequence[Query], what: str) -> list[list[int]]:
         if isinstance(queries, (str, bytes)) or not isinstance(queries, Sequence):
             raise InvalidQueryError(f"{what} must be a list of queries, not "
@@ -356,7 +363,11 @@ class Engine:
                     min(tokens) >= 0 and max(tokens) < core.vocab_size)):
                 return queries  # type: ignore[return-value]  # lists of valid ints
         # Otherwise one by one: the first bad query is named.
-        return [core.ids(q, f"{what}[{i}]", allow_empty=True) for i, q in enumerate(queries)]
+        out = []
+        for i, q in enumerate(queries):
+            with _batch_item(i):
+                out.append(core.ids(q, f"{what}[{i}]", allow_empty=True))
+        return out
 
     def _pairs(self, pairs: Sequence[tuple[Query, int]]) -> tuple[list[list[int]], list[int]]:
         if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Sequence):
@@ -365,11 +376,12 @@ class Engine:
         core = self._core
         prompts, conts = [], []
         for i, pair in enumerate(pairs):
-            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                raise InvalidQueryError(f"pairs[{i}] must be a (prompt, cont_id) pair, not "
-                                        f"{pair!r}")
-            prompts.append(core.ids(pair[0], f"pairs[{i}] prompt", allow_empty=True))
-            conts.append(core.token(pair[1], f"pairs[{i}] cont_id"))
+            with _batch_item(i):
+                if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                    raise InvalidQueryError(f"pairs[{i}] must be a (prompt, cont_id) pair, "
+                                            f"not {pair!r}")
+                prompts.append(core.ids(pair[0], f"pairs[{i}] prompt", allow_empty=True))
+                conts.append(core.token(pair[1], f"pairs[{i}] cont_id"))
         return prompts, conts
 
     # ------------------------------------------------------------------ document addressing
@@ -792,6 +804,16 @@ class Engine:
             raise InvalidQueryError(f"{len(seeds)} seeds for {len(prompts)} prompts")
         return self._generator.generate_many(list(prompts), list(seeds), max_new_tokens, model,
                                              n, temperature, top_k, stop_at_doc_end, discount)
+
+
+@contextmanager
+def _batch_item(i: int) -> Iterator[None]:
+    """Tag an :class:`InvalidQueryError` raised inside with the batch item it is about."""
+    try:
+        yield
+    except InvalidQueryError as exc:
+        exc.item = i
+        raise
 
 
 def _reopen(cls: type[_E], dirs: list[str], token_dtype: str, vocab_size: int,

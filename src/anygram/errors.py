@@ -41,7 +41,14 @@ class IncompleteIndexError(IndexFormatError):
 
 
 class InvalidQueryError(AnygramError, ValueError):
-    """A query or argument is malformed (wrong type, empty where not allowed, bad option)."""
+    """A query or argument is malformed (wrong type, empty where not allowed, bad option).
+
+    Attributes:
+        item: when the error is about one query of a batch (``Engine.count_many`` ...), its
+            index in the batch; None otherwise.
+    """
+
+    item: int | None = None
 
 
 class TokenOutOfRangeError(InvalidQueryError):

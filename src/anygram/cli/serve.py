@@ -94,6 +94,10 @@ def allowed_hosts(host: str, extra: tuple[str, ...]) -> list[str]:
                    "analyses (default: half the cores, 1 to 4).")
 @click.option("--max-heavy-pending", type=click.IntRange(min=1), default=None, metavar="N",
               help="Heavy requests in flight before the server answers 503 (default 16).")
+@click.option("--max-batch", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Queries of one /batch request (default 1000).")
+@click.option("--max-body-bytes", type=click.IntRange(min=1), default=None, metavar="B",
+              help="Request body size, a batch's included (default 65536).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
               metavar="SECONDS", help="Time budget of one request (default 10).")
 @click.option("--get", "get_path", default=None, metavar="PATH",
@@ -101,14 +105,14 @@ def allowed_hosts(host: str, extra: tuple[str, ...]) -> list[str]:
                    "the JSON and exit: status 1 if it is an error. No socket is opened.")
 def serve(dirs: tuple[Path, ...], names: tuple[str, ...], host: str, port: int,
           allow_hosts: tuple[str, ...], workers: int | None, max_pending: int | None,
-          heavy_workers: int | None, max_heavy_pending: int | None, timeout: float | None,
-          get_path: str | None) -> None:
+          heavy_workers: int | None, max_heavy_pending: int | None, max_batch: int | None,
+          max_body_bytes: int | None, timeout: float | None, get_path: str | None) -> None:
     """Serve indexes over HTTP: a JSON API (/v1/...), infini-gram's API (POST /), a web page (/).
 
     Read-only. Routes: /v1/indexes, /v1/{index}/count, /prob, /ntd, /infgram-prob,
     /infgram-ntd, /find, /search, /docs/{doc_id}, /cnf/count, /cnf/search (GET with a
-    query string or POST with JSON). The OpenAPI documentation is at /docs; see
-    docs/http-api.md.
+    query string or POST with JSON), /batch (POST: many queries). The OpenAPI
+    documentation is at /docs; see docs/http-api.md.
 
     \b
     Example:
@@ -125,7 +129,7 @@ def serve(dirs: tuple[Path, ...], names: tuple[str, ...], host: str, port: int,
     served = _served_indexes(dirs, names)
     given = (("workers", workers), ("max_pending", max_pending),
              ("heavy_workers", heavy_workers), ("max_heavy_pending", max_heavy_pending),
-             ("timeout_s", timeout))
+             ("max_batch", max_batch), ("max_body_bytes", max_body_bytes), ("timeout_s", timeout))
     overrides: dict[str, Any] = {k: v for k, v in given if v is not None}
     engines = {name: Engine.open(path) for name, path in served.items()}
     app = create_app(engines, ServerLimits(**overrides),

@@ -152,8 +152,14 @@ def prob_many(core: Searcher, prompts: Sequence[list[int]],
 def ntd_many(core: Searcher, prompts: Sequence[list[int]],
              max_support: int | None) -> list[NextTokenDist]:
     packed = _pack(core, prompts)
-    m = len(prompts)
     ranges = core.shards.find_many(packed.qs, packed.offs)
+    return _in_order(packed, _dists(core, packed, ranges, max_support))
+
+
+def _dists(core: Searcher, packed: _Packed, ranges: Sequence[np.ndarray],
+           max_support: int | None) -> list[NextTokenDist]:
+    """Per packed query, its next-token distribution, given each shard's ranges of it."""
+    m = packed.offs.shape[0] - 1
     totals = _totals(ranges, m)
     # Each shard's share of max_support samples where a prompt occurs more often.
     sampled = totals > max_support if max_support is not None else np.zeros(m, dtype=bool)
@@ -169,14 +175,19 @@ def ntd_many(core: Searcher, prompts: Sequence[list[int]],
         removed_totals = _totals(removed_ranges, m)
         removed_parts = core.takedown.next_tokens_many(
             qlens, removed_ranges, [np.zeros(m, dtype=np.int64)] * len(removed_ranges))
-    dists = [next_token_dist(int(totals[j]), merge.tokens_of(parts, j), bool(sampled[j]),
-                             int(removed_totals[j]), merge.tokens_of(removed_parts, j))
-             for j in range(m)]
-    return _in_order(packed, dists)
+    return [next_token_dist(int(totals[j]), merge.tokens_of(parts, j), bool(sampled[j]),
+                            int(removed_totals[j]), merge.tokens_of(removed_parts, j))
+            for j in range(m)]
 
 
-def infgram_prob_many(core: Searcher, prompts: Sequence[list[int]],
-                      conts: Sequence[int]) -> list[InfGramProbResult]:
+class _Suffixes(NamedTuple):
+    packed: _Packed  # the prompts, sorted
+    lengths: list[int]  # per packed prompt, the length of its longest occurring suffix
+    suffixes: list[list[int]]  # per packed prompt, that suffix
+    ranges: list[np.ndarray]  # per shard, the suffixes' rank ranges ([0, 0] if elsewhere)
+
+
+def _longest_suffixes(core: Searcher, prompts: Sequence[list[int]]) -> _Suffixes:
     packed = _pack(core, prompts)
     m = len(prompts)
     found = core.shards.longest_suffix_many(packed.qs, packed.offs)
@@ -184,16 +195,38 @@ def infgram_prob_many(core: Searcher, prompts: Sequence[list[int]],
     # A shard whose own longest suffix is shorter than the best holds none of it.
     ranges = [np.where((f[:, 0] == best)[:, None], f[:, 1:], 0) for f in found]
     prompt_of = [prompts[i] for i in packed.order]
-    suffixes = [prompt_of[j][len(prompt_of[j]) - n:] for j, n in enumerate(best.tolist())]
+    lengths = best.tolist()
+    suffixes = [prompt_of[j][len(prompt_of[j]) - n:] for j, n in enumerate(lengths)]
+    return _Suffixes(packed, lengths, suffixes, ranges)
+
+
+def infgram_prob_many(core: Searcher, prompts: Sequence[list[int]],
+                      conts: Sequence[int]) -> list[InfGramProbResult]:
+    packed, lengths, suffixes, ranges = _longest_suffixes(core, prompts)
+    m = len(prompts)
     counts = _counts(core, _pack(core, suffixes, list(range(m))), ranges)
     full = _pack(core, [suffixes[j] + [conts[packed.order[j]]] for j in range(m)],
                  list(range(m)))
     cont_counts = _counts(core, full, core.shards.find_many_within(full.qs, full.offs, ranges))
     out = []
-    for j, (p, c, n) in enumerate(zip(counts.tolist(), cont_counts.tolist(), best.tolist())):
+    for j, (p, c, n) in enumerate(zip(counts.tolist(), cont_counts.tolist(), lengths)):
         if p == 0 and n > 0:  # all of the suffix's occurrences are taken down: search on
-            out.append(infgram_prob(core, prompt_of[j], conts[packed.order[j]]))
+            out.append(infgram_prob(core, prompts[packed.order[j]], conts[packed.order[j]]))
         else:
             out.append(InfGramProbResult(prompt_count=p, cont_count=c,
                                          prob=c / p if p else None, suffix_len=n))
+    return _in_order(packed, out)
+
+
+def infgram_ntd_many(core: Searcher, prompts: Sequence[list[int]],
+                     max_support: int | None) -> list[InfGramNextTokenDist]:
+    packed, lengths, suffixes, ranges = _longest_suffixes(core, prompts)
+    m = len(prompts)
+    dists = _dists(core, _pack(core, suffixes, list(range(m))), ranges, max_support)
+    out = []
+    for j, (dist, n) in enumerate(zip(dists, lengths)):
+        if dist.prompt_count == 0 and n > 0:  # all taken down, as in infgram_prob_many
+            out.append(infgram_ntd(core, prompts[packed.order[j]], max_support))
+        else:
+            out.append(InfGramNextTokenDist(dist=dist, suffix_len=n))
     return _in_order(packed, out)

@@ -228,7 +228,8 @@ def _add_meta_routes(app: FastAPI, api: _Api) -> None:
 
 
 def _add_operation(app: FastAPI, api: _Api, op: Operation) -> None:
-    """``GET`` (query string) and ``POST`` (JSON body) of ``/v1/{index}/<op.path>``."""
+    """``GET`` (query string) and ``POST`` (JSON body) of ``/v1/{index}/<op.path>`` (those
+    of ``op.methods``)."""
     model = op.request
     index_param = api.index_param
     responses: dict[int | str, Any] = {200: {"model": op.answer}, **_ERRORS}
@@ -244,6 +245,8 @@ def _add_operation(app: FastAPI, api: _Api, op: Operation) -> None:
         return await api.run(op.lane, op.handler, index, body)
 
     for method, fn in (("GET", get_route), ("POST", post_route)):
+        if method not in op.methods:
+            continue
         app.add_api_route(f"/v1/{{index}}/{op.path}", fn, methods=[method],
                           summary=op.summary, description=op.description,
                           responses=responses, tags=["queries"],

@@ -50,7 +50,13 @@ def query_ids(ix: ServedIndex, req: m.QueryRequest, limits: ServerLimits) -> lis
 
 
 def answer(ix: ServedIndex, ids: list[int], result: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"ok": True, "index": ix.name, **result, "token_ids": ids}
+    """A route's answer: ``result`` with the query's ids (and tokens), ok and index."""
+    return {"ok": True, "index": ix.name, **with_query(ix, ids, result)}
+
+
+def with_query(ix: ServedIndex, ids: list[int], result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` with the query's ``token_ids`` and, given a tokenizer, ``tokens``."""
+    out: dict[str, Any] = {**result, "token_ids": ids}
     tokens = ix.token_texts(ids)
     if tokens is not None:
         out["tokens"] = tokens
@@ -112,7 +118,8 @@ def spans(ix: ServedIndex, ids: list[int], clauses: Sequence[Sequence[Sequence[i
 
 @dataclass(frozen=True)
 class Operation:
-    """One ``/v1/{index}/<path>`` route (GET and POST), and the lane it runs in."""
+    """One ``/v1/{index}/<path>`` route (GET and POST, or ``methods``), and the lane it
+    runs in."""
 
     path: str
     request: type[BaseModel]
@@ -121,3 +128,4 @@ class Operation:
     summary: str
     description: str
     lane: Lane = "light"
+    methods: tuple[str, ...] = ("GET", "POST")

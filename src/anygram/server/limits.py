@@ -41,7 +41,8 @@ class ServerLimits:
         max_diff_tokens: largest ``max_diff_tokens`` (proximity window) of a CNF query.
         max_attribute_cnt: largest ``max_cnt`` of an attribution (``/attribute``, and
             infini-gram's ``attribute``): each kept span's occurrences are located.
-        max_body_bytes: request body size (``413`` above it).
+        max_batch: queries in one ``/batch`` request (each within the query bounds).
+        max_body_bytes: request body size (``413`` above it): it bounds a batch too.
         timeout_s: time budget of one request, queueing included (``504`` after it).
         workers: threads running the light requests, the n-gram statistics (numba kernels
             release the GIL): see :mod:`anygram.server.pool` for the two lanes.
@@ -69,6 +70,7 @@ class ServerLimits:
     max_clause_freq: int = 500_000
     max_diff_tokens: int = 1000
     max_attribute_cnt: int = 1000
+    max_batch: int = 1000
     max_body_bytes: int = 64 * 1024
     timeout_s: float = 10.0
     workers: int = _default_workers()

@@ -284,6 +284,48 @@ class InfgramNtdAnswer(NtdAnswer):
     longest_suffix: str | None = None
 
 
+BatchOp = Literal["count", "prob", "ntd", "infgram-prob", "infgram-ntd"]
+
+
+class BatchQueryRequest(BaseModel):
+    """One query of a batch: ``query`` or ``query_ids``; for prob and infgram-prob also
+    ``cont`` or ``cont_id``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str | None = Field(None, description="Text (the index's tokenizer).")
+    query_ids: list[Int] | None = Field(None, description="Or token ids.")
+    cont: str | None = Field(None, description="prob, infgram-prob: the next token as text "
+                                               "(exactly one token).")
+    cont_id: Int | None = Field(None, description="Or as a token id.")
+
+
+class BatchRequest(BaseModel):
+    """Many queries of one kind, answered together (one engine call per shard)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"op": "count", "queries": [{"query": "natural language"}, {"query_ids": [110, 97]}]},
+        {"op": "prob", "queries": [{"query": "natural languag", "cont": "e"}]},
+        {"op": "ntd", "queries": [{"query": "natural"}], "top": 5, "max_support": 1000}]})
+
+    op: BatchOp = Field(description="The query kind: what its single route answers.")
+    queries: list[BatchQueryRequest] = Field(
+        description="The queries (at most max_batch: see /v1/limits).")
+    top: NonNegInt | None = Field(None, description="ntd, infgram-ntd: as their `top`.")
+    max_support: PosInt | None = Field(None, description="ntd, infgram-ntd: as their "
+                                                         "`max_support`.")
+
+
+class BatchAnswer(BaseModel):
+    ok: bool = Field(description="Always true.")
+    index: str
+    op: BatchOp
+    results: list[dict[str, Any]] = Field(
+        description="One per query, in order: the single route's answer without ok, index "
+                    "and latency_ms.")
+    latency_ms: float
+
+
 class IndexInfo(BaseModel):
     model_config = ConfigDict(extra="allow")
 

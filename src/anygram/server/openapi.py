@@ -50,6 +50,9 @@ def _bounds(limits: ServerLimits, indexes: Sequence[ServedIndex]
         "max_cnt": _ints(1, limits.max_attribute_cnt),
         "max_ids": _ints(0, limits.max_docs * 100),
         "anchor": _ints(0, limits.max_cnf_clauses - 1),
+        "queries": {"type": "array", "maxItems": limits.max_batch},
+        # (pydantic writes this bound as a float, which rounds it up past what it accepts)
+        "seed": _ints(0, 2**63 - 1),
     }
     compat: dict[str, Bounds] = {
         **v1, "query_ids": {"anyOf": [ids, cnf]}, "maxnum": _ints(1, limits.max_docs),

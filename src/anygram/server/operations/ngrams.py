@@ -1,12 +1,16 @@
-"""The n-gram routes: count, find, prob, ntd, infgram-prob, infgram-ntd."""
+"""The n-gram routes: count, find, prob, ntd, infgram-prob, infgram-ntd, and their batch."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from ...errors import InvalidQueryError
+from ...errors import AnygramError, InvalidQueryError
+from ...query.results import InfGramNextTokenDist, InfGramProbResult, NextTokenDist, ProbResult
 from .. import models as m
-from ..common import Operation, answer, check_max, check_text, query_ids
+from ..common import Operation, answer, check_max, check_text, query_ids, with_query
+from ..errors import LimitExceededError, ServerError
 from ..indexes import ServedIndex
 from ..limits import ServerLimits
 
@@ -46,23 +50,29 @@ def op_find(ix: ServedIndex, req: m.QueryRequest, limits: ServerLimits) -> dict[
 def op_prob(ix: ServedIndex, req: m.ProbRequest, limits: ServerLimits) -> dict[str, Any]:
     ids = query_ids(ix, req, limits)
     cont = _cont_id(ix, req, limits)
-    out = {**ix.engine.prob(ids, cont).to_dict(), "cont_id": cont,
-           "cont_token": ix.token_text(cont)}
-    return answer(ix, ids, out)
+    return answer(ix, ids, _prob(ix, ids, cont, ix.engine.prob(ids, cont)))
 
 
 def op_infgram_prob(ix: ServedIndex, req: m.ProbRequest,
                     limits: ServerLimits) -> dict[str, Any]:
     ids = query_ids(ix, req, limits)
     cont = _cont_id(ix, req, limits)
-    r = ix.engine.infgram_prob(ids, cont)
+    return answer(ix, ids, _infgram_prob(ix, ids, cont, ix.engine.infgram_prob(ids, cont)))
+
+
+def _prob(ix: ServedIndex, ids: list[int], cont: int,
+          r: ProbResult | InfGramProbResult) -> dict[str, Any]:
+    return {**r.to_dict(), "cont_id": cont, "cont_token": ix.token_text(cont)}
+
+
+def _infgram_prob(ix: ServedIndex, ids: list[int], cont: int,
+                  r: InfGramProbResult) -> dict[str, Any]:
     suffix = ids[len(ids) - r.suffix_len:]
-    out = {**r.to_dict(), "cont_id": cont, "cont_token": ix.token_text(cont),
-           "suffix_ids": suffix, "longest_suffix": ix.text(suffix)}
-    return answer(ix, ids, out)
+    return {**_prob(ix, ids, cont, r), "suffix_len": r.suffix_len, "suffix_ids": suffix,
+            "longest_suffix": ix.text(suffix)}
 
 
-def _top(req: m.NtdRequest, limits: ServerLimits) -> int:
+def _top(req: m.NtdRequest | m.BatchRequest, limits: ServerLimits) -> int:
     top = limits.default_top if req.top is None else req.top
     check_max("top", top, limits.max_top)
     check_max("max_support", req.max_support, limits.max_support)
@@ -72,17 +82,83 @@ def _top(req: m.NtdRequest, limits: ServerLimits) -> int:
 def op_ntd(ix: ServedIndex, req: m.NtdRequest, limits: ServerLimits) -> dict[str, Any]:
     top = _top(req, limits)
     ids = query_ids(ix, req, limits)
-    d = ix.engine.ntd(ids, max_support=req.max_support).to_dict()
-    return answer(ix, ids, _with_token_texts(ix, d, top))
+    return answer(ix, ids, _ntd(ix, ids, ix.engine.ntd(ids, max_support=req.max_support), top))
 
 
 def op_infgram_ntd(ix: ServedIndex, req: m.NtdRequest, limits: ServerLimits) -> dict[str, Any]:
     top = _top(req, limits)
     ids = query_ids(ix, req, limits)
     r = ix.engine.infgram_ntd(ids, max_support=req.max_support)
+    return answer(ix, ids, _infgram_ntd(ix, ids, r, top))
+
+
+def _ntd(ix: ServedIndex, ids: list[int], r: NextTokenDist, top: int) -> dict[str, Any]:
+    return _with_token_texts(ix, r.to_dict(), top)
+
+
+def _infgram_ntd(ix: ServedIndex, ids: list[int], r: InfGramNextTokenDist,
+                 top: int) -> dict[str, Any]:
     suffix = ids[len(ids) - r.suffix_len:]
     d = {**r.to_dict(), "suffix_ids": suffix, "longest_suffix": ix.text(suffix)}
-    return answer(ix, ids, _with_token_texts(ix, d, top))
+    return _with_token_texts(ix, d, top)
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+def op_batch(ix: ServedIndex, req: m.BatchRequest, limits: ServerLimits) -> dict[str, Any]:
+    """Many queries of one kind: each checked as its single route checks it (a bad one
+    rejects the batch, named ``queries[i]``), then one engine batch call."""
+    if len(req.queries) > limits.max_batch:
+        raise LimitExceededError(f"the batch has {len(req.queries)} queries; this server "
+                                 f"takes at most {limits.max_batch}")
+    engine, op = ix.engine, req.op
+    dist = op in ("ntd", "infgram-ntd")
+    if dist:
+        top = _top(req, limits)
+    elif req.top is not None or req.max_support is not None:
+        raise InvalidQueryError("top and max_support are parameters of ntd and infgram-ntd "
+                                "batches")
+    ids, conts = [], []
+    for i, q in enumerate(req.queries):
+        with _batch_item(i):
+            if (q.query is None) == (q.query_ids is None):
+                raise InvalidQueryError("give exactly one of query (text) or query_ids")
+            if not dist and op != "count":
+                if (q.cont is None) == (q.cont_id is None):
+                    raise InvalidQueryError("give exactly one of cont (text of one token) or "
+                                            "cont_id")
+                conts.append(_cont_id(ix, q, limits))  # type: ignore[arg-type]
+            elif q.cont is not None or q.cont_id is not None:
+                raise InvalidQueryError(f"cont and cont_id belong to prob and infgram-prob, "
+                                        f"not {op}")
+            ids.append(query_ids(ix, q, limits))  # type: ignore[arg-type]
+    results: list[dict[str, Any]]
+    if op == "count":
+        results = [r.to_dict() for r in engine.count_many(ids)]
+    elif op == "prob":
+        results = [_prob(ix, q, c, r)
+                   for q, c, r in zip(ids, conts, engine.prob_many(list(zip(ids, conts))))]
+    elif op == "infgram-prob":
+        results = [_infgram_prob(ix, q, c, r) for q, c, r in zip(
+            ids, conts, engine.infgram_prob_many(list(zip(ids, conts))))]
+    elif op == "ntd":
+        results = [_ntd(ix, q, r, top)
+                   for q, r in zip(ids, engine.ntd_many(ids, max_support=req.max_support))]
+    else:
+        results = [_infgram_ntd(ix, q, r, top) for q, r in zip(
+            ids, engine.infgram_ntd_many(ids, max_support=req.max_support))]
+    return {"ok": True, "index": ix.name, "op": op,
+            "results": [with_query(ix, q, r) for q, r in zip(ids, results)]}
+
+
+@contextmanager
+def _batch_item(i: int) -> Iterator[None]:
+    """Name the batch item an error raised inside is about."""
+    try:
+        yield
+    except (AnygramError, ServerError) as exc:
+        raise type(exc)(f"queries[{i}]: {exc}") from exc
 
 
 OPERATIONS = (
@@ -110,4 +186,11 @@ OPERATIONS = (
     Operation("find", m.QueryRequest, op_find, m.FindAnswer,
               "Locate an n-gram",
               "The query's count and, per shard, its suffix-array rank range [start, end)."),
+    Operation("batch", m.BatchRequest, op_batch, m.BatchAnswer,
+              "Many n-gram queries at once",
+              "`op` (count, prob, ntd, infgram-prob, infgram-ntd) of every query in "
+              "`queries`: each answer as the single route's, in order, from one engine call "
+              "per shard (sorted for locality). At most max_batch queries, each within the "
+              "query limits; a bad query rejects the batch, named `queries[i]`.",
+              lane="heavy", methods=("POST",)),
 )
