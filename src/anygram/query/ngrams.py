@@ -93,17 +93,41 @@ class _Packed(NamedTuple):
 def _pack(core: Searcher, queries: Sequence[list[int]],
           order: list[int] | None = None) -> _Packed:
     """The queries as bytes, sorted (or in ``order``)."""
-    # One conversion for all the queries, then each one's bytes sliced out of it.
-    buf = core.bytes([t for q in queries for t in q]).tobytes()
+    m = len(queries)
     w = core.token_width
-    ends = np.cumsum([len(q) * w for q in queries]).tolist()
-    raw = [buf[a:b] for a, b in zip([0, *ends], ends)]
+    flat = core.bytes([t for q in queries for t in q])  # one conversion for all of them
+    nbytes = np.fromiter(map(len, queries), dtype=np.int64, count=m) * w
+    starts = np.zeros(m + 1, dtype=np.int64)
+    np.cumsum(nbytes, out=starts[1:])
     if order is None:
-        order = sorted(range(len(raw)), key=raw.__getitem__)
-    offs = np.zeros(len(raw) + 1, dtype=np.int64)
-    offs[1:] = np.cumsum([len(raw[i]) for i in order])
-    qs = np.frombuffer(b"".join(raw[i] for i in order), dtype=np.uint8)
-    return _Packed(qs, offs, order)
+        picked = _sorted_order(flat, starts, nbytes)
+        order = picked.tolist()
+    else:
+        picked = np.asarray(order, dtype=np.int64).reshape(-1)
+    offs = np.zeros(m + 1, dtype=np.int64)
+    np.cumsum(nbytes[picked], out=offs[1:])
+    # Byte i of packed query j is byte i of query picked[j]: a gather of the flat bytes.
+    gather = np.repeat(starts[picked] - offs[:-1], nbytes[picked]) + np.arange(offs[-1])
+    return _Packed(flat[gather], offs, order)
+
+
+#: Bytes of each query its sort looks at: enough for locality (the order is not an answer).
+_SORT_BYTES = 32
+
+
+def _sorted_order(flat: np.ndarray, starts: np.ndarray, nbytes: np.ndarray) -> np.ndarray:
+    """The queries' order by their bytes (their first :data:`_SORT_BYTES`)."""
+    m = nbytes.shape[0]
+    width = int(min(_SORT_BYTES, nbytes.max())) if m else 0
+    if width == 0:
+        return np.arange(m, dtype=np.int64)
+    cols = np.arange(width)
+    inside = cols[None, :] < nbytes[:, None]
+    heads = np.zeros((m, width), dtype=np.uint8)
+    heads[inside] = flat[(starts[:-1, None] + cols[None, :])[inside]]
+    # As fixed-width byte strings numpy compares them as memcmp does (a zero pad sorts
+    # first, as a shorter query does).
+    return np.argsort(heads.view(f"S{width}").ravel(), kind="stable")
 
 
 def _totals(parts: Sequence[np.ndarray], m: int) -> np.ndarray:
