@@ -77,6 +77,12 @@ with TestClient(app, base_url="http://localhost") as c:
                       {"enforce_bow": True}):
             ask(c, index, "attribute", {**TEXT[index], **extra})
         assert c.get(f"/v1/{index}/docs/1?max_tokens=3").status_code == 200
+        pair = {**q, "cont_id": 3}
+        for op, extra in (("count", {}), ("prob", {}), ("infgram-prob", {}), ("ntd", {}),
+                          ("ntd", {"max_support": 1}), ("infgram-ntd", {}),
+                          ("infgram-ntd", {"max_support": 1, "top": 1})):
+            queries = [pair, pair] if op.endswith("prob") else [q, q]
+            ask(c, index, "batch", {"op": op, "queries": queries, **extra})
         for plan in (None, *CNF_PLANS):
             plans.FORCE_PLAN = plan
             for body in CNF[index]:

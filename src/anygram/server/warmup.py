@@ -132,6 +132,12 @@ def _queries(e: Engine, ids: list[int], doc_id: int) -> list[Call]:
         lambda: e.attribute(ids, enforce_bow=True, max_docs_per_span=1, with_context=True,
                             bow_ids=ids[:3] if tok is None else tok.word_start_ids()),
         lambda: _located(e, phrase),
+        lambda: e.count_many([phrase, ids[1:4]]),
+        lambda: e.prob_many([([a], b), (ids[1:3], ids[3])]),
+        lambda: e.ntd_many([[a], phrase]), lambda: e.ntd_many([[a]], max_support=1),
+        lambda: e.infgram_prob_many([(phrase, ids[2]), (ids[1:3], ids[3])]),
+        lambda: e.infgram_ntd_many([phrase, [b]]),
+        lambda: e.infgram_ntd_many([phrase], max_support=1),
         *_cnf_queries(e, ids),
     ]
     orders: tuple[Order, ...] = ("random", "position", "rank")
