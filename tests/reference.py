@@ -322,3 +322,18 @@ def naive_permute(n: int, seed: int, rounds: int = 8) -> list[int]:
             x = once(x)
         out.append(x)
     return out
+
+
+def naive_ntd_table(shard: list[list[int]], threshold: int
+                    ) -> dict[tuple[int, ...], tuple[Counter[int], int]]:
+    """Twin of kernels.ntd_table.build_ntd_table: every prompt of 1 and 2 tokens occurring at
+    least ``threshold`` times in the shard, with its next-token Counter and end count."""
+    toks = stream(shard)
+    prompts = {tuple(toks[i:i + n]) for n in (1, 2) for i in range(len(toks) - n + 1)
+               if SEP not in toks[i:i + n]}
+    out = {}
+    for p in prompts:
+        count, nxt, end = naive_ntd([shard], list(p))
+        if count >= threshold:
+            out[p] = (nxt, end)
+    return out

@@ -42,10 +42,13 @@ def corpora(draw):
 def _build(docs, vocab, budget):
     tmp = Path(tempfile.mkdtemp(prefix="anygram-test-"))
     # Searches go through the search sample: tiny strides put the bounds in every kind of
-    # block; 0 writes none (the engine builds one at the default stride on first use).
+    # block; 0 writes none (the engine builds one at the default stride on first use). Exact
+    # next tokens of 1- and 2-token prompts come from the next-token table when they occur
+    # that often: low thresholds put most of them there.
     stride = (0, 1, 2, 3, 256)[budget % 5]
+    threshold = (1, 2, 0, 3)[budget // 5 % 4]
     manifest = build_index_from_ids(docs, tmp / "idx", vocab_size=vocab, shard_tokens=budget,
-                                    sample_stride=stride)
+                                    sample_stride=stride, ntd_threshold=threshold)
     corpus, i = [], 0
     for s in manifest.shards:  # the reference sees the same shard split as the engine
         corpus.append(docs[i:i + s.num_docs])

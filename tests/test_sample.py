@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from anygram import Engine
 from anygram.index import sample as sidecar
+from anygram.index import sidecar as sidecars
 from anygram.index.build import build_index_from_ids
 from anygram.kernels.sample import find_range_sampled, longest_suffix_sampled
 from anygram.kernels.search import find_range, longest_suffix
@@ -190,7 +191,7 @@ def test_a_read_only_index_keeps_its_sample_in_the_cache(tmp_path, monkeypatch):
     assert _answers(idx) == plain
     assert not list(idx.glob("sample*"))
     cached = list((tmp_path / "cache").rglob("sample.*"))
-    assert cached and all(c.parent == sidecar.cache_path(idx, "x").parent for c in cached)
+    assert cached and all(c.parent == sidecars.cache_path(idx, "x").parent for c in cached)
     assert _answers(idx) == plain  # read back from the cache
 
 

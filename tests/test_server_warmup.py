@@ -19,9 +19,9 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
-from test_server import build_ids_index, build_text_index  # noqa: E402
+from test_server import ID_DOCS, build_text_index  # noqa: E402
 
-from anygram import takedown  # noqa: E402
+from anygram import build_index_from_ids, takedown  # noqa: E402
 
 SCRIPT = r'''
 import importlib, json, pkgutil, sys
@@ -122,7 +122,8 @@ print(json.dumps({"missing_routes": missing,
 def test_no_request_compiles_a_kernel_after_start_up(tmp_path: Path) -> None:
     text = build_text_index(tmp_path)
     takedown.take_down(text, [2])  # the takedown steps too
-    ids = build_ids_index(tmp_path)
+    ids = tmp_path / "ids"  # every short prompt in its next-token table: its lookups asked
+    build_index_from_ids(ID_DOCS, ids, vocab_size=1000, ntd_threshold=1)
     done = subprocess.run([sys.executable, "-c", SCRIPT, str(text), str(ids)],
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -47,7 +47,9 @@ def test_removed_documents_contribute_nothing(case, data):
     docs, removed, budget = case
     tmp = Path(tempfile.mkdtemp(prefix="anygram-td-"))
     try:
-        m = build_index_from_ids(docs, tmp / "idx", vocab_size=3, shard_tokens=budget)
+        # Most 1- and 2-token prompts in the next-token tables (their counts are raw).
+        m = build_index_from_ids(docs, tmp / "idx", vocab_size=3, shard_tokens=budget,
+                                 ntd_threshold=1 + budget % 2)
         corpus = _split(m, docs)
         td.take_down(tmp / "idx", removed)
         eng = Engine.open(tmp / "idx")

@@ -73,13 +73,15 @@ class Engine:
     """
 
     def __init__(self, index: OpenedIndex, core: Searcher, *, load: LoadMethod = "mmap",
-                 takedown: bool = True, search_sample: bool = True) -> None:
+                 takedown: bool = True, search_sample: bool = True,
+                 ntd_table: bool = True) -> None:
         self._index = index
         self._files = index.shards
         self._directories = index.directories
         self._load = load
         self._honour_takedown = takedown
         self._search_sample = search_sample
+        self._ntd_table = ntd_table
         self._records = [takedown_records.record_path(d) for d in self._directories]
         self._takedown_seen = self._takedown_signature()
         self._refresh_lock = threading.Lock()
@@ -102,7 +104,8 @@ class Engine:
              token_dtype: str | None = None, load: LoadMethod = "mmap",
              tokenizer: str | Path | Tokenizer | None = None, vocab_size: int | None = None,
              eos_id: int | None = None, takedown: bool = True,
-             search_sample: bool = True, force_tokenizer: bool = False) -> _E:
+             search_sample: bool = True, ntd_table: bool = True,
+             force_tokenizer: bool = False) -> _E:
         """Open an index: an anygram directory, or infini-gram v4/v6 directories.
 
         Args:
@@ -127,6 +130,11 @@ class Engine:
                 (:mod:`anygram.index.sample`: a small in-memory top level over the suffix
                 array, so that a search reads few pages of a cold index), read or built on
                 first use; False searches the suffix arrays alone. Answers are the same.
+            ntd_table: answer the exact next-token distributions of the frequent 1- and
+                2-token prompts of each shard from its next-token table
+                (:mod:`anygram.index.ntd_table`: their counts, kept at build time), read or
+                built on first use (one pass over each suffix array); False counts them in
+                the suffix arrays. Answers are the same.
 
         Raises:
             IndexNotFoundError, IncompleteIndexError, IndexFormatError, TokenizerError.
@@ -139,8 +147,11 @@ class Engine:
             tok = lambda: load_tokenizer(spec, base_dir=base)  # noqa: E731  (loaded on use)
         elif isinstance(tokenizer, (str, Path, dict)):
             tok = load_tokenizer(tokenizer)  # asked for: its errors belong to the open
-        else:
+        elif tokenizer is None or isinstance(tokenizer, Tokenizer):
             tok = tokenizer
+        else:
+            raise TokenizerError(f"tokenizer must be a spec, a path or a Tokenizer, not "
+                                 f"{type(tokenizer).__name__}")
         if tok is not None and not callable(tok) and built.tokenizer is not None \
                 and not force_tokenizer and not _same_tokenizer(tok.spec(), built.tokenizer[0]):
             raise TokenizerError(
@@ -152,10 +163,11 @@ class Engine:
             vocab_size = built.vocab_size or (1 << (8 * index.token_width)) - 1
         vocab_size = check_vocab_size(vocab_size, index.token_width)
         shards, removed = open_groups(index, vocab_size, load=load, takedown=takedown,
-                                      search_sample=search_sample)
+                                      search_sample=search_sample, ntd_table=ntd_table)
         core = Searcher(shards, removed, vocab_size=vocab_size,
                         eos_id=eos_id if eos_id is not None else built.eos_id, tokenizer=tok)
-        return cls(index, core, load=load, takedown=takedown, search_sample=search_sample)
+        return cls(index, core, load=load, takedown=takedown, search_sample=search_sample,
+                   ntd_table=ntd_table)
 
     def refresh(self) -> bool:
         """Pick up takedowns made since the index was opened (or last refreshed): later
@@ -174,7 +186,8 @@ class Engine:
             old = self._core
             reuse = old.shards if isinstance(old.shards, LocalShards) else None
             shards, removed = open_groups(self._index, old.vocab_size, load=self._load,
-                                          search_sample=self._search_sample, reuse=reuse)
+                                          search_sample=self._search_sample,
+                                          ntd_table=self._ntd_table, reuse=reuse)
             self._use(Searcher(shards, removed, vocab_size=old.vocab_size, eos_id=old.eos_id,
                                tokenizer=old.tokenizer_source))
             self._takedown_seen = seen

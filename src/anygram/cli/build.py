@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from ..index.format import DEFAULT_SAMPLE_STRIDE
+from ..index.format import DEFAULT_NTD_THRESHOLD, DEFAULT_SAMPLE_STRIDE
 from ._common import _emit, _engine, _index_options, main
 
 #: Options of a build from text that a build from token ids has no use for, and the other way
@@ -67,6 +67,13 @@ def _given(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
                    "held in RAM by a searching process: fewer disk reads per query).")
 @click.option("--no-sample-index", is_flag=True,
               help="Write no search sample (one is built on the index's first use).")
+@click.option("--ntd-threshold", type=click.IntRange(min=1), default=DEFAULT_NTD_THRESHOLD,
+              show_default=True, metavar="N",
+              help="Keep in each shard's next-token table the exact next-token counts of every "
+                   "1- and 2-token prompt occurring at least N times, so that their exact ntd "
+                   "reads no suffix array (~0.4 bytes a token at 256, ~0.6 at 64).")
+@click.option("--no-ntd-table", is_flag=True,
+              help="Write no next-token table (one is built on the index's first exact ntd).")
 @click.option("--quiet", "-q", is_flag=True,
               help="No progress on stderr (by default: each phase of each shard).")
 @click.pass_context
@@ -74,7 +81,8 @@ def build(ctx: click.Context, inputs: tuple[str, ...], out: Path, tokenizer: str
           from_ids: bool, vocab_size: int | None, ids_dtype: str | None,
           shard_tokens: int | None, workers: int | None, text_field: str, txt_mode: str,
           no_metadata: bool, resume: bool, overwrite: bool, eos_id: int | None,
-          sample_stride: int, no_sample_index: bool, quiet: bool) -> None:
+          sample_stride: int, no_sample_index: bool, ntd_threshold: int, no_ntd_table: bool,
+          quiet: bool) -> None:
     """Build an index over corpus files, directories or glob patterns.
 
     Reads .jsonl/.json/.ndjson (optionally .gz/.zst), .txt, .parquet and .arrow files, and
@@ -94,7 +102,8 @@ def build(ctx: click.Context, inputs: tuple[str, ...], out: Path, tokenizer: str
     from ..index.build import build_index, build_index_from_token_files
 
     started = time.perf_counter()
-    stride = 0 if no_sample_index else sample_stride
+    sidecars = {"sample_stride": 0 if no_sample_index else sample_stride,
+                "ntd_threshold": 0 if no_ntd_table else ntd_threshold}
     try:
         if from_ids:
             misplaced = _given(ctx, _TEXT_ONLY)
@@ -107,7 +116,7 @@ def build(ctx: click.Context, inputs: tuple[str, ...], out: Path, tokenizer: str
             manifest = build_index_from_token_files(
                 [Path(p) for p in inputs], out, eos_id=eos_id, vocab_size=vocab_size,
                 dtype=ids_dtype, tokenizer=tokenizer, shard_tokens=shard_tokens,
-                resume=resume, overwrite=overwrite, progress=not quiet, sample_stride=stride)
+                resume=resume, overwrite=overwrite, progress=not quiet, **sidecars)
         else:
             misplaced = _given(ctx, _IDS_ONLY)
             if misplaced:
@@ -117,7 +126,7 @@ def build(ctx: click.Context, inputs: tuple[str, ...], out: Path, tokenizer: str
                                    text_field=text_field, txt_mode=txt_mode,
                                    metadata=not no_metadata, resume=resume,
                                    overwrite=overwrite, eos_id=eos_id, progress=not quiet,
-                                   sample_stride=stride)
+                                   **sidecars)
     except KeyboardInterrupt:
         click.echo("\ninterrupted: the same command with --resume continues after the last "
                    "finished shard", err=True)

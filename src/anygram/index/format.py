@@ -49,6 +49,14 @@ WIDTH_OF_DTYPE = {v: k for k, v in DTYPE_OF_WIDTH.items()}
 SAMPLE_NAME = "sample"
 DEFAULT_SAMPLE_STRIDE = 256
 DEFAULT_SAMPLE_KEY_BYTES = 16
+#: The next-token table of a shard (:mod:`anygram.index.ntd_table`): ``ntd.{s}``, the exact
+#: next-token counts of the 1- and 2-token prompts occurring at least
+#: ``DEFAULT_NTD_THRESHOLD`` times.
+NTD_NAME = "ntd"
+DEFAULT_NTD_THRESHOLD = 256
+#: The names of a shard's sidecars: derived from its files, never required (checked, and
+#: rebuilt when needed, on first use).
+SIDECAR_NAMES = (SAMPLE_NAME, NTD_NAME)
 # Offset files up to this size also get the "sha256" key older versions check on every open;
 # every file gets a "checksum" that `anygram verify` checks.
 CHECKSUM_MAX_BYTES = 64 << 20
@@ -73,6 +81,12 @@ def ptr_width_for(ds_bytes: int) -> int:
 def separator(width: int) -> bytes:
     """The document separator of a ``width``-byte index: all ``0xff``."""
     return b"\xff" * width
+
+
+def is_sidecar(name: str) -> bool:
+    """Whether a file name of a manifest's shard entry names a sidecar (``sample.0``,
+    ``ntd.0``): not a part of the index, checked whole by its own module."""
+    return name.split(".", 1)[0] in SIDECAR_NAMES
 
 
 def shard_file_names(shard: str | None) -> dict[str, str]:
@@ -157,8 +171,9 @@ class ShardInfo:
                 raise bad(f"{key} {reprlib.repr(value)}")
         if not isinstance(self.files, dict):
             raise bad(f"files {reprlib.repr(self.files)}")
-        # and the search sample beside it (anygram.index.sample's sidecar)
-        own = {*shard_file_names(self.name).values(), f"sample.{self.name}"}
+        # and its sidecars (anygram.index.sample's, anygram.index.ntd_table's)
+        own = {*shard_file_names(self.name).values(),
+               *(f"{kind}.{self.name}" for kind in SIDECAR_NAMES)}
         for name, entry in self.files.items():
             if name not in own:
                 raise bad(f"{name!r} is not one of its files")

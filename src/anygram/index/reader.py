@@ -15,6 +15,7 @@ import reprlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,19 +31,20 @@ from .format import (
     MANIFEST_NAME,
     PARTIAL_SUFFIX,
     PROGRESS_NAME,
-    SAMPLE_NAME,
     TOKEN_WIDTHS,
     WIDTH_OF_DTYPE,
     LoadMethod,
     Manifest,
     ShardInfo,
     inside,
+    is_sidecar,
     ptr_width_for,
     read_manifest,
     regular_file_size,
     separator,
     shard_file_names,
 )
+from .sidecar import shard_identity
 
 
 def _map_file(path: Path, load: LoadMethod) -> np.ndarray:
@@ -85,6 +87,8 @@ class Shard:
     metadata: np.ndarray | None  # uint8 bytes of metadata.{s}
     metaoff: np.ndarray | None  # uint64
     file_suffix: str | None = None  # "0": tokenized.0, ...; None: unsuffixed (v6)
+    # Changes when its token or table file is replaced (anygram.index.sidecar.shard_identity)
+    identity: bytes = b""
 
     @property
     def ds_bytes(self) -> int:
@@ -128,9 +132,11 @@ class Shard:
         return self.num_positions - self.num_docs
 
 
-def _open_shard(directory: Path, shard: str | None, width: int, load: LoadMethod) -> Shard:
+def _open_shard(directory: Path, shard: str | None, width: int, load: LoadMethod,
+                files: dict[str, dict[str, Any]] | None = None) -> Shard:
     """Map one shard's files and check their sizes, their first bytes and a sample of their
-    content (:func:`anygram.index.checks.check_documents` and ``check_table``)."""
+    content (:func:`anygram.index.checks.check_documents` and ``check_table``). ``files``:
+    the manifest's entries of the shard, if any."""
     names = shard_file_names(shard)
     path = {kind: inside(directory, name, "shard file") for kind, name in names.items()}
     ds = _map_file(path["tokenized"], load)
@@ -158,7 +164,8 @@ def _open_shard(directory: Path, shard: str | None, width: int, load: LoadMethod
         mt = _map_u64(path["metaoff"], load)
     opened = Shard(name=shard if shard is not None else directory.name, directory=directory,
                    ds=ds, sa=sa, offsets=offsets, token_width=width, ptr_width=ptr_width,
-                   metadata=md, metaoff=mt, file_suffix=shard)
+                   metadata=md, metaoff=mt, file_suffix=shard,
+                   identity=shard_identity(directory, shard, files))
     checks.check_documents(opened, checks.OPEN_SAMPLES)
     checks.check_table(opened, checks.OPEN_SAMPLES)
     return opened
@@ -172,7 +179,7 @@ def _check_against_manifest(directory: Path, info: ShardInfo, width: int) -> Non
             raise IndexFormatError(f"{directory / MANIFEST_NAME} lists no {kind} file for shard "
                                    f"{info.name}: rebuild the index")
     for name, entry in info.files.items():
-        if name.startswith(SAMPLE_NAME):
+        if is_sidecar(name):
             continue  # never required: checked, and rebuilt when needed, on first use
         p = inside(directory, name, "shard file")
         size = regular_file_size(p)
@@ -275,7 +282,7 @@ def _open_anygram(directory: Path, load: LoadMethod, want_width: int | None
     shards = []
     for info in manifest.shards:
         _check_against_manifest(directory, info, width)
-        shard = _open_shard(directory, info.name, width, load)
+        shard = _open_shard(directory, info.name, width, load, info.files)
         _check_opened(directory, info, shard)
         shards.append(shard)
     return manifest, shards

@@ -24,13 +24,9 @@ its files by the words ``tokenized``, ``table``, ``offset``, ``metadata``, ``met
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import mmap
-import os
-import stat
 import struct
-import threading
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..kernels import sample as kernels
+from . import sidecar
 from .format import DEFAULT_SAMPLE_KEY_BYTES, DEFAULT_SAMPLE_STRIDE, SAMPLE_NAME
 
 log = logging.getLogger(__name__)
@@ -70,11 +67,6 @@ def sample_name(shard: str | None) -> str:
     return SAMPLE_NAME if shard is None else f"{SAMPLE_NAME}.{shard}"
 
 
-def _fingerprint(ds: np.ndarray, sa: np.ndarray, token_width: int, ptr_width: int
-                 ) -> tuple[int, int, int, int]:
-    return int(ds.shape[0]), int(sa.shape[0]), token_width, ptr_width
-
-
 def build(ds: np.ndarray, sa: np.ndarray, token_width: int, ptr_width: int, *,
           stride: int = DEFAULT_SAMPLE_STRIDE, key_bytes: int = DEFAULT_SAMPLE_KEY_BYTES) -> Sample:
     """The sample of a shard's arrays (one read of every ``stride``-th suffix)."""
@@ -96,18 +88,8 @@ def write(path: Path, sample: Sample, ds: np.ndarray, sa: np.ndarray, token_widt
             + sample.ptrs.astype("<i8").tobytes())
     header = _HEADER.pack(_MAGIC, _VERSION, sample.stride, sample.keys.shape[1],
                           sample.ptrs.shape[0], zlib.crc32(body),
-                          *_fingerprint(ds, sa, token_width, ptr_width))
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with open(tmp, "xb") as f:  # the umask's permissions, as the index's other files
-            f.write(header.ljust(_HEADER_SIZE, b"\0"))
-            f.write(body)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+                          *sidecar.fingerprint(ds, sa, token_width, ptr_width))
+    sidecar.write_atomic(path, header, _HEADER_SIZE, [body])
 
 
 def read(path: Path, ds: np.ndarray, sa: np.ndarray, token_width: int,
@@ -115,25 +97,21 @@ def read(path: Path, ds: np.ndarray, sa: np.ndarray, token_width: int,
     """The sidecar at ``path``, mapped, if it is this shard's; None (and a log line) when it
     is missing or stale. O(1): its header and three entries are checked (the searches check
     the rest as they use it)."""
+    def check(header: bytes, size: int) -> str | None:
+        return _check(header, size, ds, sa, token_width, ptr_width)
+
     try:
-        st = path.stat()
-        if not stat.S_ISREG(st.st_mode):  # a FIFO would block a read, a device never end
-            log.warning("ignoring the search sample %s: not a regular file", path)
-            return None
-        with open(path, "rb") as f:
-            header = f.read(_HEADER_SIZE)
-            why = _check(header, st.st_size, ds, sa, token_width, ptr_width)
-            if why is not None:
-                log.warning("ignoring the search sample %s: %s", path, why)
-                return None
-            raw = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        header, raw = sidecar.map_checked(path, _HEADER_SIZE, check)
+    except sidecar.Unusable as e:
+        log.warning("ignoring the search sample %s: %s", path, e)
+        return None
     except OSError:
         return None
     _, _, stride, m, n, *_ = _HEADER.unpack_from(header)
     at = _HEADER_SIZE
     keys = np.frombuffer(raw, dtype=np.uint8, count=n * m, offset=at).reshape(n, m)
     lens = np.frombuffer(raw, dtype=np.uint8, count=n, offset=at + n * m)
-    ptrs = np.frombuffer(raw, dtype=np.int64, count=n, offset=at + _padded(n * (m + 1)))
+    ptrs = np.frombuffer(raw, dtype=np.int64, count=n, offset=at + sidecar.padded(n * (m + 1)))
     sample = Sample(stride, keys, lens, ptrs)
     if not _agrees(sample, ds, sa, ptr_width):
         log.warning("ignoring the search sample %s: it does not match the shard's table", path)
@@ -143,14 +121,9 @@ def read(path: Path, ds: np.ndarray, sa: np.ndarray, token_width: int,
     return sample
 
 
-def _padded(size: int) -> int:
-    return size + (-size % 8)
-
-
 def crc32_of(path: Path) -> int:
     """The CRC-32 a sidecar's header records (of everything after the header)."""
-    with open(path, "rb") as f:
-        return int(_HEADER.unpack_from(f.read(_HEADER_SIZE))[5])
+    return sidecar.crc32_in_header(path, _HEADER.unpack_from, 5, _HEADER_SIZE)
 
 
 def _check(header: bytes, size: int, ds: np.ndarray, sa: np.ndarray, token_width: int,
@@ -160,12 +133,12 @@ def _check(header: bytes, size: int, ds: np.ndarray, sa: np.ndarray, token_width
     magic, version, stride, m, n, _, *fingerprint = _HEADER.unpack_from(header)
     if magic != _MAGIC or version != _VERSION:
         return "not a search sample of this anygram version"
-    if tuple(fingerprint) != _fingerprint(ds, sa, token_width, ptr_width):
+    if tuple(fingerprint) != sidecar.fingerprint(ds, sa, token_width, ptr_width):
         return "it was made for another shard (sizes differ): the index was rebuilt"
     total = sa.shape[0] // ptr_width if ptr_width else 0
     if stride < 1 or m < 1 or n != -(-total // stride):
         return "its header is inconsistent"
-    if size != _HEADER_SIZE + _padded(n * (m + 1)) + 8 * n:
+    if size != _HEADER_SIZE + sidecar.padded(n * (m + 1)) + 8 * n:
         return "its size does not match its header (a truncated file)"
     return None
 
@@ -184,43 +157,17 @@ def _agrees(sample: Sample, ds: np.ndarray, sa: np.ndarray, ptr_width: int) -> b
     return True
 
 
-def cache_path(shard_path: Path, name: str) -> Path:
-    """Where the sample of a read-only index goes: the user's cache directory, under a key
-    of the shard's absolute path."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "anygram"
-    key = hashlib.sha256(str(shard_path.resolve()).encode()).hexdigest()[:16]
-    return base / "samples" / key / name
-
-
 def load_or_build(directory: Path, shard: str | None, ds: np.ndarray, sa: np.ndarray,
                   token_width: int, ptr_width: int) -> Sample:
     """The shard's sample: its sidecar (beside the index, or in the cache), else built now and
     written where it can be (next time it is read)."""
-    name = sample_name(shard)
-    places = [directory / name, cache_path(directory, name)]
-    for path in places:
-        if path.exists():
-            found = read(path, ds, sa, token_width, ptr_width)
-            if found is not None:
-                return found
-    log.info("building the search sample of %s (once)", directory / name)
-    sample = build(ds, sa, token_width, ptr_width)
-    for path in places:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write(path, sample, ds, sa, token_width, ptr_width)
-            break
-        except OSError:
-            continue
-    return sample
+    return sidecar.load_or_build(
+        directory, sample_name(shard), lambda p: read(p, ds, sa, token_width, ptr_width),
+        lambda: build(ds, sa, token_width, ptr_width),
+        lambda p, smp: write(p, smp, ds, sa, token_width, ptr_width), log, "search sample")
 
 
 def forget(directory: Path, shard: str | None) -> None:
     """Delete a shard's sidecars (beside the index and in the cache), where allowed: a
     sample found to mislead searches is rebuilt on the next use."""
-    name = sample_name(shard)
-    for path in (directory / name, cache_path(directory, name)):
-        try:
-            path.unlink(missing_ok=True)
-        except OSError:
-            pass
+    sidecar.forget(directory, sample_name(shard))

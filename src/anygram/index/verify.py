@@ -11,8 +11,8 @@ sound; this module reads everything:
   metadata line offset, and the largest token id against the vocabulary;
 - every suffix-array entry a token offset, each suffix strictly before the next (compared to
   the end): with one entry per position this makes the table a permutation in suffix order;
-- the search sample beside each shard (``sample.{s}``), if any: equal to the one its table
-  gives;
+- the sidecars beside each shard (the search sample ``sample.{s}``, the next-token table
+  ``ntd.{s}``), if any: equal to the ones its files give;
 - the takedown record: its index verified the same way, and its documents equal, token for
   token, to the documents the record lists.
 
@@ -25,9 +25,10 @@ suffixes' common prefixes for the order.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from tqdm import tqdm
@@ -35,13 +36,15 @@ from tqdm import tqdm
 from ..errors import IndexFormatError
 from ..fileio import sha256_file
 from ..kernels.checks import token_stats
-from . import checks, takedown
+from . import checks, ntd_table, takedown
 from . import sample as search_sample
-from .format import Manifest, inside, shard_file_names
+from .format import Manifest, inside, is_sidecar, shard_file_names
 from .reader import OpenedIndex, Shard, open_index
 
 #: Suffix-array ranks (and token bytes) checked per kernel call: the progress bar's step.
 CHUNK = 1 << 22
+
+_S = TypeVar("_S")
 
 
 @dataclass
@@ -107,7 +110,7 @@ def _verify_opened(index: OpenedIndex, report: VerifyReport, progress: bool) -> 
         _verify_checksums(directory, manifest, report, progress)
     for shard in index.shards:
         _problem(report, _verify_shard, shard, manifest, progress)
-        _problem(report, _verify_sample, shard, report)
+        _problem(report, _verify_sidecars, shard, report)
     _problem(report, _verify_takedown, directory, index, report, progress)
 
 
@@ -124,8 +127,8 @@ def _verify_checksums(directory: Path, manifest: Manifest, report: VerifyReport,
     files: list[tuple[Path, str]] = []
     for info in manifest.shards:
         for name, entry in info.files.items():
-            if name.startswith(search_sample.SAMPLE_NAME):
-                continue  # not a part of the index: checked whole by _verify_sample
+            if is_sidecar(name):
+                continue  # not a part of the index: checked whole by _verify_sidecars
             digest = entry.get("checksum", "").removeprefix("sha256:") or entry.get("sha256")
             if digest:
                 files.append((inside(directory, name, "shard file"), digest))
@@ -174,23 +177,35 @@ def _verify_shard(shard: Shard, manifest: Manifest | None, progress: bool) -> No
             bar.update(hi - lo)
 
 
-def _verify_sample(shard: Shard, report: VerifyReport) -> None:
-    """The shard's search sample, if it has one beside it, equals the one its table gives (a
-    wrong one never gives a wrong answer, the searches check its brackets, but it slows
-    them down until they find it out and drop it)."""
-    path = shard.directory / search_sample.sample_name(shard.file_suffix)
+def _verify_sidecars(shard: Shard, report: VerifyReport) -> None:
+    """Each sidecar beside the shard, if any, equals the one its files give. A wrong search
+    sample never gives a wrong answer (the searches check its brackets) but slows them down
+    until they find it out; a next-token table is checked row by row as it is used, but one
+    made wrong on purpose (its check values recomputed) is only found here."""
+    args = (shard.ds, shard.sa, shard.token_width, shard.ptr_width)
+    smp = shard.directory / search_sample.sample_name(shard.file_suffix)
+    _verify_sidecar(smp, report, lambda: search_sample.read(smp, *args),
+                    lambda found: search_sample.build(*args, stride=found.stride,
+                                                      key_bytes=found.keys.shape[1]),
+                    lambda x: (x.keys, x.lens, x.ptrs))
+    ntd = shard.directory / ntd_table.table_name(shard.file_suffix)
+    _verify_sidecar(ntd, report, lambda: ntd_table.read(ntd, *args, shard.identity),
+                    lambda found: ntd_table.build(*args, threshold=found.threshold),
+                    ntd_table.NtdTable.arrays)
+
+
+def _verify_sidecar(path: Path, report: VerifyReport, read: Callable[[], _S | None],
+                    rebuild: Callable[[_S], _S], arrays: Callable[[_S], Sequence[np.ndarray]]
+                    ) -> None:
     if not path.exists() and not path.is_symlink():
         return
-    found = search_sample.read(path, shard.ds, shard.sa, shard.token_width, shard.ptr_width)
+    found = read()
     if found is None:
         report.notes.append(f"{path} is stale or damaged: it is not used, and is rebuilt on "
                             "first use")
         return
-    sound = search_sample.build(shard.ds, shard.sa, shard.token_width, shard.ptr_width,
-                                stride=found.stride, key_bytes=found.keys.shape[1])
-    if not all(np.array_equal(a, b) for a, b in ((found.keys, sound.keys),
-                                                 (found.lens, sound.lens),
-                                                 (found.ptrs, sound.ptrs))):
+    sound = rebuild(found)
+    if not all(np.array_equal(a, b) for a, b in zip(arrays(found), arrays(sound))):
         raise IndexFormatError(f"{path} does not match the shard's suffix array: delete it "
                                "(it is rebuilt on first use)")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import kernel
+from .ntd_table import FOUND, WRONG, table_next_tokens
 from .sample import find_range_indexed, longest_suffix_sampled
 from .search import (
     find_range,
@@ -82,12 +83,19 @@ def longest_suffix_many(ds: np.ndarray, sa: np.ndarray, k: int, w: int, qs: np.n
 
 @kernel
 def next_tokens_many(ds: np.ndarray, sa: np.ndarray, k: int, w: int, qlens: np.ndarray,
-                     ranges: np.ndarray, samples: np.ndarray
+                     ranges: np.ndarray, samples: np.ndarray, threshold: int,
+                     keys1: np.ndarray, keys2: np.ndarray, table_counts: np.ndarray,
+                     table_ids: np.ndarray, faults: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The next-token counts after each query (``qlens[j]`` bytes, rank range ``ranges[j]``;
-    exact, or from ``samples[j]`` evenly spaced ranks when that is positive): ``(ids, counts,
-    starts, ends)``, query ``j``'s tokens being ``ids[starts[j]:starts[j + 1]]`` and
-    ``ends[j]`` its document ends."""
+    """The next-token counts after each query (``qlens[j]`` bytes, whole rank range
+    ``ranges[j]``; exact, or from ``samples[j]`` evenly spaced ranks when that is positive):
+    ``(ids, counts, starts, ends)``, query ``j``'s tokens being ``ids[starts[j]:starts[j +
+    1]]`` and ``ends[j]`` its document ends.
+
+    Exact counts of a prompt occurring at least ``threshold`` times come from the shard's
+    next-token table (``keys1``, ``keys2``, ``table_counts``, ``table_ids``:
+    :mod:`anygram.kernels.ntd_table`; no rows: none) when it holds them; a row found wrong
+    is not used and counted in ``faults[0]``."""
     m = qlens.shape[0]
     starts = np.zeros(m + 1, dtype=np.int64)
     ends = np.zeros(m, dtype=np.int64)
@@ -99,10 +107,17 @@ def next_tokens_many(ds: np.ndarray, sa: np.ndarray, k: int, w: int, qlens: np.n
         lo = ranges[j, 0]
         hi = ranges[j, 1]
         if hi > lo:
+            status = 0
             if samples[j] > 0:
                 t, c, e = sample_next_token_counts(ds, sa, k, qlens[j], w, lo, hi, samples[j])
             else:
-                t, c, e = next_token_counts(ds, sa, k, qlens[j], w, lo, hi)
+                if hi - lo >= threshold and qlens[j] <= 2 * w:
+                    status, t, c, e = table_next_tokens(ds, sa, k, w, qlens[j], lo, hi, keys1,
+                                                        keys2, table_counts, table_ids)
+                    if status == WRONG:
+                        faults[0] += 1
+                if status != FOUND:
+                    t, c, e = next_token_counts(ds, sa, k, qlens[j], w, lo, hi)
             n = t.shape[0]
             if used + n > cap:
                 while used + n > cap:

@@ -9,8 +9,9 @@ steps, a token that never occurs stops a query before any kernel. So the warm-up
 queries whose paths are known:
 
 - :func:`warm_kernels`: every query shape on a tiny index built for it (with a document
-  taken down), each CNF plan of :mod:`anygram.shards.cnf_costs` forced in turn, and the
-  sampled CNF answers. Its arrays have the types of any index's (raw bytes, whatever the
+  taken down, every short prompt in its next-token table, and again without the table),
+  each CNF plan of :mod:`anygram.shards.cnf_costs` forced in turn, and the sampled CNF
+  answers. Its arrays have the types of any index's (raw bytes, whatever the
   token width), so the kernels it loads serve every index, at a cost that does not grow with
   the served ones.
 - :func:`warm_index`: on each served index, the same queries over tokens of its first
@@ -78,10 +79,14 @@ _kernels_warm: list[bool] = []
 def _warm_kernels() -> None:
     with tempfile.TemporaryDirectory(prefix="anygram-warm-up-") as tmp:
         path = Path(tmp) / "index"
-        build_index_from_ids(_DOCS, path, vocab_size=1000)
+        # every 1- and 2-token prompt in its next-token table: the table's lookups warmed
+        build_index_from_ids(_DOCS, path, vocab_size=1000, ntd_threshold=1)
         takedown.take_down(path, [_REMOVED])
         engine = Engine.open(path)
         _run(_queries(engine, _DOCS[0][:6], doc_id=0))
+        without_table = Engine.open(path, ntd_table=False)  # and the suffix array's counting
+        _run(_ntd_queries(without_table, _DOCS[0][:6]))
+        without_table.close()
         for plan in CNF_PLANS:
             with _forced(plan=plan):
                 _run(_cnf_queries(engine, _DOCS[0][:6]))
@@ -146,6 +151,14 @@ def _queries(e: Engine, ids: list[int], doc_id: int) -> list[Call]:
                   partial(e.search_docs, phrase, max_docs=2, offset=1, order=order,
                           max_disp_len=8)]
     return calls
+
+
+def _ntd_queries(e: Engine, ids: list[int]) -> list[Call]:
+    """The next-token queries of short prompts (a next-token table answers them when it can)."""
+    phrase, a = ids[:2], ids[0]
+    return [lambda: e.ntd([a]), lambda: e.ntd([a], max_support=1), lambda: e.ntd(phrase),
+            lambda: e.ntd_many([[a], phrase]), lambda: e.infgram_ntd(phrase),
+            lambda: e.infgram_ntd_many([phrase, [a]])]
 
 
 def _located(e: Engine, phrase: list[int]) -> None:

@@ -67,14 +67,17 @@ class LocalShards(ShardGroup):
         removed: per shard, the sorted local ids of its taken-down documents (default none).
         search_sample: search through each shard's sample (:mod:`anygram.index.sample`),
             read or built on first use; False searches the suffix arrays alone.
+        ntd_table: count the next tokens of frequent 1- and 2-token prompts in each shard's
+            next-token table (:mod:`anygram.index.ntd_table`), read or built on first use;
+            False counts them in the suffix arrays alone.
     """
 
     def __init__(self, shards: Sequence[Shard], vocab_size: int,
                  removed: Sequence[np.ndarray] | None = None, *,
-                 search_sample: bool = True) -> None:
+                 search_sample: bool = True, ntd_table: bool = True) -> None:
         if removed is None:
             removed = [_EMPTY] * len(shards)
-        self._members = [LocalShard(s, vocab_size, r, search_sample)
+        self._members = [LocalShard(s, vocab_size, r, search_sample, ntd_table)
                          for s, r in zip(shards, removed)]
         self.token_width = shards[0].token_width if shards else 1
         self.sizes = tuple(ShardSize(s.name, s.num_positions, s.num_docs, s.ptr_width)
@@ -154,8 +157,8 @@ class LocalShards(ShardGroup):
 
     def next_tokens_many(self, qlens: np.ndarray, ranges: Sequence[np.ndarray],
                          samples: Sequence[np.ndarray]) -> list[TokenBatch]:
-        return self._zip(lambda m, rs: TokenBatch(*batch.next_tokens_many(
-            m.ds, m.sa, m.k, m.w, qlens, rs[0], rs[1])), list(zip(ranges, samples)))
+        return self._zip(lambda m, rs: TokenBatch(*m.next_tokens_many(qlens, *rs)),
+                         list(zip(ranges, samples)))
 
     # ------------------------------------------------------------------ positions, documents
 
@@ -368,15 +371,16 @@ def _removed_bytes(m: LocalShard) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def open_groups(index: OpenedIndex, vocab_size: int, *, load: LoadMethod = "mmap",
-                takedown: bool = True, search_sample: bool = True,
+                takedown: bool = True, search_sample: bool = True, ntd_table: bool = True,
                 reuse: LocalShards | None = None) -> tuple[LocalShards, LocalShards | None]:
     """The shard group of an opened index and, when documents are taken down (and
     ``takedown``), the group of its takedown indexes, whose counts are subtracted.
 
     Each directory's takedown record (:mod:`anygram.index.takedown`) gives the global ids of
     its removed documents (numbered from the directory's first document) and the index that
-    holds exactly them. ``reuse``: the index's group as opened before, whose caches the new
-    one shares (a takedown changed since).
+    holds exactly them. ``search_sample``, ``ntd_table``: as :class:`LocalShards`'s.
+    ``reuse``: the index's group as opened before, whose caches the new one shares (a
+    takedown changed since).
     """
     shards = index.shards
     removed: list[list[int]] = [[] for _ in shards]
@@ -402,6 +406,7 @@ def open_groups(index: OpenedIndex, vocab_size: int, *, load: LoadMethod = "mmap
             minus += gone.shards
     sorted_removed = [np.unique(np.array(r, dtype=np.int64)) for r in removed]
     group = (reuse.with_removed(sorted_removed) if reuse is not None else
-             LocalShards(shards, vocab_size, sorted_removed, search_sample=search_sample))
-    return group, (LocalShards(minus, vocab_size, search_sample=search_sample)
-                   if minus else None)
+             LocalShards(shards, vocab_size, sorted_removed, search_sample=search_sample,
+                         ntd_table=ntd_table))
+    return group, (LocalShards(minus, vocab_size, search_sample=search_sample,
+                               ntd_table=ntd_table) if minus else None)

@@ -4,35 +4,41 @@ and the per-shard document arithmetic every query kind shares."""
 from __future__ import annotations
 
 import logging
-import threading
+from functools import partial
 
 import numpy as np
 
 from .. import kernels
+from ..index import ntd_table
 from ..index import sample as search_sample
+from ..index.ntd_table import NtdTable
 from ..index.reader import Shard
 from ..index.sample import Sample
+from ..index.sidecar import Lazy
 from ..kernels import batch
+from ..kernels.ntd_table import FOUND, WRONG, table_next_tokens
 from ..kernels.sample import find_range_indexed, longest_suffix_sampled
 
 #: Vocabularies up to this size get a per-shard table of each first token's rank range
 #: (16 bytes per id), filled in lazily: searches start inside it.
 FIRST_TOKEN_TABLE_MAX = 1 << 21
 
-
-_UNLOADED = object()
 log = logging.getLogger(__name__)
+
+_NEVER = 1 << 62  # a count no prompt reaches: the threshold of a shard without a table
 
 
 class LocalShard:
     """A shard's memory maps (:class:`anygram.index.reader.Shard`), unpacked for the
-    kernels, with the sorted local ids of its taken-down documents."""
+    kernels, with the sorted local ids of its taken-down documents and its sidecars (the
+    search sample, the next-token table: :mod:`anygram.index.sidecar`), each loaded on first
+    use unless turned off."""
 
     __slots__ = ("files", "ds", "sa", "k", "w", "n", "offsets", "removed", "_first_rows",
-                 "_first", "_removed_spans", "walk_caches", "_sample", "_sample_lock")
+                 "_first", "_removed_spans", "walk_caches", "_sample", "_ntd")
 
     def __init__(self, files: Shard, vocab_size: int, removed: np.ndarray,
-                 use_sample: bool = True) -> None:
+                 use_sample: bool = True, use_ntd_table: bool = True) -> None:
         self.files = files
         self.ds = files.ds
         self.sa = files.sa
@@ -46,17 +52,17 @@ class LocalShard:
         self._removed_spans: np.ndarray | None = None
         # The suffix walk's caches (anygram.shards.local), made on first use.
         self.walk_caches: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-        # The search sample, loaded on first use (_UNLOADED), or None when not used.
-        self._sample: Sample | object | None = _UNLOADED if use_sample else None
-        self._sample_lock = threading.Lock()
+        self._sample: Lazy[Sample] = Lazy(partial(_sample_of, files) if use_sample else None)
+        self._ntd: Lazy[NtdTable] = Lazy(partial(_table_of, files) if use_ntd_table else None)
 
     def with_removed(self, removed: np.ndarray) -> LocalShard:
         """The same shard with other documents taken down, sharing this one's caches (the
-        sample, the first-token table, the walk caches): they do not depend on takedowns."""
+        sidecars, the first-token table, the walk caches): they do not depend on takedowns
+        (counts are raw: the takedown index's are subtracted)."""
         other = LocalShard(self.files, 0, removed)
         other._first_rows, other._first = self._first_rows, self._first
         other.walk_caches = self.walk_caches
-        other._sample, other._sample_lock = self._sample, self._sample_lock
+        other._sample, other._ntd = self._sample, self._ntd
         return other
 
     @property
@@ -73,16 +79,13 @@ class LocalShard:
     def sample(self) -> Sample | None:
         """The shard's search sample (:mod:`anygram.index.sample`), read or built on first
         use; None when the shard is searched without one."""
-        found = self._sample
-        if found is _UNLOADED:
-            with self._sample_lock:
-                if self._sample is _UNLOADED:
-                    f = self.files
-                    self._sample = search_sample.load_or_build(
-                        f.directory, f.file_suffix, self.ds, self.sa, self.w,
-                        self.k)
-            found = self._sample
-        return found  # type: ignore[return-value]  # loaded: a Sample or None
+        return self._sample.get()
+
+    @property
+    def ntd_table(self) -> NtdTable | None:
+        """The shard's next-token table (:mod:`anygram.index.ntd_table`), read or built on
+        first use; None when next tokens are counted in the suffix array alone."""
+        return self._ntd.get()
 
     # ------------------------------------------------------------------ positions
 
@@ -188,12 +191,22 @@ class LocalShard:
 
     def next_tokens(self, qlen: int, lo: int, hi: int, samples: int | None
                     ) -> tuple[np.ndarray, np.ndarray, int]:
-        """The tokens after the ``qlen`` query bytes at ranks ``[lo, hi)``, counted (all, or
-        ``samples`` evenly spaced ranks)."""
-        if samples is None:
-            return kernels.next_token_counts(self.ds, self.sa, self.k, qlen, self.w, lo, hi)
-        return kernels.sample_next_token_counts(self.ds, self.sa, self.k, qlen, self.w, lo, hi,
-                                                samples)
+        """The tokens after the ``qlen`` query bytes whose whole rank range is ``[lo, hi)``,
+        counted (all: from the next-token table when the prompt is in it; or ``samples``
+        evenly spaced ranks)."""
+        if samples is not None:
+            return kernels.sample_next_token_counts(self.ds, self.sa, self.k, qlen, self.w, lo,
+                                                    hi, samples)
+        if qlen <= 2 * self.w and hi > lo:
+            table = self.ntd_table
+            if table is not None and hi - lo >= table.threshold:
+                status, ids, counts, end = table_next_tokens(
+                    self.ds, self.sa, self.k, self.w, qlen, lo, hi, *table.arrays())
+                if status == FOUND:
+                    return ids, counts, end
+                if status == WRONG:
+                    self._distrust_table(table)
+        return kernels.next_token_counts(self.ds, self.sa, self.k, qlen, self.w, lo, hi)
 
     # ------------------------------------------------------------------ batches
 
@@ -208,15 +221,25 @@ class LocalShard:
     def _distrust(self, smp: Sample) -> None:
         """The sample misled a search (its bracket did not hold; the search fell back to the
         plain one): search without it from now on, and have it rebuilt on the next use."""
-        with self._sample_lock:
-            if self._sample is not smp:
-                return
-            self._sample = None
+        if not self._sample.drop(smp):
+            return
         f = self.files
         log.warning("the search sample of shard %s of %s does not match its suffix array "
                     "(a damaged or stale sample.*): searching without it; it is rebuilt next "
                     "time the index is opened", f.name, f.directory)
         search_sample.forget(f.directory, f.file_suffix)
+
+    def _distrust_table(self, table: NtdTable) -> None:
+        """A row of the next-token table disagreed with itself or the suffix array (the
+        lookup was not used): count in the suffix array from now on, and have the table
+        rebuilt on the next open."""
+        if not self._ntd.drop(table):
+            return
+        f = self.files
+        log.warning("the next-token table of shard %s of %s does not match its suffix array "
+                    "(a damaged or stale ntd.*): counting without it; it is rebuilt next time "
+                    "the index is opened", f.name, f.directory)
+        ntd_table.forget(f.directory, f.file_suffix)
 
     def find_many(self, qs: np.ndarray, offs: np.ndarray) -> np.ndarray:
         """The rank range of each of the packed queries (:mod:`anygram.kernels.batch`)."""
@@ -228,6 +251,20 @@ class LocalShard:
             self._distrust(smp)
         return found
 
+    def next_tokens_many(self, qlens: np.ndarray, ranges: np.ndarray, samples: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The next tokens after each query (:func:`anygram.kernels.batch.next_tokens_many`),
+        those of exact queries from the next-token table when it holds them."""
+        exact_short = qlens.shape[0] and bool(np.any((samples <= 0) & (qlens <= 2 * self.w)))
+        table = self.ntd_table if exact_short else None
+        use = table if table is not None else ntd_table.EMPTY
+        threshold = table.threshold if table is not None else _NEVER
+        found = batch.next_tokens_many(self.ds, self.sa, self.k, self.w, qlens, ranges, samples,
+                                       threshold, *use.arrays(), use.faults)
+        if table is not None and table.faults[0]:
+            self._distrust_table(table)
+        return found
+
     def longest_suffix_many(self, qs: np.ndarray, offs: np.ndarray) -> np.ndarray:
         """Each packed query's longest occurring suffix and its rank range, ``[m, 3]``."""
         smp = self.sample
@@ -237,6 +274,16 @@ class LocalShard:
         if smp is not None and faults[0]:
             self._distrust(smp)
         return found
+
+
+def _sample_of(f: Shard) -> Sample:
+    return search_sample.load_or_build(f.directory, f.file_suffix, f.ds, f.sa, f.token_width,
+                                       f.ptr_width)
+
+
+def _table_of(f: Shard) -> NtdTable | None:
+    return ntd_table.load_or_build(f.directory, f.file_suffix, f.ds, f.sa, f.token_width,
+                                   f.ptr_width, f.identity)
 
 
 _NO_SAMPLE = (np.zeros((0, 1), dtype=np.uint8), np.zeros(0, dtype=np.uint8),
