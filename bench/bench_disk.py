@@ -478,7 +478,7 @@ def _import_engine(engine: str) -> float:
     """Import the engine's package: seconds."""
     t0 = time.perf_counter()
     if engine == "anygram":
-        import anygram  # noqa: F401
+        from anygram import Engine  # noqa: F401  (anygram imports its engine lazily)
     else:
         import infini_gram.engine  # noqa: F401
     return time.perf_counter() - t0

@@ -68,7 +68,7 @@ class ShardView(Protocol):
     def pointers(self, start: int, end: int) -> np.ndarray: ...
 
 #: Suffix-array pairs and documents sampled per shard on open.
-OPEN_SAMPLES = 16
+OPEN_SAMPLES = 4
 #: Bytes compared per sampled pair of adjacent suffixes on open (verify compares them whole).
 OPEN_ORDER_BYTES = 256
 

@@ -25,6 +25,7 @@ from ..errors import (
     IndexNotFoundError,
 )
 from ..kernels.checks import pointers_fit
+from ..threads import started_pool
 from . import checks
 from .format import (
     DTYPE_OF_WIDTH,
@@ -166,9 +167,15 @@ def _open_shard(directory: Path, shard: str | None, width: int, load: LoadMethod
                    ds=ds, sa=sa, offsets=offsets, token_width=width, ptr_width=ptr_width,
                    metadata=md, metaoff=mt, file_suffix=shard,
                    identity=shard_identity(directory, shard, files))
-    checks.check_documents(opened, checks.OPEN_SAMPLES)
-    checks.check_table(opened, checks.OPEN_SAMPLES)
     return opened
+
+
+def _check_sampled(shard: Shard) -> Shard:
+    """A sample of a just-mapped shard's content (:func:`anygram.index.checks.check_documents`
+    and ``check_table``): a damaged or hostile index fails here, with a clear error."""
+    checks.check_documents(shard, checks.OPEN_SAMPLES)
+    checks.check_table(shard, checks.OPEN_SAMPLES)
+    return shard
 
 
 def _check_against_manifest(directory: Path, info: ShardInfo, width: int) -> None:
@@ -279,13 +286,14 @@ def _open_anygram(directory: Path, load: LoadMethod, want_width: int | None
         raise IndexFormatError(f"{directory} holds {DTYPE_OF_WIDTH[width]} tokens, "
                                f"not {DTYPE_OF_WIDTH[want_width]}")
     _check_shard_set(directory, manifest)
+
     shards = []
     for info in manifest.shards:
         _check_against_manifest(directory, info, width)
         shard = _open_shard(directory, info.name, width, load, info.files)
         _check_opened(directory, info, shard)
         shards.append(shard)
-    return manifest, shards
+    return manifest, _checked(shards)
 
 
 def _open_infini_gram(directory: Path, load: LoadMethod, want_width: int | None
@@ -303,7 +311,22 @@ def _open_infini_gram(directory: Path, load: LoadMethod, want_width: int | None
                                            "index is incomplete; rebuild it")
         width = want_width or _infer_width(directory, shard)
         shards.append(_open_shard(directory, shard, width, load))
-    return shards
+    return _checked(shards)
+
+
+#: Threads that check the shards of a directory together.
+_CHECK_THREADS = 16
+
+
+def _checked(shards: list[Shard]) -> list[Shard]:
+    """``shards`` after :func:`_check_sampled`, on a few threads when there are several: the
+    checks of a cold shard wait on a few dozen random reads (in kernels that release the
+    GIL), which then overlap. (Mapped first, all of them: a thread's ``mmap`` would wait for
+    the others' page faults.) The first error in ``shards``' order is raised."""
+    if len(shards) < 2:
+        return [_check_sampled(s) for s in shards]
+    with started_pool(min(len(shards), _CHECK_THREADS), "anygram-open") as pool:
+        return list(pool.map(_check_sampled, shards))
 
 
 def open_index(paths: str | Path | Sequence[str | Path], *, token_dtype: str | None = None,

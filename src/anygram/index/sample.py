@@ -25,7 +25,6 @@ its files by the words ``tokenized``, ``table``, ``offset``, ``metadata``, ``met
 from __future__ import annotations
 
 import logging
-import mmap
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -116,8 +115,6 @@ def read(path: Path, ds: np.ndarray, sa: np.ndarray, token_width: int,
     if not _agrees(sample, ds, sa, ptr_width):
         log.warning("ignoring the search sample %s: it does not match the shard's table", path)
         return None
-    if hasattr(raw, "madvise"):
-        raw.madvise(mmap.MADV_WILLNEED)  # read the rest in the background
     return sample
 
 
@@ -146,15 +143,8 @@ def _check(header: bytes, size: int, ds: np.ndarray, sa: np.ndarray, token_width
 def _agrees(sample: Sample, ds: np.ndarray, sa: np.ndarray, ptr_width: int) -> bool:
     """Spot-check the first, middle and last samples against the table and the tokens: an
     index rebuilt to the same sizes gets a new sample."""
-    n = sample.ptrs.shape[0]
-    for j in {0, n // 2, n - 1} if n else ():
-        rank = j * sample.stride
-        raw = bytes(sa[rank * ptr_width:(rank + 1) * ptr_width])
-        p = int.from_bytes(raw, "little")
-        length = int(sample.lens[j])
-        if p != sample.ptrs[j] or bytes(ds[p:p + length]) != sample.keys[j, :length].tobytes():
-            return False
-    return True
+    return bool(kernels.sample_agrees(ds, sa, ptr_width, sample.keys, sample.lens,
+                                      sample.ptrs, sample.stride))
 
 
 def load_or_build(directory: Path, shard: str | None, ds: np.ndarray, sa: np.ndarray,

@@ -105,12 +105,19 @@ def map_checked(path: Path, header_size: int, check: Callable[[bytes, int], str 
     st = path.stat()
     if not stat.S_ISREG(st.st_mode):  # a FIFO would block a read, a device never end
         raise Unusable("not a regular file")
-    with open(path, "rb") as f:
+    with open(path, "rb", buffering=0) as f:
+        if hasattr(os, "posix_fadvise"):  # the header only: no read-ahead of the file
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_RANDOM)
         header = f.read(header_size)
         why = check(header, st.st_size)
         if why is not None:
             raise Unusable(why)
-        return header, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    if hasattr(mapped, "madvise"):
+        # Searches touch a few pages at random: read-around (up to the device's read-ahead,
+        # 8 MB on some disks) would read the whole file on a cold index's first query.
+        mapped.madvise(mmap.MADV_RANDOM)
+    return header, mapped
 
 
 def crc32_in_header(path: Path, unpack: Callable[[bytes], tuple[Any, ...]], field: int,

@@ -47,6 +47,30 @@ def build_sample(ds: np.ndarray, sa: np.ndarray, k: int, stride: int, m: int
     return keys, lens, ptrs
 
 
+@kernel
+def sample_agrees(ds: np.ndarray, sa: np.ndarray, k: int, keys: np.ndarray, lens: np.ndarray,
+                  ptrs: np.ndarray, stride: int) -> bool:
+    """Whether the first, middle and last samples are the suffix array's (their pointers and
+    stored bytes): a spot check of a sample read from disk. In a kernel so that the reads of
+    a cold index's shards, opened on several threads, overlap."""
+    n = ptrs.shape[0]
+    total = sa.shape[0] // k if k > 0 else 0
+    for j in (0, n // 2, n - 1):
+        if n == 0:
+            break
+        rank = j * stride
+        if rank >= total:
+            return False
+        p = _ptr(sa, k, rank)
+        length = np.int64(lens[j])
+        if p != ptrs[j] or length > keys.shape[1] or p + length > ds.shape[0]:
+            return False
+        for i in range(length):
+            if ds[p + i] != keys[j, i]:
+                return False
+    return True
+
+
 @inline_kernel
 def _cmp_sampled(ds, keys, lens, ptrs, j, q):
     """Compare sampled suffix ``j`` with ``q`` as :func:`_cmp_at` does (-1, 0: ``q`` is a
@@ -173,9 +197,10 @@ def find_range_indexed(ds: np.ndarray, sa: np.ndarray, k: int, q: np.ndarray, w:
                        first: np.ndarray, keys: np.ndarray, lens: np.ndarray,
                        ptrs: np.ndarray, stride: int, faults: np.ndarray) -> tuple[int, int]:
     """:func:`find_range_sampled`, helped by the table of first-token ranges (as
-    :func:`~anygram.kernels.search.find_range_cached` fills it): a one-token query is a
-    lookup once its token was met, and a query whose first token's range is known and no
-    longer than a block is searched there directly, from its second token on."""
+    :func:`~anygram.kernels.search.find_range_cached` fills it, here from one-token queries
+    only): a one-token query is a lookup once its token was met, and a query whose first
+    token's range is known and no longer than a block is searched there directly, from its
+    second token on."""
     if q.shape[0] < w or first.shape[0] == 0:
         return find_range_sampled(ds, sa, k, q, keys, lens, ptrs, stride, faults)
     t = _read_first(q, w)
@@ -184,7 +209,11 @@ def find_range_indexed(ds: np.ndarray, sa: np.ndarray, k: int, q: np.ndarray, w:
     lo = first[t, 0]
     hi = first[t, 1]
     if lo < 0 or hi < 0:
-        lo, hi = find_range_sampled(ds, sa, k, q[:w], keys, lens, ptrs, stride, faults)
+        if q.shape[0] > w:
+            # Not known: search the whole query at once. Finding its first token's range
+            # first would double a cold index's dependent reads.
+            return find_range_sampled(ds, sa, k, q, keys, lens, ptrs, stride, faults)
+        lo, hi = find_range_sampled(ds, sa, k, q, keys, lens, ptrs, stride, faults)
         first[t, 1] = hi  # the end before the start: readers check both (no lock needed)
         first[t, 0] = lo
     if q.shape[0] == w or hi <= lo:

@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from ..threads import started_pool
+
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -66,10 +68,16 @@ class FanOut:
             self._fast = 0
         return [r for r, _ in timed]
 
+    def start(self) -> None:
+        """Start the pool's threads now (an index just opened): started by the first query
+        instead, one per task it hands out, they would delay its shards' reads."""
+        if self._threads > 1:
+            self._executor()
+
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="anygram-shard")
+                self._pool = started_pool(self._threads, "anygram-shard")
             return self._pool
 
     def close(self) -> None:

@@ -83,6 +83,7 @@ class LocalShards(ShardGroup):
         self.sizes = tuple(ShardSize(s.name, s.num_positions, s.num_docs, s.ptr_width)
                            for s in shards)
         self._fan = FanOut(len(self._members))
+        self._fan.start()  # a just-opened index is cold: its first query runs on the pool
         # The suffix walk's caches are shared by all calls, one at a time (walk_caches).
         self._walk_lock = threading.Lock()
 

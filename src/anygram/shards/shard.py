@@ -25,6 +25,7 @@ FIRST_TOKEN_TABLE_MAX = 1 << 21
 
 log = logging.getLogger(__name__)
 
+_NO_FIRST = np.full((0, 2), -1, dtype=np.int64)  # searches without a first-token table
 _NEVER = 1 << 62  # a count no prompt reaches: the threshold of a shard without a table
 
 
@@ -168,7 +169,10 @@ class LocalShard:
         smp = self.sample
         if smp is None:
             return kernels.find_range_cached(self.ds, self.sa, self.k, q, self.w, self.first)
-        found = find_range_indexed(self.ds, self.sa, self.k, q, self.w, self.first, smp.keys,
+        # The first-token table is filled from one-token queries only: a longer query does
+        # not make it (16 bytes an id, at a cold index's first query).
+        first = self.first if self._first is not None or q.shape[0] <= self.w else _NO_FIRST
+        found = find_range_indexed(self.ds, self.sa, self.k, q, self.w, first, smp.keys,
                                    smp.lens, smp.ptrs, smp.stride, smp.faults)
         if smp.faults[0]:
             self._distrust(smp)
