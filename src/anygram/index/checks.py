@@ -106,12 +106,19 @@ def check_documents(shard: ShardView, samples: int | None) -> None:
         raise _damaged(shard, "offset", f"{n} documents, but the suffix array does not end "
                        f"with {n} separators")
     for start, stop, step in _spread(n, samples):
-        d = first_bad_offset(shard.offsets, shard.ds_bytes, w, w, start, stop, step)
+        d = (first_bad_offset(shard.offsets, shard.ds_bytes, w, w, start, stop, step)
+             if samples is None else _first_bad_offset(shard.offsets, shard.ds_bytes, w, w,
+                                                        range(start, stop, step)))
         if d >= 0:
             raise _damaged(shard, "offset", f"document {d}'s offset {int(shard.offsets[d])} "
                            f"is out of order, misaligned or past the token file")
+    sep = separator(w)
     for start, stop, step in _spread(n, samples):
-        d = first_missing_separator(shard.offsets, shard.ds, w, start, stop, step)
+        d = (first_missing_separator(shard.offsets, shard.ds, w, start, stop, step)
+             if samples is None else next(
+                 (d for d in range(start, stop, step)
+                  if bytes(shard.ds[int(shard.offsets[d]):int(shard.offsets[d]) + w]) != sep),
+                 -1))
         if d >= 0:
             raise _damaged(shard, "offset", f"document {d} does not start at a separator")
     if shard.metaoff is None or shard.metadata is None:
@@ -121,10 +128,41 @@ def check_documents(shard: ShardView, samples: int | None) -> None:
                        "documents")
     size = shard.metadata.shape[0]
     for start, stop, step in _spread(n, samples):
-        d = first_bad_offset(shard.metaoff, size + 1, 1, 0, start, stop, step)
+        d = (first_bad_offset(shard.metaoff, size + 1, 1, 0, start, stop, step)
+             if samples is None else _first_bad_offset(shard.metaoff, size + 1, 1, 0,
+                                                        range(start, stop, step)))
         if d >= 0:
             raise _damaged(shard, "metaoff", f"document {d}'s metadata offset "
                            f"{int(shard.metaoff[d])} is out of order or past the metadata")
+
+
+# The sampled checks of an open, in Python: the few entries they read do not pay for loading
+# a kernel (tens of milliseconds in a new process). Each is its kernel's loop, for a sample.
+
+def _first_bad_offset(offsets: np.ndarray, limit: int, align: int, gap: int,
+                      ds: range) -> int:
+    """:func:`~anygram.kernels.checks.first_bad_offset` over the documents ``ds``."""
+    for d in ds:
+        o = int(offsets[d])
+        if o % align or o >= limit or (d == 0 and o != 0) or (
+                d > 0 and o < int(offsets[d - 1]) + gap):
+            return d
+    return -1
+
+
+def _first_bad_rank(shard: ShardView, ranks: range, max_bytes: int) -> int:
+    """:func:`~anygram.kernels.checks.first_bad_rank` over ``ranks``."""
+    n, k, w = shard.ds_bytes, shard.ptr_width, shard.token_width
+    for r in ranks:
+        p = int.from_bytes(bytes(shard.sa[r * k:(r + 1) * k]), "little")
+        q = int.from_bytes(bytes(shard.sa[(r + 1) * k:(r + 2) * k]), "little")
+        if p >= n or q >= n or p % w or q % w or p == q:
+            return r
+        end = n if max_bytes < 0 else max_bytes
+        # bytes compare as suffixes do: a proper prefix sorts first
+        if bytes(shard.ds[p:p + end]) > bytes(shard.ds[q:q + end]):
+            return r
+    return -1
 
 
 def _at_separator(shard: ShardView, rank: int) -> bool:
@@ -146,8 +184,10 @@ def check_table(shard: ShardView, samples: int | None, max_bytes: int = OPEN_ORD
     shard.pointers(stop - 1, stop)
     last = min(stop, n - 1)  # first_bad_rank compares rank r with r + 1
     for a, b, step in _spread(last - start, samples):
-        r = first_bad_rank(shard.ds, shard.sa, shard.ptr_width, shard.token_width,
-                           start + a, start + b, step, max_bytes)
+        r = (first_bad_rank(shard.ds, shard.sa, shard.ptr_width, shard.token_width,
+                            start + a, start + b, step, max_bytes)
+             if samples is None else _first_bad_rank(shard, range(start + a, start + b, step),
+                                                     max_bytes))
         if r >= 0:
             raise _damaged(shard, "table", f"the entries at ranks {r} and {r + 1} are not "
                            "token offsets of the shard in suffix order")
