@@ -32,9 +32,12 @@ from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 
+import numpy as np
+
 from ..engine import Engine
 from ..errors import AnygramError
 from ..index.build import build_index_from_ids
+from ..kernels.tallies import sum_tallies
 from ..query.cnf import plans as cnf_plans
 from ..query.documents import Order
 from ..tools import takedown
@@ -87,6 +90,8 @@ def _warm_kernels() -> None:
         without_table = Engine.open(path, ntd_table=False)  # and the suffix array's counting
         _run(_ntd_queries(without_table, _DOCS[0][:6]))
         without_table.close()
+        # What merges the next-token tallies of several shards (this index has one)
+        sum_tallies(np.arange(2, dtype=np.int64), np.ones(2, dtype=np.int64))
         for plan in CNF_PLANS:
             with _forced(plan=plan):
                 _run(_cnf_queries(engine, _DOCS[0][:6]))

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..kernels.tallies import sum_tallies
 from .base import NextTokens, Occurrences, Range, SpanOccurrences, TokenBatch, Walk
 
 
@@ -31,11 +32,22 @@ def sample_sizes(ranges: Sequence[Range], samples: int) -> list[int | None]:
 def add_next_tokens(counts: dict[int, int], parts: Sequence[NextTokens], sign: int) -> int:
     """Add ``sign`` x each shard's next-token counts into ``counts``; return ``sign`` x the
     document ends."""
-    end = 0
-    for part in parts:
-        end += part.end
-        for t, c in zip(part.ids.tolist(), part.counts.tolist()):
-            counts[t] = counts.get(t, 0) + sign * c
+    end = sum(part.end for part in parts)
+    tallied = [part for part in parts if part.ids.shape[0]]
+    if not tallied:
+        return sign * end
+    if len(tallied) == 1:  # a shard's ids are distinct
+        ids, added = tallied[0].ids.tolist(), tallied[0].counts.tolist()
+    else:  # summed in a kernel: the ids in the order the loop below would add them
+        summed = sum_tallies(np.concatenate([p.ids for p in tallied]),
+                             np.concatenate([p.counts for p in tallied]))
+        ids, added = summed[0].tolist(), summed[1].tolist()
+    if sign > 0 and not counts:
+        counts.update(zip(ids, added))
+        return end
+    get = counts.get
+    for t, c in zip(ids, added):
+        counts[t] = get(t, 0) + sign * c
     return sign * end
 
 
