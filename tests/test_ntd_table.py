@@ -168,24 +168,34 @@ def test_engine_with_the_table_equals_the_reference(case, data):
             longer = [data.draw(st.sampled_from(letters)) for _ in range(3)] + q
             assert eng.infgram_ntd(longer) == plain.infgram_ntd(longer)
         cap = data.draw(st.sampled_from([None, 1, 2, 5]))
-        assert eng.ntd_many(qs, max_support=cap) == plain.ntd_many(qs, max_support=cap) == [
-            plain.ntd(q, max_support=cap) for q in qs]
+        got = eng.ntd_many(qs, max_support=cap)
+        assert got == [eng.ntd(q, max_support=cap) for q in qs]
+        assert plain.ntd_many(qs, max_support=cap) == [plain.ntd(q, max_support=cap) for q in qs]
+        for q, d in zip(qs, got):  # a prompt every table holds is answered exactly, not sampled
+            assert d == (plain.ntd(q) if not d.approx else plain.ntd(q, max_support=cap))
         assert all(s.ntd_table is not None for s in eng._core.shards._members)
     finally:
         shutil.rmtree(tmp)
 
 
-def test_sampled_answers_do_not_use_the_table(tmp_path):
-    """max_support below the count samples as before: the same approximate answer with the
-    table and without it."""
+def test_a_prompt_the_table_holds_is_answered_exactly_not_sampled(tmp_path):
+    """max_support below the count: a prompt every shard's table holds gets its exact
+    distribution (cheaper than a sample); without the table it is sampled as before."""
     rng = np.random.default_rng(5)
     docs = [rng.integers(0, 4, size=rng.integers(1, 50)).tolist() for _ in range(80)]
     build_index_from_ids(docs, tmp_path / "idx", vocab_size=4, ntd_threshold=1)
     eng, plain = Engine.open(tmp_path / "idx"), Engine.open(tmp_path / "idx", ntd_table=False)
     for q in _prompts([0, 1, 2, 3]):
+        exact = plain.ntd(q)
         for cap in (1, 7, 50, 10**6):
-            assert eng.ntd(q, max_support=cap) == plain.ntd(q, max_support=cap)
-        assert eng.ntd(q, max_support=7).approx
+            assert eng.ntd(q, max_support=cap) == exact
+            sampled = plain.ntd(q, max_support=cap)
+            assert sampled.approx == (exact.prompt_count > cap)
+    # a 3-token prompt is never in the table: sampled with it or without it
+    q = [0, 1, 2]
+    assert plain.ntd(q).prompt_count > 7
+    assert eng.ntd(q, max_support=7) == plain.ntd(q, max_support=7)
+    assert eng.ntd(q, max_support=7).approx
 
 
 def test_takedowns_subtract_from_the_table_answers(tmp_path):

@@ -310,7 +310,9 @@ class Engine:
 
         Args:
             max_support: when given and the prompt occurs more often than this, count only
-                ``max_support`` evenly spaced occurrences (``approx=True``).
+                ``max_support`` evenly spaced occurrences (``approx=True``); a 1- or 2-token
+                prompt that every shard's next-token table holds is answered exactly
+                instead (cheaper than the sample).
         """
         ngrams.check_max_support(max_support)
         return ngrams.ntd(self._core, self._core.ids(prompt_ids, "prompt_ids", allow_empty=True),

@@ -316,6 +316,24 @@ def table_next_tokens(ds: np.ndarray, sa: np.ndarray, k: int, w: int, qlen: int,
 
 
 @kernel
+def tabled(qlens: np.ndarray, ranges: np.ndarray, w: int, threshold: int, keys1: np.ndarray,
+           keys2: np.ndarray) -> np.ndarray:
+    """For each query (``qlens[j]`` bytes, rank range ``ranges[j]``), whether the table has
+    a row for its range (or the range is empty): whether :func:`table_next_tokens` can give
+    its exact next tokens. A row's content is checked when it is used."""
+    m = qlens.shape[0]
+    out = np.zeros(m, dtype=np.bool_)
+    for j in range(m):
+        lo = ranges[j, 0]
+        hi = ranges[j, 1]
+        if hi <= lo:
+            out[j] = True
+        elif hi - lo >= threshold and (qlens[j] == w or qlens[j] == 2 * w):
+            out[j] = _find_row(keys1 if qlens[j] == w else keys2, lo) >= 0
+    return out
+
+
+@kernel
 def range_is_whole(ds: np.ndarray, sa: np.ndarray, k: int, w: int, qlen: int, lo: int,
                    hi: int) -> bool:
     """Whether ``[lo, hi)`` (not empty) is the whole rank range of the ``qlen`` bytes that

@@ -177,17 +177,28 @@ class Searcher:
         """The next-token distribution of ``q`` (its ranges given): exact, or from
         ``max_support`` evenly spaced occurrences when it occurs more often."""
         total = merge.total(ranges)
-        sample = max_support is not None and total > max_support
+        qlen = q.shape[0]
+        sample = max_support is not None and total > max_support and not self.tabled(
+            np.array([qlen]), [np.array([r], dtype=np.int64) for r in ranges])[0]
         samples: list[int | None] = [None] * len(ranges)
         if max_support is not None and sample:
             samples = merge.sample_sizes(ranges, max_support)
-        qlen = q.shape[0]
         parts = self.shards.next_tokens(qlen, ranges, samples)
         if self.takedown is None:
             return next_token_dist(total, parts, sample)
         removed = self.takedown.find(q)
         return next_token_dist(total, parts, sample, merge.total(removed),
                                self.takedown.next_tokens(qlen, removed, [None] * len(removed)))
+
+    def tabled(self, qlens: np.ndarray, ranges: Sequence[np.ndarray]) -> np.ndarray:
+        """For each query (``qlens[j]`` bytes; ``ranges[shard][j]``), whether every shard's
+        next-token table holds its exact next tokens: then a ``max_support`` sample is not
+        taken, the exact answer being cheaper (a few pages a shard, where a sample reads
+        ``max_support`` scattered occurrences)."""
+        short = qlens <= 2 * self.token_width
+        if not bool(np.any(short)) or not ranges:
+            return np.zeros(qlens.shape[0], dtype=bool)
+        return short & np.logical_and.reduce(self.shards.tabled(qlens, ranges))
 
     def longest_suffix(self, q: np.ndarray) -> tuple[int, list[Range]]:
         """Length (tokens) of the longest suffix of ``q`` that occurs in the documents that

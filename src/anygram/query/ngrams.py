@@ -185,12 +185,15 @@ def _dists(core: Searcher, packed: _Packed, ranges: Sequence[np.ndarray],
     """Per packed query, its next-token distribution, given each shard's ranges of it."""
     m = packed.offs.shape[0] - 1
     totals = _totals(ranges, m)
-    # Each shard's share of max_support samples where a prompt occurs more often.
+    qlens = np.diff(packed.offs)
+    # Each shard's share of max_support samples where a prompt occurs more often (and the
+    # next-token tables do not hold it: Searcher.tabled).
     sampled = totals > max_support if max_support is not None else np.zeros(m, dtype=bool)
+    if sampled.any():
+        sampled &= ~core.tabled(qlens, ranges)
     samples = [np.where(sampled & (r[:, 1] > r[:, 0]), np.maximum(
         1, -(-(max_support or 0) * (r[:, 1] - r[:, 0]) // np.maximum(totals, 1))), 0)
         for r in ranges]
-    qlens = np.diff(packed.offs)
     parts = core.shards.next_tokens_many(qlens, ranges, samples)
     removed_totals = np.zeros(m, dtype=np.int64)
     removed_parts: list[TokenBatch] = []

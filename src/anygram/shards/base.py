@@ -187,6 +187,13 @@ class ShardGroup(ABC):
         """Per shard, the next tokens after each query (``qlens[j]`` bytes) in its rank
         range; from ``samples[shard][j]`` evenly spaced ranks when that is positive."""
 
+    @abstractmethod
+    def tabled(self, qlens: np.ndarray, ranges: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Per shard, for each query (``qlens[j]`` bytes, rank range ``ranges[shard][j]``),
+        whether the shard's next-token table holds its next tokens, or the shard holds none
+        of its occurrences (bool): where every shard's does, the exact distribution costs
+        less than a sample of it."""
+
     # ------------------------------------------------------------------ positions, documents
 
     @abstractmethod

@@ -161,6 +161,9 @@ class LocalShards(ShardGroup):
         return self._zip(lambda m, rs: TokenBatch(*m.next_tokens_many(qlens, *rs)),
                          list(zip(ranges, samples)))
 
+    def tabled(self, qlens: np.ndarray, ranges: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return self._zip(lambda m, r: m.tabled(qlens, r), list(ranges))
+
     # ------------------------------------------------------------------ positions, documents
 
     def positions(self, shard: int, start: int, end: int) -> np.ndarray:

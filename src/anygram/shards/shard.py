@@ -16,6 +16,7 @@ from ..index.reader import Shard
 from ..index.sample import Sample
 from ..index.sidecar import Lazy
 from ..kernels import batch
+from ..kernels import ntd_table as ntd_kernels
 from ..kernels.ntd_table import FOUND, WRONG, table_next_tokens
 from ..kernels.sample import find_range_indexed, longest_suffix_sampled
 
@@ -268,6 +269,17 @@ class LocalShard:
         if table is not None and table.faults[0]:
             self._distrust_table(table)
         return found
+
+    def tabled(self, qlens: np.ndarray, ranges: np.ndarray) -> np.ndarray:
+        """For each query, whether this shard's next-token table holds its next tokens (or
+        the shard holds none of its occurrences)."""
+        empty = ranges[:, 1] <= ranges[:, 0]
+        short = (qlens <= 2 * self.w) & ~empty
+        table = self.ntd_table if bool(np.any(short)) else None
+        if table is None:
+            return empty
+        return ntd_kernels.tabled(qlens, ranges, self.w, table.threshold, table.keys1,
+                                  table.keys2)
 
     def longest_suffix_many(self, qs: np.ndarray, offs: np.ndarray) -> np.ndarray:
         """Each packed query's longest occurring suffix and its rank range, ``[m, 3]``."""
