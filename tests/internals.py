@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
+import pytest
 
 from anygram import Engine
 from anygram.shards import LocalShards
@@ -60,3 +64,17 @@ def interrupted_at_shard(n: int) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(build_mod, "_finish_shard", finish)
         yield
+
+
+def read_only_for_sidecars(monkeypatch: pytest.MonkeyPatch, module: ModuleType,
+                           idx: Path) -> None:
+    """Have a sidecar module's ``write`` refuse the index directory ``idx`` (as a read-only
+    index would) and write anywhere else."""
+    write = module.write
+
+    def read_only_index(path: Path, *args: Any) -> None:
+        if path.parent == idx:
+            raise PermissionError(f"{idx} is read-only")
+        write(path, *args)
+
+    monkeypatch.setattr(module, "write", read_only_index)

@@ -14,6 +14,7 @@ import pytest
 import reference as ref
 from hypothesis import given
 from hypothesis import strategies as st
+from internals import read_only_for_sidecars
 
 from anygram import Engine
 from anygram import takedown as td
@@ -427,14 +428,7 @@ def test_a_read_only_index_keeps_its_table_in_the_cache(tmp_path, monkeypatch):
     idx = _index(tmp_path, ntd_threshold=0)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     plain = _answers(idx, ntd_table=False)
-    write = sidecar.write
-
-    def read_only_index(path: Path, *args: object) -> None:
-        if path.parent == idx:
-            raise PermissionError(f"{idx} is read-only")
-        write(path, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(sidecar, "write", read_only_index)
+    read_only_for_sidecars(monkeypatch, sidecar, idx)
     assert _answers(idx) == plain
     assert not list(idx.glob("ntd*"))
     cached = list((tmp_path / "cache").rglob("ntd.*"))

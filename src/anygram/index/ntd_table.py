@@ -118,13 +118,10 @@ def read(path: Path, ds: np.ndarray, sa: np.ndarray, token_width: int, ptr_width
     def check(header: bytes, size: int) -> str | None:
         return _check(header, size, ds, sa, token_width, ptr_width, identity)
 
-    try:
-        header, raw = sidecar.map_checked(path, _HEADER_SIZE, check)
-    except sidecar.Unusable as e:
-        log.warning("ignoring the next-token table %s: %s", path, e)
+    mapped = sidecar.map_usable(path, _HEADER_SIZE, check, log, "next-token table")
+    if mapped is None:
         return None
-    except OSError:
-        return None
+    header, raw = mapped
     threshold, n1, n2, g = _HEADER.unpack_from(header)[7:11]
     at = _HEADER_SIZE
     keys1 = np.frombuffer(raw, dtype="<i8", count=n1 * _COLS, offset=at).reshape(n1, _COLS)

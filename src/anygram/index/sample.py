@@ -99,13 +99,10 @@ def read(path: Path, ds: np.ndarray, sa: np.ndarray, token_width: int,
     def check(header: bytes, size: int) -> str | None:
         return _check(header, size, ds, sa, token_width, ptr_width)
 
-    try:
-        header, raw = sidecar.map_checked(path, _HEADER_SIZE, check)
-    except sidecar.Unusable as e:
-        log.warning("ignoring the search sample %s: %s", path, e)
+    mapped = sidecar.map_usable(path, _HEADER_SIZE, check, log, "search sample")
+    if mapped is None:
         return None
-    except OSError:
-        return None
+    header, raw = mapped
     _, _, stride, m, n, *_ = _HEADER.unpack_from(header)
     at = _HEADER_SIZE
     keys = np.frombuffer(raw, dtype=np.uint8, count=n * m, offset=at).reshape(n, m)

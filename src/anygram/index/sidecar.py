@@ -120,6 +120,19 @@ def map_checked(path: Path, header_size: int, check: Callable[[bytes, int], str 
     return header, mapped
 
 
+def map_usable(path: Path, header_size: int, check: Callable[[bytes, int], str | None],
+               log: logging.Logger, what: str) -> tuple[bytes, mmap.mmap] | None:
+    """:func:`map_checked`, or None when the sidecar cannot be used (a log line says why,
+    unless it cannot be read at all)."""
+    try:
+        return map_checked(path, header_size, check)
+    except Unusable as e:
+        log.warning("ignoring the %s %s: %s", what, path, e)
+    except OSError:
+        pass
+    return None
+
+
 def crc32_in_header(path: Path, unpack: Callable[[bytes], tuple[Any, ...]], field: int,
                     header_size: int) -> int:
     """The CRC-32 a sidecar's header records (field ``field`` of ``unpack(header)``)."""

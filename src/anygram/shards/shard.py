@@ -4,7 +4,10 @@ and the per-shard document arithmetic every query kind shares."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import partial
+from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -25,6 +28,8 @@ from ..kernels.sample import find_range_indexed, longest_suffix_sampled
 FIRST_TOKEN_TABLE_MAX = 1 << 21
 
 log = logging.getLogger(__name__)
+
+_S = TypeVar("_S")  # a sidecar
 
 _NO_FIRST = np.full((0, 2), -1, dtype=np.int64)  # searches without a first-token table
 _NEVER = 1 << 62  # a count no prompt reaches: the threshold of a shard without a table
@@ -226,25 +231,26 @@ class LocalShard:
     def _distrust(self, smp: Sample) -> None:
         """The sample misled a search (its bracket did not hold; the search fell back to the
         plain one): search without it from now on, and have it rebuilt on the next use."""
-        if not self._sample.drop(smp):
-            return
-        f = self.files
-        log.warning("the search sample of shard %s of %s does not match its suffix array "
-                    "(a damaged or stale sample.*): searching without it; it is rebuilt next "
-                    "time the index is opened", f.name, f.directory)
-        search_sample.forget(f.directory, f.file_suffix)
+        self._drop(self._sample, smp, "search sample", "sample.*", "searching",
+                   search_sample.forget)
 
     def _distrust_table(self, table: NtdTable) -> None:
         """A row of the next-token table disagreed with itself or the suffix array (the
         lookup was not used): count in the suffix array from now on, and have the table
         rebuilt on the next open."""
-        if not self._ntd.drop(table):
+        self._drop(self._ntd, table, "next-token table", "ntd.*", "counting",
+                   ntd_table.forget)
+
+    def _drop(self, lazy: Lazy[_S], found: _S, what: str, files: str, doing: str,
+              forget: Callable[[Path, str | None], None]) -> None:
+        """Stop using a sidecar found wrong (logged once) and delete it."""
+        if not lazy.drop(found):
             return
         f = self.files
-        log.warning("the next-token table of shard %s of %s does not match its suffix array "
-                    "(a damaged or stale ntd.*): counting without it; it is rebuilt next time "
-                    "the index is opened", f.name, f.directory)
-        ntd_table.forget(f.directory, f.file_suffix)
+        log.warning("the %s of shard %s of %s does not match its suffix array (a damaged or "
+                    "stale %s): %s without it; it is rebuilt next time the index is opened",
+                    what, f.name, f.directory, files, doing)
+        forget(f.directory, f.file_suffix)
 
     def find_many(self, qs: np.ndarray, offs: np.ndarray) -> np.ndarray:
         """The rank range of each of the packed queries (:mod:`anygram.kernels.batch`)."""
