@@ -152,10 +152,9 @@ def _first_bad_offset(offsets: np.ndarray, limit: int, align: int, gap: int,
 
 def _first_bad_rank(shard: ShardView, ranks: range, max_bytes: int) -> int:
     """:func:`~anygram.kernels.checks.first_bad_rank` over ``ranks``."""
-    n, k, w = shard.ds_bytes, shard.ptr_width, shard.token_width
+    n, w = shard.ds_bytes, shard.token_width
     for r in ranks:
-        p = int.from_bytes(bytes(shard.sa[r * k:(r + 1) * k]), "little")
-        q = int.from_bytes(bytes(shard.sa[(r + 1) * k:(r + 2) * k]), "little")
+        p, q = _raw_pointer(shard, r), _raw_pointer(shard, r + 1)
         if p >= n or q >= n or p % w or q % w or p == q:
             return r
         end = n if max_bytes < 0 else max_bytes
@@ -165,9 +164,24 @@ def _first_bad_rank(shard: ShardView, ranks: range, max_bytes: int) -> int:
     return -1
 
 
+def _raw_pointer(shard: ShardView, rank: int) -> int:
+    """The byte offset stored at ``rank``, unchecked."""
+    k = shard.ptr_width
+    return int.from_bytes(bytes(shard.sa[rank * k:(rank + 1) * k]), "little")
+
+
+def _pointer(shard: ShardView, rank: int) -> int:
+    """The byte offset stored at ``rank``: a token offset of the shard, else
+    IndexFormatError (as ``Shard.pointers``, without loading its kernel)."""
+    p = _raw_pointer(shard, rank)
+    if p >= shard.ds_bytes or p % shard.token_width:
+        raise _damaged(shard, "table", "it holds a pointer outside its token file")
+    return p
+
+
 def _at_separator(shard: ShardView, rank: int) -> bool:
     """Whether the suffix at ``rank`` starts with a separator (its pointer is checked)."""
-    p = int(shard.pointers(rank, rank + 1)[0])
+    p = _pointer(shard, rank)
     return bytes(shard.ds[p:p + shard.token_width]) == separator(shard.token_width)
 
 
@@ -180,8 +194,8 @@ def check_table(shard: ShardView, samples: int | None, max_bytes: int = OPEN_ORD
     stop = n if stop is None else min(stop, n)
     if stop <= start:
         return
-    shard.pointers(start, start + 1)  # raises for an entry outside the shard
-    shard.pointers(stop - 1, stop)
+    _pointer(shard, start)  # raises for an entry outside the shard
+    _pointer(shard, stop - 1)
     last = min(stop, n - 1)  # first_bad_rank compares rank r with r + 1
     for a, b, step in _spread(last - start, samples):
         r = (first_bad_rank(shard.ds, shard.sa, shard.ptr_width, shard.token_width,

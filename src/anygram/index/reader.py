@@ -111,12 +111,7 @@ class Shard:
             wide = np.zeros((raw.shape[0] // k, 8), dtype=np.uint8)
             wide[:, :k] = raw.reshape(-1, k)
             out = wide.view("<u8").reshape(-1)
-        # A few (an open's checks, a page of results): numpy, so that opening an index calls
-        # no kernel (loading one costs a new process tens of milliseconds).
-        fit = (pointers_fit(out, self.ds_bytes, self.token_width) if out.shape[0] > 64
-               else not out.shape[0] or (int(out.max()) < self.ds_bytes and not int(
-                   np.bitwise_or.reduce(out)) & (self.token_width - 1)))
-        if not fit:
+        if not pointers_fit(out, self.ds_bytes, self.token_width):
             table = self.directory / shard_file_names(self.file_suffix)["table"]
             raise IndexFormatError(f"{table} holds a pointer outside its token file: the "
                                    "index is damaged; run `anygram verify` on it, and "
