@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..errors import AnygramError
+from ..query.analyses import sum_in_order
 from ._cpp_engine import CppEngineDiff
 from ._engine import InfiniGramEngine
 
@@ -161,4 +162,5 @@ class InfiniGramEngineDiff(InfiniGramEngine):
         """Σ log(count(token) / count([])), left to right (as infini-gram with
         ``precompute_unigram_logprobs=True``)."""
         total = math.log(max(self.native.count([]).count, 1))
-        return sum(math.log(max(self.native.count([t]).count, 1)) - total for t in span)
+        return sum_in_order(math.log(max(self.native.count([t]).count, 1)) - total
+                            for t in span)

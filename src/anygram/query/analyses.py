@@ -194,7 +194,7 @@ class TextAnalyses:
                 found = [AttributionDoc(d.shard, d.pos, d.doc_id, w)
                          for d, w in zip(found, windows)]
             spans.append(AttributionSpan(start=a, end=b, count=c,
-                                         unigram_logprob_sum=float(sum(logp_list[a:b])),
+                                         unigram_logprob_sum=sum_in_order(logp_list[a:b]),
                                          docs=tuple(found)))
         return AttributionResult(spans=spans)
 
@@ -294,3 +294,12 @@ class TextAnalyses:
                 lo[other] = flo
                 hi[other] = fhi
         return ranges, counts
+
+
+def sum_in_order(values: Iterable[float]) -> float:
+    """``values`` added left to right, as infini-gram does (Python 3.12's ``sum`` of floats
+    compensates its rounding, so its last digits would differ by version)."""
+    total = 0.0
+    for v in values:
+        total += v
+    return total
