@@ -194,12 +194,12 @@ def build_ntd_table(ds: np.ndarray, sa: np.ndarray, k: int, w: int, threshold: i
         out_counts[i] = counts[i]
         for b in range(w):
             out_ids[i * w + b] = (ids[i] >> (8 * b)) & 0xFF
-    keys1 = keys1[:n1].copy()
-    keys2 = keys2[:n2].copy()
-    for keys in (keys1, keys2):
-        for j in range(keys.shape[0]):
-            keys[j, CHECK] = _entry_check(keys[j], out_counts, out_ids, w)
-    return keys1, keys2, out_counts, out_ids
+    rows1 = keys1[:n1].copy()
+    rows2 = keys2[:n2].copy()
+    for rows in (rows1, rows2):
+        for j in range(rows.shape[0]):
+            rows[j, CHECK] = _entry_check(rows[j], out_counts, out_ids, w)
+    return rows1, rows2, out_counts, out_ids
 
 
 @inline_kernel
