@@ -11,9 +11,9 @@ damaged index gives errors, never memory corruption; only ``verify`` rules out a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
@@ -105,20 +105,15 @@ def check_documents(shard: ShardView, samples: int | None) -> None:
             [False] * (first > 0) + [True] * (n > 0):
         raise _damaged(shard, "offset", f"{n} documents, but the suffix array does not end "
                        f"with {n} separators")
+    bad_offset = _kernel_or_code(first_bad_offset, samples)
     for start, stop, step in _spread(n, samples):
-        d = (first_bad_offset(shard.offsets, shard.ds_bytes, w, w, start, stop, step)
-             if samples is None else _first_bad_offset(shard.offsets, shard.ds_bytes, w, w,
-                                                        range(start, stop, step)))
+        d = bad_offset(shard.offsets, shard.ds_bytes, w, w, start, stop, step)
         if d >= 0:
             raise _damaged(shard, "offset", f"document {d}'s offset {int(shard.offsets[d])} "
                            f"is out of order, misaligned or past the token file")
-    sep = separator(w)
+    missing_separator = _kernel_or_code(first_missing_separator, samples)
     for start, stop, step in _spread(n, samples):
-        d = (first_missing_separator(shard.offsets, shard.ds, w, start, stop, step)
-             if samples is None else next(
-                 (d for d in range(start, stop, step)
-                  if bytes(shard.ds[int(shard.offsets[d]):int(shard.offsets[d]) + w]) != sep),
-                 -1))
+        d = missing_separator(shard.offsets, shard.ds, w, start, stop, step)
         if d >= 0:
             raise _damaged(shard, "offset", f"document {d} does not start at a separator")
     if shard.metaoff is None or shard.metadata is None:
@@ -128,30 +123,22 @@ def check_documents(shard: ShardView, samples: int | None) -> None:
                        "documents")
     size = shard.metadata.shape[0]
     for start, stop, step in _spread(n, samples):
-        d = (first_bad_offset(shard.metaoff, size + 1, 1, 0, start, stop, step)
-             if samples is None else _first_bad_offset(shard.metaoff, size + 1, 1, 0,
-                                                        range(start, stop, step)))
+        d = bad_offset(shard.metaoff, size + 1, 1, 0, start, stop, step)
         if d >= 0:
             raise _damaged(shard, "metaoff", f"document {d}'s metadata offset "
                            f"{int(shard.metaoff[d])} is out of order or past the metadata")
 
 
-# The sampled checks of an open, in Python: the few entries they read do not pay for loading
-# a kernel (tens of milliseconds in a new process). Each is its kernel's loop, for a sample.
-
-def _first_bad_offset(offsets: np.ndarray, limit: int, align: int, gap: int,
-                      ds: range) -> int:
-    """:func:`~anygram.kernels.checks.first_bad_offset` over the documents ``ds``."""
-    for d in ds:
-        o = int(offsets[d])
-        if o % align or o >= limit or (d == 0 and o != 0) or (
-                d > 0 and o < int(offsets[d - 1]) + gap):
-            return d
-    return -1
+def _kernel_or_code(kernel: Callable[..., int], samples: int | None) -> Callable[..., int]:
+    """A check's kernel for a whole pass; for an open's few samples, the kernel's own code run
+    by Python: they do not pay for loading the kernel (tens of milliseconds in a new
+    process). (Only for kernels that call no other kernel.)"""
+    return kernel if samples is None else cast(Any, kernel).py_func
 
 
 def _first_bad_rank(shard: ShardView, ranks: range, max_bytes: int) -> int:
-    """:func:`~anygram.kernels.checks.first_bad_rank` over ``ranks``."""
+    """:func:`~anygram.kernels.checks.first_bad_rank` over ``ranks``, in Python (its kernel
+    calls others, which :func:`_kernel_or_code` cannot run as code)."""
     n, w = shard.ds_bytes, shard.token_width
     for r in ranks:
         p, q = _raw_pointer(shard, r), _raw_pointer(shard, r + 1)
