@@ -20,6 +20,7 @@ from .errors import (
     IndexVersionError,
     InvalidQueryError,
     MissingDependencyError,
+    ShardUnavailableError,
     TokenizerError,
     TokenOutOfRangeError,
 )
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
         SearchResult,
     )
     from .query.text import parse_query
+    from . import cluster
     from .tools import takedown
 
 #: exported name -> (module, attribute in it; None: the module itself)
@@ -61,6 +63,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Engine": ("anygram.engine", "Engine"),
     "parse_query": ("anygram.query.text", "parse_query"),
     "takedown": ("anygram.tools.takedown", None),
+    "cluster": ("anygram.cluster", None),
     **{name: ("anygram.query.results", name) for name in (
         "AttributionDoc", "AttributionResult", "AttributionSpan", "CnfCount", "CnfFindResult",
         "CnfHit", "CnfSearchResult", "CountResult", "DocsWithAllResult", "DocWindow",
@@ -85,11 +88,11 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "__version__", "takedown", "build_index", "build_index_from_ids",
+    "__version__", "takedown", "cluster", "build_index", "build_index_from_ids",
     "build_index_from_token_files", "Engine", "Manifest", "parse_query",
     "AnygramError", "BuildError", "CorpusError", "IncompleteIndexError", "IndexFormatError",
     "IndexNotFoundError", "IndexVersionError", "InvalidQueryError", "MissingDependencyError",
-    "TokenizerError", "TokenOutOfRangeError",
+    "ShardUnavailableError", "TokenizerError", "TokenOutOfRangeError",
     "CountResult", "DocWindow", "DocWindows", "FindResult", "InfGramNextTokenDist",
     "InfGramProbResult", "NextTokenDist", "Occurrence", "ProbResult", "SearchResult",
     "CnfCount", "CnfFindResult", "CnfHit", "CnfSearchResult", "DocsWithAllResult",

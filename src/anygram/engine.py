@@ -53,7 +53,7 @@ from .query.results import (
     ProbResult,
     SearchResult,
 )
-from .shards import LocalShards, open_groups
+from .shards import GroupOpener, open_groups
 from .tokenization import Tokenizer, load_tokenizer
 
 __all__ = ["Engine", "Query", "TokenIds"]
@@ -74,8 +74,9 @@ class Engine:
 
     def __init__(self, index: OpenedIndex, core: Searcher, *, load: LoadMethod = "mmap",
                  takedown: bool = True, search_sample: bool = True,
-                 ntd_table: bool = True) -> None:
+                 ntd_table: bool = True, groups: GroupOpener = open_groups) -> None:
         self._index = index
+        self._open_groups = groups
         self._files = index.shards
         self._directories = index.directories
         self._load = load
@@ -105,7 +106,7 @@ class Engine:
              tokenizer: str | Path | Tokenizer | None = None, vocab_size: int | None = None,
              eos_id: int | None = None, takedown: bool = True,
              search_sample: bool = True, ntd_table: bool = True,
-             force_tokenizer: bool = False) -> _E:
+             force_tokenizer: bool = False, groups: GroupOpener | None = None) -> _E:
         """Open an index: an anygram directory, or infini-gram v4/v6 directories.
 
         Args:
@@ -135,10 +136,15 @@ class Engine:
                 (:mod:`anygram.index.ntd_table`: their counts, kept at build time), read or
                 built on first use (one pass over each suffix array); False counts them in
                 the suffix arrays. Answers are the same.
+            groups: what opens the shards: by default this process maps them
+                (:func:`anygram.shards.open_groups`); :class:`anygram.cluster.RayGroups` has
+                them served by Ray actors (see :func:`anygram.cluster.open`). Answers are the
+                same.
 
         Raises:
             IndexNotFoundError, IncompleteIndexError, IndexFormatError, TokenizerError.
         """
+        opener: GroupOpener = open_groups if groups is None else groups
         index = open_index(path, token_dtype=token_dtype, load=load)
         built = _BuildFacts.of(index)
         tok: Tokenizer | Callable[[], Tokenizer] | None
@@ -162,12 +168,12 @@ class Engine:
         if vocab_size is None:
             vocab_size = built.vocab_size or (1 << (8 * index.token_width)) - 1
         vocab_size = check_vocab_size(vocab_size, index.token_width)
-        shards, removed = open_groups(index, vocab_size, load=load, takedown=takedown,
-                                      search_sample=search_sample, ntd_table=ntd_table)
+        shards, removed = opener(index, vocab_size, load=load, takedown=takedown,
+                                 search_sample=search_sample, ntd_table=ntd_table)
         core = Searcher(shards, removed, vocab_size=vocab_size,
                         eos_id=eos_id if eos_id is not None else built.eos_id, tokenizer=tok)
         return cls(index, core, load=load, takedown=takedown, search_sample=search_sample,
-                   ntd_table=ntd_table)
+                   ntd_table=ntd_table, groups=opener)
 
     def refresh(self) -> bool:
         """Pick up takedowns made since the index was opened (or last refreshed): later
@@ -184,10 +190,9 @@ class Engine:
             if seen == self._takedown_seen:
                 return False
             old = self._core
-            reuse = old.shards if isinstance(old.shards, LocalShards) else None
-            shards, removed = open_groups(self._index, old.vocab_size, load=self._load,
-                                          search_sample=self._search_sample,
-                                          ntd_table=self._ntd_table, reuse=reuse)
+            shards, removed = self._open_groups(
+                self._index, old.vocab_size, load=self._load, takedown=True,
+                search_sample=self._search_sample, ntd_table=self._ntd_table, reuse=old.shards)
             self._use(Searcher(shards, removed, vocab_size=old.vocab_size, eos_id=old.eos_id,
                                tokenizer=old.tokenizer_source))
             self._takedown_seen = seen

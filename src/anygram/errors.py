@@ -67,6 +67,11 @@ class BuildError(AnygramError):
     """Index construction failed."""
 
 
+class ShardUnavailableError(AnygramError):
+    """Some shards of a cluster-served index did not answer (their node is gone, or they
+    did not answer in time): the message names them. Nothing is answered without them."""
+
+
 class MissingDependencyError(AnygramError, ImportError):
     """A feature needs an optional package that is not installed; the message names the
     extra that brings it (``pip install 'anygram[server]'``)."""

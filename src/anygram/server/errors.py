@@ -17,7 +17,8 @@ Status codes (:func:`status_of`):
 422         a request over a :class:`ServerLimits` bound (``LimitExceededError``), or a
             request that does not match the route's schema (``ValidationError``)
 501         an infini-gram ``query_type`` this server does not implement
-503         too many requests in flight (``OverloadedError``): retry later
+503         too many requests in flight (``OverloadedError``): retry later; or some shards
+            of a cluster-served index did not answer (``ShardUnavailableError``)
 504         the request's time budget ran out (``TimeBudgetExceededError``)
 500         a fault of the server or of the index files, never of the input
 ==========  =======================================================================
@@ -28,7 +29,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..errors import AnygramError, InvalidQueryError, TokenizerError
+from ..errors import AnygramError, InvalidQueryError, ShardUnavailableError, TokenizerError
 
 log = logging.getLogger("anygram.server")
 
@@ -89,6 +90,8 @@ def status_of(exc: BaseException) -> int:
         return exc.status
     if isinstance(exc, (InvalidQueryError, TokenizerError)):
         return 400
+    if isinstance(exc, ShardUnavailableError):
+        return 503
     return 500
 
 

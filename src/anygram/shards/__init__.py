@@ -10,6 +10,7 @@ validated queries, and the merges that turn them into whole-index answers.
 
 from .base import (
     CnfShardPlan,
+    GroupOpener,
     NextTokens,
     Occurrences,
     Range,
@@ -24,6 +25,7 @@ from .local import LocalShards, open_groups
 
 __all__ = [
     "CnfShardPlan",
+    "GroupOpener",
     "LocalShards",
     "NextTokens",
     "Occurrences",

@@ -14,8 +14,10 @@ kernels compare it. A shard's taken-down documents (:mod:`anygram.index.takedown
 to its group: search and retrieval skip them. Counts are raw (taken-down documents
 included): the takedown index, a group of its own, tells how much to subtract.
 
-:class:`~anygram.shards.local.LocalShards` is the in-process group; a threaded and a remote
-(Ray) group are meant to implement the same interface.
+:class:`~anygram.shards.local.LocalShards` is the in-process group (its shards searched on
+threads); :class:`anygram.cluster.RemoteShards` a group whose shards are served by Ray actors.
+A :class:`GroupOpener` opens an index's groups: :func:`~anygram.shards.local.open_groups` in
+this process, :class:`anygram.cluster.RayGroups` on a cluster.
 """
 
 from __future__ import annotations
@@ -23,9 +25,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ..index.format import LoadMethod
+    from ..index.reader import OpenedIndex
 
 #: A suffix-array rank range ``[lo, hi)`` of one shard.
 Range = tuple[int, int]
@@ -318,3 +324,14 @@ class ShardGroup(ABC):
                         windows: Sequence[np.ndarray | None]) -> np.ndarray:
         """Count-of-counts of the group's ``order``-grams (:func:`anygram.kernels.lm.
         count_of_counts`), exact over all its shards: a group-wide answer, not per shard."""
+
+
+class GroupOpener(Protocol):
+    """Opens the groups of an index: its shards, and its takedown index (None when no
+    document is taken down or ``takedown`` is False). ``reuse``: the shard group this opener
+    opened before for the same index (takedowns changed since), whose caches it may share."""
+
+    def __call__(self, index: OpenedIndex, vocab_size: int, *, load: LoadMethod,
+                 takedown: bool, search_sample: bool, ntd_table: bool,
+                 reuse: ShardGroup | None = None
+                 ) -> tuple[ShardGroup, ShardGroup | None]: ...

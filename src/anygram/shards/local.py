@@ -376,15 +376,18 @@ def _removed_bytes(m: LocalShard) -> tuple[np.ndarray, np.ndarray] | None:
 
 def open_groups(index: OpenedIndex, vocab_size: int, *, load: LoadMethod = "mmap",
                 takedown: bool = True, search_sample: bool = True, ntd_table: bool = True,
-                reuse: LocalShards | None = None) -> tuple[LocalShards, LocalShards | None]:
+                reuse: ShardGroup | None = None, only: Sequence[int] | None = None,
+                with_takedown: bool = True) -> tuple[LocalShards, LocalShards | None]:
     """The shard group of an opened index and, when documents are taken down (and
     ``takedown``), the group of its takedown indexes, whose counts are subtracted.
 
     Each directory's takedown record (:mod:`anygram.index.takedown`) gives the global ids of
     its removed documents (numbered from the directory's first document) and the index that
     holds exactly them. ``search_sample``, ``ntd_table``: as :class:`LocalShards`'s.
-    ``reuse``: the index's group as opened before, whose caches the new one shares (a
-    takedown changed since).
+    ``reuse``: the group as opened before with the same ``only`` (a takedown changed since),
+    whose caches the new one shares when it is a :class:`LocalShards`. ``only``: the indexes
+    of the shards to open (default all), in that order; ``with_takedown=False`` leaves the
+    takedown group out (None): another process holds it (:mod:`anygram.cluster`).
     """
     shards = index.shards
     removed: list[list[int]] = [[] for _ in shards]
@@ -409,8 +412,11 @@ def open_groups(index: OpenedIndex, vocab_size: int, *, load: LoadMethod = "mmap
                 directory, record, [s for s in shards if s.directory == directory], gone.shards)
             minus += gone.shards
     sorted_removed = [np.unique(np.array(r, dtype=np.int64)) for r in removed]
-    group = (reuse.with_removed(sorted_removed) if reuse is not None else
+    if only is not None:
+        shards = [shards[i] for i in only]
+        sorted_removed = [sorted_removed[i] for i in only]
+    group = (reuse.with_removed(sorted_removed) if isinstance(reuse, LocalShards) else
              LocalShards(shards, vocab_size, sorted_removed, search_sample=search_sample,
                          ntd_table=ntd_table))
     return group, (LocalShards(minus, vocab_size, search_sample=search_sample,
-                               ntd_table=ntd_table) if minus else None)
+                               ntd_table=ntd_table) if minus and with_takedown else None)

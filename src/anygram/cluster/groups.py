@@ -1,0 +1,184 @@
+""":class:`RayGroups`: opens an index's shard groups on a Ray cluster.
+
+Placement: one host actor (:class:`~anygram.cluster.host.ShardHost`) per node, not per
+shard, so that a query costs one call per node. A node started with the label
+``anygram-node=<name>`` (``ray start --labels anygram-node=<name>``) holds a contiguous run
+of shards, and its host is pinned there by that label: when the node is replaced under the
+same label, the host comes back on it. Without labels, the hosts are spread over the nodes
+alive (one per node, up to one per shard) and placed wherever Ray finds room after a loss.
+The first host also holds the takedown group (the documents taken down: a small index).
+
+Hosts are named, detached actors (``max_restarts=-1``, ``max_task_retries=-1``): a killed
+host's process is restarted (its constructor maps the shards again) and the calls in flight
+are answered; another driver opening the same index with the same options finds them by
+name instead of starting new ones. :func:`stop` kills them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from .._extras import require
+from ..errors import InvalidQueryError
+from ..index.format import LoadMethod
+from ..index.reader import OpenedIndex
+from ..shards import ShardGroup
+from .host import SHARDS, TAKEDOWN, GroupFacts, HostSpec, ShardHost
+from .remote import Call, HostsUnavailable, RemoteShards
+
+#: The node label that names a node for placement.
+NODE_LABEL = "anygram-node"
+#: The Ray namespace of anygram's actors.
+NAMESPACE = "anygram"
+#: Calls one host runs at once (its threads wait on page faults more than they compute).
+HOST_CONCURRENCY = 16
+#: Seconds a call waits for a host before its shards are reported unavailable.
+DEFAULT_TIMEOUT = 60.0
+
+
+def ray_module() -> Any:
+    """The ``ray`` package, or MissingDependencyError naming the extra."""
+    return require("ray", "ray", "running on a Ray cluster")
+
+
+def connect(address: str | None) -> Any:
+    """Connect this process to the Ray cluster at ``address`` (None: ``RAY_ADDRESS``, else
+    ``auto``: the cluster started on this machine); returns the ``ray`` module."""
+    ray = ray_module()
+    if not ray.is_initialized():
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        target = address or os.environ.get("RAY_ADDRESS") or "auto"
+        try:
+            ray.init(address=target, namespace=NAMESPACE, log_to_driver=False,
+                     logging_level="warning")
+        except ConnectionError as exc:
+            raise InvalidQueryError(f"no Ray cluster at {target!r} ({exc}): start one with "
+                                    "`ray start --head`, or give its address") from None
+    return ray
+
+
+class RayTransport:
+    """Calls hosts (Ray actor handles); a host that has not answered within ``timeout``
+    seconds, or whose actor died for good, raises :class:`HostsUnavailable`."""
+
+    def __init__(self, actors: Sequence[Any], places: Sequence[str], timeout: float) -> None:
+        self.actors = list(actors)
+        self.places = list(places)
+        self.timeout = timeout
+
+    def call_all(self, calls: Sequence[Call]) -> list[Any]:
+        ray = ray_module()
+        refs = [self.actors[h].call.remote(g, m, a) for h, g, m, a in calls]
+        ready, pending = ray.wait(refs, num_returns=len(refs), timeout=self.timeout)
+        if pending:
+            late = [calls[i][0] for i, r in enumerate(refs) if r in set(pending)]
+            for r in pending:
+                ray.cancel(r)
+            raise HostsUnavailable(late, f"host(s) on {self._where(late)} gave no answer "
+                                         f"within {self.timeout:g} s")
+        out, down = [], []
+        for (h, _, _, _), ref in zip(calls, refs):
+            try:
+                out.append(ray.get(ref))
+            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
+                down.append(h)
+            except ray.exceptions.RayTaskError as exc:
+                raise exc.as_instanceof_cause() from None  # the host's own error (bad input)
+        if down:
+            raise HostsUnavailable(down, f"host(s) on {self._where(down)} are down")
+        return out
+
+    def _where(self, hosts: Sequence[int]) -> str:
+        return ", ".join(sorted({self.places[h] for h in hosts}))
+
+
+class RayGroups:
+    """A :class:`~anygram.shards.GroupOpener` whose shards are served by host actors on the
+    Ray cluster this process is connected to (:func:`connect`). See the module docstring
+    for placement; ``timeout``: seconds a query waits for a host."""
+
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.timeout = timeout
+        self.actors: list[Any] = []
+
+    def __call__(self, index: OpenedIndex, vocab_size: int, *, load: LoadMethod,
+                 takedown: bool, search_sample: bool, ntd_table: bool,
+                 reuse: ShardGroup | None = None) -> tuple[ShardGroup, ShardGroup | None]:
+        ray = ray_module()
+        if isinstance(reuse, RemoteShards) and self.actors:  # takedowns changed: reload
+            facts = ray.get([a.reload.remote() for a in self.actors], timeout=self.timeout)
+            return self._groups(reuse.members, facts)
+        n = len(index.shards)
+        places = _places(ray, n)
+        members = _split_evenly(n, len(places))
+        directories = tuple(str(d) for d in index.directories)
+        key = _key(directories, index.token_width, vocab_size, load, takedown, search_sample,
+                   ntd_table, places)
+        actor_class = ray.remote(ShardHost)
+        self.actors, labels = [], []
+        for h, (place, shards) in enumerate(zip(places, members)):
+            spec = HostSpec(directories, f"u{index.token_width * 8}", vocab_size,
+                            tuple(shards), h == 0, load, takedown, search_sample, ntd_table)
+            options: dict[str, Any] = dict(
+                name=f"{key}/{h}", namespace=NAMESPACE, lifetime="detached",
+                get_if_exists=True, max_restarts=-1, max_task_retries=-1, num_cpus=0,
+                max_concurrency=HOST_CONCURRENCY)
+            if place.startswith(NODE_LABEL + "="):
+                options["label_selector"] = {NODE_LABEL: place.split("=", 1)[1]}
+            else:
+                options["scheduling_strategy"] = "SPREAD"
+            self.actors.append(actor_class.options(**options).remote(spec))
+            labels.append(place)
+        self._places = labels
+        facts = ray.get([a.facts.remote() for a in self.actors], timeout=self.timeout)
+        return self._groups(members, facts)
+
+    def _groups(self, members: list[list[int]], facts: list[dict[str, GroupFacts | None]]
+                ) -> tuple[ShardGroup, ShardGroup | None]:
+        transport = RayTransport(self.actors, self._places, self.timeout)
+        main = RemoteShards(transport, SHARDS, members, [f[SHARDS] for f in facts])
+        held = facts[0][TAKEDOWN]
+        if held is None:
+            return main, None
+        minus = [list(range(len(held.sizes)))] + [[] for _ in members[1:]]
+        return main, RemoteShards(transport, TAKEDOWN, minus,
+                                  [held] + [None] * (len(members) - 1))
+
+    def pids(self) -> list[int]:
+        """The hosts' process ids (tests kill them)."""
+        ray = ray_module()
+        return list(ray.get([a.pid.remote() for a in self.actors], timeout=self.timeout))
+
+    def stop(self) -> None:
+        """Kill the host actors (other drivers using them lose them too)."""
+        ray = ray_module()
+        for a in self.actors:
+            ray.kill(a, no_restart=True)
+        self.actors = []
+
+
+def _places(ray: Any, shards: int) -> list[str]:
+    """Where the hosts go: ``anygram-node=<name>`` per labelled node alive (sorted by name),
+    else ``node <i>`` per node alive; at most one per shard, at least one."""
+    alive = [n for n in ray.nodes() if n.get("Alive")]
+    named = sorted({(n.get("Labels") or {}).get(NODE_LABEL) for n in alive} - {None})
+    places = ([f"{NODE_LABEL}={name}" for name in named] if named else
+              [f"node {i}" for i in range(len(alive))])
+    return places[:max(1, shards)] or ["node 0"]
+
+
+def _split_evenly(n: int, parts: int) -> list[list[int]]:
+    """``0..n-1`` cut into ``parts`` contiguous runs of near-equal length."""
+    bounds = [n * i // parts for i in range(parts + 1)]
+    return [list(range(a, b)) for a, b in zip(bounds, bounds[1:])]
+
+
+def _key(*parts: Any) -> str:
+    """A name for the hosts of one index opened with one set of options."""
+    text = json.dumps([list(p) if isinstance(p, (list, tuple)) else p for p in parts],
+                      default=str)
+    return "index-" + hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,0 +1,129 @@
+"""The serving actor's body: :class:`ShardHost`, one process holding some shards of an index.
+
+A host opens its shards as this process's :class:`~anygram.shards.LocalShards` would (its
+own thread pool over them) and answers the :class:`~anygram.shards.ShardGroup` methods by
+name, for the coordinator's :class:`~anygram.cluster.remote.RemoteShards`. It holds no state
+but what its constructor opens, so Ray can restart it after its process dies. One host may
+also hold the index's takedown group (the documents taken down, whose counts are
+subtracted).
+
+This module does not import Ray: :mod:`anygram.cluster.groups` makes the class an actor.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..index.format import LoadMethod
+from ..index.reader import open_index
+from ..shards import ShardGroup, ShardSize, Windows, open_groups
+
+#: The group names a host answers for.
+SHARDS, TAKEDOWN = "shards", "takedown"
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """What a host opens: shards ``shards`` (global indexes, in order) of the index in
+    ``directories``, with the engine's options; ``holds_takedown``: the takedown group too."""
+
+    directories: tuple[str, ...]
+    token_dtype: str
+    vocab_size: int
+    shards: tuple[int, ...]
+    holds_takedown: bool
+    load: LoadMethod
+    takedown: bool
+    search_sample: bool
+    ntd_table: bool
+
+
+@dataclass(frozen=True)
+class GroupFacts:
+    """A group's sizes and token width, as the coordinator needs them."""
+
+    token_width: int
+    sizes: tuple[ShardSize, ...]
+
+
+class ShardHost:
+    """Holds some shards of an index and answers :class:`~anygram.shards.ShardGroup` calls."""
+
+    def __init__(self, spec: HostSpec) -> None:
+        self._spec = spec
+        self._lock = threading.Lock()  # reload against reload
+        self._groups: dict[str, ShardGroup | None] = self._open(None)
+
+    def _open(self, reuse: ShardGroup | None) -> dict[str, ShardGroup | None]:
+        s = self._spec
+        index = open_index(list(s.directories), token_dtype=s.token_dtype, load=s.load)
+        main, minus = open_groups(index, s.vocab_size, load=s.load, takedown=s.takedown,
+                                  search_sample=s.search_sample, ntd_table=s.ntd_table,
+                                  reuse=reuse, only=s.shards, with_takedown=s.holds_takedown)
+        return {SHARDS: main, TAKEDOWN: minus}
+
+    def facts(self) -> dict[str, GroupFacts | None]:
+        """Each group's facts (None: the host holds no such group)."""
+        return {name: None if g is None else GroupFacts(g.token_width, g.sizes)
+                for name, g in self._groups.items()}
+
+    def reload(self) -> dict[str, GroupFacts | None]:
+        """Open the shards again (takedowns changed), sharing the caches; the new facts."""
+        with self._lock:
+            old = self._groups
+            self._groups = self._open(old[SHARDS])
+            if old[TAKEDOWN] is not None:
+                old[TAKEDOWN].close()
+        return self.facts()
+
+    def call(self, group: str, method: str, args: tuple[Any, ...]) -> Any:
+        """``method(*args)`` of one of the host's groups, its answer made picklable."""
+        target = self._groups[group]
+        if target is None:
+            raise LookupError(f"this host holds no {group} group")
+        out = getattr(target, method)(*args)
+        if method == "windows":
+            return [(s, sel, _portable_windows(w)) for s, sel, w in out]
+        return _portable(out)
+
+    def pid(self) -> int:
+        """The host's process id (tests kill it)."""
+        return os.getpid()
+
+
+def _portable(x: Any) -> Any:
+    """``x`` with its memory maps copied out: a map pickles as the file's whole array."""
+    if isinstance(x, np.memmap):
+        return np.array(x)
+    if isinstance(x, tuple) and not hasattr(x, "_fields"):
+        return tuple(_portable(v) for v in x)
+    if isinstance(x, list):
+        return [_portable(v) for v in x]
+    return x
+
+
+#: Columns of a window's metadata byte range (kernels.WINDOW_COLUMNS).
+_META_LO, _META_HI = 6, 7
+
+
+def _portable_windows(w: Windows) -> tuple[np.ndarray, np.ndarray, np.ndarray, bytes | None]:
+    """The windows' fields, with only their documents' metadata lines (not the shard's whole
+    metadata file, and as bytes: a memoryview does not pickle), the table's byte ranges
+    moved to index into them."""
+    if w.metadata is None:
+        return w.table, np.asarray(w.tokens), w.hidden, None
+    table = w.table.copy()
+    lo, hi = table[:, _META_LO], table[:, _META_HI]
+    has = lo >= 0
+    sizes = np.where(has, hi - lo, 0)
+    starts = np.cumsum(sizes) - sizes
+    md = w.metadata
+    lines = b"".join(bytes(md[a:b]) for a, b in zip(lo[has].tolist(), hi[has].tolist()))
+    table[has, _META_LO] = starts[has]
+    table[has, _META_HI] = starts[has] + sizes[has]
+    return table, np.asarray(w.tokens), w.hidden, lines
