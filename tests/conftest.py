@@ -16,3 +16,8 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile("default")
+
+#: Set inside the loopback-only network namespace that test_cluster.py starts: only there
+#: are the Ray cluster tests (tests/cluster/) collected.
+IN_CLUSTER_NAMESPACE = os.environ.get("ANYGRAM_CLUSTER_NETNS") == "1"
+collect_ignore = [] if IN_CLUSTER_NAMESPACE else ["cluster"]

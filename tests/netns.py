@@ -26,7 +26,7 @@ def loopback_up() -> None:
 
 def only_loopback() -> bool:
     """Whether this process's network namespace has no interface but ``lo``."""
-    return os.listdir("/sys/class/net") == ["lo"]
+    return [name for _, name in socket.if_nameindex()] == ["lo"]
 
 
 if __name__ == "__main__":

@@ -228,6 +228,12 @@ class Engine:
                 f"{self.num_docs:,} docs, {self.token_dtype}>")
 
     @property
+    def groups(self) -> GroupOpener:
+        """What opened the shards: :func:`anygram.shards.open_groups` (this process), or a
+        cluster's :class:`anygram.cluster.RayGroups`."""
+        return self._open_groups
+
+    @property
     def token_width(self) -> int:
         """Bytes per token: 1, 2 or 4."""
         return self._core.token_width

@@ -100,13 +100,19 @@ def allowed_hosts(host: str, extra: tuple[str, ...]) -> list[str]:
               help="Request body size, a batch's included (default 65536).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
               metavar="SECONDS", help="Time budget of one request (default 10).")
+@click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
+              help="Serve the shards from Ray actors on the cluster at ADDRESS, one per node "
+                   "('auto': the cluster started on this machine; pip install "
+                   "'anygram[ray]'). The index must be at the same path on every node. See "
+                   "docs/cluster.md.")
 @click.option("--get", "get_path", default=None, metavar="PATH",
               help="Answer one GET request in-process (e.g. '/v1/idx/count?query=a'), print "
                    "the JSON and exit: status 1 if it is an error. No socket is opened.")
 def serve(dirs: tuple[Path, ...], names: tuple[str, ...], host: str, port: int,
           allow_hosts: tuple[str, ...], workers: int | None, max_pending: int | None,
           heavy_workers: int | None, max_heavy_pending: int | None, max_batch: int | None,
-          max_body_bytes: int | None, timeout: float | None, get_path: str | None) -> None:
+          max_body_bytes: int | None, timeout: float | None, ray_address: str | None,
+          get_path: str | None) -> None:
     """Serve indexes over HTTP: a JSON API (/v1/...), infini-gram's API (POST /), a web page (/).
 
     Read-only. Routes: /v1/indexes, /v1/{index}/count, /prob, /ntd, /infgram-prob,
@@ -119,6 +125,7 @@ def serve(dirs: tuple[Path, ...], names: tuple[str, ...], host: str, port: int,
       anygram serve idx-wiki/ --port 8000
       anygram serve --name wiki=idx-wiki/ --name code=idx-code/ --port 0
       anygram serve idx/ --get '/v1/idx/count?query=natural%20language'
+      anygram serve /shared/idx/ --ray auto --host 0.0.0.0
     """
     require("fastapi", "server", "anygram serve")
     uvicorn = require("uvicorn", "server", "anygram serve")
@@ -131,7 +138,11 @@ def serve(dirs: tuple[Path, ...], names: tuple[str, ...], host: str, port: int,
              ("heavy_workers", heavy_workers), ("max_heavy_pending", max_heavy_pending),
              ("max_batch", max_batch), ("max_body_bytes", max_body_bytes), ("timeout_s", timeout))
     overrides: dict[str, Any] = {k: v for k, v in given if v is not None}
-    engines = {name: Engine.open(path) for name, path in served.items()}
+    if ray_address is not None:
+        from .. import cluster
+        engines = {name: cluster.open(path, address=ray_address) for name, path in served.items()}
+    else:
+        engines = {name: Engine.open(path) for name, path in served.items()}
     app = create_app(engines, ServerLimits(**overrides),
                      allowed_hosts=allowed_hosts(host, allow_hosts))
     if get_path is not None:

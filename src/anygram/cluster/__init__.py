@@ -53,7 +53,7 @@ def open(path: str | Path | Sequence[str | Path], *, address: str | None = None,
 def stop(engine: Engine) -> None:
     """Close ``engine`` and kill its host actors (a cluster engine's; other drivers using
     the same hosts lose them too)."""
-    groups = engine._open_groups  # noqa: SLF001  (the engine's own opener)
+    groups = engine.groups
     engine.close()
     if isinstance(groups, RayGroups):
         groups.stop()

@@ -104,6 +104,8 @@ class RayGroups:
     def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.timeout = timeout
         self.actors: list[Any] = []
+        #: Per host, the index's shards it holds.
+        self.members: list[list[int]] = []
 
     def __call__(self, index: OpenedIndex, vocab_size: int, *, load: LoadMethod,
                  takedown: bool, search_sample: bool, ntd_table: bool,
@@ -114,7 +116,7 @@ class RayGroups:
             return self._groups(reuse.members, facts)
         n = len(index.shards)
         places = _places(ray, n)
-        members = _split_evenly(n, len(places))
+        members = self.members = _split_evenly(n, len(places))
         directories = tuple(str(d) for d in index.directories)
         key = _key(directories, index.token_width, vocab_size, load, takedown, search_sample,
                    ntd_table, places)
@@ -148,10 +150,10 @@ class RayGroups:
         return main, RemoteShards(transport, TAKEDOWN, minus,
                                   [held] + [None] * (len(members) - 1))
 
-    def pids(self) -> list[int]:
-        """The hosts' process ids (tests kill them)."""
+    def where(self) -> list[tuple[int, str]]:
+        """Each host's process id and Ray node id."""
         ray = ray_module()
-        return list(ray.get([a.pid.remote() for a in self.actors], timeout=self.timeout))
+        return list(ray.get([a.where.remote() for a in self.actors], timeout=self.timeout))
 
     def stop(self) -> None:
         """Kill the host actors (other drivers using them lose them too)."""

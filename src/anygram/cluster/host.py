@@ -91,9 +91,11 @@ class ShardHost:
             return [(s, sel, _portable_windows(w)) for s, sel, w in out]
         return _portable(out)
 
-    def pid(self) -> int:
-        """The host's process id (tests kill it)."""
-        return os.getpid()
+    def where(self) -> tuple[int, str]:
+        """The host's process id and Ray node id (run as an actor only)."""
+        import ray  # an actor's process has it
+
+        return os.getpid(), ray.get_runtime_context().get_node_id()
 
 
 def _portable(x: Any) -> Any:

@@ -1,0 +1,40 @@
+"""One Ray cluster for the whole cluster suite: a head without CPUs and two worker nodes of
+one CPU each, labelled ``anygram-node=a`` and ``=b``; and an index of several shards.
+
+Only collected inside a loopback-only network namespace (tests/test_cluster.py starts it):
+Ray's servers listen on every interface.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from cluster_support import build_corpus_index
+from netns import only_loopback
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    assert only_loopback(), "the cluster tests run only in a loopback-only namespace"
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True,
+                      head_node_args={"num_cpus": 0, "include_dashboard": False})
+    nodes = {name: cluster.add_node(num_cpus=1, labels={"anygram-node": name})
+             for name in ("a", "b")}
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, namespace="anygram", log_to_driver=False)
+    cluster.labelled = nodes
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()
+
+
+@pytest.fixture(scope="session")
+def index(tmp_path_factory):
+    return build_corpus_index(tmp_path_factory.mktemp("cluster"), docs=80, seed=11,
+                              shard_tokens=450)
