@@ -52,7 +52,7 @@ def interrupted_at_shard(n: int) -> Iterator[None]:
 
     import anygram.index.build as build_mod
 
-    real_finish = build_mod._finish_shard
+    real_finish = build_mod.finish_shard
     calls = {"n": 0}
 
     def finish(writer: object, *args: object) -> object:
@@ -62,7 +62,7 @@ def interrupted_at_shard(n: int) -> Iterator[None]:
         return real_finish(writer, *args)  # type: ignore[arg-type]
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(build_mod, "_finish_shard", finish)
+        mp.setattr(build_mod, "finish_shard", finish)
         yield
 
 

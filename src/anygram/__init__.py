@@ -13,6 +13,7 @@ from ._version import __version__
 from .errors import (
     AnygramError,
     BuildError,
+    ClusterError,
     CorpusError,
     IncompleteIndexError,
     IndexFormatError,
@@ -26,6 +27,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from . import cluster
     from .engine import Engine
     from .index.build import build_index, build_index_from_ids, build_index_from_token_files
     from .index.format import Manifest
@@ -51,7 +53,6 @@ if TYPE_CHECKING:
         SearchResult,
     )
     from .query.text import parse_query
-    from . import cluster
     from .tools import takedown
 
 #: exported name -> (module, attribute in it; None: the module itself)
@@ -90,7 +91,8 @@ def __dir__() -> list[str]:
 __all__ = [
     "__version__", "takedown", "cluster", "build_index", "build_index_from_ids",
     "build_index_from_token_files", "Engine", "Manifest", "parse_query",
-    "AnygramError", "BuildError", "CorpusError", "IncompleteIndexError", "IndexFormatError",
+    "AnygramError", "BuildError", "ClusterError", "CorpusError", "IncompleteIndexError",
+    "IndexFormatError",
     "IndexNotFoundError", "IndexVersionError", "InvalidQueryError", "MissingDependencyError",
     "ShardUnavailableError", "TokenizerError", "TokenOutOfRangeError",
     "CountResult", "DocWindow", "DocWindows", "FindResult", "InfGramNextTokenDist",

@@ -67,7 +67,11 @@ class BuildError(AnygramError):
     """Index construction failed."""
 
 
-class ShardUnavailableError(AnygramError):
+class ClusterError(AnygramError):
+    """A Ray cluster could not be reached or used (anygram.cluster, --ray)."""
+
+
+class ShardUnavailableError(ClusterError):
     """Some shards of a cluster-served index did not answer (their node is gone, or they
     did not answer in time): the message names them. Nothing is answered without them."""
 

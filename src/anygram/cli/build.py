@@ -14,7 +14,7 @@ from ._common import _emit, _engine, _index_options, main
 
 #: Options of a build from text that a build from token ids has no use for, and the other way
 #: round: giving one with the other build is a usage error, not a silent no-op.
-_TEXT_ONLY = ("workers", "text_field", "txt_mode", "no_metadata")
+_TEXT_ONLY = ("workers", "text_field", "txt_mode", "no_metadata", "ray_address")
 _IDS_ONLY = ("vocab_size", "ids_dtype")
 
 
@@ -74,6 +74,11 @@ def _given(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
                    "reads no suffix array (~0.4 bytes a token at 256, ~0.6 at 64).")
 @click.option("--no-ntd-table", is_flag=True,
               help="Write no next-token table (one is built on the index's first exact ntd).")
+@click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
+              help="Tokenize and sort on the Ray cluster at ADDRESS ('auto': the one started "
+                   "on this machine; pip install 'anygram[ray]'), with --out and the "
+                   "tokenizer at the same path on every node. The index is the same as a "
+                   "local build's. See docs/cluster.md.")
 @click.option("--quiet", "-q", is_flag=True,
               help="No progress on stderr (by default: each phase of each shard).")
 @click.pass_context
@@ -82,7 +87,7 @@ def build(ctx: click.Context, inputs: tuple[str, ...], out: Path, tokenizer: str
           shard_tokens: int | None, workers: int | None, text_field: str, txt_mode: str,
           no_metadata: bool, resume: bool, overwrite: bool, eos_id: int | None,
           sample_stride: int, no_sample_index: bool, ntd_threshold: int, no_ntd_table: bool,
-          quiet: bool) -> None:
+          ray_address: str | None, quiet: bool) -> None:
     """Build an index over corpus files, directories or glob patterns.
 
     Reads .jsonl/.json/.ndjson (optionally .gz/.zst), .txt, .parquet and .arrow files, and
@@ -96,6 +101,7 @@ def build(ctx: click.Context, inputs: tuple[str, ...], out: Path, tokenizer: str
       anygram build 'data/*.jsonl.zst' --out idx/ --tokenizer gpt2.tiktoken --workers 4
       anygram build notes/ --out idx/ --txt-mode line --no-metadata --overwrite
       anygram build saved_dataset/ --out idx/ --text-field content
+      anygram build /shared/corpus/ --out /shared/idx/ --ray auto --shard-tokens 2000000000
       anygram build --from-ids train.bin --out idx/ --eos-id 50256 --vocab-size 50257 \\
           --tokenizer gpt2.tiktoken
     """
@@ -126,7 +132,7 @@ def build(ctx: click.Context, inputs: tuple[str, ...], out: Path, tokenizer: str
                                    text_field=text_field, txt_mode=txt_mode,
                                    metadata=not no_metadata, resume=resume,
                                    overwrite=overwrite, eos_id=eos_id, progress=not quiet,
-                                   **sidecars)
+                                   ray_address=ray_address, **sidecars)
     except KeyboardInterrupt:
         click.echo("\ninterrupted: the same command with --resume continues after the last "
                    "finished shard", err=True)

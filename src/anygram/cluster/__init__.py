@@ -15,9 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .._ray import connect
 from ..engine import Engine
 from ..errors import InvalidQueryError
-from .groups import DEFAULT_TIMEOUT, NODE_LABEL, RayGroups, connect
+from .groups import DEFAULT_TIMEOUT, NODE_LABEL, RayGroups
 from .remote import RemoteShards
 
 __all__ = ["DEFAULT_TIMEOUT", "NODE_LABEL", "RayGroups", "RemoteShards", "open", "stop"]
@@ -40,7 +41,7 @@ def open(path: str | Path | Sequence[str | Path], *, address: str | None = None,
         options: :meth:`Engine.open`'s (``tokenizer``, ``takedown``, ``search_sample``, ...).
 
     Raises:
-        MissingDependencyError: Ray is not installed; InvalidQueryError: no cluster at
+        MissingDependencyError: Ray is not installed; ClusterError: no cluster at
         ``address``; and :meth:`Engine.open`'s errors.
     """
     if "groups" in options:

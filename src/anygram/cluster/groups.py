@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from typing import Any
 
-from .._extras import require
-from ..errors import InvalidQueryError
+from .._ray import NAMESPACE, ray_module
 from ..index.format import LoadMethod
 from ..index.reader import OpenedIndex
 from ..shards import ShardGroup
@@ -32,33 +30,10 @@ from .remote import Call, HostsUnavailable, RemoteShards
 
 #: The node label that names a node for placement.
 NODE_LABEL = "anygram-node"
-#: The Ray namespace of anygram's actors.
-NAMESPACE = "anygram"
 #: Calls one host runs at once (its threads wait on page faults more than they compute).
 HOST_CONCURRENCY = 16
 #: Seconds a call waits for a host before its shards are reported unavailable.
 DEFAULT_TIMEOUT = 60.0
-
-
-def ray_module() -> Any:
-    """The ``ray`` package, or MissingDependencyError naming the extra."""
-    return require("ray", "ray", "running on a Ray cluster")
-
-
-def connect(address: str | None) -> Any:
-    """Connect this process to the Ray cluster at ``address`` (None: ``RAY_ADDRESS``, else
-    ``auto``: the cluster started on this machine); returns the ``ray`` module."""
-    ray = ray_module()
-    if not ray.is_initialized():
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        target = address or os.environ.get("RAY_ADDRESS") or "auto"
-        try:
-            ray.init(address=target, namespace=NAMESPACE, log_to_driver=False,
-                     logging_level="warning")
-        except ConnectionError as exc:
-            raise InvalidQueryError(f"no Ray cluster at {target!r} ({exc}): start one with "
-                                    "`ray start --head`, or give its address") from None
-    return ray
 
 
 class RayTransport:
@@ -167,7 +142,8 @@ def _places(ray: Any, shards: int) -> list[str]:
     """Where the hosts go: ``anygram-node=<name>`` per labelled node alive (sorted by name),
     else ``node <i>`` per node alive; at most one per shard, at least one."""
     alive = [n for n in ray.nodes() if n.get("Alive")]
-    named = sorted({(n.get("Labels") or {}).get(NODE_LABEL) for n in alive} - {None})
+    named = sorted({str(label) for n in alive
+                    if (label := (n.get("Labels") or {}).get(NODE_LABEL)) is not None})
     places = ([f"{NODE_LABEL}={name}" for name in named] if named else
               [f"node {i}" for i in range(len(alive))])
     return places[:max(1, shards)] or ["node 0"]

@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent import futures
 from concurrent.futures import Future
@@ -24,16 +25,14 @@ from contextlib import ExitStack
 from dataclasses import asdict
 from itertools import chain, islice
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from .._version import __version__
 from ..errors import BuildError
 from ..tokenization import Tokenizer, load_tokenizer, token_width_for
-from . import ntd_table, takedown, token_files
-from . import sample as search_sample
-from . import suffix_array as sa
+from . import takedown, token_files
 from .corpus import Document, find_corpus_files, iter_documents
 from .format import (
     DEFAULT_NTD_THRESHOLD,
@@ -44,19 +43,21 @@ from .format import (
     SIDECAR_NAMES,
     Manifest,
     ShardInfo,
-    describe_shard_files,
-    ptr_width_for,
-    separator,
-    shard_file_names,
     write_manifest,
 )
 from .progress import Progress, Step
-from .sidecar import shard_identity
+from .writing import (
+    SORT_BYTES_PER_BYTE,
+    BuildRunner,
+    ShardWriter,
+    Sidecars,
+    encode_texts,
+    finish_shard,
+    init_worker,
+)
 
 log = logging.getLogger("anygram")
 
-# Peak bytes per token byte while sorting: the bytes themselves + an int32 SA entry per byte.
-_SORT_BYTES_PER_BYTE = 5
 _INT32_SORT_LIMIT = 2**31 - 1
 _BATCH_DOCS = 512
 
@@ -69,27 +70,11 @@ def default_shard_positions(token_width: int, memory_bytes: int | None = None) -
     """
     if memory_bytes is None:
         memory_bytes = int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.6)
-    by_memory = memory_bytes // (_SORT_BYTES_PER_BYTE * token_width)
+    by_memory = memory_bytes // (SORT_BYTES_PER_BYTE * token_width)
     return max(1, min(by_memory, _INT32_SORT_LIMIT // token_width))
 
 
 # ----------------------------------------------------------------------------- tokenizing
-
-_worker_tokenizer: Tokenizer | None = None
-_worker_dtype: np.dtype | None = None
-
-
-def _init_worker(tokenizer: Tokenizer, dtype: str) -> None:
-    global _worker_tokenizer, _worker_dtype
-    _worker_tokenizer = tokenizer
-    _worker_dtype = np.dtype(dtype)
-
-
-def _encode_texts(texts: list[str]) -> list[bytes]:
-    assert _worker_tokenizer is not None and _worker_dtype is not None
-    return [np.asarray(ids, dtype=_worker_dtype).tobytes()
-            for ids in _worker_tokenizer.encode_batch(texts)]
-
 
 def _batches(docs: Iterable[Document], size: int) -> Iterator[list[Document]]:
     it = iter(docs)
@@ -97,26 +82,32 @@ def _batches(docs: Iterable[Document], size: int) -> Iterator[list[Document]]:
         yield batch
 
 
-def _tokenized(docs: Iterable[Document], tokenizer: Tokenizer, width: int, workers: int
-               ) -> Iterator[tuple[Document, bytes]]:
-    """Documents with their token bytes, in input order; tokenized by ``workers`` processes."""
+def _tokenized(docs: Iterable[Document], tokenizer: Tokenizer, width: int, workers: int,
+               runner: BuildRunner | None = None) -> Iterator[tuple[Document, bytes]]:
+    """Documents with their token bytes, in input order; tokenized by ``workers`` processes,
+    or by the ``runner``'s."""
     dtype = f"<u{width}"
     if tokenizer.kind == "bytes":
         for doc in docs:  # UTF-8 bytes are the tokens: nothing to parallelize
             yield doc, doc.text.encode("utf-8")
         return
     batches = _batches(docs, _BATCH_DOCS)
+    if runner is not None:
+        batches, texts = _tee_texts(batches)
+        for encoded, batch in zip(runner.encode(tokenizer, dtype, texts), batches):
+            yield from zip(batch, encoded)
+        return
     if workers <= 1:
-        _init_worker(tokenizer, dtype)
+        init_worker(tokenizer, dtype)
         for batch in batches:
-            yield from zip(batch, _encode_texts([d.text for d in batch]))
+            yield from zip(batch, encode_texts([d.text for d in batch]))
         return
     # spawn: forking a process that holds tokenizer thread pools can deadlock.
     ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(tokenizer, dtype)) as pool:
+    with ctx.Pool(workers, initializer=init_worker, initargs=(tokenizer, dtype)) as pool:
         pending: list[tuple[list[Document], Any]] = []
         for batch in batches:
-            pending.append((batch, pool.apply_async(_encode_texts, ([d.text for d in batch],))))
+            pending.append((batch, pool.apply_async(encode_texts, ([d.text for d in batch],))))
             if len(pending) >= 4 * workers:
                 done_batch, res = pending.pop(0)
                 yield from zip(done_batch, res.get())
@@ -124,112 +115,22 @@ def _tokenized(docs: Iterable[Document], tokenizer: Tokenizer, width: int, worke
             yield from zip(done_batch, res.get())
 
 
-# ----------------------------------------------------------------------------- writing shards
+def _tee_texts(batches: Iterator[list[Document]]
+               ) -> tuple[Iterator[list[Document]], Iterator[list[str]]]:
+    """The batches, and their texts: the runner reads ahead of the documents' consumer, so
+    the batches it has read wait in a queue."""
+    queue: deque[list[Document]] = deque()
 
+    def texts() -> Iterator[list[str]]:
+        for batch in batches:
+            queue.append(batch)
+            yield [d.text for d in batch]
 
-class _ShardWriter:
-    """Appends documents to one shard's tokenized/offset/metadata/metaoff files."""
+    def docs() -> Iterator[list[Document]]:
+        while queue:
+            yield queue.popleft()
 
-    def __init__(self, directory: Path, name: str, width: int, with_metadata: bool,
-                 sidecars: _Sidecars) -> None:
-        self.directory = directory
-        self.name = name
-        self.width = width
-        self.sidecars = sidecars  # written when it is sorted
-        names = shard_file_names(name)
-        self.files: dict[str, BinaryIO] = {
-            k: open(directory / names[k], "wb")
-            for k in ("tokenized", "offset") + (("metadata", "metaoff") if with_metadata else ())
-        }
-        self.sep = separator(width)
-        self.ds_bytes = 0
-        self.meta_bytes = 0
-        self.num_docs = 0
-
-    @property
-    def positions(self) -> int:
-        return self.ds_bytes // self.width
-
-    def add(self, doc: Document | None, token_bytes: bytes) -> None:
-        f = self.files
-        f["offset"].write(self.ds_bytes.to_bytes(8, "little"))
-        f["tokenized"].write(self.sep)
-        f["tokenized"].write(token_bytes)
-        self.ds_bytes += len(self.sep) + len(token_bytes)
-        if "metadata" in f and doc is not None:
-            line = (json.dumps({"path": doc.path, "linenum": doc.linenum,
-                                "metadata": doc.metadata}, ensure_ascii=False) + "\n")
-            data = line.encode("utf-8")
-            f["metaoff"].write(self.meta_bytes.to_bytes(8, "little"))
-            f["metadata"].write(data)
-            self.meta_bytes += len(data)
-        self.num_docs += 1
-
-    def close(self) -> None:
-        for f in self.files.values():
-            f.flush()
-            os.fsync(f.fileno())
-            f.close()
-
-
-def _finish_shard(writer: _ShardWriter, progress: Progress,
-                  sort_s_per_byte: list[float]) -> ShardInfo:
-    """Sort the shard's suffixes into its table file, check it and describe its files.
-
-    ``sort_s_per_byte``: sort times of the shards before, per byte: the estimate of this sort
-    (libdivsufsort reports no progress); this one's is appended."""
-    names = shard_file_names(writer.name)
-    ptr_width = ptr_width_for(writer.ds_bytes)
-    estimate = sort_s_per_byte[-1] * writer.ds_bytes if sort_s_per_byte else None
-    sort_s = sa.build_table(writer.directory / names["tokenized"],
-                            writer.directory / names["table"], writer.width, ptr_width,
-                            progress=progress, shard=writer.name, sort_estimate_s=estimate)
-    if writer.ds_bytes:
-        sort_s_per_byte.append(sort_s / writer.ds_bytes)
-    files = describe_shard_files(writer.directory, writer.name)
-    if writer.sidecars.sample_stride or writer.sidecars.ntd_threshold:
-        with progress.phase(f"sidecars of shard {writer.name}"):
-            files.update(_write_sidecars(writer.directory, writer.name, writer.width, ptr_width,
-                                         writer.sidecars, files))
-    return ShardInfo(name=writer.name, num_docs=writer.num_docs,
-                     num_tokens=writer.positions - writer.num_docs, ds_bytes=writer.ds_bytes,
-                     ptr_width=ptr_width, files=files)
-
-
-class _Sidecars(NamedTuple):
-    """Which sidecars the build writes beside each shard (0: none)."""
-
-    sample_stride: int  # the search sample's (anygram.index.sample)
-    ntd_threshold: int  # the next-token table's (anygram.index.ntd_table)
-
-    def check(self) -> None:
-        for name, value in self._asdict().items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise BuildError(f"{name} must be an int >= 0, not {value!r}")
-
-
-def _write_sidecars(directory: Path, shard: str, width: int, ptr_width: int,
-                    sidecars: _Sidecars, files: dict[str, dict[str, Any]]
-                    ) -> dict[str, dict[str, Any]]:
-    """Write the shard's sidecars (``files``: its files' manifest entries); their manifest
-    entries (size and CRC-32)."""
-    names = shard_file_names(shard)
-    ds = np.fromfile(directory / names["tokenized"], dtype=np.uint8)
-    table = np.memmap(directory / names["table"], dtype=np.uint8, mode="r") \
-        if (directory / names["table"]).stat().st_size else np.zeros(0, dtype=np.uint8)
-    args = (ds, table, width, ptr_width)
-    written = []
-    if sidecars.sample_stride:
-        path = directory / search_sample.sample_name(shard)
-        search_sample.write(path, search_sample.build(*args, stride=sidecars.sample_stride),
-                            *args)
-        written.append((path, search_sample.crc32_of(path)))
-    if sidecars.ntd_threshold:
-        path = directory / ntd_table.table_name(shard)
-        ntd_table.write(path, ntd_table.build(*args, threshold=sidecars.ntd_threshold), *args,
-                        shard_identity(directory, shard, files))
-        written.append((path, ntd_table.crc32_of(path)))
-    return {p.name: {"size": p.stat().st_size, "crc32": crc} for p, crc in written}
+    return docs(), texts()
 
 
 # ----------------------------------------------------------------------------- the build
@@ -282,7 +183,8 @@ def build_index(inputs: str | Path | Sequence[str | Path], out_dir: str | Path, 
                 txt_mode: str = "file", metadata: bool = True, resume: bool = False,
                 overwrite: bool = False, eos_id: int | None = None,
                 progress: bool = True, sample_stride: int = DEFAULT_SAMPLE_STRIDE,
-                ntd_threshold: int = DEFAULT_NTD_THRESHOLD) -> Manifest:
+                ntd_threshold: int = DEFAULT_NTD_THRESHOLD,
+                ray_address: str | None = None) -> Manifest:
     """Build an index over text corpora.
 
     Args:
@@ -311,10 +213,18 @@ def build_index(inputs: str | Path | Sequence[str | Path], out_dir: str | Path, 
             least this many times, so that their exact ``ntd`` reads no suffix array (0.39 B a
             token at the default 256 on 20M GPT-2 tokens of code, 0.58 B at 64; one pass over
             the suffix array); 0 writes none (it is then built on first use).
+        ray_address: tokenize and sort on the Ray cluster at this address (``"auto"``: the
+            one started on this machine; ``pip install 'anygram[ray]'``), with ``out_dir``
+            and the tokenizer file at the same path on every node; the index is the same as
+            a local build's (:mod:`anygram.index.ray_build`). ``workers`` is then unused.
 
     Returns:
         The manifest of the finished index.
     """
+    runner: BuildRunner | None = None
+    if ray_address is not None:
+        from .ray_build import RayBuild  # (imports Ray)
+        runner = RayBuild(ray_address)
     found = find_corpus_files([inputs] if isinstance(inputs, (str, Path)) else list(inputs))
     paths = found.files
     if found.skipped:
@@ -334,14 +244,14 @@ def build_index(inputs: str | Path | Sequence[str | Path], out_dir: str | Path, 
                 yield from iter_documents(p, text_field=text_field,
                                           txt_mode=txt_mode)  # type: ignore[arg-type]
         # Skip what finished shards already hold: re-reading is cheap, tokenizing is not.
-        return _tokenized(islice(documents(), skip, None), tok, width, n_workers)
+        return _tokenized(islice(documents(), skip, None), tok, width, n_workers, runner)
 
     return _build(items, Path(out_dir), params=params, width=width, vocab_size=tok.max_id + 1,
                   eos_id=eos_id if eos_id is not None else tok.eos_id, tokenizer=tok,
                   shard_tokens=shard_tokens, metadata=metadata, resume=resume,
                   overwrite=overwrite, progress=progress,
-                  sidecars=_Sidecars(sample_stride, ntd_threshold),
-                  build_info={"skipped_files": len(found.skipped)})
+                  sidecars=Sidecars(sample_stride, ntd_threshold),
+                  build_info={"skipped_files": len(found.skipped)}, runner=runner)
 
 
 def build_index_from_ids(docs: Iterable[Sequence[int] | np.ndarray] | np.ndarray,
@@ -389,7 +299,7 @@ def build_index_from_ids(docs: Iterable[Sequence[int] | np.ndarray] | np.ndarray
                            vocab_size=vocab_size, eos_id=eos_id, tokenizer=tok,
                            shard_tokens=shard_tokens, resume=False, overwrite=overwrite,
                            progress=progress,
-                           sidecars=_Sidecars(sample_stride, ntd_threshold),
+                           sidecars=Sidecars(sample_stride, ntd_threshold),
                            ranges_checked=split_at_eos)
 
 
@@ -425,7 +335,7 @@ def build_index_from_token_files(paths: str | Path | Sequence[str | Path],
     return _build_from_ids(documents, Path(out_dir), params=params, vocab_size=vocab_size,
                            eos_id=eos_id, tokenizer=tok, shard_tokens=shard_tokens,
                            resume=resume, overwrite=overwrite, progress=progress,
-                           sidecars=_Sidecars(sample_stride, ntd_threshold),
+                           sidecars=Sidecars(sample_stride, ntd_threshold),
                            ranges_checked=True)
 
 
@@ -476,7 +386,7 @@ def _check_doc(ids: Sequence[int] | np.ndarray, k: int) -> np.ndarray:
 def _build_from_ids(docs: Iterable[Sequence[int] | np.ndarray], out: Path, *,
                     params: dict[str, Any], vocab_size: int, eos_id: int | None,
                     tokenizer: Tokenizer | None, shard_tokens: int | None, resume: bool,
-                    overwrite: bool, progress: bool, sidecars: _Sidecars,
+                    overwrite: bool, progress: bool, sidecars: Sidecars,
                     ranges_checked: bool = False) -> Manifest:
     """An index of documents given as token ids: checked, then written by :func:`_build`.
 
@@ -505,13 +415,14 @@ def _build_from_ids(docs: Iterable[Sequence[int] | np.ndarray], out: Path, *,
 def _build(items: Callable[[int], Iterator[tuple[Document | None, bytes]]], out: Path, *,
            params: dict[str, Any], width: int, vocab_size: int, eos_id: int | None,
            tokenizer: Tokenizer | None, shard_tokens: int | None, metadata: bool,
-           resume: bool, overwrite: bool, progress: bool, sidecars: _Sidecars,
-           first_phase: str = "tokenizing",
-           build_info: dict[str, Any] | None = None) -> Manifest:
+           resume: bool, overwrite: bool, progress: bool, sidecars: Sidecars,
+           first_phase: str = "tokenizing", build_info: dict[str, Any] | None = None,
+           runner: BuildRunner | None = None) -> Manifest:
     """Write shards from ``items(skip)`` (documents with token bytes), sort, write manifest.
 
     ``first_phase`` names the phase that makes a shard's documents in the progress
-    (``tokenizing``, or ``reading`` ids); ``build_info`` is added to the manifest's ``build``.
+    (``tokenizing``, or ``reading`` ids); ``build_info`` is added to the manifest's ``build``;
+    ``runner``: where the sorts run (default: a thread of this process, one at a time).
     """
     started = time.time()
     out = Path(os.path.abspath(out))  # "." and ".." have no name to suffix
@@ -544,30 +455,31 @@ def _build(items: Callable[[int], Iterator[tuple[Document | None, bytes]]], out:
     sort_s_per_byte: list[float] = []
     # The previous shard sorts in a background thread (ctypes releases the GIL) while the next
     # one is tokenized; only one sort runs at a time, which bounds peak memory. A daemon
-    # thread: Ctrl-C stops the build at once (--resume redoes the unfinished shard).
-    pending: Future[ShardInfo] | None = None
-    pending_docs = docs_done
+    # thread: Ctrl-C stops the build at once (--resume redoes the unfinished shard). A runner
+    # sorts several at once elsewhere. Shards are recorded in order, with the documents done
+    # when each was submitted.
+    pending: deque[tuple[Future[ShardInfo], int]] = deque()
+    in_flight = runner.sorts_in_flight if runner is not None else 1
 
-    def settle() -> None:
-        nonlocal pending
-        if pending is not None:
-            job = pending
-            reporter.wait(lambda timeout: _done(job, timeout))
+    def settle(keep: int) -> None:
+        while len(pending) > keep:
+            job, docs = pending[0]
+            reporter.wait(lambda timeout, job=job: _done(job, timeout))  # type: ignore[misc]
             shards.append(job.result())
-            _save_progress(partial, params, shards, pending_docs)
-            pending = None
+            pending.popleft()
+            _save_progress(partial, params, shards, docs)
 
-    writer: _ShardWriter | None = None
+    writer: ShardWriter | None = None
     tokenizing = ExitStack()  # the tokenizing phase of the shard being written
     step: Step = lambda n: None  # noqa: E731
 
-    def submit(w: _ShardWriter) -> None:
-        nonlocal pending, pending_docs
+    def submit(w: ShardWriter) -> None:
         tokenizing.close()
-        w.close()
-        settle()
-        pending_docs = docs_done
-        pending = _in_background(_finish_shard, w, reporter, sort_s_per_byte)
+        closed = w.close()
+        settle(in_flight - 1)
+        job = (runner.finish(closed) if runner is not None else
+               _in_background(finish_shard, closed, reporter, sort_s_per_byte))
+        pending.append((job, docs_done))
 
     try:
         with tokenizing:
@@ -577,21 +489,22 @@ def _build(items: Callable[[int], Iterator[tuple[Document | None, bytes]]], out:
                     submit(writer)
                     writer = None
                 if writer is None:
-                    writer = _ShardWriter(partial, str(len(shards) + (pending is not None)), width,
+                    writer = ShardWriter(partial, str(len(shards) + len(pending)), width,
                                           metadata, sidecars)
                     step = tokenizing.enter_context(
                         reporter.phase(f"{first_phase} shard {writer.name}", total=None))
                 writer.add(doc, token_bytes)
                 docs_done += 1
                 step(n_pos - 1)
-            if writer is None and not shards and pending is None:  # empty corpus: one empty shard
-                writer = _ShardWriter(partial, "0", width, metadata, sidecars)
+            if writer is None and not shards and not pending:  # empty corpus: one empty shard
+                writer = ShardWriter(partial, "0", width, metadata, sidecars)
             if writer is not None:
                 submit(writer)
-            settle()
+            settle(0)
     except BaseException as exc:
-        if pending is not None and not isinstance(exc, KeyboardInterrupt):
-            futures.wait([pending])  # its files are in the partial directory: let it finish
+        if pending and not isinstance(exc, KeyboardInterrupt):
+            # their files are in the partial directory: let them finish
+            futures.wait([job for job, _ in pending])
         raise
 
     tok_spec: dict[str, Any] | None = None

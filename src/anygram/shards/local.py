@@ -413,7 +413,7 @@ def open_groups(index: OpenedIndex, vocab_size: int, *, load: LoadMethod = "mmap
             minus += gone.shards
     sorted_removed = [np.unique(np.array(r, dtype=np.int64)) for r in removed]
     if only is not None:
-        shards = [shards[i] for i in only]
+        shards = tuple(shards[i] for i in only)
         sorted_removed = [sorted_removed[i] for i in only]
     group = (reuse.with_removed(sorted_removed) if isinstance(reuse, LocalShards) else
              LocalShards(shards, vocab_size, sorted_removed, search_sample=search_sample,

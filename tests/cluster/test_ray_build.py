@@ -1,0 +1,96 @@
+"""The distributed build on a real Ray cluster (tests/cluster/conftest.py): the same index as
+a local build, file for file, even when a sort task's worker is killed mid-run."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+
+from cluster_support import write_corpus
+
+from anygram import Engine
+from anygram.index.build import build_index
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    """Every file of an index but its manifest's build timing, by relative path."""
+    out = {}
+    for p in sorted(directory.rglob("*")):
+        if p.is_file():
+            data = p.read_bytes()
+            if p.name == "manifest.json":
+                manifest = json.loads(data)
+                manifest["build"].pop("seconds")
+                data = json.dumps(manifest, sort_keys=True).encode()
+            out[str(p.relative_to(directory))] = data
+    return out
+
+
+def _bpe(tmp: Path) -> Path:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(["the cat sat on a mat and then the dog ran"] * 20,
+                            trainers.BpeTrainer(vocab_size=300, show_progress=False,
+                                                initial_alphabet=pre_tokenizers.ByteLevel
+                                                .alphabet()))
+    tok.save(str(tmp / "tokenizer.json"))
+    return tmp / "tokenizer.json"
+
+
+def test_a_ray_build_is_the_local_build_file_for_file(ray_cluster, tmp_path):
+    corpus = write_corpus(tmp_path / "c.jsonl", 3000, seed=2)
+    tok = _bpe(tmp_path)
+    local = build_index(corpus, tmp_path / "local", tokenizer=tok, shard_tokens=6000,
+                        workers=1, progress=False)
+    remote = build_index(corpus, tmp_path / "ray", tokenizer=tok, shard_tokens=6000,
+                         progress=False, ray_address=ray_cluster.address)
+    assert len(local.shards) >= 4
+    assert _files(tmp_path / "ray") == _files(tmp_path / "local")
+    assert Engine.open(tmp_path / "ray").count(" the cat").count > 0
+
+
+def _kill_first(title: str, stop: threading.Event, killed: list[int]) -> None:
+    """Kill -9 the first process whose title starts with ``title`` (a Ray worker names
+    itself after the task it runs)."""
+    while not stop.is_set():
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmdline.startswith(title.encode()):
+                os.kill(int(pid), signal.SIGKILL)
+                killed.append(int(pid))
+                return
+        time.sleep(0.005)
+
+
+def test_a_killed_sort_task_is_run_again(ray_cluster, tmp_path):
+    rng = random.Random(4)
+    with (tmp_path / "c.jsonl").open("w") as f:
+        for _ in range(400):
+            f.write(json.dumps({"text": "".join(rng.choice("abcdefgh ") for _ in range(5000))})
+                    + "\n")
+    build_index(tmp_path / "c.jsonl", tmp_path / "local", shard_tokens=500_000, workers=1,
+                progress=False)
+    stop, killed = threading.Event(), []
+    killer = threading.Thread(target=_kill_first, args=("ray::finish_shard", stop, killed))
+    killer.start()
+    try:
+        build_index(tmp_path / "c.jsonl", tmp_path / "ray", shard_tokens=500_000,
+                    progress=False, ray_address=ray_cluster.address)
+    finally:
+        stop.set()
+        killer.join()
+    assert killed, "no sort task was seen running"
+    assert _files(tmp_path / "ray") == _files(tmp_path / "local")
