@@ -48,21 +48,31 @@ class RayTransport:
     def call_all(self, calls: Sequence[Call]) -> list[Any]:
         ray = ray_module()
         refs = [self.actors[h].call.remote(g, m, a) for h, g, m, a in calls]
-        ready, pending = ray.wait(refs, num_returns=len(refs), timeout=self.timeout)
-        if pending:
-            late = [calls[i][0] for i, r in enumerate(refs) if r in set(pending)]
-            for r in pending:
-                ray.cancel(r)
+        try:  # the common case in one call
+            return list(ray.get(refs, timeout=self.timeout))
+        except ray.exceptions.RayTaskError as exc:
+            raise exc.as_instanceof_cause() from None  # the host's own error (bad input)
+        except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError):
+            return self._failed(ray, calls, refs)
+
+    def _failed(self, ray: Any, calls: Sequence[Call], refs: list[Any]) -> list[Any]:
+        """After a failed ``get``: the answers if every host gave one after all, else
+        :class:`HostsUnavailable` naming the hosts that gave none in time or are down."""
+        _, pending = ray.wait(refs, num_returns=len(refs), timeout=0)
+        late = [h for (h, _, _, _), r in zip(calls, refs) if r in set(pending)]
+        for r in pending:
+            ray.cancel(r)
+        if late:
             raise HostsUnavailable(late, f"host(s) on {self._where(late)} gave no answer "
                                          f"within {self.timeout:g} s")
         out, down = [], []
         for (h, _, _, _), ref in zip(calls, refs):
             try:
                 out.append(ray.get(ref))
-            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
+            except ray.exceptions.RayActorError:
                 down.append(h)
             except ray.exceptions.RayTaskError as exc:
-                raise exc.as_instanceof_cause() from None  # the host's own error (bad input)
+                raise exc.as_instanceof_cause() from None
         if down:
             raise HostsUnavailable(down, f"host(s) on {self._where(down)} are down")
         return out
