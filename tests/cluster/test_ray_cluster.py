@@ -97,6 +97,15 @@ def test_takedowns_reach_the_hosts_on_refresh(ray_cluster, tmp_path):
     cluster.stop(remote)
 
 
+def test_the_infini_gram_api_is_served_by_the_cluster_too(engines):
+    from anygram.server.indexes import ServedIndex
+    local, remote = engines
+    compat = ServedIndex("idx", remote).compat()
+    assert isinstance(compat.native.groups, cluster.RayGroups)
+    assert compat.native.groups is not remote.groups
+    assert compat.count(input_ids=[104, 101])["count"] == local.count([104, 101]).count
+
+
 def test_serve_ray_answers_over_http(ray_cluster, index):
     local = Engine.open(index)
     server = subprocess.Popen(

@@ -138,12 +138,17 @@ def serve(dirs: tuple[Path, ...], names: tuple[str, ...], host: str, port: int,
              ("heavy_workers", heavy_workers), ("max_heavy_pending", max_heavy_pending),
              ("max_batch", max_batch), ("max_body_bytes", max_body_bytes), ("timeout_s", timeout))
     overrides: dict[str, Any] = {k: v for k, v in given if v is not None}
+    limits = ServerLimits(**overrides)
     if ray_address is not None:
         from .. import cluster
-        engines = {name: cluster.open(path, address=ray_address) for name, path in served.items()}
+        # A node that does not answer is reported (503, naming its shards) within the
+        # request's time budget, not after it (504).
+        wait = 0.8 * limits.timeout_s
+        engines = {name: cluster.open(path, address=ray_address, timeout=wait)
+                   for name, path in served.items()}
     else:
         engines = {name: Engine.open(path) for name, path in served.items()}
-    app = create_app(engines, ServerLimits(**overrides),
+    app = create_app(engines, limits,
                      allowed_hosts=allowed_hosts(host, allow_hosts))
     if get_path is not None:
         status, body = get_in_process(app, get_path)

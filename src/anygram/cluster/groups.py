@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from .._ray import NAMESPACE, ray_module
@@ -102,9 +103,11 @@ class RayGroups:
         n = len(index.shards)
         places = _places(ray, n)
         members = self.members = _split_evenly(n, len(places))
-        directories = tuple(str(d) for d in index.directories)
+        # Absolute: the hosts do not run in this directory. The shards' identities: hosts of
+        # an index rebuilt at the same path must not be found by name.
+        directories = tuple(str(Path(d).resolve()) for d in index.directories)
         key = _key(directories, index.token_width, vocab_size, load, takedown, search_sample,
-                   ntd_table, places)
+                   ntd_table, places, [s.identity.hex() for s in index.shards])
         actor_class = ray.remote(ShardHost)
         self.actors, labels = [], []
         for h, (place, shards) in enumerate(zip(places, members)):
@@ -121,7 +124,7 @@ class RayGroups:
             self.actors.append(actor_class.options(**options).remote(spec))
             labels.append(place)
         self._places = labels
-        facts = ray.get([a.facts.remote() for a in self.actors], timeout=self.timeout)
+        facts = ray.get([a.current.remote() for a in self.actors], timeout=self.timeout)
         return self._groups(members, facts)
 
     def _groups(self, members: list[list[int]], facts: list[dict[str, GroupFacts | None]]
@@ -134,6 +137,10 @@ class RayGroups:
         minus = [list(range(len(held.sizes)))] + [[] for _ in members[1:]]
         return main, RemoteShards(transport, TAKEDOWN, minus,
                                   [held] + [None] * (len(members) - 1))
+
+    def fresh(self) -> RayGroups:
+        """A new opener with the same options (an opener serves one engine)."""
+        return RayGroups(self.timeout)
 
     def where(self) -> list[tuple[int, str]]:
         """Each host's process id and Ray node id."""

@@ -15,10 +15,12 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..index import takedown
 from ..index.format import LoadMethod
 from ..index.reader import open_index
 from ..shards import ShardGroup, ShardSize, Windows, open_groups
@@ -57,7 +59,13 @@ class ShardHost:
     def __init__(self, spec: HostSpec) -> None:
         self._spec = spec
         self._lock = threading.Lock()  # reload against reload
+        self._seen = self._signature()
         self._groups: dict[str, ShardGroup | None] = self._open(None)
+
+    def _signature(self) -> tuple[object, ...]:
+        """What the takedown records are now (the engine's ``refresh`` compares the same)."""
+        return tuple(takedown.record_signature(takedown.record_path(Path(d)))
+                     for d in self._spec.directories)
 
     def _open(self, reuse: ShardGroup | None) -> dict[str, ShardGroup | None]:
         s = self._spec
@@ -76,7 +84,15 @@ class ShardHost:
         """Open the shards again (takedowns changed), sharing the caches; the new facts."""
         with self._lock:
             # (the old groups are not closed: queries in flight finish on them)
+            self._seen = self._signature()
             self._groups = self._open(self._groups[SHARDS])
+        return self.facts()
+
+    def current(self) -> dict[str, GroupFacts | None]:
+        """The facts, after a reload if takedowns changed since the host opened: a host
+        found by name may have been opened long before this engine."""
+        if self._signature() != self._seen:
+            return self.reload()
         return self.facts()
 
     def call(self, group: str, method: str, args: tuple[Any, ...]) -> Any:

@@ -306,6 +306,7 @@ class RemoteShards(ShardGroup):
                         windows: Sequence[np.ndarray | None]) -> np.ndarray:
         # Count-of-counts are of n-grams over all shards at once: they do not merge from
         # per-shard answers.
-        raise InvalidQueryError("the Kneser-Ney model (kn_*, generate with kn) is not "
-                                "available on a cluster-served index: open it with "
+        raise InvalidQueryError("estimating Kneser-Ney discounts (estimate_discounts, "
+                                "discount='estimate') is not available on a cluster-served "
+                                "index: give the discounts, or open the index with "
                                 "Engine.open on one machine")

@@ -11,6 +11,7 @@ import numpy as np
 from ..engine import Engine
 from ..errors import AnygramError
 from ..query.results import NextTokenDist
+from ..shards import GroupOpener
 from ._base import _WIDTH_OF_DTYPE, _Base, _positive_int
 from ._cpp_engine import CppEngine, DatastoreShard
 
@@ -27,7 +28,8 @@ class _CoreMixin(_Base):
                  prev_shards_by_index_dir: dict[str, Any] | None = None,
                  max_support: int = 1000, max_clause_freq: int = 50000,
                  max_diff_tokens: int = 100, maxnum: int = 1, max_disp_len: int = 1000,
-                 *, exact_ntd: bool = True, bow_ids: Iterable[int] | None = None) -> None:
+                 *, exact_ntd: bool = True, bow_ids: Iterable[int] | None = None,
+                 groups: GroupOpener | None = None) -> None:
         if type(index_dir) is str:
             index_dir = [index_dir]
         if not (type(index_dir) is list and all(type(d) is str for d in index_dir)):
@@ -79,7 +81,8 @@ class _CoreMixin(_Base):
         # eos_token_id), so every id but the separator is valid here.
         self.native = Engine.open(index_dir, token_dtype=token_dtype,
                                   load="ram" if load_to_ram else "mmap",
-                                  vocab_size=self.token_id_max, eos_id=eos_token_id)
+                                  vocab_size=self.token_id_max, eos_id=eos_token_id,
+                                  groups=groups)
         self._index_dirs = list(index_dir)
         self.engine = self._cpp_engine()
         # infini-gram's shard order: per directory, file names sorted as strings.

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from ..cluster import RayGroups
 from ..compat import InfiniGramEngine
 from ..engine import Engine
 from ..errors import AnygramError
@@ -74,8 +75,11 @@ class ServedIndex:
                 dirs = list(dict.fromkeys(str(s.directory) for s in e.shards))
                 id_max = (1 << (8 * e.token_width)) - 1
                 eos = e.eos_id if e.eos_id is not None else 0
+                # (on a cluster: its own hosts, as the compat engine's vocabulary differs)
+                groups = e.groups.fresh() if isinstance(e.groups, RayGroups) else None
                 self._compat = InfiniGramEngine(
                     index_dir=dirs, eos_token_id=eos, token_dtype=e.token_dtype,
                     vocab_size=min(max(e.vocab_size, eos + 1), id_max),
-                    bow_ids=None if e.tokenizer is None else e.tokenizer.word_start_ids())
+                    bow_ids=None if e.tokenizer is None else e.tokenizer.word_start_ids(),
+                    groups=groups)
             return self._compat
