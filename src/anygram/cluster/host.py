@@ -69,7 +69,8 @@ class ShardHost:
 
     def _open(self, reuse: ShardGroup | None) -> dict[str, ShardGroup | None]:
         s = self._spec
-        index = open_index(list(s.directories), token_dtype=s.token_dtype, load=s.load)
+        index = open_index(list(s.directories), token_dtype=s.token_dtype, load=s.load,
+                           sample_checks=set(s.shards))
         main, minus = open_groups(index, s.vocab_size, load=s.load, takedown=s.takedown,
                                   search_sample=s.search_sample, ntd_table=s.ntd_table,
                                   reuse=reuse, only=s.shards, with_takedown=s.holds_takedown)

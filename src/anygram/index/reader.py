@@ -12,7 +12,7 @@ from __future__ import annotations
 import mmap
 import re
 import reprlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -293,7 +293,7 @@ def _open_anygram(directory: Path, load: LoadMethod, want_width: int | None
         shard = _open_shard(directory, info.name, width, load, info.files)
         _check_opened(directory, info, shard)
         shards.append(shard)
-    return manifest, _checked(shards)
+    return manifest, shards
 
 
 def _open_infini_gram(directory: Path, load: LoadMethod, want_width: int | None
@@ -311,7 +311,7 @@ def _open_infini_gram(directory: Path, load: LoadMethod, want_width: int | None
                                            "index is incomplete; rebuild it")
         width = want_width or _infer_width(directory, shard)
         shards.append(_open_shard(directory, shard, width, load))
-    return _checked(shards)
+    return shards
 
 
 #: Threads that check the shards of a directory together.
@@ -330,8 +330,13 @@ def _checked(shards: list[Shard]) -> list[Shard]:
 
 
 def open_index(paths: str | Path | Sequence[str | Path], *, token_dtype: str | None = None,
-               load: LoadMethod = "mmap") -> OpenedIndex:
+               load: LoadMethod = "mmap", sample_checks: Collection[int] | None = None
+               ) -> OpenedIndex:
     """Open the shards of one or more index directories (anygram, infini-gram v4 or v6).
+
+    Every shard's files are checked against the manifest; a sample of their entries is read
+    and checked too, for the shards in ``sample_checks`` (their indexes; default all): a
+    process that serves some shards of an index (:mod:`anygram.cluster`) reads no others.
 
     Raises:
         IndexNotFoundError, IncompleteIndexError (an unfinished build: a ``*.partial``
@@ -385,6 +390,7 @@ def open_index(paths: str | Path | Sequence[str | Path], *, token_dtype: str | N
         raise IndexFormatError("the directories hold different token widths "
                                f"({sorted(widths)} bytes): open them separately")
     width = widths.pop() if widths else (want_width or 1)
+    _checked([s for i, s in enumerate(shards) if sample_checks is None or i in sample_checks])
     return OpenedIndex(shards=tuple(shards), token_width=width,
                        manifest=manifests[0] if len(manifests) == 1 and len(dirs) == 1 else None,
                        directories=tuple(dirs))
