@@ -1012,6 +1012,21 @@ def test_text_analyses_match_the_engine(client: TestClient, engines: dict[str, E
             assert "".join(sp["text"] for sp in d["spans"] if sp.get("hit")) == got["text"]
 
 
+@pytest.mark.parametrize("text, n", [("the cat sat on the log", 5), ("qqq the mat", 2),
+                                     ("", 13)])
+def test_contamination_matches_the_tool(client: TestClient, engines: dict[str, Engine],
+                                        text: str, n: int) -> None:
+    from anygram.tools.contamination import example_contamination
+    eng = engines["tiny"]
+    ids = eng.tokenize(text)
+    body = both(client, "/v1/tiny/contamination", {"query": text, "n": n, "max_docs": 2})
+    want = example_contamination(eng, ids, n=n, max_docs=2).to_dict()
+    for key in ("longest_match", "longest_at", "coverage", "covered", "count", "docs"):
+        assert body[key] == want[key], key
+    assert body["token_ids"] == ids
+    error(client.post("/v1/tiny/contamination", json={"query": text, "n": 0}), 422)
+
+
 def test_attribute_options_and_ids(client: TestClient, engines: dict[str, Engine]) -> None:
     eng = engines["ids"]
     text = [1, 2, 3, 4, 5, 2, 3, 9]

@@ -76,6 +76,8 @@ with TestClient(app, base_url="http://localhost") as c:
         for extra in ({}, {"max_docs": 0}, {"min_len": 2, "max_cnt": 1, "delim_ids": [32]},
                       {"enforce_bow": True}):
             ask(c, index, "attribute", {**TEXT[index], **extra})
+        for extra in ({}, {"n": 2}, {"max_docs": 0}):
+            ask(c, index, "contamination", {**TEXT[index], **extra})
         assert c.get(f"/v1/{index}/docs/1?max_tokens=3").status_code == 200
         pair = {**q, "cont_id": 3}
         for op, extra in (("count", {}), ("prob", {}), ("infgram-prob", {}), ("ntd", {}),

@@ -135,6 +135,20 @@ class NtdRequest(QueryRequest):
                           "more often (`approx: true`). Default: exact.")
 
 
+class ContaminationRequest(QueryRequest):
+    """A text (or ids) whose verbatim overlap with the corpus is wanted."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"query": "what is the capital of France? Paris", "n": 8},
+        {"query_ids": [110, 97, 116, 117], "n": 2, "max_docs": 3}], **_QUERY_ONE_OF})
+
+    n: PosInt = Field(13, description="Window length: a token is covered when some n-token "
+                                      "window of the text holding it occurs in the corpus.")
+    max_docs: NonNegInt | None = Field(
+        None, description="Documents named that hold the longest run (default 5, at most "
+                          "max_docs).")
+
+
 class AttributeRequest(QueryRequest):
     """A text (or ids) whose rare verbatim spans are wanted, with their documents."""
 
@@ -560,6 +574,19 @@ class AttributionSpanModel(BaseModel):
     text: str | None = Field(None, description="The span decoded.")
     docs: list[AttributionDocModel] = Field(description="Its first occurrences in corpus "
                                                         "order (at most max_docs).")
+
+
+class ContaminationAnswer(_Answer):
+    longest_match: int = Field(description="Tokens of the longest run of the text found in "
+                                           "the corpus (0: none of its tokens occurs).")
+    longest_at: int = Field(description="Where that run starts in the text (-1: none).")
+    coverage: float = Field(description="Share of the text's tokens inside some n-token "
+                                        "window of it that occurs in the corpus.")
+    covered: list[list[int]] = Field(description="The covered token spans [start, end), "
+                                                 "ascending.")
+    count: int = Field(description="Occurrences of the longest run.")
+    docs: list[int] = Field(description="Documents holding the longest run (at most "
+                                        "max_docs).")
 
 
 class AttributeAnswer(_Answer):

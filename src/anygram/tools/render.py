@@ -1,20 +1,24 @@
 """Pictures of an evaluation (``docs/evaluation.md``): a text coloured per token by its ∞-gram
 suffix length, for the terminal (ANSI, through click) and as HTML, and a matplotlib figure of
-agreement vs suffix length and the suffix-length histogram (the ``plots`` extra)."""
+agreement vs suffix length and the suffix-length histogram (the ``plots`` extra); and the HTML
+report and histogram of ``anygram contamination``."""
 
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
+import numpy as np
 
 from .._extras import require
 
 if TYPE_CHECKING:
     from ..engine import Engine
+    from .contamination import ExampleContamination
     from .evaluation import EvalResult
 
 #: Suffix-length bins ``[lo, hi)`` and their colours: (label, lo, hi, hex, xterm-256 index).
@@ -124,6 +128,74 @@ def plot(result: EvalResult, path: str | Path) -> None:
     b.set_xlabel("suffix length (tokens)")
     b.set_ylabel("tokens")
     b.set_title("suffix-length histogram")
+    fig.tight_layout()
+    fig.savefig(str(path))
+    plt.close(fig)
+
+
+def contamination_html(engine: Engine, benchmarks: Sequence[tuple[dict[str, Any], Sequence[
+        tuple[Sequence[int], ExampleContamination]]]], web: str | None = None) -> str:
+    """A standalone HTML report of ``anygram contamination``: per benchmark its summary and
+    each example with its covered tokens highlighted; with ``web`` (the address of this
+    index's web page, e.g. ``http://host:8000/?index=idx``), each longest match links to
+    its search there."""
+    out = ["<!doctype html><html><head><meta charset='utf-8'><title>anygram: contamination"
+           "</title><style>body{font-family:sans-serif}pre{white-space:pre-wrap;"
+           "font-family:monospace;line-height:1.5;margin:.2em 0 1em}mark{background:#f9b}"
+           "td,th{padding:0 .6em;text-align:right}</style></head><body>"]
+    for summary, examples in benchmarks:
+        out.append(f"<h2>{html.escape(str(summary['benchmark']))}</h2><table>"
+                   + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(_short(v))}"
+                             f"</td></tr>" for k, v in summary.items() if k != "benchmark")
+                   + "</table>")
+        for ids, r in examples:
+            pieces = token_pieces(engine, ids) if engine.tokenizer is not None \
+                else [f"[{i}] " for i in ids]
+            marked = np.zeros(len(ids), dtype=bool)
+            for a, b in r.covered:
+                marked[a:b] = True
+            body = "".join(f"<mark>{html.escape(p)}</mark>" if marked[j] else html.escape(p)
+                           for j, p in enumerate(pieces))
+            head = (f"example {r.example}: coverage {r.coverage:.3f}, longest match "
+                    f"{r.longest_match} tokens ({r.count} occurrences; documents "
+                    f"{', '.join(map(str, r.docs)) or 'none'})")
+            if web is not None and r.longest_match:
+                match = ",".join(map(str, ids[r.longest_at:r.longest_at + r.longest_match]))
+                sep = "&" if "?" in web else "?"
+                head = (f"{html.escape(head)} <a href=\"{html.escape(web + sep + 'ids=' + match)}"
+                        "\">search it</a>")
+            else:
+                head = html.escape(head)
+            out.append(f"<p>{head}</p><pre>{body}</pre>")
+    out.append("</body></html>\n")
+    return "".join(out)
+
+
+def _short(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def contamination_plot(summaries: Sequence[dict[str, Any]], path: str | Path) -> None:
+    """Write the coverage histogram of each benchmark (one bar group per coverage bin).
+    Needs matplotlib (``pip install 'anygram[plots]'``)."""
+    matplotlib = require("matplotlib", "plots", "--plot")
+    matplotlib.use("Agg")
+    plt = require("matplotlib.pyplot", "plots", "--plot")
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / max(len(summaries), 1)
+    for k, s in enumerate(summaries):
+        h = s["coverage_histogram"]
+        counts = h["counts"]
+        share = [c / s["examples"] if s["examples"] else 0 for c in counts]
+        ax.bar([i + k * width for i in range(len(counts))], share, width=width,
+               label=f"{s['benchmark']} ({s['examples']} examples)")
+    bins = s["coverage_histogram"]["bins"] if summaries else []
+    ax.set_xticks(range(len(bins) - 1))
+    ax.set_xticklabels([f"{a:.1f}–{b:.1f}" for a, b in zip(bins, bins[1:])], fontsize=7)
+    ax.set_xlabel(f"coverage by {summaries[0]['n'] if summaries else ''}-grams found in the "
+                  "index")
+    ax.set_ylabel("share of examples")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(str(path))
     plt.close(fig)

@@ -1,4 +1,4 @@
-"""The whole-text routes: creativity, infgram-text, attribute (OLMoTrace)."""
+"""The whole-text routes: creativity, infgram-text, attribute (OLMoTrace), contamination."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import TokenizerError
+from ...tools import contamination as tc
 from .. import models as m
 from ..common import Operation, answer, check_max, check_tokens, query_ids, spans
 from ..indexes import ServedIndex
@@ -77,6 +78,17 @@ def op_attribute(ix: ServedIndex, req: m.AttributeRequest,
     return answer(ix, ids, {"spans": out})
 
 
+def op_contamination(ix: ServedIndex, req: m.ContaminationRequest,
+                     limits: ServerLimits) -> dict[str, Any]:
+    max_docs = min(tc.DEFAULT_MAX_DOCS, limits.max_docs) if req.max_docs is None \
+        else req.max_docs
+    check_max("max_docs", max_docs, limits.max_docs)
+    ids = query_ids(ix, req, limits)
+    d = tc.example_contamination(ix.engine, ids, n=req.n, max_docs=max_docs).to_dict()
+    del d["example"], d["tokens"]  # (a single text; its length is that of token_ids)
+    return answer(ix, ids, d)
+
+
 OPERATIONS = (
     Operation(
         "creativity", m.QueryRequest, op_creativity, m.CreativityAnswer,
@@ -97,4 +109,11 @@ OPERATIONS = (
         "min_len tokens, cut after a delimiter of delim_ids), each with its count, the sum "
         "of its tokens' unigram log-probabilities and its first max_docs occurrences with "
         "their document windows (max_ctx_len tokens each side).", lane="heavy"),
+    Operation(
+        "contamination", m.ContaminationRequest, op_contamination, m.ContaminationAnswer,
+        "How much of a text occurs verbatim in the corpus (benchmark contamination)",
+        "The longest run of the text's tokens found in the corpus (longest_match, from "
+        "longest_at, its count and up to max_docs documents holding it), and the share of "
+        "its tokens inside some n-token window found there (coverage; default n 13, as the "
+        "GPT-3 paper), with the covered token spans. One walk over the text.", lane="heavy"),
 )
