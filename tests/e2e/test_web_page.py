@@ -335,3 +335,30 @@ def test_longest_match_view_colours_tokens(browser: Any, base_url: str,
     _screenshot(browser, "web-page-longest-match.png", 390)
     width = browser.execute_script("return document.documentElement.scrollWidth")
     assert width <= 400, "the page scrolls sideways on a phone"
+
+
+def test_contamination_view_marks_the_covered_tokens(browser: Any, base_url: str,
+                                                     engines: dict[str, Engine]) -> None:
+    from anygram.tools.contamination import example_contamination
+    eng = engines["tiny"]
+    query = "qq the cat sat on the mat zz"
+    _open(browser, base_url + "/?index=tiny")
+    browser.find_element(By.ID, "query").send_keys(query)
+    _run(browser)
+    WebDriverWait(browser, ANSWER_S).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#longest-tokens .tok[data-len]"))
+    n = browser.find_element(By.ID, "covered-n")
+    n.clear()
+    n.send_keys("4")
+    browser.find_element(By.ID, "longest-covered").click()
+    ids = eng.tokenize(query)
+    want = [0] * len(ids)
+    for a, b in example_contamination(eng, ids, n=4).covered:
+        want[a:b] = [1] * (b - a)
+    assert 0 < sum(want) < len(ids)  # some tokens covered, some not
+    sel = "#longest-tokens .tok[data-covered]"
+    WebDriverWait(browser, ANSWER_S).until(lambda d: [
+        int(t.get_attribute("data-covered")) for t in d.find_elements(By.CSS_SELECTOR, sel)]
+        == want)
+    assert "4-gram found in the corpus" in browser.find_element(By.ID, "longest-meta").text
+    _screenshot(browser, "web-page-contamination.png", 900)

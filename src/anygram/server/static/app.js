@@ -204,9 +204,33 @@
     el("span", { ...attrs, class: "tok bin", "data-bin": String(i),
                  style: `background-color:${LEN_BINS[i][3]}` }, label);
 
+  function renderCovered(r) {
+    const box = $("longest-tokens");
+    box.replaceChildren();
+    const covered = new Array(r.token_ids.length).fill(false);
+    for (const [a, b] of r.contamination.covered) for (let i = a; i < b; i++) covered[i] = true;
+    r.token_ids.forEach((id, i) => {
+      const label = r.tokens ? visible(r.tokens[i]) : String(id);
+      box.append(el("span", { class: "tok" + (covered[i] ? " covered" : ""),
+                              "data-covered": covered[i] ? "1" : "0",
+                              title: `token id ${id}` + (covered[i]
+                                ? ": inside an n-gram found in the corpus" : "") }, label));
+    });
+    if (!r.token_ids.length) box.append(el("span", { class: "muted small" }, "(empty query)"));
+    $("longest-legend").replaceChildren(el("span", { class: "muted" }, "tokens:"),
+      el("span", { class: "tok covered" }, "covered"), el("span", { class: "tok" }, "not"));
+    const c = r.contamination;
+    $("longest-meta").textContent =
+      `${pct(c.coverage)} of the tokens are inside a ${c.n}-gram found in the corpus` +
+      ` · longest match ${c.longest_match} token(s), ${fmt(c.count)} occurrence(s)` +
+      (c.docs.length ? `, in document(s) ${c.docs.join(", ")}` : "") + ` · ${c.latency_ms} ms`;
+    filled("card-longest");
+  }
+
   function renderLongest() {
     const r = state.longest;
     if (!r) return;
+    if ($("longest-covered").checked && r.contamination) { renderCovered(r); return; }
     const byCreativity = $("longest-creativity").checked && r.lengths;
     const lengths = byCreativity ? r.lengths : r.suffix_len;
     const box = $("longest-tokens");
@@ -233,12 +257,29 @@
     filled("card-longest");
   }
 
+  async function fetchCovered() {
+    const r = state.longest;
+    if (!r || !has("contamination")) return;
+    const n = Math.max(1, parseInt($("covered-n").value, 10) || 13);
+    try {
+      const c = await api(`/v1/${encodeURIComponent($("index").value)}/contamination`,
+                          { ...r.payload, n });
+      r.contamination = { ...c, n };
+      showError("");
+    } catch (e) {
+      showError(e.message);
+    }
+    renderLongest();
+  }
+
   async function fetchLongest(base, payload) {
     const jobs = [api(`${base}/infgram-text`, payload)];
     if (has("creativity")) jobs.push(api(`${base}/creativity`, payload));
     const [text, creativity] = await Promise.all(jobs);
-    state.longest = { ...text, lengths: creativity ? creativity.lengths : null };
+    state.longest = { ...text, lengths: creativity ? creativity.lengths : null, payload };
     $("longest-creativity").disabled = !creativity;
+    $("longest-covered").disabled = !has("contamination");
+    if ($("longest-covered").checked) await fetchCovered();
     renderLongest();
   }
 
@@ -384,6 +425,8 @@
     $("index").addEventListener("change", onIndexChange);
     $("docs-more").addEventListener("click", more);
     for (const id of ["longest-suffix", "longest-creativity"]) $(id).addEventListener("change", renderLongest);
+    $("longest-covered").addEventListener("change", fetchCovered);
+    $("covered-n").addEventListener("change", () => { if ($("longest-covered").checked) fetchCovered(); });
     init();
   });
 })();
