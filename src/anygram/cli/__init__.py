@@ -9,8 +9,9 @@ options as typed (``--text-field``), and exit with status 1; click's own usage e
 with status 2. Heavy packages are imported inside the commands, so ``--help`` is quick.
 
 The commands live in one module per concern (``build``, ``queries``, ``fetch``, ``documents``,
-``serve``, ``takedown``, ``verify``, ``evaluate``, ``contamination``) and register themselves
-on :func:`main` when imported: the imports below, in this order, are the order of ``main.commands``.
+``serve``, ``takedown``, ``verify``, ``evaluate``, ``contamination``, ``dedup``) and register
+themselves on :func:`main` when imported: the imports below, in this order, are the order of
+``main.commands``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from . import takedown  # noqa: F401
 from . import verify  # noqa: F401
 from . import evaluate  # noqa: F401
 from . import contamination  # noqa: F401
+from . import dedup  # noqa: F401
 # isort: on
 
 __all__ = ["main"]
