@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .engine import Engine
     from .index.build import build_index, build_index_from_ids, build_index_from_token_files
     from .index.format import Manifest
+    from .index.grow import add_documents
     from .query.results import (
         AttributionDoc,
         AttributionResult,
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
 #: exported name -> (module, attribute in it; None: the module itself)
 _LAZY: dict[str, tuple[str, str | None]] = {
     "build_index": ("anygram.index.build", "build_index"),
+    "add_documents": ("anygram.index.grow", "add_documents"),
     "build_index_from_ids": ("anygram.index.build", "build_index_from_ids"),
     "build_index_from_token_files": ("anygram.index.build", "build_index_from_token_files"),
     "Manifest": ("anygram.index.format", "Manifest"),
@@ -89,7 +91,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "__version__", "takedown", "cluster", "build_index", "build_index_from_ids",
+    "__version__", "takedown", "cluster", "build_index", "add_documents", "build_index_from_ids",
     "build_index_from_token_files", "Engine", "Manifest", "parse_query",
     "AnygramError", "BuildError", "ClusterError", "CorpusError", "IncompleteIndexError",
     "IndexFormatError",

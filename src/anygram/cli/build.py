@@ -147,6 +147,67 @@ def build(ctx: click.Context, inputs: tuple[str, ...], out: Path, tokenizer: str
     _emit(summary)
 
 
+@main.command("add")
+@click.argument("index", type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--shard-tokens", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Token positions per new shard (default: as a build's).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Tokenizer processes (default: all cores).")
+@click.option("--text-field", default="text", show_default=True,
+              help="JSON field / Parquet column holding the text.")
+@click.option("--txt-mode", type=click.Choice(["file", "line"]), default="file",
+              show_default=True, help=".txt files: one document per file or per line.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+def add(index: Path, inputs: tuple[str, ...], shard_tokens: int | None, workers: int | None,
+        text_field: str, txt_mode: str, quiet: bool) -> None:
+    """Add the documents of INPUTS to the index at INDEX, as new shards.
+
+    They are tokenized with the index's tokenizer and get the next document ids; the index's
+    other documents, their ids and its takedowns are unchanged. Processes that opened the
+    index before keep seeing it as it was; those that open it after see the new documents.
+    Killed at any moment, the index is as it was before or as it is after. Prints a one-line
+    JSON summary.
+
+    \b
+    Example:
+      anygram add idx/ more.jsonl 'crawl-2026-12/*.jsonl.zst'
+    """
+    from ..index.grow import add_documents
+
+    started = time.perf_counter()
+    manifest = add_documents(index, list(inputs), shard_tokens=shard_tokens, workers=workers,
+                             text_field=text_field, txt_mode=txt_mode, progress=not quiet)
+    added = manifest.build["added"][-1]
+    _emit({"index": str(index), "shards": len(manifest.shards),
+           "added_shards": added["shards"], "docs": manifest.num_docs,
+           "added_docs": added["docs"], "first_added_doc_id": manifest.num_docs - added["docs"],
+           "tokens": manifest.num_tokens, "seconds": round(time.perf_counter() - started, 3)})
+
+
+@main.command("compact")
+@click.argument("index", type=click.Path(path_type=Path))
+@click.option("--shard-tokens", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Token positions per merged shard at most (default: as a build's).")
+def compact(index: Path, shard_tokens: int | None) -> None:
+    """Merge runs of small consecutive shards of INDEX into larger ones.
+
+    Every answer and every document id stays the same. The compacted index is made beside
+    it and exchanged with it in one atomic step: killed at any moment, the index is the old
+    one or the new one. Prints a one-line JSON summary.
+
+    \b
+    Example:
+      anygram compact idx/ --shard-tokens 1000000000
+    """
+    from ..index.grow import compact as compact_index
+
+    started = time.perf_counter()
+    manifest = compact_index(index, shard_tokens=shard_tokens)
+    _emit({"index": str(index), "shards": len(manifest.shards), "docs": manifest.num_docs,
+           "tokens": manifest.num_tokens, "seconds": round(time.perf_counter() - started, 3)})
+
+
 @main.command()
 @_index_options(tokenizer=None)
 def info(index: tuple[Path, ...], token_dtype: str | None, pretty: bool) -> None:

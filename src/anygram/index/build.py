@@ -35,6 +35,8 @@ from ..tokenization import Tokenizer, load_tokenizer, token_width_for
 from . import takedown, token_files
 from .corpus import Document, find_corpus_files, iter_documents
 from .format import (
+    ADD_JOURNAL,
+    ADD_PREFIX,
     DEFAULT_NTD_THRESHOLD,
     DEFAULT_SAMPLE_STRIDE,
     MANIFEST_NAME,
@@ -546,6 +548,8 @@ _INDEX_ENTRY = re.compile("|".join([
     r"takedown-[0-9]+(\.partial)?",
     "(" + "|".join(SIDECAR_NAMES) + r")(\.[0-9]+)?(\.[0-9]+\.[0-9]+\.tmp)?",
     re.escape(PROGRESS_NAME) + r"(\.tmp)?",
+    re.escape(ADD_PREFIX) + r".+",
+    re.escape(ADD_JOURNAL) + r"(\.tmp)?",
 ]))
 
 

@@ -57,6 +57,11 @@ DEFAULT_NTD_THRESHOLD = 256
 #: The names of a shard's sidecars: derived from its files, never required (checked, and
 #: rebuilt when needed, on first use).
 SIDECAR_NAMES = (SAMPLE_NAME, NTD_NAME)
+#: Prefix of the temporary directory ``anygram add`` builds in, inside the index.
+ADD_PREFIX = ".add-"
+#: The journal of an ``anygram add`` in progress: the shards it is moving into the index,
+#: which the manifest does not list yet (:mod:`anygram.index.grow`).
+ADD_JOURNAL = "add.pending.json"
 # Offset files up to this size also get the "sha256" key older versions check on every open;
 # every file gets a "checksum" that `anygram verify` checks.
 CHECKSUM_MAX_BYTES = 64 << 20

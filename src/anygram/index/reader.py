@@ -9,6 +9,7 @@ only when they stay inside it), whatever a manifest says. The layout itself is
 
 from __future__ import annotations
 
+import logging
 import mmap
 import re
 import reprlib
@@ -28,6 +29,7 @@ from ..kernels.checks import pointers_fit
 from ..threads import started_pool
 from . import checks
 from .format import (
+    ADD_JOURNAL,
     DTYPE_OF_WIDTH,
     MANIFEST_NAME,
     PARTIAL_SUFFIX,
@@ -40,12 +42,15 @@ from .format import (
     inside,
     is_sidecar,
     ptr_width_for,
+    read_json_record,
     read_manifest,
     regular_file_size,
     separator,
     shard_file_names,
 )
 from .sidecar import shard_identity
+
+log = logging.getLogger("anygram")
 
 
 def _map_file(path: Path, load: LoadMethod) -> np.ndarray:
@@ -210,9 +215,23 @@ def _check_opened(directory: Path, info: ShardInfo, shard: Shard) -> None:
 
 
 def _check_shard_set(directory: Path, manifest: Manifest) -> None:
-    """The manifest lists exactly the shards whose token files are in the directory."""
+    """The manifest lists exactly the shards whose token files are in the directory, but for
+    the shards an interrupted ``anygram add`` was moving in (its journal names them, and they
+    are numbered above every listed one): the index is as it was before that add
+    (:mod:`anygram.index.grow`)."""
     on_disk = {m.group(1) for p in directory.iterdir() if (m := _SUFFIXED.match(p.name))}
     listed = {s.name for s in manifest.shards}
+    if on_disk - listed and (directory / ADD_JOURNAL).is_file():
+        top = max((int(s) for s in listed), default=-1)
+        journal = read_json_record(inside(directory, ADD_JOURNAL, "add journal"),
+                                   "add journal")
+        pending = set(journal.get("shards", [])) if isinstance(journal, dict) else set()
+        leftovers = {s for s in on_disk - listed if s in pending and int(s) > top}
+        if leftovers:
+            log.warning("%s holds shard(s) %s that an interrupted `anygram add` was moving "
+                        "in: ignored (the next add removes them)", directory,
+                        ", ".join(sorted(leftovers, key=int)))
+            on_disk -= leftovers
     if on_disk != listed:
         extra, missing = sorted(on_disk - listed, key=int), sorted(listed - on_disk, key=int)
         raise IndexFormatError(
