@@ -157,3 +157,13 @@ def test_read_examples_names_the_line(tmp_path):
     bench = _bench(tmp_path, [{"text": "fine"}, {"text": "  "}])
     with pytest.raises(CorpusError, match=r"bench.jsonl:2"):
         list(tc.read_examples(bench))
+
+
+def test_a_benchmark_that_is_not_utf8_is_a_one_line_error(tmp_path, index):
+    bench = tmp_path / "bench.jsonl"
+    bench.write_bytes(b'{"text": "fine"}\n{"text": "bad \xff\xfe here"}\n')
+    run = CliRunner().invoke(main, ["contamination", "--index", str(index), str(bench),
+                                    "--json"])
+    assert run.exit_code == 1
+    assert "UTF-8" in run.output and "line 2" in run.output
+    assert len(run.output.strip().splitlines()) == 1  # nothing printed before the error

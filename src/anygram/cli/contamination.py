@@ -79,13 +79,16 @@ def contamination(index: tuple[Path, ...], tokenizer: str | None, token_dtype: s
     if writer is not None:
         writer.writerow(_CSV_COLUMNS)
     with _engine(index, tokenizer, token_dtype) as engine:
-        for bench in benchmarks:
+        # Every benchmark read and tokenized first: a bad one stops the command before it
+        # prints anything.
+        tokenized = [[engine.tokenize(t) for t in tc.read_examples(bench, fields)]
+                     for bench in benchmarks]
+        for bench, bench_ids in zip(benchmarks, tokenized):
             summary = tc.BenchmarkContamination(str(bench), n)
             examples = []
-            texts = tqdm(tc.read_examples(bench, fields), desc=bench.name, unit=" examples",
-                         disable=not sys.stderr.isatty(), leave=False)
-            for i, text in enumerate(texts):
-                ids = engine.tokenize(text)
+            todo = tqdm(bench_ids, desc=bench.name, unit=" examples",
+                        disable=not sys.stderr.isatty(), leave=False)
+            for i, ids in enumerate(todo):
                 r = tc.example_contamination(engine, ids, example=i, n=n, max_docs=max_docs)
                 summary.add(r)
                 if as_rows:
