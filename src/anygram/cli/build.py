@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from ..index.format import DEFAULT_NTD_THRESHOLD, DEFAULT_SAMPLE_STRIDE
-from ._common import _emit, _engine, _index_options, main
+from ._common import F, _emit, _engine, _index_options, main
 
 #: Options of a build from text that a build from token ids has no use for, and the other way
 #: round: giving one with the other build is a usage error, not a silent no-op.
@@ -26,6 +26,18 @@ def _given(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
                 is not click.core.ParameterSource.DEFAULT:
             typed.append(max(param.opts, key=len))
     return typed
+
+
+def _reading_options(f: F) -> F:
+    """``--workers``, ``--text-field``, ``--txt-mode``: how a build (or an add) reads and
+    tokenizes its inputs."""
+    f = click.option("--txt-mode", type=click.Choice(["file", "line"]), default="file",
+                     show_default=True,
+                     help="A .txt file is one document, or one per line.")(f)
+    f = click.option("--text-field", default="text", show_default=True,
+                     help="JSON field / Parquet or Arrow column holding the text.")(f)
+    return click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
+                        help="Tokenizer processes (default: all cores).")(f)
 
 
 @main.command()
@@ -46,12 +58,7 @@ def _given(ctx: click.Context, names: tuple[str, ...]) -> list[str]:
                    "else u32); a .npy with a header has its own.")
 @click.option("--shard-tokens", type=click.IntRange(min=1), default=None, metavar="N",
               help="Token positions per shard (default: what fits in 60% of RAM).")
-@click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Tokenizer processes (default: all cores).")
-@click.option("--text-field", default="text", show_default=True,
-              help="JSON field / Parquet or Arrow column holding the text.")
-@click.option("--txt-mode", type=click.Choice(["file", "line"]), default="file",
-              show_default=True, help="A .txt file is one document, or one per line.")
+@_reading_options
 @click.option("--no-metadata", is_flag=True,
               help="Do not store the documents' other fields, path and line number.")
 @click.option("--resume", is_flag=True,
@@ -101,7 +108,7 @@ def build(ctx: click.Context, inputs: tuple[str, ...], out: Path, tokenizer: str
       anygram build 'data/*.jsonl.zst' --out idx/ --tokenizer gpt2.tiktoken --workers 4
       anygram build notes/ --out idx/ --txt-mode line --no-metadata --overwrite
       anygram build saved_dataset/ --out idx/ --text-field content
-      anygram build /shared/corpus/ --out /shared/idx/ --ray auto --shard-tokens 2000000000
+      anygram build /shared/corpus/ --out /shared/idx/ --ray auto --shard-tokens 1000000000
       anygram build --from-ids train.bin --out idx/ --eos-id 50256 --vocab-size 50257 \\
           --tokenizer gpt2.tiktoken
     """
@@ -152,12 +159,7 @@ def build(ctx: click.Context, inputs: tuple[str, ...], out: Path, tokenizer: str
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--shard-tokens", type=click.IntRange(min=1), default=None, metavar="N",
               help="Token positions per new shard (default: as a build's).")
-@click.option("--workers", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Tokenizer processes (default: all cores).")
-@click.option("--text-field", default="text", show_default=True,
-              help="JSON field / Parquet column holding the text.")
-@click.option("--txt-mode", type=click.Choice(["file", "line"]), default="file",
-              show_default=True, help=".txt files: one document per file or per line.")
+@_reading_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 def add(index: Path, inputs: tuple[str, ...], shard_tokens: int | None, workers: int | None,
         text_field: str, txt_mode: str, quiet: bool) -> None:
