@@ -22,9 +22,13 @@ def ray_cluster():
     import ray
     from ray.cluster_utils import Cluster
 
+    # Small object stores: answers are small, and a CI machine's /dev/shm may be too.
+    store = 128 << 20
     cluster = Cluster(initialize_head=True,
-                      head_node_args={"num_cpus": 0, "include_dashboard": False})
-    nodes = {name: cluster.add_node(num_cpus=1, labels={"anygram-node": name})
+                      head_node_args={"num_cpus": 0, "include_dashboard": False,
+                                      "object_store_memory": store})
+    nodes = {name: cluster.add_node(num_cpus=1, labels={"anygram-node": name},
+                                    object_store_memory=store)
              for name in ("a", "b")}
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, namespace="anygram", log_to_driver=False)

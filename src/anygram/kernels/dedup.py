@@ -7,8 +7,9 @@ same window are contiguous: one pass over the suffix array finds every group of 
 windows, and all but the group's smallest position repeat an earlier one
 (:func:`repeats_within`). A window of shard ``s`` also repeats when it occurs in an earlier
 shard: both suffix arrays are sorted the same way, so one merge-like pass over the two finds
-them (:func:`repeats_in`). Memory: one byte per position of the shard (the marks). Arrays as
-in :mod:`anygram.kernels.search`. Naive twin: ``tests/test_dedup.py``'s reference.
+them (:func:`repeats_in`). Where windows start is known first (:func:`window_starts`), so
+that no pass scans a window twice for separators. Memory: two bytes per position of the
+shard (where windows start, and the marks). Arrays as in :mod:`anygram.kernels.search`. Naive twin: ``tests/test_dedup.py``'s reference.
 """
 
 from __future__ import annotations
@@ -19,21 +20,30 @@ from ._jit import inline_kernel, kernel
 from .search import _ptr
 
 
-@inline_kernel
-def _window_ok(ds: np.ndarray, p: int, span: int, w: int) -> bool:
-    """Whether the ``span`` bytes at byte offset ``p`` are whole tokens of one document: in
-    the shard, aligned, and no token among them is the separator (``w`` bytes of 0xff)."""
-    if p % w != 0 or p + span > ds.shape[0]:
-        return False
-    for t in range(p, p + span, w):
+@kernel
+def window_starts(ds: np.ndarray, w: int, K: int) -> np.ndarray:
+    """Per token position (uint8): 1 where ``K`` tokens of one document start (none of them
+    the separator, ``w`` bytes of 0xff, and all inside the shard). One backward pass."""
+    n = ds.shape[0] // w
+    out = np.zeros(n, dtype=np.uint8)
+    run = 0  # tokens from this position to the next separator (or the shard's end)
+    for p in range(n - 1, -1, -1):
         sep = True
         for i in range(w):
-            if ds[t + i] != 0xFF:
+            if ds[p * w + i] != 0xFF:
                 sep = False
                 break
-        if sep:
-            return False
-    return True
+        run = 0 if sep else run + 1
+        if run >= K:
+            out[p] = 1
+    return out
+
+
+@inline_kernel
+def _window_ok(valid: np.ndarray, p: int, w: int) -> bool:
+    """Whether a window starts at byte offset ``p`` (aligned, in the shard: a damaged
+    pointer is no window)."""
+    return p % w == 0 and p // w < valid.shape[0] and valid[p // w] == 1
 
 
 @inline_kernel
@@ -53,12 +63,13 @@ def _compare(a: np.ndarray, p: int, b: np.ndarray, q: int, span: int) -> int:
 
 
 @kernel
-def repeats_within(ds: np.ndarray, sa: np.ndarray, k: int, w: int, K: int, dead: np.ndarray,
-                   marks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def repeats_within(ds: np.ndarray, sa: np.ndarray, k: int, w: int, K: int, valid: np.ndarray,
+                   dead: np.ndarray, marks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Set ``marks[p // w]`` (uint8, one per position) for every window of the shard whose
     ``K`` tokens occur at a smaller position of the shard; return every group of two or more
-    equal windows as ``(its smallest position, its size)``. Positions marked in ``dead``
-    (uint8 per position; empty: none), the taken-down documents', count for nothing.
+    equal windows as ``(its smallest position, its size)``. ``valid``: :func:`window_starts`.
+    Positions marked in ``dead`` (uint8 per position; empty: none), the taken-down
+    documents', count for nothing.
     O(positions · K) byte compares at worst, one pass over the suffix array."""
     span = K * w
     n = sa.shape[0] // k
@@ -68,7 +79,7 @@ def repeats_within(ds: np.ndarray, sa: np.ndarray, k: int, w: int, K: int, dead:
     r = 0
     while r < n:
         p = _ptr(sa, k, r)
-        if not _window_ok(ds, p, span, w):
+        if not _window_ok(valid, p, w):
             r += 1
             continue
         end = r + 1  # the group: ranks [r, end) whose windows equal p's
@@ -76,7 +87,7 @@ def repeats_within(ds: np.ndarray, sa: np.ndarray, k: int, w: int, K: int, dead:
         live = 0
         for i in range(r, n):
             q = _ptr(sa, k, i)
-            if i > r and (not _window_ok(ds, q, span, w) or _compare(ds, p, ds, q, span) != 0):
+            if i > r and (not _window_ok(valid, q, w) or _compare(ds, p, ds, q, span) != 0):
                 break
             end = i + 1
             if _live(dead, q // w):
@@ -99,36 +110,42 @@ def repeats_within(ds: np.ndarray, sa: np.ndarray, k: int, w: int, K: int, dead:
 
 
 @kernel
-def repeats_in(ds: np.ndarray, sa: np.ndarray, k: int, other_ds: np.ndarray,
-               other_sa: np.ndarray, other_k: int, w: int, K: int, dead: np.ndarray,
-               other_dead: np.ndarray, marks: np.ndarray) -> int:
+def repeats_in(ds: np.ndarray, sa: np.ndarray, k: int, valid: np.ndarray, dead: np.ndarray,
+               other_ds: np.ndarray, other_sa: np.ndarray, other_k: int,
+               other_valid: np.ndarray, other_dead: np.ndarray, w: int, K: int,
+               marks: np.ndarray) -> int:
     """Set ``marks[p // w]`` for every live window of the shard (``ds``, ``sa``) that occurs
     at a live position of the other shard (``other_ds``, ``other_sa``); return how many were
-    set anew. ``dead``, ``other_dead``: as :func:`repeats_within`'s. One merge-like pass over
-    both suffix arrays (they are sorted alike)."""
+    set anew. ``valid``, ``dead`` and the other's: as :func:`repeats_within`'s. One
+    merge-like pass over both suffix arrays (they are sorted alike)."""
     span = K * w
     n, m = sa.shape[0] // k, other_sa.shape[0] // other_k
     i = j = 0
     added = 0
-    while i < n and j < m:
-        p = _ptr(sa, k, i)
-        if not _window_ok(ds, p, span, w):
-            i += 1
-            continue
-        q = _ptr(other_sa, other_k, j)
-        if not _window_ok(other_ds, q, span, w) or not _live(other_dead, q // w):
-            j += 1
-            continue
+    p = q = -1  # the current windows (byte offsets); -1: advance to the next one
+    while True:
+        while p < 0 and i < n:
+            p = _ptr(sa, k, i)
+            if not _window_ok(valid, p, w):
+                p = -1
+                i += 1
+        while q < 0 and j < m:
+            q = _ptr(other_sa, other_k, j)
+            if not _window_ok(other_valid, q, w) or not _live(other_dead, q // w):
+                q = -1
+                j += 1
+        if p < 0 or q < 0:
+            break
         c = _compare(ds, p, other_ds, q, span)
         if c == 0:
             if marks[p // w] == 0 and _live(dead, p // w):
                 marks[p // w] = 1
                 added += 1
-            i += 1  # the next suffix of this shard may start with the same window
+            p, i = -1, i + 1  # the next suffix of this shard may start with the same window
         elif c < 0:
-            i += 1
+            p, i = -1, i + 1
         else:
-            j += 1
+            q, j = -1, j + 1
     return added
 
 

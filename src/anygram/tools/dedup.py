@@ -6,7 +6,8 @@ position), and the union of those windows. So the first occurrence of each repea
 kept, and documents never merge. The windows are found in each shard's suffix array
 (:mod:`anygram.kernels.dedup`): equal windows are contiguous there, and a shard's windows
 that occur in an earlier shard are found by one merge-like pass over the two suffix arrays.
-O(positions · shards) window compares; one byte of memory per position.
+O(positions · shards) window compares; two bytes of memory per position (where windows
+start, and the marks).
 
 With ``against`` (another index, e.g. of benchmarks), what is removed is instead every window
 of ``K`` tokens that occurs in that index (decontamination), found from the matching
@@ -120,14 +121,15 @@ def find_duplicates(engine: Engine, min_tokens: int) -> Duplicates:
     shards = engine.shards
     w = engine.token_width
     dead = _taken_down(engine)
+    valid = [kd.window_starts(s.ds, w, min_tokens) for s in shards]
     marks, groups = [], []
     for s, shard in enumerate(shards):
         m = np.zeros(shard.num_positions, dtype=np.uint8)
         groups.append(kd.repeats_within(shard.ds, shard.sa, shard.ptr_width, w, min_tokens,
-                                        dead[s], m))
+                                        valid[s], dead[s], m))
         for t, earlier in enumerate(shards[:s]):
-            kd.repeats_in(shard.ds, shard.sa, shard.ptr_width, earlier.ds, earlier.sa,
-                          earlier.ptr_width, w, min_tokens, dead[s], dead[t], m)
+            kd.repeats_in(shard.ds, shard.sa, shard.ptr_width, valid[s], dead[s], earlier.ds,
+                          earlier.sa, earlier.ptr_width, valid[t], dead[t], w, min_tokens, m)
         marks.append(m)
     return Duplicates(engine, min_tokens, marks, groups)
 
