@@ -3,13 +3,12 @@
 
 A *window* is the ``K`` tokens starting at a token position ``p`` of a shard, inside one
 document (no separator among them). In suffix-array order, the suffixes that start with the
-same window are contiguous: one pass over the suffix array finds every group of equal
-windows, and all but the group's smallest position repeat an earlier one
-(:func:`repeats_within`). A window of shard ``s`` also repeats when it occurs in an earlier
-shard: both suffix arrays are sorted the same way, so one merge-like pass over the two finds
-them (:func:`repeats_in`). Where windows start is known first (:func:`window_starts`), so
-that no pass scans a window twice for separators. Memory: two bytes per position of the
-shard (where windows start, and the marks). Arrays as in :mod:`anygram.kernels.search`. Naive twin: ``tests/test_dedup.py``'s reference.
+same window are contiguous, and every shard's suffix array is sorted the same way: one merge
+of all of them (:func:`repeats_all`) meets every group of equal windows in one run, and all
+but the group's first in corpus order (shard, then position) repeat an earlier one. Where
+windows start is known first (:func:`window_starts`), so that no window is scanned twice for
+separators. Memory: two bytes per position (where windows start, and the marks). Arrays as
+in :mod:`anygram.kernels.search`. Naive twin: ``tests/test_dedup.py``'s reference.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import inline_kernel, kernel
-from .search import _ptr
 
 
 @kernel
@@ -40,13 +38,6 @@ def window_starts(ds: np.ndarray, w: int, K: int) -> np.ndarray:
 
 
 @inline_kernel
-def _window_ok(valid: np.ndarray, p: int, w: int) -> bool:
-    """Whether a window starts at byte offset ``p`` (aligned, in the shard: a damaged
-    pointer is no window)."""
-    return p % w == 0 and p // w < valid.shape[0] and valid[p // w] == 1
-
-
-@inline_kernel
 def _live(dead: np.ndarray, pos: int) -> bool:
     """Whether a position is outside taken-down documents (``dead`` empty: all are)."""
     return dead.shape[0] == 0 or dead[pos] == 0
@@ -60,93 +51,6 @@ def _compare(a: np.ndarray, p: int, b: np.ndarray, q: int, span: int) -> int:
         if x != y:
             return -1 if x < y else 1
     return 0
-
-
-@kernel
-def repeats_within(ds: np.ndarray, sa: np.ndarray, k: int, w: int, K: int, valid: np.ndarray,
-                   dead: np.ndarray, marks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Set ``marks[p // w]`` (uint8, one per position) for every window of the shard whose
-    ``K`` tokens occur at a smaller position of the shard; return every group of two or more
-    equal windows as ``(its smallest position, its size)``. ``valid``: :func:`window_starts`.
-    Positions marked in ``dead`` (uint8 per position; empty: none), the taken-down
-    documents', count for nothing.
-    O(positions · K) byte compares at worst, one pass over the suffix array."""
-    span = K * w
-    n = sa.shape[0] // k
-    firsts = np.empty(16, dtype=np.int64)
-    sizes = np.empty(16, dtype=np.int64)
-    groups = 0
-    r = 0
-    while r < n:
-        p = _ptr(sa, k, r)
-        if not _window_ok(valid, p, w):
-            r += 1
-            continue
-        end = r + 1  # the group: ranks [r, end) whose windows equal p's
-        first = -1  # its smallest live position (bytes)
-        live = 0
-        for i in range(r, n):
-            q = _ptr(sa, k, i)
-            if i > r and (not _window_ok(valid, q, w) or _compare(ds, p, ds, q, span) != 0):
-                break
-            end = i + 1
-            if _live(dead, q // w):
-                live += 1
-                if first < 0 or q < first:
-                    first = q
-        if live > 1:
-            for i in range(r, end):
-                q = _ptr(sa, k, i)
-                if q != first and _live(dead, q // w):
-                    marks[q // w] = 1
-            if groups == firsts.shape[0]:
-                firsts = np.concatenate((firsts, np.empty(groups, dtype=np.int64)))
-                sizes = np.concatenate((sizes, np.empty(groups, dtype=np.int64)))
-            firsts[groups] = first // w
-            sizes[groups] = live
-            groups += 1
-        r = end
-    return firsts[:groups].copy(), sizes[:groups].copy()
-
-
-@kernel
-def repeats_in(ds: np.ndarray, sa: np.ndarray, k: int, valid: np.ndarray, dead: np.ndarray,
-               other_ds: np.ndarray, other_sa: np.ndarray, other_k: int,
-               other_valid: np.ndarray, other_dead: np.ndarray, w: int, K: int,
-               marks: np.ndarray) -> int:
-    """Set ``marks[p // w]`` for every live window of the shard (``ds``, ``sa``) that occurs
-    at a live position of the other shard (``other_ds``, ``other_sa``); return how many were
-    set anew. ``valid``, ``dead`` and the other's: as :func:`repeats_within`'s. One
-    merge-like pass over both suffix arrays (they are sorted alike)."""
-    span = K * w
-    n, m = sa.shape[0] // k, other_sa.shape[0] // other_k
-    i = j = 0
-    added = 0
-    p = q = -1  # the current windows (byte offsets); -1: advance to the next one
-    while True:
-        while p < 0 and i < n:
-            p = _ptr(sa, k, i)
-            if not _window_ok(valid, p, w):
-                p = -1
-                i += 1
-        while q < 0 and j < m:
-            q = _ptr(other_sa, other_k, j)
-            if not _window_ok(other_valid, q, w) or not _live(other_dead, q // w):
-                q = -1
-                j += 1
-        if p < 0 or q < 0:
-            break
-        c = _compare(ds, p, other_ds, q, span)
-        if c == 0:
-            if marks[p // w] == 0 and _live(dead, p // w):
-                marks[p // w] = 1
-                added += 1
-            p, i = -1, i + 1  # the next suffix of this shard may start with the same window
-        elif c < 0:
-            p, i = -1, i + 1
-        else:
-            q, j = -1, j + 1
-    return added
 
 
 @kernel
@@ -170,3 +74,116 @@ def marked_spans(marks: np.ndarray, K: int) -> tuple[np.ndarray, np.ndarray]:
         ends[m] = p + K
         m += 1
     return starts[:m].copy(), ends[:m].copy()
+
+
+@inline_kernel
+def _before(ds: np.ndarray, pos: np.ndarray, a: int, b: int, span: int) -> bool:
+    """Whether shard ``a``'s current window sorts before shard ``b``'s (ties: the earlier
+    shard first)."""
+    c = _compare(ds, pos[a], ds, pos[b], span)
+    return c < 0 or (c == 0 and a < b)
+
+
+@inline_kernel
+def _sift_down(heap: np.ndarray, size: int, at: int, ds: np.ndarray, pos: np.ndarray,
+               span: int) -> None:
+    while True:
+        low, left, right = at, 2 * at + 1, 2 * at + 2
+        if left < size and _before(ds, pos, heap[left], heap[low], span):
+            low = left
+        if right < size and _before(ds, pos, heap[right], heap[low], span):
+            low = right
+        if low == at:
+            return
+        heap[at], heap[low] = heap[low], heap[at]
+        at = low
+
+
+@inline_kernel
+def _next_window(sa: np.ndarray, sa_off: np.ndarray, ks: np.ndarray, ds_off: np.ndarray,
+                 valid: np.ndarray, pos_off: np.ndarray, rank: np.ndarray, pos: np.ndarray,
+                 s: int, w: int) -> bool:
+    """Move shard ``s`` to its next rank that starts a window: ``pos[s]`` its byte offset in
+    the joined token bytes; False when it has none left."""
+    k = ks[s]
+    base = sa_off[s]
+    n = (sa_off[s + 1] - base) // k
+    size = ds_off[s + 1] - ds_off[s]
+    r = rank[s] + 1
+    while r < n:
+        p = 0
+        for i in range(k):
+            p |= int(sa[base + r * k + i]) << (8 * i)
+        if 0 <= p < size and p % w == 0 and valid[pos_off[s] + p // w] == 1:
+            rank[s], pos[s] = r, ds_off[s] + p
+            return True
+        r += 1
+    rank[s] = n
+    return False
+
+
+@kernel
+def repeats_all(ds: np.ndarray, ds_off: np.ndarray, sa: np.ndarray, sa_off: np.ndarray,
+                ks: np.ndarray, valid: np.ndarray, dead: np.ndarray, pos_off: np.ndarray,
+                w: int, K: int, marks: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every shard at once, their arrays joined end to end: shard ``s``'s token bytes are
+    ``ds[ds_off[s]:ds_off[s+1]]``, its suffix array ``sa[sa_off[s]:sa_off[s+1]]`` (``ks[s]``
+    bytes a pointer), its positions ``[pos_off[s], pos_off[s+1])`` of ``valid``
+    (:func:`window_starts`), ``dead`` (taken down; empty: none) and ``marks``.
+
+    Set ``marks`` for every live window whose ``K`` tokens occur at a live place earlier in
+    corpus order (an earlier shard, or a smaller position of its own); return every group of
+    two or more equal live windows as ``(shard, position, size)`` of its first. One merge of
+    all the suffix arrays (a heap of the shards' current windows): O(positions · log
+    shards) window compares."""
+    S = ks.shape[0]
+    span = K * w
+    rank = np.full(S, -1, dtype=np.int64)
+    pos = np.zeros(S, dtype=np.int64)
+    heap = np.empty(S, dtype=np.int64)
+    size = 0
+    for s in range(S):
+        if _next_window(sa, sa_off, ks, ds_off, valid, pos_off, rank, pos, s, w):
+            heap[size] = s
+            size += 1
+    for at in range(size // 2 - 1, -1, -1):
+        _sift_down(heap, size, at, ds, pos, span)
+    g_shard = np.empty(16, dtype=np.int64)
+    g_pos = np.empty(16, dtype=np.int64)
+    g_size = np.empty(16, dtype=np.int64)
+    groups = 0
+    members = np.empty(16, dtype=np.int64)  # the current group's live members (positions)
+    has_dead = dead.shape[0] > 0
+    while size:
+        key = pos[heap[0]]
+        m = 0
+        first = -1  # the group's first live member (joined position: shards are in order)
+        while size and _compare(ds, pos[heap[0]], ds, key, span) == 0:
+            s = heap[0]
+            at = pos_off[s] + (pos[s] - ds_off[s]) // w  # joined token position
+            if not has_dead or dead[at] == 0:
+                if m == members.shape[0]:
+                    members = np.concatenate((members, np.empty(m, dtype=np.int64)))
+                members[m] = at
+                m += 1
+                if first < 0 or at < first:
+                    first = at
+            if _next_window(sa, sa_off, ks, ds_off, valid, pos_off, rank, pos, s, w):
+                _sift_down(heap, size, 0, ds, pos, span)
+            else:
+                size -= 1
+                heap[0] = heap[size]
+                _sift_down(heap, size, 0, ds, pos, span)
+        if m > 1:
+            for i in range(m):
+                if members[i] != first:
+                    marks[members[i]] = 1
+            if groups == g_shard.shape[0]:
+                g_shard = np.concatenate((g_shard, np.empty(groups, dtype=np.int64)))
+                g_pos = np.concatenate((g_pos, np.empty(groups, dtype=np.int64)))
+                g_size = np.concatenate((g_size, np.empty(groups, dtype=np.int64)))
+            g = np.searchsorted(pos_off, first, side="right") - 1
+            g_shard[groups], g_pos[groups], g_size[groups] = g, first - pos_off[g], m
+            groups += 1
+    return g_shard[:groups].copy(), g_pos[:groups].copy(), g_size[:groups].copy()

@@ -3,11 +3,11 @@
 What is removed, exactly: every window of ``K`` tokens (inside one document) whose same
 ``K`` tokens already occurred earlier in corpus order (documents in id order, then
 position), and the union of those windows. So the first occurrence of each repeated span is
-kept, and documents never merge. The windows are found in each shard's suffix array
-(:mod:`anygram.kernels.dedup`): equal windows are contiguous there, and a shard's windows
-that occur in an earlier shard are found by one merge-like pass over the two suffix arrays.
-O(positions · shards) window compares; two bytes of memory per position (where windows
-start, and the marks).
+kept, and documents never merge. The windows are found in the shards' suffix arrays
+(:mod:`anygram.kernels.dedup`): equal windows are contiguous in each, and one merge of all
+of them meets each group of equal windows in one run. O(positions · log shards) window
+compares; memory: the token bytes and suffix arrays joined (a copy) and two bytes per
+position (where windows start, and the marks).
 
 With ``against`` (another index, e.g. of benchmarks), what is removed is instead every window
 of ``K`` tokens that occurs in that index (decontamination), found from the matching
@@ -122,15 +122,24 @@ def find_duplicates(engine: Engine, min_tokens: int) -> Duplicates:
     w = engine.token_width
     dead = _taken_down(engine)
     valid = [kd.window_starts(s.ds, w, min_tokens) for s in shards]
-    marks, groups = [], []
-    for s, shard in enumerate(shards):
-        m = np.zeros(shard.num_positions, dtype=np.uint8)
-        groups.append(kd.repeats_within(shard.ds, shard.sa, shard.ptr_width, w, min_tokens,
-                                        valid[s], dead[s], m))
-        for t, earlier in enumerate(shards[:s]):
-            kd.repeats_in(shard.ds, shard.sa, shard.ptr_width, valid[s], dead[s], earlier.ds,
-                          earlier.sa, earlier.ptr_width, valid[t], dead[t], w, min_tokens, m)
-        marks.append(m)
+    # One merge over every shard, their arrays joined (a copy of the token bytes and suffix
+    # arrays: within what a build of the index needed).
+    pos_off = np.cumsum([0] + [s.num_positions for s in shards]).astype(np.int64)
+    joined_marks = np.zeros(int(pos_off[-1]), dtype=np.uint8)
+    joined_dead = (np.concatenate(dead) if any(d.shape[0] for d in dead)
+                   else np.zeros(0, dtype=np.uint8))
+    if joined_dead.shape[0] and joined_dead.shape[0] != joined_marks.shape[0]:
+        joined_dead = np.concatenate([d if d.shape[0] else np.zeros(s.num_positions, np.uint8)
+                                      for d, s in zip(dead, shards)])
+    g_shard, g_pos, g_size = kd.repeats_all(
+        np.concatenate([s.ds for s in shards]),
+        np.cumsum([0] + [s.ds_bytes for s in shards]).astype(np.int64),
+        np.concatenate([s.sa for s in shards]),
+        np.cumsum([0] + [s.sa.shape[0] for s in shards]).astype(np.int64),
+        np.array([s.ptr_width for s in shards], dtype=np.int64), np.concatenate(valid),
+        joined_dead, pos_off, w, min_tokens, joined_marks)
+    marks = [joined_marks[pos_off[i]:pos_off[i + 1]] for i in range(len(shards))]
+    groups = [(g_pos[g_shard == s], g_size[g_shard == s]) for s in range(len(shards))]
     return Duplicates(engine, min_tokens, marks, groups)
 
 
