@@ -53,8 +53,9 @@ class InProcessGroups:
         bounds = [n * i // parts for i in range(parts + 1)]
         members = [list(range(a, b)) for a, b in zip(bounds, bounds[1:])]
         dirs = tuple(str(d) for d in index.directories)
+        ids = tuple(s.identity.hex() for s in index.shards)
         hosts = [ShardHost(HostSpec(dirs, f"u{8 * index.token_width}", vocab_size, tuple(m),
-                                    h == 0, load, takedown, search_sample, ntd_table))
+                                    ids, h == 0, load, takedown, search_sample, ntd_table))
                  for h, m in enumerate(members)]
         facts = [h.facts() for h in hosts]
         transport = InProcessTransport(hosts)

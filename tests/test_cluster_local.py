@@ -13,7 +13,7 @@ from cluster_support import InProcessGroups, battery, build_corpus_index, same
 from hypothesis import given
 from hypothesis import strategies as st
 
-from anygram import Engine, ShardUnavailableError
+from anygram import Engine, IndexFormatError, InvalidQueryError, ShardUnavailableError
 from anygram.cluster.host import GroupFacts, ShardHost
 from anygram.cluster.remote import HostsUnavailable, InProcessTransport, RemoteShards
 from anygram.shards import ShardSize
@@ -79,3 +79,23 @@ def test_every_shard_must_be_held_once(index):
     with pytest.raises(ValueError, match="exactly one host"):
         RemoteShards(InProcessTransport([host]), "shards", [[0, 0]],
                      [GroupFacts(1, (ShardSize("a", 1, 1, 5),) * 2)])
+
+
+def test_a_host_refuses_an_index_that_changed_since_it_was_opened(tmp_path):
+    from anygram.cluster.host import HostSpec
+    from anygram.index import grow
+    from anygram.index.reader import open_index
+    index = build_corpus_index(tmp_path, docs=20, seed=6, shard_tokens=200)
+    opened = open_index(index)
+    ids = tuple(s.identity.hex() for s in opened.shards)
+    spec = HostSpec((str(index),), "u8", 255, (0,), ids, True, "mmap", True, True, True)
+    ShardHost(spec)  # the index as opened: served
+    grow.compact(index, shard_tokens=10_000)
+    with pytest.raises(IndexFormatError, match="changed since it was opened"):
+        ShardHost(spec)  # restarted after the compaction: refuses
+
+
+def test_a_cluster_maps_its_shards(tmp_path):
+    from anygram import cluster
+    with pytest.raises(InvalidQueryError, match="load='ram'"):
+        cluster.open(tmp_path, load="ram")

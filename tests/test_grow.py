@@ -148,3 +148,33 @@ def test_an_interrupted_compact_leaves_the_index_as_it_was(tmp_path, monkeypatch
     assert run.exit_code == 0, run.output
     assert json.loads(run.output)["shards"] == 1
     assert Engine.open(tmp_path / "idx").count("the").count == 2
+
+
+def test_a_running_engine_sees_added_documents_and_their_takedown(tmp_path):
+    build_index(_write(tmp_path / "a.jsonl", ["the cat", "a dog"]), tmp_path / "idx",
+                progress=False)
+    e = Engine.open(tmp_path / "idx")
+    assert not e.refresh()
+    grow.add_documents(tmp_path / "idx", _write(tmp_path / "b.jsonl", ["the cat sat"], 2))
+    assert e.refresh() and e.num_docs == 3 and e.count("the cat").count == 2
+    takedown.take_down(tmp_path / "idx", [2])  # a document the engine first saw added
+    assert e.refresh() and e.count("the cat").count == 1 and e.get_doc(2).removed
+    assert not e.refresh()
+
+
+def test_compact_keeps_the_writers_lock_and_follows_a_link(tmp_path):
+    import fcntl
+    import os
+    build_index(_write(tmp_path / "a.jsonl", ["the cat", "a dog", "the mat"]),
+                tmp_path / "real", shard_tokens=10, progress=False)
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    fd = os.open(tmp_path / "real" / "takedown.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        grow.compact(tmp_path / "link", shard_tokens=100)
+        # A writer that waited on the lock holds the file the index still has.
+        assert os.fstat(fd).st_ino == (tmp_path / "real" / "takedown.lock").stat().st_ino
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(fd)
+    assert (tmp_path / "link").is_symlink() and Engine.open(tmp_path / "link").num_shards == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsonl", "link", "real"]

@@ -84,7 +84,8 @@ class Engine:
         self._search_sample = search_sample
         self._ntd_table = ntd_table
         self._records = [takedown_records.record_path(d) for d in self._directories]
-        self._takedown_seen = self._takedown_signature()
+        self._manifests = [str(Path(d) / MANIFEST_NAME) for d in self._directories]
+        self._seen = self._signature()
         self._refresh_lock = threading.Lock()
         self._use(core)
 
@@ -176,30 +177,43 @@ class Engine:
                    ntd_table=ntd_table, groups=opener)
 
     def refresh(self) -> bool:
-        """Pick up takedowns made since the index was opened (or last refreshed): later
-        queries honour them. Returns whether any changed.
+        """Pick up what changed since the index was opened (or last refreshed): takedowns,
+        and documents added (``anygram add``) or shards compacted (``anygram compact``); later
+        queries see them. Returns whether anything changed.
 
-        Cheap when none did (a ``stat`` of each directory's takedown record), so a server
-        calls it before every request; queries already running finish on the documents they
-        started with. An engine opened with ``takedown=False`` never changes.
+        Cheap when nothing did (a ``stat`` of each directory's takedown record and manifest),
+        so a server calls it before every request; queries already running finish on the
+        index they started with. An engine opened with ``takedown=False`` ignores takedowns.
         """
-        if not self._honour_takedown or self._takedown_signature() == self._takedown_seen:
+        if self._signature() == self._seen:
             return False
         with self._refresh_lock:
-            seen = self._takedown_signature()
-            if seen == self._takedown_seen:
+            seen = self._signature()
+            if seen == self._seen:
                 return False
             old = self._core
+            if seen[1] != self._seen[1]:  # the manifests changed: the shards did
+                self._index = open_index(list(self._directories), token_dtype=self.token_dtype,
+                                         load=self._load)
+                self._files = self._index.shards
+                reuse = None
+            elif not self._honour_takedown:
+                self._seen = seen
+                return False
+            else:
+                reuse = old.shards
             shards, removed = self._open_groups(
-                self._index, old.vocab_size, load=self._load, takedown=True,
-                search_sample=self._search_sample, ntd_table=self._ntd_table, reuse=old.shards)
+                self._index, old.vocab_size, load=self._load, takedown=self._honour_takedown,
+                search_sample=self._search_sample, ntd_table=self._ntd_table, reuse=reuse)
             self._use(Searcher(shards, removed, vocab_size=old.vocab_size, eos_id=old.eos_id,
                                tokenizer=old.tokenizer_source))
-            self._takedown_seen = seen
+            self._seen = seen
             return True
 
-    def _takedown_signature(self) -> tuple[object, ...]:
-        return tuple(takedown_records.record_signature(p) for p in self._records)
+    def _signature(self) -> tuple[tuple[object, ...], tuple[object, ...]]:
+        """What changes when a takedown record or a manifest is replaced (stats)."""
+        return (tuple(takedown_records.record_signature(p) for p in self._records),
+                tuple(takedown_records.record_signature(p) for p in self._manifests))
 
     def close(self) -> None:
         """Drop the references to the shard arrays (the maps close when unreferenced).

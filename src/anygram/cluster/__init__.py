@@ -47,6 +47,9 @@ def open(path: str | Path | Sequence[str | Path], *, address: str | None = None,
     if "groups" in options:
         raise InvalidQueryError("anygram.cluster.open places the shards itself: "
                                 "leave out groups=")
+    if options.get("load", "mmap") != "mmap":
+        raise InvalidQueryError("a cluster maps its shards (load='mmap'): with load='ram' "
+                                "every host and this process would read the whole index")
     connect(address)
     return Engine.open(path, groups=RayGroups(timeout), **options)
 

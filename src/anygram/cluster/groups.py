@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .._ray import NAMESPACE, ray_module
+from ..errors import ClusterError
 from ..index.format import LoadMethod
 from ..index.reader import OpenedIndex
 from ..shards import ShardGroup
@@ -35,6 +36,8 @@ NODE_LABEL = "anygram-node"
 HOST_CONCURRENCY = 16
 #: Seconds a call waits for a host before its shards are reported unavailable.
 DEFAULT_TIMEOUT = 60.0
+#: Seconds an open or a reload waits for the hosts at least (they map and check shards).
+OPEN_TIMEOUT = 120.0
 
 
 class RayTransport:
@@ -98,7 +101,7 @@ class RayGroups:
                  reuse: ShardGroup | None = None) -> tuple[ShardGroup, ShardGroup | None]:
         ray = ray_module()
         if isinstance(reuse, RemoteShards) and self.actors:  # takedowns changed: reload
-            facts = ray.get([a.reload.remote() for a in self.actors], timeout=self.timeout)
+            facts = self._gather(ray, [a.reload.remote() for a in self.actors], "reload")
             return self._groups(reuse.members, facts)
         n = len(index.shards)
         places = _places(ray, n)
@@ -106,13 +109,15 @@ class RayGroups:
         # Absolute: the hosts do not run in this directory. The shards' identities: hosts of
         # an index rebuilt at the same path must not be found by name.
         directories = tuple(str(Path(d).resolve()) for d in index.directories)
+        identities = tuple(s.identity.hex() for s in index.shards)
         key = _key(directories, index.token_width, vocab_size, load, takedown, search_sample,
-                   ntd_table, places, [s.identity.hex() for s in index.shards])
+                   ntd_table, places, identities)
         actor_class = ray.remote(ShardHost)
         self.actors, labels = [], []
         for h, (place, shards) in enumerate(zip(places, members)):
             spec = HostSpec(directories, f"u{index.token_width * 8}", vocab_size,
-                            tuple(shards), h == 0, load, takedown, search_sample, ntd_table)
+                            tuple(shards), identities, h == 0, load, takedown, search_sample,
+                            ntd_table)
             options: dict[str, Any] = dict(
                 name=f"{key}/{h}", namespace=NAMESPACE, lifetime="detached",
                 get_if_exists=True, max_restarts=-1, max_task_retries=-1, num_cpus=0,
@@ -124,8 +129,20 @@ class RayGroups:
             self.actors.append(actor_class.options(**options).remote(spec))
             labels.append(place)
         self._places = labels
-        facts = ray.get([a.current.remote() for a in self.actors], timeout=self.timeout)
+        facts = self._gather(ray, [a.current.remote() for a in self.actors], "open")
         return self._groups(members, facts)
+
+    def _gather(self, ray: Any, refs: list[Any], what: str) -> list[Any]:
+        """The hosts' answers to an open or a reload (which may map many shards: a longer
+        wait than a query's), or ClusterError saying why not."""
+        try:
+            return list(ray.get(refs, timeout=max(self.timeout, OPEN_TIMEOUT)))
+        except ray.exceptions.GetTimeoutError:
+            raise ClusterError(f"the index's hosts did not {what} it within "
+                               f"{max(self.timeout, OPEN_TIMEOUT):g} s") from None
+        except ray.exceptions.RayError as exc:
+            raise ClusterError(f"the index's hosts could not {what} it: "
+                               f"{str(exc).strip().splitlines()[-1][:500]}") from None
 
     def _groups(self, members: list[list[int]], facts: list[dict[str, GroupFacts | None]]
                 ) -> tuple[ShardGroup, ShardGroup | None]:

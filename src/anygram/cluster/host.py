@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import IndexFormatError
 from ..index import takedown
 from ..index.format import LoadMethod
 from ..index.reader import open_index
@@ -38,6 +39,7 @@ class HostSpec:
     token_dtype: str
     vocab_size: int
     shards: tuple[int, ...]
+    identities: tuple[str, ...]  # every shard's (hex): the index the coordinator opened
     holds_takedown: bool
     load: LoadMethod
     takedown: bool
@@ -60,6 +62,15 @@ class ShardHost:
         self._spec = spec
         self._lock = threading.Lock()  # reload against reload
         self._seen = self._signature()
+        # The index as the coordinator opened it, or none: a host (re)started after the
+        # index changed on disk (an add, a compaction, a rebuild) refuses to serve another.
+        self._index = open_index(list(spec.directories), token_dtype=spec.token_dtype,
+                                 load=spec.load, sample_checks=set(spec.shards))
+        found = tuple(sh.identity.hex() for sh in self._index.shards)
+        if found != spec.identities:
+            raise IndexFormatError(f"the index at {', '.join(spec.directories)} changed since "
+                                   "it was opened (shards added, compacted or rebuilt): open "
+                                   "it again")
         self._groups: dict[str, ShardGroup | None] = self._open(None)
 
     def _signature(self) -> tuple[object, ...]:
@@ -68,10 +79,9 @@ class ShardHost:
                      for d in self._spec.directories)
 
     def _open(self, reuse: ShardGroup | None) -> dict[str, ShardGroup | None]:
+        """The groups of the index opened at start, with the takedowns recorded now."""
         s = self._spec
-        index = open_index(list(s.directories), token_dtype=s.token_dtype, load=s.load,
-                           sample_checks=set(s.shards))
-        main, minus = open_groups(index, s.vocab_size, load=s.load, takedown=s.takedown,
+        main, minus = open_groups(self._index, s.vocab_size, load=s.load, takedown=s.takedown,
                                   search_sample=s.search_sample, ntd_table=s.ntd_table,
                                   reuse=reuse, only=s.shards, with_takedown=s.holds_takedown)
         return {SHARDS: main, TAKEDOWN: minus}

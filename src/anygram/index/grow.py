@@ -107,8 +107,10 @@ def add_documents(index_dir: str | Path, inputs: str | Path | Sequence[str | Pat
                 "docs": sum(s.num_docs for s in added),
                 "seconds": round(time.time() - started, 3)}]
             grown = replace(manifest, shards=(*manifest.shards, *added), build=build)
+            _fsync_tree(index)  # the moved files on disk before the manifest names them
             write_manifest(index, grown)  # the commit point
-            (index / ADD_JOURNAL).unlink()
+            # (the journal stays: a reader that read the old manifest just before may look
+            # for it; the next add or compact deletes it)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return grown
@@ -174,7 +176,7 @@ def compact(index_dir: str | Path, *, shard_tokens: int | None = None,
     atomic ``renameat2(RENAME_EXCHANGE)``: killed at any moment, the index is the old one or
     the new one. Readers that opened it before keep their maps.
     """
-    index = Path(os.path.abspath(index_dir))
+    index = Path(index_dir).resolve()  # (a link would be exchanged, not its directory)
     if not (index / MANIFEST_NAME).is_file():
         raise IndexNotFoundError(f"no anygram index at {index}")
     with takedown.locked(index):
@@ -198,16 +200,19 @@ def compact(index_dir: str | Path, *, shard_tokens: int | None = None,
                 else:
                     shards.append(_merged(index, run, name, work, width,
                                           Sidecars(sample_stride, ntd_threshold)))
-            for entry in index.iterdir():  # what is not a shard's: tokenizer, takedowns
-                if not _SHARD_FILE.match(entry.name) and entry.name not in (
-                        MANIFEST_NAME, takedown.LOCK_NAME):
+            # What is not a shard's: tokenizer, takedowns, and the lock itself (the same
+            # file: writers waiting on it get it after the exchange).
+            for entry in index.iterdir():
+                if not _SHARD_FILE.match(entry.name) and entry.name != MANIFEST_NAME:
                     _link_tree(entry, work / entry.name)
             build = {**manifest.build, "compacted": [*manifest.build.get("compacted", []), {
                 "shards_before": len(manifest.shards), "shards_after": len(shards),
                 "shard_tokens": budget}]}
             compacted = replace(manifest, shards=tuple(shards), build=build)
             write_manifest(work, compacted)
+            _fsync_tree(work)
             exchange(index, work)  # the commit point
+            _fsync_tree(index.parent, files=False)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return compacted
@@ -271,6 +276,23 @@ def _merged(index: Path, run: Sequence[ShardInfo], name: str, work: Path, width:
     closed = ClosedShard(str(work), name, width, ds_base, sum(s.num_docs for s in run),
                          sidecars)
     return finish_shard(closed)
+
+
+def _fsync_tree(directory: Path, files: bool = True) -> None:
+    """``directory``'s files (with ``files``) and the directory itself flushed to disk."""
+    if files:
+        for p in directory.iterdir():
+            if p.is_file() and not p.is_symlink():
+                fd = os.open(p, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _link_tree(source: Path, target: Path) -> None:

@@ -300,11 +300,20 @@ def _refuse_unfinished(directory: Path) -> None:
 def _open_anygram(directory: Path, load: LoadMethod, want_width: int | None
                   ) -> tuple[Manifest, list[Shard]]:
     manifest = read_manifest(directory)
+    try:
+        _check_shard_set(directory, manifest)
+    except IndexFormatError:
+        # An add or a compaction may have committed between reading the manifest and
+        # listing the directory: read it again, once.
+        again = read_manifest(directory)
+        if again == manifest:
+            raise
+        manifest = again
+        _check_shard_set(directory, manifest)
     width = manifest.token_width
     if want_width is not None and want_width != width:
         raise IndexFormatError(f"{directory} holds {DTYPE_OF_WIDTH[width]} tokens, "
                                f"not {DTYPE_OF_WIDTH[want_width]}")
-    _check_shard_set(directory, manifest)
 
     shards = []
     for info in manifest.shards:

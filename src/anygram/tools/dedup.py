@@ -28,7 +28,8 @@ import numpy as np
 
 from ..errors import InvalidQueryError, TokenizerError
 from ..kernels import dedup as kd
-from .contamination import covered_spans, holding_docs
+from .contamination import holding_docs
+from .render import token_pieces
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -75,7 +76,7 @@ class Duplicates:
             removed += b - a
             docs += doc != last
             last = doc
-        tokens, n_docs = e.num_tokens, e.num_docs
+        tokens, n_docs = _live_size(e)
         return {"min_tokens": self.min_tokens, "against": self.against,
                 "documents": n_docs, "tokens": tokens, "spans": spans,
                 "removed_tokens": removed,
@@ -86,8 +87,11 @@ class Duplicates:
 
     def _most_repeated(self, top: int) -> list[dict[str, Any]]:
         """The most frequent of the candidate windows: each shard's largest groups of equal
-        windows, and the windows its first marks start (repeats of earlier shards)."""
+        windows, and the windows its first marks start (repeats of earlier shards). None
+        with ``against`` (what is removed there is what the other index holds)."""
         e = self.engine
+        if self.against is not None:
+            return []
         w = e.token_width
         seen: dict[tuple[int, ...], int] = {}
         for shard, marks in enumerate(self.marks):
@@ -108,6 +112,17 @@ class Duplicates:
                 row["text"] = e.decode(list(window))
             out.append(row)
         return out
+
+
+def _live_size(engine: Engine) -> tuple[int, int]:
+    """Tokens and documents of the corpus outside taken-down documents."""
+    tokens, docs = engine.num_tokens, engine.num_docs
+    for shard, s in enumerate(engine.shards):
+        local = np.arange(s.num_docs)
+        for d in local[engine.is_removed(shard, local)].tolist():
+            a, b = engine.doc_span(shard, d)
+            tokens, docs = tokens - (b - a), docs - 1
+    return tokens, docs
 
 
 def check_min_tokens(min_tokens: int) -> None:
@@ -163,9 +178,7 @@ def find_in(engine: Engine, other: Engine, min_tokens: int) -> Duplicates:
         if window.removed:
             continue
         m = np.asarray(other.creativity(list(window.token_ids)), dtype=np.int64)
-        for a, b in covered_spans(m, min_tokens):
-            # every window of [a, b) occurs in the other index
-            marks[shard][first + a:first + b - min_tokens + 1] = 1
+        marks[shard][first + np.flatnonzero(m >= min_tokens)] = 1  # the windows found there
     return Duplicates(engine, min_tokens, marks, [], against=str(other))
 
 
@@ -218,16 +231,19 @@ def write_corpus(dup: Duplicates, path: str | Path, text_field: str = "text") ->
             if window.removed:
                 continue
             ids = list(window.token_ids)
-            runs, at = [], 0
+            keep = np.ones(len(ids), dtype=bool)
             for a, b in removed.get(doc, []):
-                runs.append(ids[at:a])
-                at = b
-            runs.append(ids[at:])
+                keep[a:b] = False
             record: dict[str, Any] = dict((window.metadata or {}).get("metadata") or {})
-            if e.tokenizer is not None:
-                record[text_field] = "".join(e.decode(r) for r in runs if r)
+            if e.tokenizer is None:
+                record["token_ids"] = [t for t, k in zip(ids, keep) if k]
+            elif keep.all():
+                record[text_field] = e.decode(ids)
             else:
-                record["token_ids"] = [t for r in runs for t in r]
+                # Each token's own text, decoded in its context (a run decoded alone would
+                # lose a leading space to SentencePiece's decoder, or cut a character).
+                pieces = token_pieces(e, ids)
+                record[text_field] = "".join(p for p, k in zip(pieces, keep) if k)
             n += 1
             yield json.dumps(record, ensure_ascii=False) + "\n"
 
@@ -236,12 +252,16 @@ def write_corpus(dup: Duplicates, path: str | Path, text_field: str = "text") ->
 
 
 def _write_atomic(path: Path, lines: Iterator[str]) -> None:
-    """``lines`` into ``path``: a temporary file beside it, renamed when complete."""
+    """``lines`` into ``path``: a temporary file beside it, flushed to disk and renamed when
+    complete, readable by all as a plain new file is (mkstemp's is the owner's only)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     try:
+        os.fchmod(fd, 0o644)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             for line in lines:
                 f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
