@@ -58,8 +58,9 @@ def marked_spans(marks: np.ndarray, K: int) -> tuple[np.ndarray, np.ndarray]:
     """The union of ``[p, p + K)`` over the marked positions ``p``, as ascending disjoint
     spans ``(starts, ends)`` of positions."""
     n = marks.shape[0]
-    starts = np.empty(16, dtype=np.int64)
-    ends = np.empty(16, dtype=np.int64)
+    # (np.ndarray: numpy 2.2's stubs give np.empty a one-axis shape that concatenate lacks)
+    starts: np.ndarray = np.empty(16, dtype=np.int64)
+    ends: np.ndarray = np.empty(16, dtype=np.int64)
     m = 0
     for p in range(n):
         if marks[p] == 0:
@@ -149,11 +150,11 @@ def repeats_all(ds: np.ndarray, ds_off: np.ndarray, sa: np.ndarray, sa_off: np.n
             size += 1
     for at in range(size // 2 - 1, -1, -1):
         _sift_down(heap, size, at, ds, pos, span)
-    g_shard = np.empty(16, dtype=np.int64)
-    g_pos = np.empty(16, dtype=np.int64)
-    g_size = np.empty(16, dtype=np.int64)
+    g_shard: np.ndarray = np.empty(16, dtype=np.int64)
+    g_pos: np.ndarray = np.empty(16, dtype=np.int64)
+    g_size: np.ndarray = np.empty(16, dtype=np.int64)
     groups = 0
-    members = np.empty(16, dtype=np.int64)  # the current group's live members (positions)
+    members: np.ndarray = np.empty(16, dtype=np.int64)  # the group's live members (positions)
     has_dead = dead.shape[0] > 0
     while size:
         key = pos[heap[0]]
