@@ -1215,3 +1215,11 @@ def test_infini_gram_payload_bytes_and_spans(client: TestClient) -> None:
             ["r ", None], ["cat", "0"]] in [d["spans"] for d in cnf["documents"]]
     error(client.post("/", json={"index": "tiny", "query_type": "creativity", "query": ""}),
           400, "InvalidQueryError")
+
+
+@pytest.mark.parametrize("value", ["1_0", " 1", "+1", "1\n", "0x1"])
+def test_an_int_in_a_query_string_is_written_in_digits(client: TestClient, value: str) -> None:
+    error(client.get("/v1/tiny/cnf/docs-with-all",
+                     params={"query": "cat", "max_diff_tokens": value}), 422)
+    error(client.get("/v1/tiny/search", params={"query": "cat", "max_docs": value}), 422)
+    ok(client.get("/v1/tiny/search", params={"query": "cat", "max_docs": "2.0"}))

@@ -24,13 +24,21 @@ from pydantic import (
 _IDS_SPLIT = re.compile(r"[,\s]+")
 
 
+_INT_TEXT = re.compile(r"-?[0-9]+(\.0+)?")  # (10.0 is an integer to JSON schema)
+
+
 def _not_bool(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError("expected an integer, not a boolean")
+    if isinstance(value, str) and not _INT_TEXT.fullmatch(value):
+        # (pydantic's lax mode takes "1_000", " 1" and "+1" for ints: the schema says
+        # integer, so a query string's value must be written as one)
+        raise ValueError("expected an integer written in digits, e.g. 100")
     return value
 
 
-#: An int that is not a JSON boolean (pydantic's lax mode would take true as 1).
+#: An int that is not a JSON boolean (pydantic's lax mode would take true as 1), nor a
+#: string other than digits.
 Int = Annotated[int, BeforeValidator(_not_bool)]
 
 
