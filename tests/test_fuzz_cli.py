@@ -93,3 +93,7 @@ def test_batch_never_crashes(index: Path, op: str, lines: list[str], extra: list
     result = CliRunner().invoke(main, ["batch", op, "--index", str(index), *extra],
                                 input="\n".join(lines) + "\n")
     _check(result)
+
+
+def test_a_control_character_in_a_path_stays_on_one_line() -> None:
+    _check(CliRunner().invoke(main, ["count", "--index", "\x1e", "a"]))

@@ -34,6 +34,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _one_line(exc: BaseException) -> str:
     message = re.sub(r"\s*\n\s*", " ", str(exc)).strip()
+    # Other characters that end a line for str.splitlines() (a path given with a control
+    # character in it, say) are shown escaped: the error stays one line.
+    message = "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in message)
     return message or type(exc).__name__
 
 
