@@ -95,7 +95,7 @@ class Duplicates:
         w = e.token_width
         seen: dict[tuple[int, ...], int] = {}
         for shard, marks in enumerate(self.marks):
-            firsts, sizes = self.groups[shard] if self.groups else (np.zeros(0, np.int64),) * 2
+            firsts, sizes = self.groups[shard]
             starts = np.concatenate((firsts[np.argsort(-sizes, kind="stable")[:_CANDIDATES]],
                                      np.flatnonzero(marks)[:_CANDIDATES]))
             ds = e.shards[shard].ds
@@ -141,11 +141,10 @@ def find_duplicates(engine: Engine, min_tokens: int) -> Duplicates:
     # arrays: within what a build of the index needed).
     pos_off = np.cumsum([0] + [s.num_positions for s in shards]).astype(np.int64)
     joined_marks = np.zeros(int(pos_off[-1]), dtype=np.uint8)
-    joined_dead = (np.concatenate(dead) if any(d.shape[0] for d in dead)
-                   else np.zeros(0, dtype=np.uint8))
-    if joined_dead.shape[0] and joined_dead.shape[0] != joined_marks.shape[0]:
-        joined_dead = np.concatenate([d if d.shape[0] else np.zeros(s.num_positions, np.uint8)
-                                      for d, s in zip(dead, shards)])
+    # Taken-down positions joined as the rest (none taken down: empty, as the kernel takes it).
+    joined_dead = (np.concatenate([d if d.shape[0] else np.zeros(s.num_positions, np.uint8)
+                                   for d, s in zip(dead, shards)])
+                   if any(d.shape[0] for d in dead) else np.zeros(0, dtype=np.uint8))
     g_shard, g_pos, g_size = kd.repeats_all(
         np.concatenate([s.ds for s in shards]),
         np.cumsum([0] + [s.ds_bytes for s in shards]).astype(np.int64),
