@@ -4,7 +4,11 @@ battery of random queries of every kind whose answers two engines must agree on.
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,38 @@ def write_corpus(path: Path, docs: int, seed: int) -> Path:
             f.write(json.dumps({"text": " ".join(words), "id": i, "src": rng.choice("xyz")})
                     + "\n")
     return path
+
+
+def index_files(directory: Path) -> dict[str, bytes]:
+    """Every file of an index but its manifest's build timing, by relative path."""
+    out = {}
+    for p in sorted(directory.rglob("*")):
+        if p.is_file():
+            data = p.read_bytes()
+            if p.name == "manifest.json":
+                manifest = json.loads(data)
+                manifest["build"].pop("seconds")
+                data = json.dumps(manifest, sort_keys=True).encode()
+            out[str(p.relative_to(directory))] = data
+    return out
+
+
+def kill_first(title: str, stop: threading.Event, killed: list[int]) -> None:
+    """Kill -9 the first process whose title starts with ``title`` (a Ray worker names
+    itself after the task it runs), unless ``stop`` is set first."""
+    while not stop.is_set():
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmdline.startswith(title.encode()):
+                os.kill(int(pid), signal.SIGKILL)
+                killed.append(int(pid))
+                return
+        time.sleep(0.005)
 
 
 def build_corpus_index(tmp: Path, docs: int = 60, seed: int = 0,

@@ -443,6 +443,11 @@ class Engine:
         pos = np.asarray(positions, dtype=np.int64)
         return self._core.shards.docs_at(np.full(pos.shape[0], shard, dtype=np.int64), pos)
 
+    def doc_starts(self, shard: int, local_docs: np.ndarray) -> np.ndarray:
+        """Token position of the separator before each local document of ``shard``."""
+        docs = np.asarray(local_docs, dtype=np.int64)
+        return self._core.shards.doc_starts(np.full(docs.shape[0], shard, dtype=np.int64), docs)
+
     def is_removed(self, shard: int, local_docs: np.ndarray) -> np.ndarray:
         """Whether each local document of ``shard`` has been taken down (bool array)."""
         return self._core.shards.is_removed(shard, local_docs)

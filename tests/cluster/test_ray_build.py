@@ -4,31 +4,14 @@ a local build, file for file, even when a sort task's worker is killed mid-run."
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
 import threading
-import time
 from pathlib import Path
 
-from cluster_support import write_corpus
+from cluster_support import index_files, kill_first, write_corpus
 
 from anygram import Engine
 from anygram.index.build import build_index
-
-
-def _files(directory: Path) -> dict[str, bytes]:
-    """Every file of an index but its manifest's build timing, by relative path."""
-    out = {}
-    for p in sorted(directory.rglob("*")):
-        if p.is_file():
-            data = p.read_bytes()
-            if p.name == "manifest.json":
-                manifest = json.loads(data)
-                manifest["build"].pop("seconds")
-                data = json.dumps(manifest, sort_keys=True).encode()
-            out[str(p.relative_to(directory))] = data
-    return out
 
 
 def _bpe(tmp: Path) -> Path:
@@ -53,26 +36,8 @@ def test_a_ray_build_is_the_local_build_file_for_file(ray_cluster, tmp_path):
     remote = build_index(corpus, tmp_path / "ray", tokenizer=tok, shard_tokens=6000,
                          progress=False, ray_address=ray_cluster.address)
     assert len(local.shards) >= 4 and remote.shards == local.shards
-    assert _files(tmp_path / "ray") == _files(tmp_path / "local")
+    assert index_files(tmp_path / "ray") == index_files(tmp_path / "local")
     assert Engine.open(tmp_path / "ray").count(" the cat").count > 0
-
-
-def _kill_first(title: str, stop: threading.Event, killed: list[int]) -> None:
-    """Kill -9 the first process whose title starts with ``title`` (a Ray worker names
-    itself after the task it runs)."""
-    while not stop.is_set():
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if cmdline.startswith(title.encode()):
-                os.kill(int(pid), signal.SIGKILL)
-                killed.append(int(pid))
-                return
-        time.sleep(0.005)
 
 
 def test_a_killed_sort_task_is_run_again(ray_cluster, tmp_path):
@@ -84,7 +49,7 @@ def test_a_killed_sort_task_is_run_again(ray_cluster, tmp_path):
     build_index(tmp_path / "c.jsonl", tmp_path / "local", shard_tokens=500_000, workers=1,
                 progress=False)
     stop, killed = threading.Event(), []
-    killer = threading.Thread(target=_kill_first, args=("ray::finish_shard", stop, killed))
+    killer = threading.Thread(target=kill_first, args=("ray::finish_shard", stop, killed))
     killer.start()
     try:
         build_index(tmp_path / "c.jsonl", tmp_path / "ray", shard_tokens=500_000,
@@ -93,4 +58,4 @@ def test_a_killed_sort_task_is_run_again(ray_cluster, tmp_path):
         stop.set()
         killer.join()
     assert killed, "no sort task was seen running"
-    assert _files(tmp_path / "ray") == _files(tmp_path / "local")
+    assert index_files(tmp_path / "ray") == index_files(tmp_path / "local")

@@ -74,8 +74,7 @@ def test_a_lost_node_names_its_shards_then_answers_again_when_it_rejoins(ray_clu
         remote.count(q)
     names = [remote.shards[s].name for s in held_by_b]
     assert all(n in str(lost.value) for n in names) and "anygram-node=b" in str(lost.value)
-    ray_cluster.labelled["b"] = ray_cluster.add_node(num_cpus=1, labels={"anygram-node": "b"},
-                                                     object_store_memory=128 << 20)
+    ray_cluster.labelled["b"] = ray_cluster.add_node(**ray_cluster.node_args["b"])
     deadline = time.monotonic() + 90
     while True:
         try:

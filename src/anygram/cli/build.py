@@ -9,12 +9,20 @@ from typing import Any
 
 import click
 
-from ..index.format import DEFAULT_NTD_THRESHOLD, DEFAULT_SAMPLE_STRIDE
+from ..index.format import (
+    DEFAULT_NTD_THRESHOLD,
+    DEFAULT_SAMPLE_STRIDE,
+    DTYPE_OF_WIDTH,
+    PLACEMENTS,
+    Manifest,
+    Placement,
+)
 from ._common import F, _emit, _engine, _index_options, main
 
 #: Options of a build from text that a build from token ids has no use for, and the other way
 #: round: giving one with the other build is a usage error, not a silent no-op.
-_TEXT_ONLY = ("workers", "text_field", "txt_mode", "no_metadata", "ray_address")
+_TEXT_ONLY = ("workers", "text_field", "txt_mode", "no_metadata", "ray_address",
+              "placement")
 _IDS_ONLY = ("vocab_size", "ids_dtype")
 
 
@@ -86,6 +94,12 @@ def _reading_options(f: F) -> F:
                    "on this machine; pip install 'anygram[ray]'), with --out and the "
                    "tokenizer at the same path on every node. The index is the same as a "
                    "local build's. See docs/cluster.md.")
+@click.option("--placement", type=click.Choice(PLACEMENTS), default="shared",
+              show_default=True,
+              help="With --ray, where the shards are kept: 'shared', in --out as every node "
+                   "sees it (a shared filesystem); 'label', on the local disks of the nodes "
+                   "labelled anygram-node=<name>, round robin, each under --out's path on "
+                   "its node, the manifest naming each shard's node.")
 @click.option("--quiet", "-q", is_flag=True,
               help="No progress on stderr (by default: each phase of each shard).")
 @click.pass_context
@@ -94,7 +108,7 @@ def build(ctx: click.Context, inputs: tuple[str, ...], out: Path, tokenizer: str
           shard_tokens: int | None, workers: int | None, text_field: str, txt_mode: str,
           no_metadata: bool, resume: bool, overwrite: bool, eos_id: int | None,
           sample_stride: int, no_sample_index: bool, ntd_threshold: int, no_ntd_table: bool,
-          ray_address: str | None, quiet: bool) -> None:
+          ray_address: str | None, placement: Placement, quiet: bool) -> None:
     """Build an index over corpus files, directories or glob patterns.
 
     Reads .jsonl/.json/.ndjson (optionally .gz/.zst), .txt, .parquet and .arrow files, and
@@ -109,6 +123,7 @@ def build(ctx: click.Context, inputs: tuple[str, ...], out: Path, tokenizer: str
       anygram build notes/ --out idx/ --txt-mode line --no-metadata --overwrite
       anygram build saved_dataset/ --out idx/ --text-field content
       anygram build /shared/corpus/ --out /shared/idx/ --ray auto --shard-tokens 1000000000
+      anygram build corpus/ --out /data/idx/ --ray auto --placement label
       anygram build --from-ids train.bin --out idx/ --eos-id 50256 --vocab-size 50257 \\
           --tokenizer gpt2.tiktoken
     """
@@ -139,7 +154,8 @@ def build(ctx: click.Context, inputs: tuple[str, ...], out: Path, tokenizer: str
                                    text_field=text_field, txt_mode=txt_mode,
                                    metadata=not no_metadata, resume=resume,
                                    overwrite=overwrite, eos_id=eos_id, progress=not quiet,
-                                   ray_address=ray_address, **sidecars)
+                                   ray_address=ray_address, placement=placement,
+                                   **sidecars)
     except KeyboardInterrupt:
         click.echo("\ninterrupted: the same command with --resume continues after the last "
                    "finished shard", err=True)
@@ -221,9 +237,12 @@ def info(index: tuple[Path, ...], token_dtype: str | None, pretty: bool) -> None
     """
     from ..index.format import MANIFEST_NAME, read_manifest
 
+    manifest = (read_manifest(index[0])
+                if len(index) == 1 and (index[0] / MANIFEST_NAME).is_file() else None)
+    if manifest is not None and any(s.node is not None for s in manifest.shards):
+        _emit(_node_local_info(index[0], manifest), pretty)
+        return
     with _engine(index, None, token_dtype) as engine:
-        manifest = (read_manifest(index[0])
-                    if len(index) == 1 and (index[0] / MANIFEST_NAME).is_file() else None)
         tok_spec = (manifest.tokenizer if manifest is not None
                     else engine.tokenizer.spec() if engine.tokenizer else None)
         payload: dict[str, Any] = {
@@ -243,3 +262,18 @@ def info(index: tuple[Path, ...], token_dtype: str | None, pretty: bool) -> None
             payload.update(has_metadata=manifest.has_metadata, created_by=manifest.created_by,
                            build=manifest.build)
     _emit(payload, pretty)
+
+
+def _node_local_info(index: Path, manifest: Manifest) -> dict[str, Any]:
+    """What ``info`` says of an index whose shards are kept on the nodes of a cluster
+    (``build --placement label``), from its manifest: this machine may hold none of them."""
+    return {
+        "index": str(index), "token_dtype": DTYPE_OF_WIDTH[manifest.token_width],
+        "vocab_size": manifest.vocab_size, "eos_id": manifest.eos_id,
+        "tokenizer": manifest.tokenizer, "num_shards": len(manifest.shards),
+        "num_docs": manifest.num_docs, "num_tokens": manifest.num_tokens,
+        "shards": [{"name": s.name, "directory": str(index), "docs": s.num_docs,
+                    "tokens": s.num_tokens, "ptr_width": s.ptr_width, "node": s.node}
+                   for s in manifest.shards],
+        "has_metadata": manifest.has_metadata, "created_by": manifest.created_by,
+        "build": manifest.build}

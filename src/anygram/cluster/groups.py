@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .._ray import NAMESPACE, ray_module
+from .._ray import NAMESPACE, NODE_LABEL, labelled_nodes, ray_module
 from ..errors import ClusterError
 from ..index.format import LoadMethod
 from ..index.reader import OpenedIndex
@@ -30,8 +30,6 @@ from ..shards import ShardGroup
 from .host import SHARDS, TAKEDOWN, GroupFacts, HostSpec, ShardHost
 from .remote import Call, HostsUnavailable, RemoteShards
 
-#: The node label that names a node for placement.
-NODE_LABEL = "anygram-node"
 #: Calls one host runs at once (its threads wait on page faults more than they compute).
 HOST_CONCURRENCY = 16
 #: Seconds a call waits for a host before its shards are reported unavailable.
@@ -103,13 +101,13 @@ class RayGroups:
         if isinstance(reuse, RemoteShards) and self.actors:  # takedowns changed: reload
             facts = self._gather(ray, [a.reload.remote() for a in self.actors], "reload")
             return self._groups(reuse.members, facts)
-        n = len(index.shards)
-        places = _places(ray, n)
-        members = self.members = _split_evenly(n, len(places))
+        places, members = _placement(ray, index)
+        self.members = members
         # Absolute: the hosts do not run in this directory. The shards' identities: hosts of
         # an index rebuilt at the same path must not be found by name.
         directories = tuple(str(Path(d).resolve()) for d in index.directories)
         identities = tuple(s.identity.hex() for s in index.shards)
+        kept_on_nodes = index.shards[0].node is not None
         key = _key(directories, index.token_width, vocab_size, load, takedown, search_sample,
                    ntd_table, places, identities)
         actor_class = ray.remote(ShardHost)
@@ -117,7 +115,7 @@ class RayGroups:
         for h, (place, shards) in enumerate(zip(places, members)):
             spec = HostSpec(directories, f"u{index.token_width * 8}", vocab_size,
                             tuple(shards), identities, h == 0, load, takedown, search_sample,
-                            ntd_table)
+                            ntd_table, node_local=kept_on_nodes)
             options: dict[str, Any] = dict(
                 name=f"{key}/{h}", namespace=NAMESPACE, lifetime="detached",
                 get_if_exists=True, max_restarts=-1, max_task_retries=-1, num_cpus=0,
@@ -172,14 +170,29 @@ class RayGroups:
         self.actors = []
 
 
+def _placement(ray: Any, index: OpenedIndex) -> tuple[list[str], list[list[int]]]:
+    """Where the hosts go and, per host, the shards it holds: for an index built with node-
+    local placement, one host per node its manifest names, holding that node's shards;
+    else :func:`_places`, with contiguous runs of shards."""
+    nodes = [s.node for s in index.shards]
+    if all(node is None for node in nodes):
+        places = _places(ray, len(nodes))
+        return places, _split_evenly(len(nodes), len(places))
+    if any(node is None for node in nodes):
+        raise ClusterError("the index keeps some shards on named nodes and some not (several "
+                           "directories, or shards added after a node-local build): serve "
+                           "them as separate indexes")
+    names = sorted({str(node) for node in nodes})
+    return ([f"{NODE_LABEL}={name}" for name in names],
+            [[i for i, node in enumerate(nodes) if node == name] for name in names])
+
+
 def _places(ray: Any, shards: int) -> list[str]:
     """Where the hosts go: ``anygram-node=<name>`` per labelled node alive (sorted by name),
     else ``node <i>`` per node alive; at most one per shard, at least one."""
-    alive = [n for n in ray.nodes() if n.get("Alive")]
-    named = sorted({str(label) for n in alive
-                    if (label := (n.get("Labels") or {}).get(NODE_LABEL)) is not None})
+    named = labelled_nodes(ray)
     places = ([f"{NODE_LABEL}={name}" for name in named] if named else
-              [f"node {i}" for i in range(len(alive))])
+              [f"node {i}" for i in range(sum(1 for n in ray.nodes() if n.get("Alive")))])
     return places[:max(1, shards)] or ["node 0"]
 
 

@@ -20,10 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from .._ray import node_local
 from ..errors import IndexFormatError
 from ..index import takedown
 from ..index.format import LoadMethod
-from ..index.reader import open_index
+from ..index.reader import ShardElsewhere, open_index
 from ..shards import ShardGroup, ShardSize, Windows, open_groups
 
 #: The group names a host answers for.
@@ -45,6 +46,14 @@ class HostSpec:
     takedown: bool
     search_sample: bool
     ntd_table: bool
+    #: The directories are node-local (:func:`anygram._ray.node_local`): each node keeps
+    #: its own shards there (an index built with ``--placement label``).
+    node_local: bool = False
+
+    @property
+    def paths(self) -> list[Path]:
+        """The directories, where this node keeps them."""
+        return [node_local(d) if self.node_local else Path(d) for d in self.directories]
 
 
 @dataclass(frozen=True)
@@ -64,19 +73,25 @@ class ShardHost:
         self._seen = self._signature()
         # The index as the coordinator opened it, or none: a host (re)started after the
         # index changed on disk (an add, a compaction, a rebuild) refuses to serve another.
-        self._index = open_index(list(spec.directories), token_dtype=spec.token_dtype,
+        self._index = open_index(spec.paths, token_dtype=spec.token_dtype,
                                  load=spec.load, sample_checks=set(spec.shards))
+        where = ", ".join(str(p) for p in spec.paths)
         found = tuple(sh.identity.hex() for sh in self._index.shards)
         if found != spec.identities:
-            raise IndexFormatError(f"the index at {', '.join(spec.directories)} changed since "
-                                   "it was opened (shards added, compacted or rebuilt): open "
-                                   "it again")
+            raise IndexFormatError(f"the index at {where} changed since it was opened "
+                                   "(shards added, compacted or rebuilt): open it again")
+        away = [self._index.shards[i].name for i in spec.shards
+                if isinstance(self._index.shards[i], ShardElsewhere)]
+        if away:
+            raise IndexFormatError(f"shard(s) {', '.join(away)} of the index should be in "
+                                   f"{where} on this node, and are not: build the index "
+                                   "again, or copy them back")
         self._groups: dict[str, ShardGroup | None] = self._open(None)
 
     def _signature(self) -> tuple[object, ...]:
         """What the takedown records are now (the engine's ``refresh`` compares the same)."""
-        return tuple(takedown.record_signature(takedown.record_path(Path(d)))
-                     for d in self._spec.directories)
+        return tuple(takedown.record_signature(takedown.record_path(d))
+                     for d in self._spec.paths)
 
     def _open(self, reuse: ShardGroup | None) -> dict[str, ShardGroup | None]:
         """The groups of the index opened at start, with the takedowns recorded now."""

@@ -165,9 +165,8 @@ class _CnfMixin(_DocumentsMixin):
         pos = pos[np.isin(pos, matches)]
         _, first = np.unique(pos, return_index=True)
         pos = pos[np.sort(first)]
-        shard = native.shards[sh]
-        w = shard.token_width
-        doc_start = shard.offsets[native.docs_at(sh, pos)].astype(np.int64) // w + 1
+        w = native.token_width
+        doc_start = native.doc_starts(sh, native.docs_at(sh, pos)) + 1
         left = pos.copy()
         for c, clause in enumerate(cnf):
             # A partner is read only where infini-gram reads it whole: at most the cap's

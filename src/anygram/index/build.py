@@ -12,9 +12,6 @@ import json
 import logging
 import multiprocessing as mp
 import os
-import re
-import shutil
-import tempfile
 import threading
 import time
 from collections import deque
@@ -32,25 +29,22 @@ import numpy as np
 from .._version import __version__
 from ..errors import BuildError
 from ..tokenization import Tokenizer, load_tokenizer, token_width_for
-from . import takedown, token_files
+from . import staging, token_files
 from .corpus import Document, find_corpus_files, iter_documents
 from .format import (
-    ADD_JOURNAL,
-    ADD_PREFIX,
     DEFAULT_NTD_THRESHOLD,
     DEFAULT_SAMPLE_STRIDE,
     MANIFEST_NAME,
-    PARTIAL_SUFFIX,
     PROGRESS_NAME,
-    SIDECAR_NAMES,
     Manifest,
+    Placement,
     ShardInfo,
-    write_manifest,
 )
 from .progress import Progress, Step
 from .writing import (
     SORT_BYTES_PER_BYTE,
     BuildRunner,
+    ShardSink,
     ShardWriter,
     Sidecars,
     encode_texts,
@@ -186,7 +180,8 @@ def build_index(inputs: str | Path | Sequence[str | Path], out_dir: str | Path, 
                 overwrite: bool = False, eos_id: int | None = None,
                 progress: bool = True, sample_stride: int = DEFAULT_SAMPLE_STRIDE,
                 ntd_threshold: int = DEFAULT_NTD_THRESHOLD,
-                ray_address: str | None = None) -> Manifest:
+                ray_address: str | None = None, placement: Placement = "shared"
+                ) -> Manifest:
     """Build an index over text corpora.
 
     Args:
@@ -219,6 +214,11 @@ def build_index(inputs: str | Path | Sequence[str | Path], out_dir: str | Path, 
             one started on this machine; ``pip install 'anygram[ray]'``), with ``out_dir``
             and the tokenizer file at the same path on every node; the index is the same as
             a local build's (:mod:`anygram.index.ray_build`). ``workers`` is then unused.
+        placement: with ``ray_address``, where the shards are kept: ``"shared"``, in
+            ``out_dir`` as every node sees it (a shared filesystem); ``"label"``, on the
+            local disks of the nodes labelled ``anygram-node=<name>``, round robin, each in
+            a directory at ``out_dir``'s path there, the manifest naming each shard's node
+            (serve it with :func:`anygram.cluster.open`; docs/cluster.md).
 
     Returns:
         The manifest of the finished index.
@@ -226,7 +226,10 @@ def build_index(inputs: str | Path | Sequence[str | Path], out_dir: str | Path, 
     runner: BuildRunner | None = None
     if ray_address is not None:
         from .ray_build import RayBuild  # (imports Ray)
-        runner = RayBuild(ray_address)
+        runner = RayBuild(ray_address, placement)
+    elif placement != "shared":
+        raise BuildError(f"placement {placement!r} places shards on the nodes of a Ray "
+                         "cluster: give its address too (--ray)")
     found = find_corpus_files([inputs] if isinstance(inputs, (str, Path)) else list(inputs))
     paths = found.files
     if found.skipped:
@@ -428,11 +431,6 @@ def _build(items: Callable[[int], Iterator[tuple[Document | None, bytes]]], out:
     """
     started = time.time()
     out = Path(os.path.abspath(out))  # "." and ".." have no name to suffix
-    if out.exists() or out.is_symlink():
-        if not overwrite:
-            raise BuildError(f"{out} already exists: choose another output, or pass "
-                             "--overwrite to replace the index there")
-        _check_replaceable(out)
     if eos_id is not None and not 0 <= eos_id < vocab_size:
         raise BuildError(f"eos_id {eos_id} is not a token id of this vocabulary "
                          f"(0..{vocab_size - 1})")
@@ -441,17 +439,13 @@ def _build(items: Callable[[int], Iterator[tuple[Document | None, bytes]]], out:
         raise BuildError(f"shard_tokens must be positive, not {budget}")
     sidecars.check()
     params = {**params, "shard_tokens": budget, "token_width": width}
-    partial = out.with_name(out.name + PARTIAL_SUFFIX)
-    if partial.exists() or partial.is_symlink():
-        _check_index_files(partial, "an unfinished build")
-        if not resume:
-            shutil.rmtree(partial)
-    partial.mkdir(parents=True, exist_ok=True)
+    if runner is not None:
+        params.update(runner.params)
+    partial = staging.prepare(out, overwrite=overwrite, resume=resume)
     shards, docs_done = _load_progress(partial, params) if resume else ([], 0)
-    done_names = {n for s in shards for n in s.files}
-    for leftover in partial.iterdir():  # files of shards that did not finish
-        if leftover.is_file() and leftover.name not in done_names | {PROGRESS_NAME}:
-            leftover.unlink()
+    staging.remove_leftovers(partial, {n for s in shards for n in s.files})
+    if runner is not None:
+        runner.prepare(partial, out, shards, overwrite=overwrite, resume=resume)
 
     reporter = Progress(progress)
     sort_s_per_byte: list[float] = []
@@ -471,11 +465,16 @@ def _build(items: Callable[[int], Iterator[tuple[Document | None, bytes]]], out:
             pending.popleft()
             _save_progress(partial, params, shards, docs)
 
-    writer: ShardWriter | None = None
+    def new_writer(name: str) -> ShardSink:
+        if runner is not None:
+            return runner.writer(partial, name, width, metadata, sidecars)
+        return ShardWriter(partial, name, width, metadata, sidecars)
+
+    writer: ShardSink | None = None
     tokenizing = ExitStack()  # the tokenizing phase of the shard being written
     step: Step = lambda n: None  # noqa: E731
 
-    def submit(w: ShardWriter) -> None:
+    def submit(w: ShardSink) -> None:
         tokenizing.close()
         closed = w.close()
         settle(in_flight - 1)
@@ -491,15 +490,14 @@ def _build(items: Callable[[int], Iterator[tuple[Document | None, bytes]]], out:
                     submit(writer)
                     writer = None
                 if writer is None:
-                    writer = ShardWriter(partial, str(len(shards) + len(pending)), width,
-                                          metadata, sidecars)
+                    writer = new_writer(str(len(shards) + len(pending)))
                     step = tokenizing.enter_context(
                         reporter.phase(f"{first_phase} shard {writer.name}", total=None))
                 writer.add(doc, token_bytes)
                 docs_done += 1
                 step(n_pos - 1)
             if writer is None and not shards and not pending:  # empty corpus: one empty shard
-                writer = ShardWriter(partial, "0", width, metadata, sidecars)
+                writer = new_writer("0")
             if writer is not None:
                 submit(writer)
             settle(0)
@@ -510,71 +508,22 @@ def _build(items: Callable[[int], Iterator[tuple[Document | None, bytes]]], out:
         raise
 
     tok_spec: dict[str, Any] | None = None
+    tok_files: dict[str, bytes] = {}
     if tokenizer is not None:
         tok_spec = tokenizer.spec()
-        tok_files = tokenizer.files()
+        tok_files = {f"tokenizer/{f.name}": f.read_bytes() for f in tokenizer.files()}
         if tok_files:
-            (partial / "tokenizer").mkdir(exist_ok=True)
-            for f in tok_files:
-                shutil.copyfile(f, partial / "tokenizer" / f.name)
-            tok_spec = {**tok_spec, "file": f"tokenizer/{tok_files[0].name}"}
+            tok_spec = {**tok_spec, "file": next(iter(tok_files))}
+    staging.write_files(partial, tok_files)
     manifest = Manifest(
         token_width=width, vocab_size=vocab_size, eos_id=eos_id, tokenizer=tok_spec,
         shards=tuple(shards), has_metadata=metadata, created_by=f"anygram {__version__}",
         build={"inputs": params.get("inputs", []), "shard_tokens": budget,
                "seconds": round(time.time() - started, 3), **(build_info or {})})
-    (partial / PROGRESS_NAME).unlink(missing_ok=True)
-    write_manifest(partial, manifest)  # the completion marker: written last
-    if out.exists() or out.is_symlink():
-        _check_replaceable(out)  # again: the directory may have changed during the build
-        # Moved into a fresh directory of its own, so no name of the user's is clobbered.
-        trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.replaced-", dir=out.parent))
-        os.replace(out, trash / out.name)
-        os.replace(partial, out)
-        shutil.rmtree(trash)
-    else:
-        os.replace(partial, out)
+    if runner is not None:  # the nodes' directories first: this one's is the user's
+        runner.publish(out, manifest, tok_files)
+    staging.publish(partial, out, manifest)
     return manifest
-
-
-# What an index directory holds: its shard files, manifest, tokenizer copy, takedown records
-# and build progress (and their temporary names). --overwrite deletes nothing else.
-_INDEX_ENTRY = re.compile("|".join([
-    r"(tokenized|table|offset|metadata|metaoff)(\.[0-9]+)?",
-    re.escape(MANIFEST_NAME) + r"(\.tmp)?",
-    "tokenizer",
-    re.escape(takedown.RECORD_NAME) + r"(\.tmp)?",
-    re.escape(takedown.LOCK_NAME),
-    r"takedown-[0-9]+(\.partial)?",
-    "(" + "|".join(SIDECAR_NAMES) + r")(\.[0-9]+)?(\.[0-9]+\.[0-9]+\.tmp)?",
-    re.escape(PROGRESS_NAME) + r"(\.tmp)?",
-    re.escape(ADD_PREFIX) + r".+",
-    re.escape(ADD_JOURNAL) + r"(\.tmp)?",
-]))
-
-
-def _check_index_files(directory: Path, what: str) -> None:
-    """Raise BuildError unless ``directory`` is a real directory (not a link) holding only
-    the files of an index (or of ``what``: a build in progress)."""
-    if directory.is_symlink() or not directory.is_dir():
-        kind = "a symbolic link" if directory.is_symlink() else "not a directory"
-        raise BuildError(f"{directory} is {kind}: the build replaces only a directory "
-                         f"holding {what}; move it away or choose another --out")
-    strangers = sorted(p.name for p in directory.iterdir() if not _INDEX_ENTRY.fullmatch(p.name))
-    if strangers:
-        shown = ", ".join(strangers[:5]) + (", ..." if len(strangers) > 5 else "")
-        raise BuildError(f"{directory} holds files that are not part of {what} ({shown}): "
-                         "the build would delete them; move them away or choose another "
-                         "--out")
-
-
-def _check_replaceable(out: Path) -> None:
-    """Raise BuildError unless ``out`` holds an index, and nothing else: what --overwrite may
-    delete (never a working directory, a home directory or a file)."""
-    _check_index_files(out, "an index")
-    if not (out / MANIFEST_NAME).is_file() and not any(out.glob("tokenized*")):
-        raise BuildError(f"{out} holds no index (no {MANIFEST_NAME}, no tokenized files): "
-                         "--overwrite replaces only an index; choose another --out")
 
 
 __all__ = ["build_index", "build_index_from_ids", "build_index_from_token_files",

@@ -70,6 +70,12 @@ CHECKSUM_MAX_BYTES = 64 << 20
 RECORD_MAX_BYTES = 256 << 20
 # Shard names are file suffixes: digits only, so no name can reach outside the directory.
 _SHARD_NAME = re.compile(r"[0-9]{1,12}")
+#: Where a cluster build keeps its shards (:mod:`anygram.index.ray_build`): in a directory
+#: every node sees, or on the disks of the nodes the manifest names (``ShardInfo.node``).
+Placement = Literal["shared", "label"]
+PLACEMENTS: tuple[Placement, ...] = ("shared", "label")
+#: A node's name: the value of its ``anygram-node`` label (Ray's label value syntax).
+NODE_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?")
 
 LoadMethod = Literal["mmap", "ram"]
 
@@ -161,6 +167,9 @@ class ShardInfo:
     ptr_width: int
     # name -> {"size", "checksum": "sha256:<hex>" (for verify), "sha256" (older versions)}
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The node that keeps its files (``anygram-node`` label; a build with node-local
+    # placement): None, every machine that opens the index sees them (not written then).
+    node: str | None = None
 
     def check(self, where: Path) -> None:
         """Types and ranges of the fields, and file names that are this shard's own."""
@@ -176,6 +185,9 @@ class ShardInfo:
                 raise bad(f"{key} {reprlib.repr(value)}")
         if not isinstance(self.files, dict):
             raise bad(f"files {reprlib.repr(self.files)}")
+        if self.node is not None and not (isinstance(self.node, str)
+                                          and NODE_NAME.fullmatch(self.node)):
+            raise bad(f"node {reprlib.repr(self.node)}")
         # and its sidecars (anygram.index.sample's, anygram.index.ntd_table's)
         own = {*shard_file_names(self.name).values(),
                *(f"{kind}.{self.name}" for kind in SIDECAR_NAMES)}
@@ -223,7 +235,9 @@ class Manifest:
 
     def to_json(self) -> str:
         d = asdict(self)
-        d["shards"] = [asdict(s) for s in self.shards]
+        # (a shard's node only when it has one: other indexes' manifests stay as they were)
+        d["shards"] = [{k: v for k, v in asdict(s).items() if k != "node" or v is not None}
+                       for s in self.shards]
         return json.dumps(d, indent=2, sort_keys=True)
 
     @classmethod

@@ -9,6 +9,7 @@ only when they stay inside it), whatever a manifest says. The layout itself is
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import mmap
 import re
@@ -24,6 +25,7 @@ from ..errors import (
     IncompleteIndexError,
     IndexFormatError,
     IndexNotFoundError,
+    ShardUnavailableError,
 )
 from ..kernels.checks import pointers_fit
 from ..threads import started_pool
@@ -95,6 +97,8 @@ class Shard:
     file_suffix: str | None = None  # "0": tokenized.0, ...; None: unsuffixed (v6)
     # Changes when its token or table file is replaced (anygram.index.sidecar.shard_identity)
     identity: bytes = b""
+    # The node that keeps its files (an index built with node-local placement), else None
+    node: str | None = None
 
     @property
     def ds_bytes(self) -> int:
@@ -136,6 +140,54 @@ class Shard:
     def num_tokens(self) -> int:
         """Document tokens, separators excluded."""
         return self.num_positions - self.num_docs
+
+
+class ShardElsewhere(Shard):
+    """A shard of a node-local index (``anygram build --placement label``) whose files are
+    kept on another node: its sizes and identity, from the manifest, and no arrays. Reading
+    one (``ds``, ``sa``, ...) raises :class:`~anygram.errors.ShardUnavailableError`: only
+    the cluster's host on its node (:mod:`anygram.cluster`) answers for it."""
+
+    _sizes: tuple[int, int]  # ds_bytes, num_docs
+
+    def __init__(self, directory: Path, info: ShardInfo, width: int, identity: bytes) -> None:
+        assert info.node is not None
+        for name, value in (("name", info.name), ("directory", directory),
+                            ("token_width", width), ("ptr_width", info.ptr_width),
+                            ("file_suffix", info.name), ("identity", identity)):
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "node", info.node)
+        object.__setattr__(self, "_sizes", (info.ds_bytes, info.num_docs))
+
+    def _absent(self) -> np.ndarray:
+        require_here([self])
+        raise AssertionError("unreachable")
+
+    ds = property(_absent)  # type: ignore[assignment]
+    sa = property(_absent)  # type: ignore[assignment]
+    offsets = property(_absent)  # type: ignore[assignment]
+    metadata = property(_absent)  # type: ignore[assignment]
+    metaoff = property(_absent)  # type: ignore[assignment]
+
+    @property
+    def ds_bytes(self) -> int:
+        return int(self._sizes[0])
+
+    @property
+    def num_docs(self) -> int:
+        return int(self._sizes[1])
+
+
+def require_here(shards: Sequence[Shard]) -> None:
+    """Raise :class:`~anygram.errors.ShardUnavailableError` naming the shards among
+    ``shards`` that are kept on other nodes (:class:`ShardElsewhere`), if any."""
+    away = [s for s in shards if isinstance(s, ShardElsewhere)]
+    if away:
+        nodes = ", ".join(sorted({str(s.node) for s in away}))
+        raise ShardUnavailableError(
+            f"shard(s) {', '.join(s.name for s in away)} of {away[0].directory} are kept on "
+            f"node(s) {nodes} (built with --placement label), not on this machine: open the "
+            "index on the cluster (anygram.cluster.open, or `anygram serve --ray`)")
 
 
 def _open_shard(directory: Path, shard: str | None, width: int, load: LoadMethod,
@@ -232,6 +284,7 @@ def _check_shard_set(directory: Path, manifest: Manifest) -> None:
                         "in: ignored (the next add removes them)", directory,
                         ", ".join(sorted(leftovers, key=int)))
             on_disk -= leftovers
+    listed -= {s.name for s in manifest.shards if _kept_elsewhere(directory, s)}
     if on_disk != listed:
         extra, missing = sorted(on_disk - listed, key=int), sorted(listed - on_disk, key=int)
         raise IndexFormatError(
@@ -241,6 +294,12 @@ def _check_shard_set(directory: Path, manifest: Manifest) -> None:
 
 
 _SUFFIXED = re.compile(r"^tokenized\.(\d+)$")
+
+
+def _kept_elsewhere(directory: Path, info: ShardInfo) -> bool:
+    """Whether the manifest places the shard on a node and none of its files is here."""
+    return info.node is not None and not any(
+        (directory / name).exists() for name in shard_file_names(info.name).values())
 
 
 def _infer_width(directory: Path, shard: str | None) -> int:
@@ -315,11 +374,17 @@ def _open_anygram(directory: Path, load: LoadMethod, want_width: int | None
         raise IndexFormatError(f"{directory} holds {DTYPE_OF_WIDTH[width]} tokens, "
                                f"not {DTYPE_OF_WIDTH[want_width]}")
 
-    shards = []
+    shards: list[Shard] = []
     for info in manifest.shards:
+        if _kept_elsewhere(directory, info):
+            shards.append(ShardElsewhere(directory, info, width,
+                                         shard_identity(directory, info.name, info.files)))
+            continue
         _check_against_manifest(directory, info, width)
         shard = _open_shard(directory, info.name, width, load, info.files)
         _check_opened(directory, info, shard)
+        if info.node is not None:
+            shard = dataclasses.replace(shard, node=info.node)
         shards.append(shard)
     return manifest, shards
 
@@ -418,7 +483,8 @@ def open_index(paths: str | Path | Sequence[str | Path], *, token_dtype: str | N
         raise IndexFormatError("the directories hold different token widths "
                                f"({sorted(widths)} bytes): open them separately")
     width = widths.pop() if widths else (want_width or 1)
-    _checked([s for i, s in enumerate(shards) if sample_checks is None or i in sample_checks])
+    _checked([s for i, s in enumerate(shards) if (sample_checks is None or i in sample_checks)
+              and not isinstance(s, ShardElsewhere)])
     return OpenedIndex(shards=tuple(shards), token_width=width,
                        manifest=manifests[0] if len(manifests) == 1 and len(dirs) == 1 else None,
                        directories=tuple(dirs))

@@ -22,6 +22,7 @@ from . import sample as search_sample
 from . import suffix_array as sa
 from .corpus import Document
 from .format import (
+    Manifest,
     ShardInfo,
     describe_shard_files,
     ptr_width_for,
@@ -58,12 +59,45 @@ def encode_batch(tokenizer: Tokenizer, dtype: str, texts: list[str]) -> list[byt
     return encode_texts(texts)
 
 
+class ShardSink(Protocol):
+    """Where a build writes one shard's documents (:class:`ShardWriter`: files here)."""
+
+    name: str
+    num_docs: int
+
+    @property
+    def positions(self) -> int:
+        """Token positions written so far, separators included."""
+
+    def add(self, doc: Document | None, token_bytes: bytes) -> None:
+        """Append one document (``doc``: its metadata, if the index keeps it)."""
+
+    def close(self) -> ClosedShard:
+        """Finish writing (durably): the shard, ready to sort."""
+
+
 class BuildRunner(Protocol):
     """Where a build's heavy work runs, when not in this process and its pools: tokenizing
-    batches and sorting shards (``anygram.index.ray_build`` runs them as Ray tasks)."""
+    batches, writing and sorting shards (``anygram.index.ray_build`` runs them on a Ray
+    cluster), and the directories that hold them."""
 
     #: Shards sorting at once (the build waits for the oldest beyond that).
     sorts_in_flight: int
+    #: What a resumed build must have been started with too (e.g. the placement).
+    params: dict[str, Any]
+
+    def prepare(self, partial: Path, out: Path, done: list[ShardInfo], *, overwrite: bool,
+                resume: bool) -> None:
+        """After this machine's ``partial`` directory is prepared (``done``: the shards a
+        resumed build keeps): prepare the runner's own."""
+
+    def writer(self, partial: Path, name: str, width: int, metadata: bool,
+               sidecars: Sidecars) -> ShardSink:
+        """Where shard ``name`` is written."""
+
+    def publish(self, out: Path, manifest: Manifest, files: dict[str, bytes]) -> None:
+        """Before this machine's directory is published: publish the runner's own, with the
+        ``manifest`` and ``files`` (relative path -> bytes)."""
 
     def encode(self, tokenizer: Tokenizer, dtype: str, batches: Iterator[list[str]]
                ) -> Iterator[list[bytes]]:
@@ -97,18 +131,20 @@ class ShardWriter:
         return self.ds_bytes // self.width
 
     def add(self, doc: Document | None, token_bytes: bytes) -> None:
+        self.add_line(metadata_line(doc) if doc is not None and "metadata" in self.files
+                      else None, token_bytes)
+
+    def add_line(self, line: bytes | None, token_bytes: bytes) -> None:
+        """:meth:`add` of a document whose metadata line (:func:`metadata_line`) is made."""
         f = self.files
         f["offset"].write(self.ds_bytes.to_bytes(8, "little"))
         f["tokenized"].write(self.sep)
         f["tokenized"].write(token_bytes)
         self.ds_bytes += len(self.sep) + len(token_bytes)
-        if "metadata" in f and doc is not None:
-            line = (json.dumps({"path": doc.path, "linenum": doc.linenum,
-                                "metadata": doc.metadata}, ensure_ascii=False) + "\n")
-            data = line.encode("utf-8")
+        if "metadata" in f and line is not None:
             f["metaoff"].write(self.meta_bytes.to_bytes(8, "little"))
-            f["metadata"].write(data)
-            self.meta_bytes += len(data)
+            f["metadata"].write(line)
+            self.meta_bytes += len(line)
         self.num_docs += 1
 
     def close(self) -> ClosedShard:
@@ -118,6 +154,12 @@ class ShardWriter:
             f.close()
         return ClosedShard(str(self.directory), self.name, self.width, self.ds_bytes,
                            self.num_docs, self.sidecars)
+
+
+def metadata_line(doc: Document) -> bytes:
+    """The line of the metadata file that describes ``doc``."""
+    return (json.dumps({"path": doc.path, "linenum": doc.linenum, "metadata": doc.metadata},
+                       ensure_ascii=False) + "\n").encode("utf-8")
 
 
 class ClosedShard(NamedTuple):

@@ -19,7 +19,7 @@ from .. import kernels
 from ..errors import IndexFormatError
 from ..index import takedown as takedown_records
 from ..index.format import LoadMethod
-from ..index.reader import OpenedIndex, Shard, open_index
+from ..index.reader import OpenedIndex, Shard, open_index, require_here
 from ..kernels import analysis as ka
 from ..kernels import batch
 from ..kernels.lm import count_of_counts
@@ -415,6 +415,7 @@ def open_groups(index: OpenedIndex, vocab_size: int, *, load: LoadMethod = "mmap
     if only is not None:
         shards = tuple(shards[i] for i in only)
         sorted_removed = [sorted_removed[i] for i in only]
+    require_here(shards)
     group = (reuse.with_removed(sorted_removed) if isinstance(reuse, LocalShards) else
              LocalShards(shards, vocab_size, sorted_removed, search_sample=search_sample,
                          ntd_table=ntd_table))
