@@ -16,9 +16,10 @@ import pytest
 from click.testing import CliRunner
 from cluster_support import battery, index_files, kill_first, same, write_corpus
 
-from anygram import ClusterError, Engine, ShardUnavailableError, cluster
+from anygram import AnygramError, BuildError, ClusterError, Engine, ShardUnavailableError, cluster
 from anygram.cli import main
 from anygram.index.build import build_index
+from anygram.index.grow import add_documents
 from anygram.server.indexes import ServedIndex
 
 
@@ -130,6 +131,29 @@ def test_a_node_that_lost_its_shards_says_so(ray_cluster, placed, tmp_path):
 
 def test_label_placement_needs_a_cluster(tmp_path):
     corpus = write_corpus(tmp_path / "c.jsonl", 5, seed=1)
-    from anygram import BuildError
     with pytest.raises(BuildError, match="give its address"):
         build_index(corpus, tmp_path / "idx", placement="label", progress=False)
+
+
+def test_an_interrupted_node_local_build_resumes_after_its_finished_shards(ray_cluster,
+                                                                          tmp_path):
+    corpus = write_corpus(tmp_path / "c.jsonl", 600, seed=9)
+    whole = corpus.read_text()
+    build_index(corpus, tmp_path / "local", shard_tokens=1500, workers=1, progress=False)
+    corpus.write_text(whole + "{not json\n")  # the build stops here, after some shards
+    with pytest.raises(AnygramError):
+        build_index(corpus, tmp_path / "idx", shard_tokens=1500, progress=False,
+                    ray_address=ray_cluster.address, placement="label")
+    progress = json.loads((tmp_path / "idx.partial" / "progress.json").read_text())
+    kept = progress["shards"]
+    assert len(kept) >= 2 and {s["node"] for s in kept} == {"a", "b"}
+    corpus.write_text(whole)
+    manifest = build_index(corpus, tmp_path / "idx", shard_tokens=1500, progress=False,
+                           ray_address=ray_cluster.address, placement="label", resume=True)
+    want = index_files(tmp_path / "local")
+    for node in "ab":
+        got = index_files(_on(ray_cluster, node, tmp_path / "idx"))
+        own = {f for s in manifest.shards if s.node == node for f in s.files}
+        assert set(got) == own | {"manifest.json"} and all(got[f] == want[f] for f in own)
+    with pytest.raises(BuildError, match="keeps its shards on the nodes"):
+        add_documents(tmp_path / "idx", corpus, progress=False)

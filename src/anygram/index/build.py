@@ -505,6 +505,8 @@ def _build(items: Callable[[int], Iterator[tuple[Document | None, bytes]]], out:
         if pending and not isinstance(exc, KeyboardInterrupt):
             # their files are in the partial directory: let them finish
             futures.wait([job for job, _ in pending])
+        if runner is not None:
+            runner.close()
         raise
 
     tok_spec: dict[str, Any] | None = None
@@ -521,7 +523,10 @@ def _build(items: Callable[[int], Iterator[tuple[Document | None, bytes]]], out:
         build={"inputs": params.get("inputs", []), "shard_tokens": budget,
                "seconds": round(time.time() - started, 3), **(build_info or {})})
     if runner is not None:  # the nodes' directories first: this one's is the user's
-        runner.publish(out, manifest, tok_files)
+        try:
+            runner.publish(out, manifest, tok_files)
+        finally:
+            runner.close()
     staging.publish(partial, out, manifest)
     return manifest
 

@@ -62,6 +62,15 @@ _SHARD_FILE = re.compile(r"^(tokenized|table|offset|metadata|metaoff|"
                          + "|".join(SIDECAR_NAMES) + r")\.(\d+)$")
 
 
+def _refuse_node_local(index: Path, manifest: Manifest, command: str) -> None:
+    """Raise BuildError for an index whose shards are kept on the nodes of a cluster: this
+    machine has not got them."""
+    if any(s.node is not None for s in manifest.shards):
+        raise BuildError(f"{index} keeps its shards on the nodes of a cluster (built with "
+                         f"--placement label): `anygram {command}` works on an index in one "
+                         "directory; build it again instead")
+
+
 def add_documents(index_dir: str | Path, inputs: str | Path | Sequence[str | Path], *,
                   shard_tokens: int | None = None, workers: int | None = None,
                   text_field: str = "text", txt_mode: str = "file", progress: bool = False,
@@ -80,6 +89,7 @@ def add_documents(index_dir: str | Path, inputs: str | Path | Sequence[str | Pat
                                  "`anygram build` made)")
     with takedown.locked(index):
         manifest = read_manifest(index)
+        _refuse_node_local(index, manifest, "add")
         remove_leftovers(index, manifest)
         if manifest.tokenizer is None:
             raise BuildError(f"{index} records no tokenizer (it was built from token ids): "
@@ -181,6 +191,7 @@ def compact(index_dir: str | Path, *, shard_tokens: int | None = None,
         raise IndexNotFoundError(f"no anygram index at {index}")
     with takedown.locked(index):
         manifest = read_manifest(index)
+        _refuse_node_local(index, manifest, "compact")
         remove_leftovers(index, manifest)
         width = manifest.token_width
         budget = shard_tokens if shard_tokens is not None else default_shard_positions(width)

@@ -110,6 +110,8 @@ class RayBuild:
         if not self._nodes:
             return
         self._get([st.publish.remote(manifest, files) for st in self._stores.values()])
+
+    def close(self) -> None:
         for st in self._stores.values():
             self._ray.kill(st)
         self._stores = {}

@@ -99,6 +99,9 @@ class BuildRunner(Protocol):
         """Before this machine's directory is published: publish the runner's own, with the
         ``manifest`` and ``files`` (relative path -> bytes)."""
 
+    def close(self) -> None:
+        """Release what the runner holds (the build ended, or failed)."""
+
     def encode(self, tokenizer: Tokenizer, dtype: str, batches: Iterator[list[str]]
                ) -> Iterator[list[bytes]]:
         """:func:`encode_batch` of every batch, in order."""
