@@ -8,14 +8,16 @@ the script re-runs itself under ``unshare -n`` through tests/netns.py when it is
 
 build
     A synthetic corpus (``--docs`` documents of Zipf-distributed words) built with the byte
-    tokenizer at ``--shard-tokens``: locally (``workers=1``) and with ``ray_address`` (sorts
-    as Ray tasks), seconds each, and whether the two indexes are the same file for file.
+    tokenizer at ``--shard-tokens``: locally (``workers=1``), with ``ray_address`` (sorts
+    as Ray tasks), and with ``placement="label"`` (each shard written and sorted on its
+    node's own directory), seconds each, and whether the first two are the same file for
+    file.
 
 queries (warm page cache)
     ``count`` of random 1-5-grams taken from the corpus: single calls one after another
     (median µs), from 8 and from 32 client threads at once (queries per second and median
-    latency), and ``count_many`` batches of ``--batch`` queries (µs per query). Answers of
-    the two engines are compared.
+    latency), and ``count_many`` batches of ``--batch`` queries (µs per query); single
+    calls and batches of the node-local index too. Answers of the engines are compared.
 
 anygram is imported from ``../src``: the benchmark measures the checkout it sits in.
 """
@@ -130,8 +132,9 @@ def run(args: argparse.Namespace) -> dict:
     try:
         c = Cluster(initialize_head=True,
                     head_node_args={"num_cpus": 0, "include_dashboard": False})
-        for i in range(args.nodes):
-            c.add_node(num_cpus=1, labels={"anygram-node": f"n{i}"})
+        for i in range(args.nodes):  # (each with a disk of its own for node-local shards)
+            c.add_node(num_cpus=1, labels={"anygram-node": f"n{i}"},
+                       env_vars={"ANYGRAM_NODE_ROOT": str(tmp / f"node-{i}")})
         c.wait_for_nodes()
         ray.init(address=c.address, namespace="anygram", log_to_driver=False)
         corpus = _corpus(tmp / "c.jsonl", args.docs, 0)
@@ -144,6 +147,10 @@ def run(args: argparse.Namespace) -> dict:
         build_index(corpus, tmp / "ray", shard_tokens=args.shard_tokens, progress=False,
                     ray_address=c.address)
         out["build_ray_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        build_index(corpus, tmp / "placed", shard_tokens=args.shard_tokens, progress=False,
+                    ray_address=c.address, placement="label")
+        out["build_ray_label_s"] = time.perf_counter() - t
         out["shards"], out["tokens"] = len(m.shards), m.num_tokens
         out["same_files"] = _same_files(tmp / "local", tmp / "ray")
 
@@ -164,7 +171,16 @@ def run(args: argparse.Namespace) -> dict:
                 row[f"c{clients}_qps"], row[f"c{clients}_p50_us"] = qps, p50
             row["batch_us_per_query"] = _batched(e, queries, args.batch)
             rows[name] = row
+        placed = cluster.open(tmp / "placed", address=c.address)
+        placed.count_many(queries)
+        _sequential(placed, queries[:200])
+        out["placed_answers_equal"] = all(local.count(q) == placed.count(q)
+                                          for q in queries[:500])
+        rows["cluster, node-local"] = {"single_us": _sequential(placed, queries),
+                                       "batch_us_per_query": _batched(placed, queries,
+                                                                      args.batch)}
         out["rows"] = rows
+        cluster.stop(placed)
         cluster.stop(remote)
         ray.shutdown()
         c.shutdown()
@@ -191,13 +207,16 @@ def main() -> None:
     args.out.write_text(json.dumps(result, indent=2))
     print(f"{result['shards']} shards, {result['tokens']:,} tokens, {args.nodes} nodes")
     print(f"build: local {result['build_local_s']:.1f} s, Ray {result['build_ray_s']:.1f} s, "
-          f"same files: {result['same_files']}; cluster open {result['cluster_open_s']:.2f} s; "
-          f"answers equal: {result['answers_equal']}")
-    print(f"{'':8} {'single µs':>10} {'8 cl q/s':>9} {'8 cl p50':>9} {'32 cl q/s':>10} "
+          f"Ray node-local {result['build_ray_label_s']:.1f} s, same files: "
+          f"{result['same_files']}; cluster open {result['cluster_open_s']:.2f} s; answers "
+          f"equal: {result['answers_equal']} (node-local: {result['placed_answers_equal']})")
+    print(f"{'':20} {'single µs':>10} {'8 cl q/s':>9} {'8 cl p50':>9} {'32 cl q/s':>10} "
           f"{'32 cl p50':>10} {'batch µs/q':>11}")
     for name, r in result["rows"].items():
-        print(f"{name:8} {r['single_us']:10.0f} {r['c8_qps']:9.0f} {r['c8_p50_us']:9.0f} "
-              f"{r['c32_qps']:10.0f} {r['c32_p50_us']:10.0f} {r['batch_us_per_query']:11.1f}")
+        cells = [f"{r[k]:{w}.0f}" if k in r else f"{'-':>{w}}" for k, w in
+                 (("c8_qps", 9), ("c8_p50_us", 9), ("c32_qps", 10), ("c32_p50_us", 10))]
+        print(f"{name:20} {r['single_us']:10.0f} {' '.join(cells)} "
+              f"{r['batch_us_per_query']:11.1f}")
 
 
 if __name__ == "__main__":
