@@ -1223,3 +1223,18 @@ def test_an_int_in_a_query_string_is_written_in_digits(client: TestClient, value
                      params={"query": "cat", "max_diff_tokens": value}), 422)
     error(client.get("/v1/tiny/search", params={"query": "cat", "max_docs": value}), 422)
     ok(client.get("/v1/tiny/search", params={"query": "cat", "max_docs": "2.0"}))
+
+
+def test_ids_as_text_are_for_query_strings_only(client: TestClient) -> None:
+    # GET writes ids as text (`1,2` or repeated) and CNF clauses as JSON text ...
+    assert ok(client.get("/v1/tiny/count", params={"query_ids": "99,97"}))["count"] == \
+        ok(client.post("/v1/tiny/count", json={"query_ids": [99, 97]}))["count"]
+    ok(client.get("/v1/tiny/cnf/count", params={"query_ids": "[[[99, 97]]]"}))
+    ok(client.get("/v1/tiny/attribute", params={"query_ids": "99,97", "delim_ids": "46"}))
+    # ... a JSON body as its schema says: a string where an id goes is refused (it was
+    # split as a query string's, so [""] counted the empty query)
+    for body in ({"query_ids": [""]}, {"query_ids": ["99,97"]}, {"query_ids": "99"}):
+        error(client.post("/v1/tiny/count", json=body), 422)
+    error(client.post("/v1/tiny/cnf/count", json={"query_ids": "[[[99]]]"}), 422)
+    error(client.post("/v1/tiny/attribute", json={"query_ids": [99], "delim_ids": "46,10"}),
+          422)

@@ -230,12 +230,12 @@ def _add_meta_routes(app: FastAPI, api: _Api) -> None:
 def _add_operation(app: FastAPI, api: _Api, op: Operation) -> None:
     """``GET`` (query string) and ``POST`` (JSON body) of ``/v1/{index}/<op.path>`` (those
     of ``op.methods``)."""
-    model = op.request
+    model, query_model = op.request, m.from_query_string(op.request)
     index_param = api.index_param
     responses: dict[int | str, Any] = {200: {"model": op.answer}, **_ERRORS}
 
     async def get_route(index: index_param,  # type: ignore[valid-type]
-                        params: Annotated[model, Query()]  # type: ignore[valid-type]
+                        params: Annotated[query_model, Query()]  # type: ignore[valid-type]
                         ) -> JSONResponse:
         return await api.run(op.lane, op.handler, index, params)
 

@@ -1,7 +1,8 @@
 """Request and response models of the HTTP API (they make the OpenAPI schema and its examples).
 
-A request model serves both methods of a route: the JSON body of ``POST`` and the query
-string of ``GET`` (where ``query_ids`` may be written ``1,2,3`` or repeated).
+A request model serves both methods of a route: the JSON body of ``POST``, and the query
+string of ``GET`` through :func:`from_query_string` (where ``query_ids`` may be written
+``1,2,3`` or repeated).
 Bounds that depend on :class:`~anygram.server.ServerLimits` are checked by the handlers
 (``422 LimitExceededError``); the models check types and signs.
 """
@@ -10,18 +11,20 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, cast
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
-    field_validator,
+    create_model,
     model_validator,
 )
 
 _IDS_SPLIT = re.compile(r"[,\s]+")
+_M = TypeVar("_M", bound=BaseModel)
 
 
 _INT_TEXT = re.compile(r"-?[0-9]+(\.0+)?")  # (10.0 is an integer to JSON schema)
@@ -71,6 +74,26 @@ def _split_ids(value: Any) -> Any:
     return value
 
 
+def from_query_string(model: type[_M]) -> type[_M]:
+    """``model`` as a query string (``GET``) gives it: the fields of its
+    ``query_string_forms`` written in their query-string form (ids as ``1,2,3``, CNF clauses
+    as JSON text) are parsed first. A JSON body (``POST``) takes them as the schema says: a
+    list of ids there holds integers, not strings."""
+    forms: dict[str, Callable[[Any], Any]] = getattr(model, "query_string_forms", {})
+    if not forms:
+        return model
+
+    def parse(cls: type[_M], data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: forms[k](v) if k in forms else v for k, v in data.items()}
+        return data
+
+    validators: dict[str, Any] = {
+        "_query_string": model_validator(mode="before")(classmethod(parse))}  # type: ignore[arg-type]
+    return cast("type[_M]", create_model(model.__name__, __base__=model,
+                                         __validators__=validators))
+
+
 # ----------------------------------------------------------------------------- requests
 
 
@@ -97,11 +120,8 @@ class QueryRequest(BaseModel):
     query_ids: list[Int] | None = Field(
         None, description="Token ids. In a query string: `query_ids=1,2,3` (empty: the "
                           "empty query). Give exactly one of `query` and `query_ids`.")
-
-    @field_validator("query_ids", mode="before")
-    @classmethod
-    def _split(cls, value: Any) -> Any:
-        return _split_ids(value)
+    #: In a query string, ids are written ``1,2,3`` (or the parameter repeated).
+    query_string_forms: ClassVar[dict[str, Callable[[Any], Any]]] = {"query_ids": _split_ids}
 
     @model_validator(mode="after")
     def _exactly_one(self) -> QueryRequest:
@@ -182,10 +202,9 @@ class AttributeRequest(QueryRequest):
                                                  "tokens of the index's tokenizer that begin "
                                                  "with whitespace (needs a tokenizer).")
 
-    @field_validator("delim_ids", mode="before")
-    @classmethod
-    def _split_delims(cls, value: Any) -> Any:
-        return _split_ids(value)
+    #: In a query string, ``delim_ids`` too is written ``46,10``.
+    query_string_forms: ClassVar[dict[str, Callable[[Any], Any]]] = {
+        "query_ids": _split_ids, "delim_ids": _split_ids}
 
 
 class InfiniGramRequest(BaseModel):
@@ -439,10 +458,9 @@ class CnfRequest(BaseModel):
         None, description="The clause matches are counted at (its place as written, from 0); "
                           "default: the rarest.")
 
-    @field_validator("query_ids", mode="before")
-    @classmethod
-    def _nested(cls, value: Any) -> Any:
-        return _parse_nested(value)
+    #: In a query string, the clauses are JSON text (``query_ids=[[[1,2]],[[3]]]``).
+    query_string_forms: ClassVar[dict[str, Callable[[Any], Any]]] = {
+        "query_ids": _parse_nested}
 
     @model_validator(mode="after")
     def _exactly_one(self) -> CnfRequest:
