@@ -672,12 +672,13 @@ def stats(xs: list[float]) -> dict[str, float]:
 
 
 def run_cold(info: IndexInfo, tiny: IndexInfo, tiny_qs: dict[str, list[Any]],
-             qs: dict[str, list[Any]], trials: int, fork: bool) -> dict[str, Any]:
+             qs: dict[str, list[Any]], trials: int, fork: bool,
+             ops: tuple[Op, ...] = OPS) -> dict[str, Any]:
     setup = {"index": asdict(info), "tiny": asdict(tiny), "tiny_queries": tiny_qs}
     runners = {e: TrialRunner(e, setup, fork) for e in ENGINES}
     per_op = []
     try:
-        for op in OPS:
+        for op in ops:
             got: dict[str, list[dict[str, Any]]] = {e: [] for e in ENGINES}
             for i, q in enumerate(qs[op.name][:trials]):
                 for e in (ENGINES if i % 2 == 0 else ENGINES[::-1]):
@@ -798,7 +799,7 @@ def measure_index(path: Path, args: argparse.Namespace, out: Path) -> dict[str, 
                      "(mapped by another process?)")
         core.log(f"  cold trials: {args.trials} per op, fresh={args.fresh}")
         res["cold"] = run_cold(info, tiny, json.loads(json.dumps(tiny_qs, default=int)),
-                               qs["cold"], args.trials, args.fresh == "fork")
+                               qs["cold"], args.trials, args.fresh == "fork", args.cold_ops)
         res["open"] = run_open(info, args.open_runs)
     if {"first", "warm"} & args.parts:
         free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
@@ -909,7 +910,8 @@ def summary_row(r: dict[str, Any]) -> list[Any]:
     row: list[Any] = [r["shards"]]
     if "cold" in r:
         cold = {o["op"]: o["ratio_ms"] for o in r["cold"]["ops"]}
-        row += [f"{cold['count n=5']:.2f}", f"{max(cold.values()):.2f}",
+        row += [f"{cold['count n=5']:.2f}" if "count n=5" in cold else "-",
+                f"{max(cold.values()):.2f}",
                 f"{r['open']['anygram']['open_ms']['median']:.1f}"]
     else:
         row += ["-"] * 3
@@ -963,6 +965,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--fresh", choices=("fork", "spawn"), default="fork",
                     help="a cold trial's process: forked from a warmed-up zygote, or a new "
                     "interpreter that warms up itself")
+    ap.add_argument("--ops", default=None,
+                    help="cold ops to run, by name, comma-separated (default all: "
+                    + ", ".join(op.name for op in OPS) + ")")
     ap.add_argument("--open-runs", type=int, default=10,
                     help="new interpreters per engine that time a cold open")
     ap.add_argument("--queries", type=int, default=1000, help="warm queries per op")
@@ -983,6 +988,11 @@ def parse_args() -> argparse.Namespace:
     args.parts = {x.strip() for x in args.parts.split(",") if x.strip()}
     if not args.parts <= {"cold", "first", "warm"}:
         ap.error(f"--parts takes cold, first and warm, not {args.parts}")
+    names = [x.strip() for x in args.ops.split(",")] if args.ops else [op.name for op in OPS]
+    by_name = {op.name: op for op in OPS}
+    if unknown := [n for n in names if n not in by_name]:
+        ap.error(f"--ops: no op {unknown}; the ops are {', '.join(by_name)}")
+    args.cold_ops = tuple(by_name[n] for n in names)
     if args.quick:
         args.trials = min(args.trials, 3)
         args.open_runs = min(args.open_runs, 2)
