@@ -463,6 +463,9 @@ def worker_serve(setup: dict[str, Any]) -> None:
     info = IndexInfo(**setup["index"])
     t0 = time.perf_counter()
     warm_up(engine, IndexInfo(**setup["tiny"]), setup["tiny_queries"])
+    deadline = time.monotonic() + 5  # the closed engine's shard threads end on their own
+    while _threads() > 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
     fork = setup["fork"] and _threads() == 1
     _emit(READY, {"warmup_s": time.perf_counter() - t0, "threads": _threads(), "fork": fork})
     for line in sys.stdin:
