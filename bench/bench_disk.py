@@ -60,9 +60,9 @@ u32 ids, the all-ones separator before each document) as one index per shard cou
 gives that many shards), reused on later runs. ``--quick`` with neither: a synthetic 1M-token
 corpus at 1 and 4 shards, 3 trials per op (a smoke test, < 2 minutes).
 
-``--parts cold,first,warm`` picks parts (cold includes open). Output: tables on stdout, every
-figure in ``bench/out/bench_disk_<tag>.json`` (+ ``.txt``): loadavg at start and per index,
-index size, shard count, anygram's git commit.
+``--parts cold,first,warm`` picks parts (cold includes open); ``--ops`` the cold ops, by
+name. Output: tables on stdout, every figure in ``bench/out/bench_disk_<tag>.json`` (+
+``.txt``): loadavg at start and per index, index size, shard count, anygram's git commit.
 
 Caveats:
 - Cold latency is the latency of this machine's storage (a VM disk here; the host may cache
