@@ -60,9 +60,9 @@ u32 ids, the all-ones separator before each document) as one index per shard cou
 gives that many shards), reused on later runs. ``--quick`` with neither: a synthetic 1M-token
 corpus at 1 and 4 shards, 3 trials per op (a smoke test, < 2 minutes).
 
-``--parts cold,first,warm`` picks parts (cold includes open). Output: tables on stdout, every
-figure in ``bench/out/bench_disk_<tag>.json`` (+ ``.txt``): loadavg at start and per index,
-index size, shard count, anygram's git commit.
+``--parts cold,first,warm`` picks parts (cold includes open); ``--ops`` the cold ops, by
+name. Output: tables on stdout, every figure in ``bench/out/bench_disk_<tag>.json`` (+
+``.txt``): loadavg at start and per index, index size, shard count, anygram's git commit.
 
 Caveats:
 - Cold latency is the latency of this machine's storage (a VM disk here; the host may cache
@@ -463,6 +463,9 @@ def worker_serve(setup: dict[str, Any]) -> None:
     info = IndexInfo(**setup["index"])
     t0 = time.perf_counter()
     warm_up(engine, IndexInfo(**setup["tiny"]), setup["tiny_queries"])
+    deadline = time.monotonic() + 5  # the closed engine's shard threads end on their own
+    while _threads() > 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
     fork = setup["fork"] and _threads() == 1
     _emit(READY, {"warmup_s": time.perf_counter() - t0, "threads": _threads(), "fork": fork})
     for line in sys.stdin:
@@ -672,12 +675,13 @@ def stats(xs: list[float]) -> dict[str, float]:
 
 
 def run_cold(info: IndexInfo, tiny: IndexInfo, tiny_qs: dict[str, list[Any]],
-             qs: dict[str, list[Any]], trials: int, fork: bool) -> dict[str, Any]:
+             qs: dict[str, list[Any]], trials: int, fork: bool,
+             ops: tuple[Op, ...] = OPS) -> dict[str, Any]:
     setup = {"index": asdict(info), "tiny": asdict(tiny), "tiny_queries": tiny_qs}
     runners = {e: TrialRunner(e, setup, fork) for e in ENGINES}
     per_op = []
     try:
-        for op in OPS:
+        for op in ops:
             got: dict[str, list[dict[str, Any]]] = {e: [] for e in ENGINES}
             for i, q in enumerate(qs[op.name][:trials]):
                 for e in (ENGINES if i % 2 == 0 else ENGINES[::-1]):
@@ -798,7 +802,7 @@ def measure_index(path: Path, args: argparse.Namespace, out: Path) -> dict[str, 
                      "(mapped by another process?)")
         core.log(f"  cold trials: {args.trials} per op, fresh={args.fresh}")
         res["cold"] = run_cold(info, tiny, json.loads(json.dumps(tiny_qs, default=int)),
-                               qs["cold"], args.trials, args.fresh == "fork")
+                               qs["cold"], args.trials, args.fresh == "fork", args.cold_ops)
         res["open"] = run_open(info, args.open_runs)
     if {"first", "warm"} & args.parts:
         free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
@@ -909,7 +913,8 @@ def summary_row(r: dict[str, Any]) -> list[Any]:
     row: list[Any] = [r["shards"]]
     if "cold" in r:
         cold = {o["op"]: o["ratio_ms"] for o in r["cold"]["ops"]}
-        row += [f"{cold['count n=5']:.2f}", f"{max(cold.values()):.2f}",
+        row += [f"{cold['count n=5']:.2f}" if "count n=5" in cold else "-",
+                f"{max(cold.values()):.2f}",
                 f"{r['open']['anygram']['open_ms']['median']:.1f}"]
     else:
         row += ["-"] * 3
@@ -963,6 +968,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--fresh", choices=("fork", "spawn"), default="fork",
                     help="a cold trial's process: forked from a warmed-up zygote, or a new "
                     "interpreter that warms up itself")
+    ap.add_argument("--ops", default=None,
+                    help="cold ops to run, by name, comma-separated (default all: "
+                    + ", ".join(op.name for op in OPS) + ")")
     ap.add_argument("--open-runs", type=int, default=10,
                     help="new interpreters per engine that time a cold open")
     ap.add_argument("--queries", type=int, default=1000, help="warm queries per op")
@@ -983,6 +991,11 @@ def parse_args() -> argparse.Namespace:
     args.parts = {x.strip() for x in args.parts.split(",") if x.strip()}
     if not args.parts <= {"cold", "first", "warm"}:
         ap.error(f"--parts takes cold, first and warm, not {args.parts}")
+    names = [x.strip() for x in args.ops.split(",")] if args.ops else [op.name for op in OPS]
+    by_name = {op.name: op for op in OPS}
+    if unknown := [n for n in names if n not in by_name]:
+        ap.error(f"--ops: no op {unknown}; the ops are {', '.join(by_name)}")
+    args.cold_ops = tuple(by_name[n] for n in names)
     if args.quick:
         args.trials = min(args.trials, 3)
         args.open_runs = min(args.open_runs, 2)

@@ -1,19 +1,56 @@
-"""started_pool: every thread is running before the pool is handed any work."""
+"""Workers: threads started without waiting for each, running the calls handed to them."""
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 
-from anygram.threads import started_pool
+import pytest
+
+from anygram.threads import Workers
 
 
-def test_every_thread_is_started_and_the_pool_works() -> None:
-    before = threading.active_count()
-    pool = started_pool(5, "test-started")
+def test_the_threads_run_the_calls_in_parallel_and_answer_in_order() -> None:
+    pool = Workers(4)
     try:
-        assert threading.active_count() - before == 5
-        names = set(pool.map(lambda _: threading.current_thread().name, range(50)))
-        assert names and all(n.startswith("test-started") for n in names)
-        assert sorted(pool.map(lambda x: x * x, range(10))) == [x * x for x in range(10)]
+        assert pool.map(lambda x: x * x, range(10)) == [x * x for x in range(10)]
+        everyone = threading.Barrier(4, timeout=10)  # only if 4 threads run at once
+        assert pool.map(lambda _: everyone.wait() >= 0, range(4)) == [True] * 4
     finally:
-        pool.shutdown(wait=True)
+        pool.shutdown()
+
+
+def test_the_first_error_is_raised_after_every_call_ended() -> None:
+    pool = Workers(3)
+    ended: list[int] = []
+
+    def call(x: int) -> int:
+        if x in (1, 2):
+            raise ValueError(x)
+        time.sleep(0.05)
+        ended.append(x)
+        return x
+
+    try:
+        with pytest.raises(ValueError, match="1"):
+            pool.map(call, range(3))
+        assert ended == [0]
+    finally:
+        pool.shutdown()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts Linux threads")
+def test_shutdown_stops_the_threads() -> None:
+    def threads() -> int:
+        return len(os.listdir("/proc/self/task"))
+
+    before = threads()
+    pool = Workers(2)
+    assert pool.map(lambda x: x + 1, [1]) == [2]
+    assert threads() == before + 2
+    pool.shutdown()
+    deadline = time.monotonic() + 10
+    while threads() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threads() == before

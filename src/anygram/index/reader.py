@@ -28,7 +28,6 @@ from ..errors import (
     ShardUnavailableError,
 )
 from ..kernels.checks import pointers_fit
-from ..threads import started_pool
 from . import checks
 from .format import (
     ADD_JOURNAL,
@@ -192,9 +191,8 @@ def require_here(shards: Sequence[Shard]) -> None:
 
 def _open_shard(directory: Path, shard: str | None, width: int, load: LoadMethod,
                 files: dict[str, dict[str, Any]] | None = None) -> Shard:
-    """Map one shard's files and check their sizes, their first bytes and a sample of their
-    content (:func:`anygram.index.checks.check_documents` and ``check_table``). ``files``:
-    the manifest's entries of the shard, if any."""
+    """Map one shard's files and check their sizes (their content is
+    :func:`_check_sampled`'s). ``files``: the manifest's entries of the shard, if any."""
     names = shard_file_names(shard)
     path = {kind: inside(directory, name, "shard file") for kind, name in names.items()}
     ds = _map_file(path["tokenized"], load)
@@ -212,10 +210,6 @@ def _open_shard(directory: Path, shard: str | None, width: int, load: LoadMethod
     if n_pos and not 1 <= ptr_width <= 8:
         raise IndexFormatError(f"{path['table']}: {ptr_width}-byte pointers are not supported "
                                "(1 to 8): rebuild the index")
-    if ds.shape[0] and bytes(ds[:width]) != separator(width):
-        raise IndexFormatError(f"{path['tokenized']} does not start with a document separator: "
-                               f"it is not a {DTYPE_OF_WIDTH[width]} index file (wrong "
-                               "token_dtype?)")
     md = mt = None
     if path["metadata"].exists() and path["metaoff"].exists():
         md = _map_file(path["metadata"], load)
@@ -228,8 +222,14 @@ def _open_shard(directory: Path, shard: str | None, width: int, load: LoadMethod
 
 
 def _check_sampled(shard: Shard) -> Shard:
-    """A sample of a just-mapped shard's content (:func:`anygram.index.checks.check_documents`
-    and ``check_table``): a damaged or hostile index fails here, with a clear error."""
+    """A sample of a just-mapped shard's content (its first token a separator, then
+    :func:`anygram.index.checks.check_documents` and ``check_table``): a damaged or hostile
+    index fails here, with a clear error."""
+    w = shard.token_width
+    if shard.ds_bytes and bytes(shard.ds[:w]) != separator(w):
+        tokens = shard.directory / shard_file_names(shard.file_suffix)["tokenized"]
+        raise IndexFormatError(f"{tokens} does not start with a document separator: it is "
+                               f"not a {DTYPE_OF_WIDTH[w]} index file (wrong token_dtype?)")
     checks.check_documents(shard, checks.OPEN_SAMPLES)
     checks.check_table(shard, checks.OPEN_SAMPLES)
     return shard
@@ -407,19 +407,13 @@ def _open_infini_gram(directory: Path, load: LoadMethod, want_width: int | None
     return shards
 
 
-#: Threads that check the shards of a directory together.
-_CHECK_THREADS = 16
-
-
 def _checked(shards: list[Shard]) -> list[Shard]:
-    """``shards`` after :func:`_check_sampled`, on a few threads when there are several: the
-    checks of a cold shard wait on a few dozen random reads (in kernels that release the
-    GIL), which then overlap. (Mapped first, all of them: a thread's ``mmap`` would wait for
-    the others' page faults.) The first error in ``shards``' order is raised."""
-    if len(shards) < 2:
-        return [_check_sampled(s) for s in shards]
-    with started_pool(min(len(shards), _CHECK_THREADS), "anygram-open") as pool:
-        return list(pool.map(_check_sampled, shards))
+    """``shards`` after :func:`_check_sampled`, the pages the checks read requested from
+    storage first, all together (:func:`anygram.index.checks.prefetch`): on a cold index
+    they would otherwise be read one after another, a few dozen per shard. The first error
+    in ``shards``' order is raised."""
+    checks.prefetch(shards, checks.OPEN_SAMPLES)
+    return [_check_sampled(s) for s in shards]
 
 
 def open_index(paths: str | Path | Sequence[str | Path], *, token_dtype: str | None = None,

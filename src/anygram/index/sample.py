@@ -14,10 +14,12 @@ and asks the kernel to read the rest ahead, so that it soon is in memory.
 `build` writes it; an index without one (an older anygram index, infini-gram's) gets it on
 first use, next to the index when the directory is writable, else in the user's cache
 directory, else in memory only. It is never required and never trusted: a missing or stale
-one (its header, fingerprint or spot-checked entries disagree with the shard) is rebuilt; a
-damaged one is caught by the search itself, which checks the bracket the sample gives
-against the suffix array (:mod:`anygram.kernels.sample`), falls back to the plain search and
-drops the sample; ``anygram verify`` compares its CRC. infini-gram ignores the file (it finds
+one (its header or fingerprint disagrees with the shard) is rebuilt; a damaged one, or one
+of an index rebuilt to the same sizes, is caught by the search itself, which checks the
+bracket the sample gives against the suffix array (:mod:`anygram.kernels.sample`), falls
+back to the plain search and drops the sample; ``anygram verify`` compares its CRC. (No
+entry is spot-checked on load: on a cold index that was a quarter of a first search's
+reads, and the searches check what they use.) infini-gram ignores the file (it finds
 its files by the words ``tokenized``, ``table``, ``offset``, ``metadata``, ``metaoff`` and
 ``unigram``).
 """
@@ -94,8 +96,8 @@ def write(path: Path, sample: Sample, ds: np.ndarray, sa: np.ndarray, token_widt
 def read(path: Path, ds: np.ndarray, sa: np.ndarray, token_width: int,
          ptr_width: int) -> Sample | None:
     """The sidecar at ``path``, mapped, if it is this shard's; None (and a log line) when it
-    is missing or stale. O(1): its header and three entries are checked (the searches check
-    the rest as they use it)."""
+    is missing or stale. O(1): its header is checked (the searches check the entries they
+    use)."""
     def check(header: bytes, size: int) -> str | None:
         return _check(header, size, ds, sa, token_width, ptr_width)
 
@@ -108,11 +110,7 @@ def read(path: Path, ds: np.ndarray, sa: np.ndarray, token_width: int,
     keys = np.frombuffer(raw, dtype=np.uint8, count=n * m, offset=at).reshape(n, m)
     lens = np.frombuffer(raw, dtype=np.uint8, count=n, offset=at + n * m)
     ptrs = np.frombuffer(raw, dtype=np.int64, count=n, offset=at + sidecar.padded(n * (m + 1)))
-    sample = Sample(stride, keys, lens, ptrs)
-    if not _agrees(sample, ds, sa, ptr_width):
-        log.warning("ignoring the search sample %s: it does not match the shard's table", path)
-        return None
-    return sample
+    return Sample(stride, keys, lens, ptrs)
 
 
 def crc32_of(path: Path) -> int:
@@ -135,13 +133,6 @@ def _check(header: bytes, size: int, ds: np.ndarray, sa: np.ndarray, token_width
     if size != _HEADER_SIZE + sidecar.padded(n * (m + 1)) + 8 * n:
         return "its size does not match its header (a truncated file)"
     return None
-
-
-def _agrees(sample: Sample, ds: np.ndarray, sa: np.ndarray, ptr_width: int) -> bool:
-    """Spot-check the first, middle and last samples against the table and the tokens: an
-    index rebuilt to the same sizes gets a new sample."""
-    return bool(kernels.sample_agrees(ds, sa, ptr_width, sample.keys, sample.lens,
-                                      sample.ptrs, sample.stride))
 
 
 def load_or_build(directory: Path, shard: str | None, ds: np.ndarray, sa: np.ndarray,

@@ -154,13 +154,19 @@ def load_or_build(directory: Path, name: str, read: Callable[[Path], _T | None],
     """The sidecar ``name`` of a shard in ``directory``: read beside the index or from the
     cache (``read`` gives None for a missing or stale one), else built now and written where
     it can be (next time it is read), else kept in memory."""
-    places = [directory / name, cache_path(directory, name)]
-    for path in places:
-        if path.exists():
-            found = read(path)
-            if found is not None:
-                return found
-    log.info("building the %s of %s (once)", what, directory / name)
+    beside = directory / name
+    # (read() gives None for a missing file: no stat first, and the cache's place, which
+    # resolves the directory's path, only when needed; a cold index's first query waits on
+    # these system calls in every shard.)
+    found = read(beside)
+    if found is not None:
+        return found
+    places = [beside, cache_path(directory, name)]
+    if places[1].exists():
+        found = read(places[1])
+        if found is not None:
+            return found
+    log.info("building the %s of %s (once)", what, beside)
     made = build()
     for path in places:
         try:

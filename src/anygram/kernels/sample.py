@@ -47,30 +47,6 @@ def build_sample(ds: np.ndarray, sa: np.ndarray, k: int, stride: int, m: int
     return keys, lens, ptrs
 
 
-@kernel
-def sample_agrees(ds: np.ndarray, sa: np.ndarray, k: int, keys: np.ndarray, lens: np.ndarray,
-                  ptrs: np.ndarray, stride: int) -> bool:
-    """Whether the first, middle and last samples are the suffix array's (their pointers and
-    stored bytes): a spot check of a sample read from disk. In a kernel so that the reads of
-    a cold index's shards, opened on several threads, overlap."""
-    n = ptrs.shape[0]
-    total = sa.shape[0] // k if k > 0 else 0
-    for j in (0, n // 2, n - 1):
-        if n == 0:
-            break
-        rank = j * stride
-        if rank >= total:
-            return False
-        p = _ptr(sa, k, rank)
-        length = np.int64(lens[j])
-        if p != ptrs[j] or length > keys.shape[1] or p + length > ds.shape[0]:
-            return False
-        for i in range(length):
-            if ds[p + i] != keys[j, i]:
-                return False
-    return True
-
-
 @inline_kernel
 def _cmp_sampled(ds, keys, lens, ptrs, j, q):
     """Compare sampled suffix ``j`` with ``q`` as :func:`_cmp_at` does (-1, 0: ``q`` is a

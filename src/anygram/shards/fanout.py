@@ -27,10 +27,9 @@ import resource
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from ..threads import started_pool
+from ..threads import Workers
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -70,7 +69,7 @@ class FanOut:
 
     def __init__(self, shards: int) -> None:
         self._threads = min(shards, MAX_THREADS)
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: Workers | None = None
         self._lock = threading.Lock()
         self._parallel = self._threads > 1  # an index just opened is cold
         self._fast = 0
@@ -88,7 +87,7 @@ class FanOut:
             if _slow(before, len(items)):
                 self._parallel, self._fast = True, 0
             return out
-        timed = list(self._executor().map(lambda x: _timed(fn, x), items))
+        timed = self._executor().map(lambda x: _timed(fn, x), items)
         if not any(slow for _, slow in timed):
             self._fast += 1
             if self._fast >= SETTLE:
@@ -98,22 +97,22 @@ class FanOut:
         return [r for r, _ in timed]
 
     def start(self) -> None:
-        """Start the pool's threads now (an index just opened): started by the first query
-        instead, one per task it hands out, they would delay its shards' reads."""
+        """Start the pool's threads now (an index just opened), so that they are waiting
+        when the first query hands out its shards (:class:`anygram.threads.Workers`)."""
         if self._threads > 1:
             self._executor()
 
-    def _executor(self) -> ThreadPoolExecutor:
+    def _executor(self) -> Workers:
         with self._lock:
             if self._pool is None:
-                self._pool = started_pool(self._threads, "anygram-shard")
+                self._pool = Workers(self._threads)
             return self._pool
 
     def close(self) -> None:
         """Stop the pool's threads (after the calls in flight)."""
         with self._lock:
             if self._pool is not None:
-                self._pool.shutdown(wait=False)
+                self._pool.shutdown()
                 self._pool = None
         self._parallel = False
 
