@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
@@ -54,3 +55,19 @@ def test_shutdown_stops_the_threads() -> None:
     while threads() > before and time.monotonic() < deadline:
         time.sleep(0.01)
     assert threads() == before
+
+
+def test_the_threads_stop_when_their_workers_are_collected_unclosed() -> None:
+    def threads() -> int:
+        return len(os.listdir("/proc/self/task"))
+
+    before = threads()
+    workers = Workers(6)
+    assert workers.map(abs, [-1, -2]) == [1, 2]
+    assert threads() == before + 6
+    del workers
+    gc.collect()
+    deadline = time.monotonic() + 10
+    while threads() > before:
+        assert time.monotonic() < deadline, "the workers' threads outlived them"
+        time.sleep(0.01)

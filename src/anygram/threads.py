@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import _thread
 import queue
+import weakref
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from functools import partial
@@ -27,19 +28,13 @@ class Workers:
     """
 
     def __init__(self, threads: int) -> None:
-        self._jobs: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = \
-            queue.SimpleQueue()
+        self._jobs: _Jobs = queue.SimpleQueue()
         self._threads = threads
         for _ in range(threads):
-            _thread.start_new_thread(self._work, ())
-
-    def _work(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            done, call = job
-            try:
-                done.set_result(call())
-            except BaseException as e:  # handed to the caller, as a pool's future does
-                done.set_exception(e)
+            # (the threads hold the queue, not this object: when it is collected unclosed,
+            # as a ThreadPoolExecutor's threads do, they stop)
+            _thread.start_new_thread(_work, (self._jobs,))
+        self._stop = weakref.finalize(self, _stop, self._jobs, threads)
 
     def map(self, fn: Callable[[_T], _R], items: Iterable[_T]) -> list[_R]:
         """``[fn(x) for x in items]``, the calls run by the threads; the first error in
@@ -55,5 +50,23 @@ class Workers:
 
     def shutdown(self) -> None:
         """Stop the threads, each after the calls handed to it before."""
-        for _ in range(self._threads):
-            self._jobs.put(None)
+        self._stop()
+
+
+_Jobs = queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None]
+
+
+def _work(jobs: _Jobs) -> None:
+    """A worker thread: run the calls from ``jobs`` until a None."""
+    while (job := jobs.get()) is not None:
+        done, call = job
+        try:
+            done.set_result(call())
+        except BaseException as e:  # handed to the caller, as a pool's future does
+            done.set_exception(e)
+        del job, done, call  # (a finished call's arguments are not kept while waiting)
+
+
+def _stop(jobs: _Jobs, threads: int) -> None:
+    for _ in range(threads):
+        jobs.put(None)
