@@ -147,7 +147,7 @@ class RayBuild:
                              f"than any node of the cluster has ({self._memory / 2**30:.1f} "
                              "GiB): build with a smaller --shard-tokens")
         options: dict[str, Any] = dict(num_cpus=1, memory=max(need, 1), max_retries=RETRIES)
-        node = self._node_of.get(shard.name) if self._nodes else None
+        node = self._node_of.get(shard.name)  # (none with shared placement)
         if node is not None:
             options["label_selector"] = {NODE_LABEL: node}
         task = self._ray.remote(finish_shard_on).options(**options)
